@@ -1,0 +1,146 @@
+"""`Dataset` and `load(spec)`: one entry point for every source the CLI and reports accept."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import VaekitError
+
+
+@dataclass
+class Dataset:
+    """Items `x` (N, *shape) as float32 (pixels in [0, 1]), optional integer labels `y` (N,)."""
+
+    x: torch.Tensor
+    y: torch.Tensor | None = None
+    name: str = "data"
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def subset(self, index) -> "Dataset":
+        index = torch.as_tensor(index)
+        return Dataset(self.x[index], None if self.y is None else self.y[index], self.name)
+
+
+def check_array(x, name: str = "data", *, min_rank: int = 2) -> torch.Tensor:
+    """Validate items as a finite float32 tensor of rank >= min_rank; one-line errors naming `name`."""
+    if isinstance(x, Dataset):
+        x = x.x
+    if not isinstance(x, torch.Tensor):
+        try:
+            x = np.asarray(x)
+        except Exception as e:  # ragged lists and the like
+            raise VaekitError(f"{name}: cannot convert to an array ({e})") from None
+        if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+            raise VaekitError(f"{name}: expected numbers, got dtype {x.dtype}")
+        x = torch.from_numpy(np.ascontiguousarray(x))
+    if x.is_complex() or not (x.is_floating_point() or x.dtype in (torch.uint8, torch.int8, torch.int16,
+                                                                    torch.int32, torch.int64, torch.bool)):
+        raise VaekitError(f"{name}: expected a real-valued array, got dtype {x.dtype}")
+    if x.dim() < min_rank:
+        raise VaekitError(f"{name}: expected shape (n_items, ...) of rank >= {min_rank}, got shape {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise VaekitError(f"{name}: the data set is empty (shape {tuple(x.shape)})")
+    if any(s == 0 for s in x.shape[1:]):
+        raise VaekitError(f"{name}: items have an empty dimension (shape {tuple(x.shape)})")
+    x = x.float()
+    bad = ~torch.isfinite(x)
+    if bad.any():
+        i = int(bad.flatten(1).any(1).nonzero()[0])
+        raise VaekitError(f"{name}: contains NaN or inf (first at item {i})")
+    return x
+
+
+def data_root(data_dir: str | os.PathLike | None = None) -> Path:
+    """Where data sets live: `data_dir`, else $VAEKIT_DATA, else ~/.cache/vaekit."""
+    if data_dir:
+        return Path(data_dir)
+    if os.environ.get("VAEKIT_DATA"):
+        return Path(os.environ["VAEKIT_DATA"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vaekit"
+
+
+def split(data: Dataset, fraction: float, seed: int = 0) -> tuple[Dataset, Dataset]:
+    """Deterministic random split into (1 - fraction, fraction) parts."""
+    n = len(data)
+    n_b = int(round(n * fraction))
+    if not 0 < n_b < n:
+        raise VaekitError(f"cannot split {n} items into parts of fraction {fraction}")
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    return data.subset(perm[n_b:]), data.subset(perm[:n_b])
+
+
+def digits(split_name: str = "train") -> Dataset:
+    """scikit-learn's 8x8 digits (1,797 items), scaled to [0, 1]; a fixed 80/20 train/test split."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    full = Dataset(torch.from_numpy(d.images.astype(np.float32) / 16.0), torch.from_numpy(d.target), "digits")
+    train, test = split(full, 0.2, seed=0)
+    return _pick(split_name, {"train": train, "test": test, "all": full})
+
+
+def _pick(split_name, parts):
+    if split_name not in parts:
+        raise VaekitError(f"unknown split {split_name!r}; choose one of {sorted(parts)}")
+    return parts[split_name]
+
+
+def mnist(split_name: str = "train", data_dir=None, name: str = "mnist") -> Dataset:
+    """MNIST (or Fashion-MNIST with name='fashion_mnist') from IDX files, pixels scaled to [0, 1]."""
+    from .idx import find_idx, read_idx
+
+    root = data_root(data_dir)
+    prefix = {"train": "train", "test": "t10k"}
+    if split_name not in prefix:
+        raise VaekitError(f"unknown split {split_name!r} for {name}; choose 'train' or 'test'")
+    folder = root / name if (root / name).is_dir() else root
+    images = read_idx(find_idx(folder, f"{prefix[split_name]}-images-idx3-ubyte", name))
+    labels = read_idx(find_idx(folder, f"{prefix[split_name]}-labels-idx1-ubyte", name))
+    if len(images) != len(labels):
+        raise VaekitError(f"{folder}: {len(images)} images but {len(labels)} labels")
+    return Dataset(torch.from_numpy(images.astype(np.float32) / 255.0), torch.from_numpy(labels.astype(np.int64)), name)
+
+
+BUILTIN = {
+    "digits": lambda split_name, data_dir: digits(split_name),
+    "mnist": lambda split_name, data_dir: mnist(split_name, data_dir),
+    "fashion_mnist": lambda split_name, data_dir: mnist(split_name, data_dir, "fashion_mnist"),
+}
+
+
+def register_dataset(name: str):
+    """Decorator adding a loader `f(split_name, data_dir) -> Dataset` under `name`."""
+
+    def deco(f):
+        BUILTIN[name] = f
+        return f
+
+    return deco
+
+
+def load(spec: str, split_name: str = "train", data_dir=None) -> Dataset:
+    """A built-in name (digits, mnist, ...), a .npy/.npz file, or a folder of images."""
+    if spec in BUILTIN:
+        return BUILTIN[spec](split_name, data_dir)
+    path = Path(spec)
+    if path.suffix in (".npy", ".npz"):
+        from .arrays import load_array
+
+        return load_array(path, split_name)
+    if path.is_dir():
+        from .images import load_image_folder
+
+        return load_image_folder(path)
+    if not path.exists():
+        raise VaekitError(f"unknown data set {spec!r}: not a built-in name ({', '.join(sorted(BUILTIN))}) nor an existing file or folder")
+    raise VaekitError(f"{spec}: unsupported data file; use .npy, .npz or a folder of images")

@@ -1,0 +1,48 @@
+"""IDX files (the MNIST format), gzipped or not, parsed with full header and size checks."""
+from __future__ import annotations
+
+import gzip
+import io
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import VaekitError
+
+_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+
+
+def find_idx(folder: Path, stem: str, name: str = "data") -> Path:
+    for cand in (folder / f"{stem}.gz", folder / stem, folder / stem.replace("-idx", ".idx")):
+        if cand.is_file():
+            return cand
+    raise VaekitError(
+        f"{name}: {folder / (stem + '.gz')} not found; set --data-dir or VAEKIT_DATA, or run `vaekit data fetch {name}`")
+
+
+def read_idx(path: str | Path, max_bytes: int = 2**31) -> np.ndarray:
+    """Read an IDX file; raises VaekitError naming the file on a bad magic number or a truncated body."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+        if raw[:2] == b"\x1f\x8b":
+            with gzip.GzipFile(fileobj=io.BytesIO(raw)) as f:
+                raw = f.read(max_bytes + 1)
+    except (OSError, EOFError, zlib.error) as e:
+        raise VaekitError(f"{path}: cannot read IDX file ({e})") from None
+    if len(raw) > max_bytes:
+        raise VaekitError(f"{path}: IDX file larger than {max_bytes} bytes")
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES or raw[3] == 0:
+        raise VaekitError(f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'})")
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise VaekitError(f"{path}: truncated IDX header")
+    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dtype = np.dtype(_DTYPES[raw[2]])
+    need = dtype.itemsize * int(np.prod(dims, dtype=np.int64))
+    if len(raw) - header != need:
+        raise VaekitError(f"{path}: IDX body has {len(raw) - header} bytes, header {dims} needs {need} (truncated or corrupt)")
+    return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+

@@ -1,0 +1,152 @@
+"""Encoder + decoder + prior: the shape every model in the kit shares.
+
+An encoder maps x (B, *data_shape) to a distribution over z with event shape (latent_dim,);
+a decoder maps z (*S, B, latent_dim) to a distribution over x with event shape data_shape;
+the prior is a distribution over z.  Objectives (see `vaekit.bounds`) only use these three.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import distributions as D
+from torch import nn
+
+from .. import likelihoods
+from ..errors import VaekitError
+from ..nets import ConvDecoderBody, ConvEncoderBody, MLPDecoderBody, MLPEncoderBody
+
+
+@dataclass
+class NetConfig:
+    """Networks shared by all models. Shapes are in items (no batch dimension)."""
+
+    data_shape: tuple[int, ...] = (64,)
+    latent_dim: int = 2
+    hidden: tuple[int, ...] = (256, 128)      # encoder widths; the decoder mirrors them
+    activation: str = "relu"
+    arch: str = "mlp"                          # "mlp" or "conv" (images (H, W) or (C, H, W))
+    channels: tuple[int, ...] = (32, 64)       # conv channels, used when arch == "conv"
+    likelihood: str = "bernoulli"              # "bernoulli" | "gaussian" | "categorical"
+    sigma: float | None = None                 # gaussian: fixed std, or None to learn it per pixel
+    n_categories: int = 256                    # categorical: levels 0..K-1 per feature
+
+    def __post_init__(self):
+        self.data_shape = tuple(int(s) for s in self.data_shape)
+        self.hidden = tuple(int(h) for h in self.hidden)
+        self.channels = tuple(int(c) for c in self.channels)
+        if not self.data_shape or min(self.data_shape) < 1:
+            raise VaekitError(f"config field data_shape must be positive sizes, got {self.data_shape}")
+        if self.latent_dim < 1:
+            raise VaekitError(f"config field latent_dim must be >= 1, got {self.latent_dim}")
+        if not self.hidden:
+            raise VaekitError("config field hidden needs at least one layer width")
+        if self.arch not in ("mlp", "conv"):
+            raise VaekitError(f"config field arch must be 'mlp' or 'conv', got {self.arch!r}")
+        if self.likelihood not in likelihoods.KINDS:
+            raise VaekitError(f"config field likelihood must be one of {likelihoods.KINDS}, got {self.likelihood!r}")
+
+
+class StandardNormal(nn.Module):
+    """p(z) = N(0, I), kept as buffers so it follows the model across devices."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.register_buffer("loc", torch.zeros(dim), persistent=False)
+        self.register_buffer("scale", torch.ones(dim), persistent=False)
+
+    def forward(self) -> D.Distribution:
+        return D.Independent(D.Normal(self.loc, self.scale, validate_args=False), 1)
+
+
+class GaussianEncoder(nn.Module):
+    """q(z|x) = N(mu(x), diag sigma(x)^2)."""
+
+    def __init__(self, body: nn.Module, latent_dim: int):
+        super().__init__()
+        self.body = body
+        self.head = nn.Linear(body.out_features, 2 * latent_dim)
+
+    def forward(self, x) -> D.Distribution:
+        mu, log_sigma = self.head(self.body(x)).chunk(2, dim=-1)
+        return D.Independent(D.Normal(mu, log_sigma.clamp(-12.0, 8.0).exp(), validate_args=False), 1)
+
+
+class Decoder(nn.Module):
+    """p(x|z): a body emitting likelihood parameters, turned into a distribution over data_shape."""
+
+    def __init__(self, body: nn.Module, config: NetConfig):
+        super().__init__()
+        self.body = body
+        self.kind, self.data_shape = config.likelihood, config.data_shape
+        self.sigma, self.n_categories = config.sigma, config.n_categories
+
+    def forward(self, z) -> D.Distribution:
+        lead = z.shape[:-1]
+        h = self.body(z.reshape(-1, z.shape[-1]))
+        h = h.reshape(*lead, h.shape[-1])
+        return likelihoods.distribution(h, self.kind, self.data_shape, self.sigma, n_categories=self.n_categories)
+
+
+def make_bodies(cfg: NetConfig):
+    """Encoder body (x -> features) and decoder body (z -> likelihood parameters) for a config."""
+    p = likelihoods.params_per_feature(cfg.likelihood, cfg.sigma, cfg.n_categories)
+    in_scale = 1.0 / (cfg.n_categories - 1) if cfg.likelihood == "categorical" else 1.0
+    if cfg.arch == "conv":
+        enc = ConvEncoderBody(cfg.data_shape, cfg.channels, cfg.hidden, cfg.activation, in_scale)
+        dec = ConvDecoderBody(cfg.latent_dim, cfg.data_shape, p, cfg.channels, cfg.hidden, cfg.activation)
+    else:
+        enc = MLPEncoderBody(cfg.data_shape, cfg.hidden, cfg.activation, in_scale)
+        dec = MLPDecoderBody(cfg.latent_dim, cfg.hidden, p * math.prod(cfg.data_shape), cfg.activation)
+    return enc, dec
+
+
+class LatentVariableModel(nn.Module):
+    """Base class: holds `encoder`, `decoder`, `prior` and the config; subclasses set `loss`."""
+
+    Config = NetConfig
+    name = "base"
+
+    def __init__(self, config: NetConfig):
+        super().__init__()
+        self.config = config
+        self.prior = StandardNormal(config.latent_dim)
+
+    # -- the three distributions -------------------------------------------------------------
+    def encode(self, x) -> D.Distribution:
+        return self.encoder(x)
+
+    def decode(self, z) -> D.Distribution:
+        return self.decoder(z)
+
+    # -- training objective ------------------------------------------------------------------
+    def loss(self, x, step: int = 0):
+        raise NotImplementedError
+
+    # -- conveniences used by reports, the CLI and the sklearn estimators ----------------------
+    @torch.no_grad()
+    def embed(self, x) -> torch.Tensor:
+        """Posterior means E_q[z|x], shape (B, latent_dim)."""
+        return self.encode(x).mean
+
+    @torch.no_grad()
+    def reconstruct(self, x) -> torch.Tensor:
+        """Decoder mean at the posterior mean, in data units, shape (B, *data_shape)."""
+        return likelihoods.mean(self.decode(self.embed(x)))
+
+    @torch.no_grad()
+    def generate(self, z) -> torch.Tensor:
+        return likelihoods.mean(self.decode(z))
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Decoder means of n draws from the prior, shape (n, *data_shape)."""
+        loc = self.prior().mean
+        z = torch.randn(n, loc.shape[-1], generator=generator, device=loc.device) if generator is None \
+            else torch.randn(n, loc.shape[-1], generator=generator).to(loc.device)
+        return self.generate(z)
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{f.name}={getattr(self.config, f.name)!r}" for f in dataclasses.fields(self.config))

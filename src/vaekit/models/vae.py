@@ -1,0 +1,48 @@
+"""Variational auto-encoders (Kingma & Welling 2013), beta-VAE and IWAE (Burda et al. 2015).
+
+All three share the networks of `base.NetConfig`; they differ only in the objective.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import bounds
+from . import register
+from .base import Decoder, GaussianEncoder, LatentVariableModel, NetConfig, make_bodies
+
+__all__ = ["VAE", "IWAE", "Decoder"]
+
+
+@register("vae")
+class VAE(LatentVariableModel):
+    """Gaussian q(z|x), N(0, I) prior, chosen likelihood; trained on the (beta-weighted) ELBO."""
+
+    @dataclass
+    class Config(NetConfig):
+        beta: float = 1.0          # weight of the KL term (beta-VAE, Higgins et al. 2017)
+        warmup_steps: int = 0      # KL warm-up: beta grows linearly from 0 over this many steps
+
+    def __init__(self, config: Config):
+        super().__init__(config)
+        enc, dec = make_bodies(config)
+        self.encoder = GaussianEncoder(enc, config.latent_dim)
+        self.decoder = Decoder(dec, config)
+
+    def beta_at(self, step: int) -> float:
+        w = self.config.warmup_steps
+        return self.config.beta * (min(1.0, step / w) if w > 0 else 1.0)
+
+    def loss(self, x, step: int = 0):
+        return bounds.elbo(self, x, beta=self.beta_at(step))
+
+
+@register("iwae")
+class IWAE(VAE):
+    """Same networks as the VAE, trained on the k-sample importance-weighted bound."""
+
+    @dataclass
+    class Config(VAE.Config):
+        k: int = 5
+
+    def loss(self, x, step: int = 0):
+        return bounds.iwae_bound(self, x, k=self.config.k)

@@ -1,0 +1,144 @@
+"""Reproductions of papers: `vaekit report NAME` runs one and prints our numbers beside the paper's.
+
+A report module registers a function `run(ctx) -> None` with `@report("name")`; it adds rows with
+`ctx.row(...)` and figures with `ctx.figure(...)`. `run_report` times it, prints the table, and
+writes `reports/NAME/results.json` and `reports/NAME/index.html` (readable offline).
+"""
+from __future__ import annotations
+
+import html
+import importlib
+import json
+import platform
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from ..checkpoint import atomic_write_text
+from ..errors import VaekitError
+
+REPORTS: dict[str, object] = {}
+MODULES = ("hinton2006", "rom", "digits", "frey", "fonts", "estimators", "iwae2015", "chemvae")
+
+
+def report(name: str):
+    def deco(f):
+        REPORTS[name] = f
+        return f
+
+    return deco
+
+
+def available() -> list[str]:
+    for m in MODULES:
+        try:
+            importlib.import_module(f"{__name__}.{m}")
+        except ModuleNotFoundError as e:
+            if e.name != f"{__name__}.{m}":
+                raise
+    return sorted(REPORTS)
+
+
+@dataclass
+class Row:
+    data: str
+    metric: str
+    ours: float | None
+    paper: float | None = None
+    citation: str = ""
+    seconds: float | None = None
+    note: str = ""
+    target: str = ""
+    met: bool | None = None
+
+
+@dataclass
+class Context:
+    """What a report function gets: options, an output folder, and places to put rows and figures."""
+
+    name: str
+    out_dir: Path
+    quick: bool = False
+    data_dir: str | None = None
+    seed: int = 0
+    options: dict = field(default_factory=dict)
+    command: str = ""
+    rows: list[Row] = field(default_factory=list)
+    figures: list[tuple[str, str]] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
+
+    def row(self, data, metric, ours, paper=None, citation="", seconds=None, note="", target="", met=None) -> Row:
+        r = Row(data, metric, None if ours is None else float(ours), None if paper is None else float(paper),
+                citation, None if seconds is None else float(seconds), note, target, met)
+        self.rows.append(r)
+        return r
+
+    def figure(self, fig, filename: str, caption: str = "") -> Path:
+        """Save a matplotlib figure into the report folder (atomically) and list it in the HTML page."""
+        import matplotlib.pyplot as plt
+
+        path = self.out_dir / filename
+        tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        tmp.replace(path)
+        self.figures.append((filename, caption))
+        return path
+
+
+def _fmt(v):
+    if v is None:
+        return "—"
+    return f"{v:.4g}" if abs(v) < 1e4 else f"{v:.0f}"
+
+
+def table(rows: list[Row]) -> str:
+    head = ["data", "metric", "paper", "ours", "target", "seconds", "note"]
+    body = [[r.data, r.metric, _fmt(r.paper), _fmt(r.ours),
+             (r.target + (" ✓" if r.met else " ✗" if r.met is False else "")).strip(),
+             _fmt(r.seconds), r.note] for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(head), line(["-" * w for w in widths])] + [line(b) for b in body])
+
+
+def html_page(ctx: Context, seconds: float) -> str:
+    esc = html.escape
+    cols = ["data", "metric", "paper", "citation", "ours", "target", "seconds", "note"]
+    trs = "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in [
+        r.data, r.metric, _fmt(r.paper), r.citation, _fmt(r.ours),
+        (r.target + (" ✓" if r.met else " ✗" if r.met is False else "")).strip(), _fmt(r.seconds), r.note]) + "</tr>"
+        for r in ctx.rows)
+    figs = "".join(f'<figure><img src="{esc(f)}" alt="{esc(c or f)}"><figcaption>{esc(c)}</figcaption></figure>'
+                   for f, c in ctx.figures)
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>vaekit report: {esc(ctx.name)}</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:.25em .5em;text-align:left}}img{{max-width:100%}}figure{{margin:1.5em 0}}
+code{{background:#f4f4f4;padding:.1em .3em}}</style></head><body>
+<h1>vaekit report: {esc(ctx.name)}</h1>
+<p>Command: <code>{esc(ctx.command)}</code> — wall time {seconds:.1f} s{' — quick mode (subsets)' if ctx.quick else ''}</p>
+<table><tr>{''.join(f'<th>{c}</th>' for c in cols)}</tr>{trs}</table>
+{figs}</body></html>"""
+
+
+def run_report(name: str, out_root="reports", quick=False, data_dir=None, seed=0, **options) -> Context:
+    names = available()
+    if name not in REPORTS:
+        raise VaekitError(f"unknown report {name!r}; available: {', '.join(names)}")
+    out_dir = Path(out_root) / name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    argv = ["vaekit", "report", name] + (["--quick"] if quick else []) + [
+        f"--{k.replace('_', '-')}={v}" for k, v in options.items() if v is not None]
+    ctx = Context(name, out_dir, quick, data_dir, seed, options, shlex.join(argv))
+    t0 = time.perf_counter()
+    REPORTS[name](ctx)
+    seconds = time.perf_counter() - t0
+    print(f"\n{name}: {ctx.command}  ({seconds:.1f} s)\n" + table(ctx.rows))
+    result = {"report": name, "command": ctx.command, "quick": quick, "seconds": seconds,
+              "python": sys.version.split()[0], "machine": platform.machine(),
+              "rows": [asdict(r) for r in ctx.rows], "figures": [f for f, _ in ctx.figures], **ctx.extra}
+    atomic_write_text(out_dir / "results.json", json.dumps(result, indent=2))
+    atomic_write_text(out_dir / "index.html", html_page(ctx, seconds))
+    return ctx

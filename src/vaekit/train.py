@@ -1,0 +1,297 @@
+"""The one training loop: read it top to bottom.
+
+    fit(model, data, TrainConfig(...), run_dir="runs/x")
+
+Device-agnostic, seeded, Adam with an optional learning-rate schedule, KL warm-up through the
+model's own objective, a NaN/inf guard, early stopping on a validation split, CSV + TensorBoard
+logs, and atomic checkpoints from which `resume=True` continues bit-exactly on CPU.
+
+Batches are drawn from a per-epoch permutation seeded by (seed, epoch), so a resumed run sees the
+same batches in the same order; the torch RNG state (re-parametrization noise, binarization) is
+saved in every checkpoint.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from . import checkpoint
+from .data.core import Dataset, check_array, split
+from .errors import NonFiniteLossError, VaekitError
+from .models import config_dict
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    lr_schedule: str = "constant"        # "constant" | "cosine" | "step" (x0.1 at 50 % and 75 %)
+    lr_final: float = 0.0                 # cosine: learning rate at the last step
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    grad_clip: float | None = None        # max gradient norm
+    seed: int = 0
+    val_fraction: float = 0.0             # held out from the training data for early stopping
+    patience: int | None = None           # epochs without validation improvement before stopping
+    binarize: bool = False                # dynamic binarization: x ~ Bernoulli(pixel) every batch
+    on_nonfinite: str = "raise"           # "raise" (stop, save the batch index) or "skip"
+    checkpoint_every: int = 0             # steps between checkpoints; 0 = end of every epoch only
+    max_steps: int | None = None
+    device: str = "auto"
+    progress: bool = True
+    tensorboard: bool = True
+
+    def __post_init__(self):
+        self.betas = tuple(self.betas)
+        if self.lr_schedule not in ("constant", "cosine", "step"):
+            raise VaekitError(f"train config field lr_schedule must be constant, cosine or step, got {self.lr_schedule!r}")
+        if self.on_nonfinite not in ("raise", "skip"):
+            raise VaekitError(f"train config field on_nonfinite must be 'raise' or 'skip', got {self.on_nonfinite!r}")
+        if self.batch_size < 1 or self.epochs < 0:
+            raise VaekitError("train config fields batch_size must be >= 1 and epochs >= 0")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise VaekitError(f"train config field val_fraction must be in [0, 1), got {self.val_fraction}")
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
+    if cfg.lr_schedule == "cosine":
+        t = min(step / max(total, 1), 1.0)
+        return cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + math.cos(math.pi * t))
+    if cfg.lr_schedule == "step":
+        return cfg.lr * (0.1 ** sum(step >= f * total for f in (0.5, 0.75)))
+    return cfg.lr
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
+    """Index batches of one epoch, a permutation fixed by (seed, epoch)."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return list(torch.randperm(n, generator=g).split(batch_size))
+
+
+@dataclass
+class History:
+    steps: list[int] = dataclasses.field(default_factory=list)
+    loss: list[float] = dataclasses.field(default_factory=list)
+    val: list[float] = dataclasses.field(default_factory=list)
+    stopped: str = "completed"
+    seconds: float = 0.0
+
+
+@torch.no_grad()
+def evaluate_loss(model, x: torch.Tensor, batch_size: int = 1000, seed: int = 1234) -> float:
+    """Mean training loss over x, with its own fixed noise so the training RNG stream is untouched."""
+    was = model.training
+    model.eval()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        total = sum(float(model.loss(xb).value.detach()) * len(xb) for xb in x.split(batch_size))
+    model.train(was)
+    return total / len(x)
+
+
+class RunLog:
+    """CSV (always) and TensorBoard (when installed and asked for) logs in the run directory."""
+
+    def __init__(self, run_dir: Path | None, resume_step: int, tensorboard: bool):
+        self.path = run_dir / "log.csv" if run_dir else None
+        self.rows: list[dict] = []
+        self.tb = None
+        if self.path is None:
+            return
+        if resume_step and self.path.is_file():   # drop rows logged after the checkpoint we resume from
+            with open(self.path, newline="") as f:
+                self.rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=resume_step or None)
+            except ImportError:
+                self.tb = None
+
+    def add(self, row: dict) -> None:
+        self.rows.append(row)
+        if self.tb is not None:
+            for k, v in row.items():
+                if k not in ("step", "epoch") and v != "":
+                    self.tb.add_scalar(k, float(v), int(row["step"]))
+
+    def flush(self) -> None:
+        if self.path is None:
+            return
+        keys = list(dict.fromkeys(k for r in self.rows for k in r))
+        with open(self.path.with_suffix(".csv.tmp"), "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=keys)
+            w.writeheader()
+            w.writerows(self.rows)
+        os.replace(self.path.with_suffix(".csv.tmp"), self.path)
+        if self.tb is not None:
+            self.tb.flush()
+
+
+def prepare_run_dir(run_dir, model, train_cfg: TrainConfig, *, resume: bool, overwrite: bool) -> Path | None:
+    """Create or check the run directory; never clobber a run unless `overwrite`."""
+    if run_dir is None:
+        return None
+    run_dir = Path(run_dir)
+    ckpt = run_dir / "checkpoint.safetensors"
+    cfg_file = run_dir / "config.json"
+    if resume:
+        if not ckpt.is_file():
+            raise VaekitError(f"{run_dir}: nothing to resume (no checkpoint.safetensors)")
+        saved = json.loads(cfg_file.read_text()) if cfg_file.is_file() else None
+        if saved and saved.get("model") != json.loads(json.dumps(config_dict(model))):
+            raise VaekitError(f"{cfg_file}: the run directory holds a different model ({saved['model']['model']}); "
+                              "choose another run directory")
+    elif run_dir.exists() and any(run_dir.iterdir()):
+        if not overwrite:
+            raise VaekitError(f"{run_dir}: run directory is not empty; pass overwrite=True (--overwrite) or resume=True (--resume)")
+        for name in ("checkpoint.safetensors", "best.safetensors", "log.csv", "metrics.json", "nonfinite_batch.json"):
+            (run_dir / name).unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint.atomic_write_text(cfg_file, json.dumps(
+        {"model": config_dict(model), "train": dataclasses.asdict(train_cfg)}, indent=2))
+    return run_dir
+
+
+def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume: bool = False,
+        overwrite: bool = False, val_data=None) -> History:
+    """Train `model` on `data` (a Dataset or tensor (N, *shape)); returns the History.
+
+    With `run_dir`, writes config.json, log.csv, tb/, checkpoint.safetensors (latest) and
+    best.safetensors (best validation loss, when there is a validation split).
+    """
+    cfg = config or TrainConfig()
+    x = check_array(data, "training data")
+    if tuple(x.shape[1:]) != tuple(model.config.data_shape):
+        raise VaekitError(f"training data: items have shape {tuple(x.shape[1:])} but the model expects "
+                          f"data_shape {tuple(model.config.data_shape)}")
+    if val_data is not None:
+        x_val = check_array(val_data, "validation data")
+    elif cfg.val_fraction > 0:
+        tr, va = split(Dataset(x), cfg.val_fraction, seed=cfg.seed)
+        x, x_val = tr.x, va.x
+    else:
+        x_val = None
+    run_dir = prepare_run_dir(run_dir, model, cfg, resume=resume, overwrite=overwrite)
+
+    device = pick_device(cfg.device)
+    torch.manual_seed(cfg.seed)
+    model.to(device).train()
+    x = x.to(device)
+    x_val = None if x_val is None else x_val.to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
+
+    n_batches = math.ceil(len(x) / cfg.batch_size)
+    total = cfg.epochs * n_batches if cfg.max_steps is None else min(cfg.epochs * n_batches, cfg.max_steps)
+    state = {"step": 0, "epoch": 0, "batch": 0, "best_val": math.inf, "bad_epochs": 0, "skipped": 0}
+    if resume:
+        state.update(checkpoint.restore(run_dir / "checkpoint.safetensors", model, opt, rng=True))
+    log = RunLog(run_dir, state["step"] if resume else 0, cfg.tensorboard)
+    hist = History()
+    t0 = time.perf_counter()
+
+    def save(name="checkpoint.safetensors"):
+        if run_dir is not None:
+            log.flush()
+            checkpoint.save(run_dir / name, model, opt, **state)
+
+    bar = None
+    if cfg.progress and sys.stderr.isatty() and not os.environ.get("CI"):
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, initial=state["step"], unit="step", leave=False)
+    try:
+        while state["epoch"] < cfg.epochs and (cfg.max_steps is None or state["step"] < cfg.max_steps):
+            batches = epoch_batches(len(x), cfg.batch_size, cfg.seed, state["epoch"])
+            while state["batch"] < len(batches):
+                idx = batches[state["batch"]].to(device)
+                xb = x[idx]
+                if cfg.binarize:
+                    xb = torch.bernoulli(xb)
+                for g in opt.param_groups:
+                    g["lr"] = lr_at(cfg, state["step"], total)
+                loss = model.loss(xb, state["step"])
+                value = float(loss.value.detach())
+                state["batch"] += 1
+                if not math.isfinite(value):
+                    if cfg.on_nonfinite == "raise":
+                        where = None
+                        if run_dir is not None:
+                            where = run_dir / "nonfinite_batch.json"
+                            checkpoint.atomic_write_text(where, json.dumps(
+                                {"step": state["step"], "epoch": state["epoch"], "batch_index": idx.tolist()}))
+                        raise NonFiniteLossError(state["step"], idx.tolist(), str(where) if where else None)
+                    state["skipped"] += 1
+                    continue
+                opt.zero_grad(set_to_none=True)
+                loss.value.backward()
+                if cfg.grad_clip:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                opt.step()
+                state["step"] += 1
+                hist.steps.append(state["step"])
+                hist.loss.append(value)
+                log.add({"step": state["step"], "epoch": state["epoch"], "loss": value,
+                         **{k: float(v) for k, v in loss.terms.items()}})
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{value:.3f}", refresh=False)
+                if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0:
+                    save()
+                if cfg.max_steps is not None and state["step"] >= cfg.max_steps:
+                    break
+            if state["batch"] < len(batches):   # stopped by max_steps inside the epoch
+                hist.stopped = "max_steps"
+                save()
+                break
+            state["epoch"] += 1
+            state["batch"] = 0
+            if x_val is not None:
+                v = evaluate_loss(model, x_val)
+                hist.val.append(v)
+                log.add({"step": state["step"], "epoch": state["epoch"], "val_loss": v})
+                if v < state["best_val"]:
+                    state["best_val"], state["bad_epochs"] = v, 0
+                    save("best.safetensors")
+                else:
+                    state["bad_epochs"] += 1
+            save()
+            if cfg.patience is not None and state["bad_epochs"] >= cfg.patience:
+                hist.stopped = "early_stopping"
+                break
+        else:
+            if cfg.max_steps is not None and state["step"] >= cfg.max_steps:
+                hist.stopped = "max_steps"
+    finally:
+        if bar is not None:
+            bar.close()
+        log.flush()
+        if log.tb is not None:
+            log.tb.close()
+    if x_val is not None and run_dir is not None and (run_dir / "best.safetensors").is_file():
+        checkpoint.restore(run_dir / "best.safetensors", model)
+    hist.seconds = time.perf_counter() - t0
+    model.eval()
+    return hist
