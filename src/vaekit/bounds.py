@@ -45,10 +45,14 @@ def elbo(model, x, *, beta: float = 1.0, n_samples: int = 1) -> Loss:
     return Loss(-(rec_m - beta * kl_m), {"elbo": (rec_m - kl_m).detach(), "rec": rec_m.detach(), "kl": kl_m.detach()})
 
 
-def log_weights(model, x, k: int) -> torch.Tensor:
-    """log w_i = log p(x, z_i) - log q(z_i|x) for z_i ~ q(z|x); shape (k, B)."""
+def log_weights(model, x, k: int, noise: torch.Tensor | None = None) -> torch.Tensor:
+    """log w_i = log p(x, z_i) - log q(z_i|x) for z_i ~ q(z|x); shape (k, B).
+
+    `noise` (k, B, latent), standard normal, fixes the draws z = mean + std * noise of a Gaussian q
+    (common random numbers, e.g. to make a score reproducible per item).
+    """
     q = model.encode(x)
-    z = q.rsample((k,))
+    z = q.rsample((k,)) if noise is None else q.mean + q.stddev * noise
     return model.decode(z).log_prob(x) + model.prior().log_prob(z) - q.log_prob(z)
 
 
@@ -70,12 +74,14 @@ def reconstruction(model, x) -> Loss:
 
 
 @torch.no_grad()
-def log_likelihood(model, x, k: int = 5000, *, batch_size: int = 100, max_elements: int = 2**25) -> torch.Tensor:
+def log_likelihood(model, x, k: int = 5000, *, batch_size: int = 100, max_elements: int = 2**25,
+                   noise_fn=None) -> torch.Tensor:
     """Importance-sampled estimate of log p(x) per item with k samples from q(z|x), shape (B,).
 
     Computed in chunks of samples and items so memory stays below ~`max_elements` floats; the
     chunks are combined exactly with log-sum-exp.  The estimate is a stochastic lower bound whose
-    bias vanishes as k grows (it is the IWAE-k bound).
+    bias vanishes as k grows (it is the IWAE-k bound).  `noise_fn(xb, start, m)` may supply the
+    standard-normal draws (m, len(xb), latent) for samples start..start+m of batch xb.
     """
     n_feat = max(1, math.prod(x.shape[1:]))
     out = []
@@ -85,7 +91,8 @@ def log_likelihood(model, x, k: int = 5000, *, batch_size: int = 100, max_elemen
         done = 0
         while done < k:
             m = min(chunk, k - done)
-            acc = torch.logaddexp(acc, torch.logsumexp(log_weights(model, xb, m).double(), 0))
+            noise = None if noise_fn is None else noise_fn(xb, done, m)
+            acc = torch.logaddexp(acc, torch.logsumexp(log_weights(model, xb, m, noise).double(), 0))
             done += m
         out.append((acc - math.log(k)).to(x.dtype))
     return torch.cat(out)

@@ -1,7 +1,16 @@
-"""Looking at a latent space: decoded manifold grids, latent scatter plots, image grids.
+"""Looking at a latent space: manifold grids, scatter plots, interpolation, attribute vectors,
+nearest neighbours.
 
 Model-agnostic: every function takes a model with `embed`, `generate` and `prior()` (see
-`models.base.LatentVariableModel`) and returns arrays; the `plot_*` helpers draw them.
+`models.base.LatentVariableModel`) or plain code tensors, and returns tensors; the `plot_*`
+helpers draw them.
+
+    manifold(model, n)                    decoded grid placed by the prior's inverse CDF
+    project(z, "axes" | "tsne")           codes -> 2-D for a scatter plot
+    lerp / slerp / interpolate            paths between two codes, decoded as a strip
+    attribute_vector(z, has)              mean(z | attribute) - mean(z | not attribute)
+    apply_attribute / remove_attribute    z + alpha v;  set the coordinate along v to a reference
+    nearest_neighbours(zq, zb, k)         Euclidean neighbours in latent space
 """
 from __future__ import annotations
 
@@ -98,3 +107,138 @@ def plot_scatter(ax, z, labels=None, title=None, max_points: int = 5000):
     ax.set_ylabel("z2")
     if title:
         ax.set_title(title)
+
+
+# -- scatter of codes ----------------------------------------------------------------------------
+@torch.no_grad()
+def embed(model, data, batch_size: int = 1000) -> torch.Tensor:
+    """Posterior means of `data` (N, *shape) in batches, on the CPU, shape (N, latent_dim)."""
+    x = torch.as_tensor(data.x if hasattr(data, "x") else data).float()
+    device = next(model.parameters()).device
+    return torch.cat([model.embed(xb.to(device)).cpu() for xb in x.split(batch_size)])
+
+
+def project(z, method: str = "axes", axes: torch.Tensor | None = None, seed: int = 0) -> torch.Tensor:
+    """Codes (N, D) -> (N, 2) for a scatter plot.
+
+    "axes": the codes themselves when D = 2, else their coordinates on two chosen directions
+    (`axes` (2, D), default the two principal axes, measured from the mean code).
+    "tsne": scikit-learn's t-SNE (a picture of neighbourhoods, not of distances).
+    """
+    z = torch.as_tensor(z).float().cpu()
+    if z.dim() != 2:
+        raise ValueError(f"codes must have shape (N, D), got {tuple(z.shape)}")
+    if method == "axes":
+        if z.shape[1] == 2 and axes is None:
+            return z
+        axes = principal_axes(z) if axes is None else torch.as_tensor(axes).float()
+        return (z - z.mean(0)).matmul(axes.T)
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        perplexity = float(min(30.0, max(2.0, (len(z) - 1) / 3)))
+        out = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(z.numpy())
+        return torch.from_numpy(out).float()
+    raise ValueError(f"unknown projection {method!r}; choose 'axes' or 'tsne'")
+
+
+# -- interpolation -------------------------------------------------------------------------------
+def lerp(z0: torch.Tensor, z1: torch.Tensor, steps: int = 10) -> torch.Tensor:
+    """Points on the straight line from z0 to z1 (both (D,)), shape (steps, D), ends included."""
+    t = torch.linspace(0, 1, steps, dtype=z0.dtype)[:, None]
+    return (1 - t) * z0 + t * z1
+
+
+def slerp(z0: torch.Tensor, z1: torch.Tensor, steps: int = 10) -> torch.Tensor:
+    """Spherical interpolation (along the great circle, radius interpolated linearly), (steps, D).
+
+    Under a N(0, I) prior, points on the straight line between two codes have a smaller norm than
+    typical samples; slerp keeps them on the shell where the prior's mass lies (White 2016).
+    """
+    t = torch.linspace(0, 1, steps, dtype=z0.dtype)[:, None]
+    r0, r1 = z0.norm(), z1.norm()
+    u0, u1 = z0 / r0.clamp_min(1e-12), z1 / r1.clamp_min(1e-12)
+    omega = torch.arccos((u0 * u1).sum().clamp(-1.0, 1.0))
+    if float(omega) < 1e-6:          # (anti-)parallel within rounding: nothing to bend
+        return lerp(z0, z1, steps)
+    s = torch.sin(omega)
+    u = (torch.sin((1 - t) * omega) * u0 + torch.sin(t * omega) * u1) / s
+    return ((1 - t) * r0 + t * r1) * u
+
+
+@torch.no_grad()
+def interpolate(model, x0, x1, steps: int = 10, method: str = "linear") -> torch.Tensor:
+    """Decode the path between the codes of two items x0, x1 (each (*data_shape)); (steps, *data_shape)."""
+    path = {"linear": lerp, "spherical": slerp, "slerp": slerp}.get(method)
+    if path is None:
+        raise ValueError(f"unknown interpolation {method!r}; choose 'linear' or 'spherical'")
+    device = next(model.parameters()).device
+    z = model.embed(torch.stack([torch.as_tensor(x0), torch.as_tensor(x1)]).float().to(device)).cpu()
+    return model.generate(path(z[0], z[1], steps).to(device)).cpu()
+
+
+# -- attribute vectors ---------------------------------------------------------------------------
+def attribute_vector(z, has) -> torch.Tensor:
+    """The direction mean(z | attribute) - mean(z | not attribute), shape (D,).
+
+    z: codes (N, D); has: booleans (N,). Both groups must be non-empty.
+    """
+    z = torch.as_tensor(z).float()
+    has = torch.as_tensor(np.asarray(has, dtype=bool))
+    if has.shape != z.shape[:1]:
+        raise ValueError(f"attribute flags have shape {tuple(has.shape)} but there are {len(z)} codes")
+    if not has.any() or has.all():
+        raise ValueError(f"attribute vector needs items with and without the attribute "
+                         f"(got {int(has.sum())} of {len(has)} with it)")
+    return z[has].mean(0) - z[~has].mean(0)
+
+
+def apply_attribute(z, v, alphas) -> torch.Tensor:
+    """z + alpha * v for every alpha: codes (N, D) or (D,), alphas (A,) -> (A, N, D) or (A, D)."""
+    z, v = torch.as_tensor(z).float(), torch.as_tensor(v).float()
+    a = torch.as_tensor(alphas, dtype=torch.float32).reshape(-1, *([1] * z.dim()))
+    return z.unsqueeze(0) + a * v
+
+
+def remove_attribute(z, v, reference) -> torch.Tensor:
+    """Move codes along v until their coordinate on v equals that of `reference` (e.g. the mean code
+    of the items without the attribute); directions orthogonal to v are untouched.  (N, D) -> (N, D)."""
+    z, v = torch.as_tensor(z).float(), torch.as_tensor(v).float()
+    ref = torch.as_tensor(reference).float()
+    coef = ((z - ref) @ v) / v.dot(v).clamp_min(1e-12)
+    return z - coef[..., None] * v
+
+
+@torch.no_grad()
+def attribute_strip(model, x, v, alphas) -> torch.Tensor:
+    """Decode item x (*data_shape) moved along v by each alpha: (A, *data_shape)."""
+    device = next(model.parameters()).device
+    z = model.embed(torch.as_tensor(x).float()[None].to(device)).cpu()[0]
+    return model.generate(apply_attribute(z, v, alphas).to(device)).cpu()
+
+
+# -- neighbours ----------------------------------------------------------------------------------
+def nearest_neighbours(z_query, z_bank, k: int = 5, exclude_self: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Euclidean k nearest codes in `z_bank` (M, D) for each query (N, D): (distances, indices), (N, k).
+
+    With exclude_self (query and bank the same set), an item is not its own neighbour.
+    """
+    q, b = torch.as_tensor(z_query).float(), torch.as_tensor(z_bank).float()
+    d = torch.cdist(q, b)
+    if exclude_self:
+        if q.shape != b.shape:
+            raise ValueError("exclude_self needs the query and the bank to be the same codes")
+        d.fill_diagonal_(float("inf"))
+    k = min(k, b.shape[0] - int(exclude_self))
+    dist, idx = d.topk(k, dim=1, largest=False)
+    return dist, idx
+
+
+def plot_strip(ax, images, labels=None, title=None):
+    """One row of images (A, H, W), optionally with a label under each (e.g. the alpha values)."""
+    ims = to_images(images)
+    plot_images(ax, ims, ncol=len(ims), title=title)
+    if labels is not None:
+        h, w = ims.shape[1:3]
+        for i, lab in enumerate(labels):
+            ax.text(1 + i * (w + 1) + w / 2, h + 2, str(lab), ha="center", va="top", fontsize=7)

@@ -150,7 +150,8 @@ class RunLog:
             self.tb.flush()
 
 
-def prepare_run_dir(run_dir, model, train_cfg: TrainConfig, *, resume: bool, overwrite: bool) -> Path | None:
+def prepare_run_dir(run_dir, model, train_cfg: TrainConfig, *, resume: bool, overwrite: bool,
+                    meta: dict | None = None) -> Path | None:
     """Create or check the run directory; never clobber a run unless `overwrite`."""
     if run_dir is None:
         return None
@@ -171,16 +172,17 @@ def prepare_run_dir(run_dir, model, train_cfg: TrainConfig, *, resume: bool, ove
             (run_dir / name).unlink(missing_ok=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint.atomic_write_text(cfg_file, json.dumps(
-        {"model": config_dict(model), "train": dataclasses.asdict(train_cfg)}, indent=2))
+        {"model": config_dict(model), "train": dataclasses.asdict(train_cfg), "data": meta or {}}, indent=2))
     return run_dir
 
 
 def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume: bool = False,
-        overwrite: bool = False, val_data=None) -> History:
+        overwrite: bool = False, val_data=None, meta: dict | None = None) -> History:
     """Train `model` on `data` (a Dataset or tensor (N, *shape)); returns the History.
 
     With `run_dir`, writes config.json, log.csv, tb/, checkpoint.safetensors (latest) and
-    best.safetensors (best validation loss, when there is a validation split).
+    best.safetensors (best validation loss, when there is a validation split). `meta` (JSON-able,
+    e.g. where the data came from) is stored in config.json under "data".
     """
     cfg = config or TrainConfig()
     x = check_array(data, "training data")
@@ -194,7 +196,7 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
         x, x_val = tr.x, va.x
     else:
         x_val = None
-    run_dir = prepare_run_dir(run_dir, model, cfg, resume=resume, overwrite=overwrite)
+    run_dir = prepare_run_dir(run_dir, model, cfg, resume=resume, overwrite=overwrite, meta=meta)
 
     device = pick_device(cfg.device)
     torch.manual_seed(cfg.seed)

@@ -142,3 +142,23 @@ def run_report(name: str, out_root="reports", quick=False, data_dir=None, seed=0
     atomic_write_text(out_dir / "results.json", json.dumps(result, indent=2))
     atomic_write_text(out_dir / "index.html", html_page(ctx, seconds))
     return ctx
+
+
+def write_index(out_root="reports") -> Path:
+    """A page linking every report found under out_root (from their results.json)."""
+    out_root = Path(out_root)
+    out_root.mkdir(parents=True, exist_ok=True)
+    items = []
+    for res in sorted(out_root.glob("*/results.json")):
+        try:
+            d = json.loads(res.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        items.append(f'<li><a href="{html.escape(res.parent.name)}/index.html">{html.escape(d.get("report", res.parent.name))}</a>'
+                     f' — {len(d.get("rows", []))} rows, {d.get("seconds", 0):.0f} s{" (quick)" if d.get("quick") else ""}'
+                     f' — <code>{html.escape(d.get("command", ""))}</code></li>')
+    page = ('<!doctype html><html><head><meta charset="utf-8"><title>vaekit reports</title></head>'
+            f'<body style="font-family:sans-serif"><h1>vaekit reports</h1><ul>{"".join(items)}</ul></body></html>')
+    path = out_root / "index.html"
+    atomic_write_text(path, page)
+    return path

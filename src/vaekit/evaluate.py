@@ -1,0 +1,42 @@
+"""Test-set numbers for a trained model: ELBO, IWAE-k bound, NLL by importance sampling, and the
+reconstruction error as Hinton & Salakhutdinov define it (squared error summed over pixels,
+averaged over items, pixels in [0, 1]). All log-likelihoods in nats per item."""
+from __future__ import annotations
+
+import math
+
+import torch
+
+from . import bounds
+from .models.autoencoder import AutoEncoder
+
+
+@torch.no_grad()
+def evaluate(model, x: torch.Tensor, *, k: int = 50, nll_k: int = 0, batch_size: int = 500, seed: int = 0) -> dict:
+    """Averages over x. `nll_k > 0` adds `nll` = -log p(x) estimated with nll_k importance samples."""
+    model.eval()
+    device = next(model.parameters()).device
+    out: dict[str, float] = {"n": len(x)}
+    sums: dict[str, float] = {}
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for xb in x.split(batch_size):
+            xb = xb.to(device)
+            rec = model.reconstruct(xb)
+            terms = {"sq_err": (rec - xb).pow(2).flatten(1).sum(1).sum()}
+            if not isinstance(model, AutoEncoder):
+                r, kl = bounds.elbo_terms(model, xb)
+                terms["elbo"] = (r - kl).sum()
+                terms["kl"] = kl.sum()
+                lw = bounds.log_weights(model, xb, k)
+                terms[f"iwae{k}"] = (torch.logsumexp(lw, 0) - math.log(k)).sum()
+                if nll_k:
+                    terms["nll"] = -bounds.log_likelihood(model, xb, nll_k).sum()
+            else:
+                terms["rec_nll"] = -model.decode(model.embed(xb)).log_prob(xb).sum()
+            for name, v in terms.items():
+                sums[name] = sums.get(name, 0.0) + float(v)
+    out.update({name: v / len(x) for name, v in sums.items()})
+    if "nll" in out:
+        out["nll_k"] = nll_k
+    return out

@@ -1,0 +1,95 @@
+"""A VAE over whole fonts: one latent vector per font, a decoder that renders any glyph of it.
+
+An item is a font, x of shape (n_chars, H, W) (62 glyphs A-Z, a-z, 0-9 from `data.fonts`).
+
+    encoder   every glyph -> a shared conv net -> features; the features of all glyphs, in
+              character order, -> an MLP -> q(z | font) = N(mu, diag sigma^2)
+    decoder   for each character c: [z, embedding(c)] -> a shared deconv net -> p(glyph_c | z, c)
+    prior     N(0, I)
+
+Because one z renders every glyph, the glyphs of a sampled or edited font stay consistent with
+each other (the distill.pub font model, Carter & Nielsen 2017, used a 40-D latent on 64 x 64
+glyphs). The objective is the VAE's (beta-weighted ELBO with warm-up); only the networks differ.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import VaekitError
+from ..likelihoods import params_per_feature
+from ..nets import ConvDecoderBody, ConvEncoderBody, mlp
+from . import register
+from .base import Decoder, GaussianEncoder, LatentVariableModel
+from .vae import VAE
+
+
+class FontEncoderBody(nn.Module):
+    """(B, n_chars, H, W) -> (B, hidden[-1]): a per-glyph conv net, then an MLP over all glyphs' features."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        n_chars, h, w = cfg.data_shape
+        self.glyph = ConvEncoderBody((h, w), cfg.channels, (cfg.glyph_features,), cfg.activation)
+        self.fc = mlp([n_chars * cfg.glyph_features, *cfg.hidden], cfg.activation, final_act=cfg.activation)
+        self.out_features = cfg.hidden[-1]
+
+    def forward(self, x):
+        b, c = x.shape[:2]
+        f = self.glyph(x.reshape(b * c, *x.shape[2:]))          # (B * n_chars, glyph_features)
+        return self.fc(f.reshape(b, -1))
+
+
+class GlyphDecoderBody(nn.Module):
+    """(N, latent) -> (N, P * n_chars * H * W): every glyph decoded from [z, embedding(char)]."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        n_chars, h, w = cfg.data_shape
+        self.n_chars = n_chars
+        self.params = params_per_feature(cfg.likelihood, cfg.sigma, cfg.n_categories)
+        self.char = nn.Embedding(n_chars, cfg.char_dim)
+        self.net = ConvDecoderBody(cfg.latent_dim + cfg.char_dim, (h, w), self.params, cfg.channels,
+                                   cfg.hidden, cfg.activation)
+
+    def glyphs(self, z, chars: torch.Tensor):
+        """Likelihood parameters of the given characters: z (N, D), chars (C,) -> (N, C, P, H * W)."""
+        n, c = z.shape[0], chars.shape[0]
+        inp = torch.cat([z[:, None].expand(n, c, z.shape[-1]), self.char(chars)[None].expand(n, c, -1)], -1)
+        return self.net(inp.reshape(n * c, -1)).reshape(n, c, self.params, -1)
+
+    def forward(self, z):
+        chars = torch.arange(self.n_chars, device=z.device)
+        h = self.glyphs(z, chars)                               # (N, n_chars, P, H*W)
+        return h.transpose(1, 2).reshape(z.shape[0], -1)        # (P, n_chars, H, W) per item, as likelihoods expects
+
+
+@register("fontvae")
+class FontVAE(VAE):
+    """Per-font VAE: q(z | all glyphs of a font), p(glyph | z, character). Trained on the (beta-)ELBO."""
+
+    @dataclass
+    class Config(VAE.Config):
+        data_shape: tuple[int, ...] = (62, 32, 32)   # (n_chars, H, W)
+        latent_dim: int = 32
+        hidden: tuple[int, ...] = (256,)             # MLP over glyph features (encoder) / before the deconvs (decoder)
+        arch: str = "conv"
+        channels: tuple[int, ...] = (16, 32)
+        glyph_features: int = 64                     # features per glyph in the encoder
+        char_dim: int = 16                           # size of the character embedding in the decoder
+
+        def __post_init__(self):
+            super().__post_init__()
+            if len(self.data_shape) != 3:
+                raise VaekitError(f"fontvae config field data_shape must be (n_chars, H, W), got {self.data_shape}")
+            if self.arch != "conv":
+                raise VaekitError("fontvae config field arch must be 'conv' (the glyph nets are convolutional)")
+            if self.glyph_features < 1 or self.char_dim < 1:
+                raise VaekitError("fontvae config fields glyph_features and char_dim must be >= 1")
+
+    def __init__(self, config: Config):
+        LatentVariableModel.__init__(self, config)      # the VAE's objective, with these networks
+        self.encoder = GaussianEncoder(FontEncoderBody(config), config.latent_dim)
+        self.decoder = Decoder(GlyphDecoderBody(config), config)

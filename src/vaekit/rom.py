@@ -1,0 +1,367 @@
+"""Reduced-order models of fields: POD (linear) and auto-encoders (nonlinear), and latent dynamics.
+
+A *reducer* maps snapshots X (n, n_x) to coordinates Z (n, r) and back, with the estimator
+contract of scikit-learn's PCA: `fit(X)`, `transform(X)`, `inverse_transform(Z)`, `reconstruct(X)`.
+
+    POD(r)                       X ~ mean + Z V_r^T, V_r the first r right singular vectors of X - mean
+    AutoEncoderROM(r, arch=...)  X ~ decoder(encoder(X)), a core `autoencoder` with a Gaussian
+                                 likelihood of fixed sigma (so its loss is a scaled squared error),
+                                 trained by `vaekit.train.fit`
+
+    reconstruction_error(reducer, X)  mean over snapshots of ||x - x_hat|| / ||x||
+
+Latent dynamics advance the coordinates of a trajectory in time, z_{t+1} = z_t + g(z_t, mu), with a
+small network g fitted to one-step differences (`fit_latent_dynamics`) and rolled out from the
+encoded initial condition of unseen parameters (`rollout_error`).
+
+The kit's conv bodies are 2-D with kernel 4; a 1-D field cannot be fed to them as a (1, 1, n_x)
+image (the height-1 axis vanishes under a stride-2 kernel-4 convolution), so `arch="conv1d"`
+uses the 1-D convolutional bodies defined here inside the same `autoencoder` model.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .bounds import Loss
+from .errors import VaekitError
+from .models import build
+from .nets import activation, mlp
+from .train import TrainConfig, fit
+
+
+# --------------------------------------------------------------------------------------------
+# input checks
+# --------------------------------------------------------------------------------------------
+
+def check_snapshots(X, name: str = "snapshots", n_modes: int | None = None, rank: int | None = 2) -> np.ndarray:
+    """X as a finite float64 array of shape (n_samples, n_x) (rank 2; rank None allows (n, *space)).
+
+    With `n_modes`, also checks that there are enough snapshots and features to define that many
+    modes.  Errors are one-line `VaekitError`s naming `name` and the shape.
+    """
+    if isinstance(X, torch.Tensor):
+        X = X.detach().cpu().numpy()
+    try:
+        X = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise VaekitError(f"{name}: cannot convert to a float array ({e})") from None
+    if rank is not None and X.ndim != rank:
+        raise VaekitError(f"{name}: expected an array of rank {rank} (n_samples, n_x), got shape {X.shape}")
+    if X.ndim < 2 or X.shape[0] == 0 or 0 in X.shape[1:]:
+        raise VaekitError(f"{name}: expected a non-empty array (n_samples, n_x, ...), got shape {X.shape}")
+    bad = ~np.isfinite(X)
+    if bad.any():
+        i = int(np.flatnonzero(bad.reshape(len(X), -1).any(1))[0])
+        raise VaekitError(f"{name}: contains NaN or inf (first in snapshot {i} of shape {X.shape})")
+    if n_modes is not None:
+        n_modes = int(n_modes)
+        limit = min(X.shape[0], math.prod(X.shape[1:]))
+        if n_modes < 1:
+            raise VaekitError(f"{name}: the latent dimension must be >= 1, got {n_modes}")
+        if n_modes > limit:
+            raise VaekitError(f"{name}: {X.shape[0]} snapshots of {math.prod(X.shape[1:])} values cannot define "
+                              f"{n_modes} modes; give at least {n_modes} snapshots or lower the latent dimension")
+    return X
+
+
+def relative_errors(X, X_hat) -> np.ndarray:
+    """||x - x_hat|| / ||x|| for every snapshot (rows), shape (n,)."""
+    X, X_hat = np.asarray(X, float), np.asarray(X_hat, float)
+    if X.shape != X_hat.shape:
+        raise VaekitError(f"reconstruction has shape {X_hat.shape} but the snapshots have shape {X.shape}")
+    num = np.linalg.norm((X - X_hat).reshape(len(X), -1), axis=1)
+    den = np.linalg.norm(X.reshape(len(X), -1), axis=1)
+    return num / np.maximum(den, 1e-300)
+
+
+def reconstruction_error(model, X) -> float:
+    """Relative L2 error ||x - x_hat|| / ||x|| averaged over the snapshots X (n, n_x)."""
+    X = check_snapshots(X, "test snapshots", rank=None)
+    return float(relative_errors(X, model.reconstruct(X)).mean())
+
+
+# --------------------------------------------------------------------------------------------
+# POD
+# --------------------------------------------------------------------------------------------
+
+class POD:
+    """Proper orthogonal decomposition (PCA of snapshots) with `n_modes` modes.
+
+    Learned state: `mean_` (n_x,) (zero if center=False), `modes_` (n_modes, n_x) orthonormal rows,
+    `singular_values_` (all of them, descending) of the (centred) training snapshot matrix.
+    """
+
+    def __init__(self, n_modes: int, center: bool = True):
+        self.n_modes = n_modes
+        self.center = center
+
+    def fit(self, X) -> "POD":
+        X = check_snapshots(X, "POD training snapshots", self.n_modes)
+        self.mean_ = X.mean(0) if self.center else np.zeros(X.shape[1])
+        _, s, vt = np.linalg.svd(X - self.mean_, full_matrices=False)
+        self.singular_values_ = s
+        self.modes_ = vt[: self.n_modes]
+        return self
+
+    def transform(self, X) -> np.ndarray:
+        X = check_snapshots(X, "POD input")
+        self._check_width(X.shape[1])
+        return (X - self.mean_) @ self.modes_.T
+
+    def inverse_transform(self, Z) -> np.ndarray:
+        Z = check_snapshots(Z, "POD coefficients")
+        if Z.shape[1] != self.n_modes:
+            raise VaekitError(f"POD coefficients: expected {self.n_modes} per snapshot, got shape {Z.shape}")
+        return self.mean_ + Z @ self.modes_
+
+    def reconstruct(self, X) -> np.ndarray:
+        return self.inverse_transform(self.transform(X))
+
+    def energy(self) -> np.ndarray:
+        """Fraction of the snapshot energy sum(s^2) captured by the first r modes, for r = 1..len(s)."""
+        e = self.singular_values_ ** 2
+        return np.cumsum(e) / e.sum()
+
+    def tail_energy(self, r: int | None = None) -> float:
+        """sqrt(sum_{i > r} s_i^2 / sum_i s_i^2): the relative Frobenius projection error on the training set."""
+        r = self.n_modes if r is None else r
+        e = self.singular_values_ ** 2
+        return float(np.sqrt(e[r:].sum() / e.sum()))
+
+    def projection_error(self, X) -> float:
+        """||X - X_r||_F / ||X - mean||_F over a whole snapshot set (equals `tail_energy` on the training set)."""
+        X = check_snapshots(X, "POD input")
+        return float(np.linalg.norm(X - self.reconstruct(X)) / np.linalg.norm(X - self.mean_))
+
+    def _check_width(self, n_x):
+        if not hasattr(self, "modes_"):
+            raise VaekitError("POD: call fit(X) before transform or reconstruct")
+        if n_x != self.modes_.shape[1]:
+            raise VaekitError(f"POD input: snapshots have {n_x} values but the modes have {self.modes_.shape[1]}")
+
+
+# --------------------------------------------------------------------------------------------
+# 1-D convolutional bodies (the core's conv bodies are 2-D)
+# --------------------------------------------------------------------------------------------
+
+class Conv1dEncoderBody(nn.Module):
+    """(B, n_x) -> (B, hidden[-1]): stride-2 1-D convolutions (kernel 5, circular padding) then a linear layer."""
+
+    def __init__(self, n_x: int, channels=(16, 32, 64), hidden=(128,), act="elu"):
+        super().__init__()
+        layers, c, n = [], 1, n_x
+        for c_out in channels:
+            layers += [nn.Conv1d(c, c_out, 5, stride=2, padding=2, padding_mode="circular"), activation(act)]
+            c, n = c_out, (n + 1) // 2
+        self.convs = nn.Sequential(*layers)
+        self.top = (c, n)
+        self.fc = mlp([c * n, *hidden], act, final_act=act)
+        self.out_features = hidden[-1]
+
+    def forward(self, x):
+        return self.fc(self.convs(x.reshape(len(x), 1, -1)).flatten(1))
+
+
+class Conv1dDecoderBody(nn.Module):
+    """(B, latent) -> (B, n_x): mirror of the encoder with nearest up-sampling and circular convolutions."""
+
+    def __init__(self, latent_dim: int, n_x: int, channels=(16, 32, 64), hidden=(128,), act="elu"):
+        super().__init__()
+        sizes = [n_x]
+        for _ in channels:
+            sizes.append((sizes[-1] + 1) // 2)
+        self.top = (channels[-1], sizes[-1])
+        self.fc = mlp([latent_dim, *reversed(hidden), channels[-1] * sizes[-1]], act, final_act=act)
+        chans = list(reversed(channels)) + [1]
+        self.sizes = list(reversed(sizes[:-1]))
+        self.convs = nn.ModuleList(nn.Conv1d(a, b, 5, padding=2, padding_mode="circular")
+                                   for a, b in zip(chans[:-1], chans[1:]))
+        self.act = activation(act)
+
+    def forward(self, z):
+        h = self.fc(z).reshape(len(z), *self.top)
+        for i, (conv, size) in enumerate(zip(self.convs, self.sizes)):
+            h = conv(nn.functional.interpolate(h, size=size, mode="nearest"))
+            if i < len(self.convs) - 1:
+                h = self.act(h)
+        return h.flatten(1)
+
+
+# --------------------------------------------------------------------------------------------
+# auto-encoder reducer
+# --------------------------------------------------------------------------------------------
+
+class AutoEncoderROM:
+    """A core `autoencoder` (Gaussian likelihood, fixed sigma) as a reducer of snapshots (n, *space).
+
+    Snapshots are standardised by one scalar shift and scale (stored as `shift_`, `scale_`) before
+    they reach the network, so `sigma` is in units of the field's standard deviation.
+    arch: "mlp" or "conv" (the core bodies; conv needs 2-D fields (H, W)), or "conv1d" (1-D fields).
+    """
+
+    def __init__(self, latent_dim: int, arch: str = "mlp", hidden=(256, 128), channels=(16, 32, 64),
+                 activation: str = "elu", sigma: float = 0.1, epochs: int = 300, batch_size: int = 64,
+                 lr: float = 2e-3, seed: int = 0):
+        self.latent_dim = latent_dim
+        self.arch = arch
+        self.hidden = tuple(hidden)
+        self.channels = tuple(channels)
+        self.activation = activation
+        self.sigma = sigma
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.seed = seed
+
+    def build(self, data_shape) -> nn.Module:
+        if self.arch not in ("mlp", "conv", "conv1d"):
+            raise VaekitError(f"AutoEncoderROM: arch must be 'mlp', 'conv' or 'conv1d', got {self.arch!r}")
+        core_arch = "mlp" if self.arch == "conv1d" else self.arch
+        torch.manual_seed(self.seed)
+        model = build("autoencoder", data_shape=tuple(data_shape), latent_dim=self.latent_dim, hidden=self.hidden,
+                      activation=self.activation, arch=core_arch, channels=self.channels,
+                      likelihood="gaussian", sigma=self.sigma)
+        if self.arch == "conv1d":
+            if len(data_shape) != 1:
+                raise VaekitError(f"AutoEncoderROM: arch 'conv1d' needs 1-D fields, got shape {tuple(data_shape)}")
+            enc = Conv1dEncoderBody(data_shape[0], self.channels, self.hidden, self.activation)
+            model.encoder.body = enc
+            model.encoder.head = nn.Linear(enc.out_features, self.latent_dim)
+            model.decoder.body = Conv1dDecoderBody(self.latent_dim, data_shape[0], self.channels, self.hidden,
+                                                   self.activation)
+        return model
+
+    def fit(self, X) -> "AutoEncoderROM":
+        X = check_snapshots(X, "auto-encoder training snapshots", self.latent_dim, rank=None)
+        self.shift_, self.scale_ = float(X.mean()), float(X.std()) or 1.0
+        self.model_ = self.build(X.shape[1:])
+        cfg = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, lr_schedule="cosine",
+                          seed=self.seed, progress=False, tensorboard=False, device="cpu")
+        self.history_ = fit(self.model_, torch.from_numpy(self._scaled(X)), cfg)
+        return self
+
+    def _scaled(self, X) -> np.ndarray:
+        return ((X - self.shift_) / self.scale_).astype(np.float32)
+
+    def _check_fitted(self, X):
+        if not hasattr(self, "model_"):
+            raise VaekitError("AutoEncoderROM: call fit(X) before transform or reconstruct")
+        want = tuple(self.model_.config.data_shape)
+        if tuple(X.shape[1:]) != want:
+            raise VaekitError(f"auto-encoder input: snapshots have shape {tuple(X.shape[1:])}, the model expects {want}")
+
+    def transform(self, X) -> np.ndarray:
+        X = check_snapshots(X, "auto-encoder input", rank=None)
+        self._check_fitted(X)
+        return self.model_.embed(torch.from_numpy(self._scaled(X))).double().numpy()
+
+    def inverse_transform(self, Z) -> np.ndarray:
+        Z = check_snapshots(Z, "auto-encoder latents")
+        if Z.shape[1] != self.latent_dim:
+            raise VaekitError(f"auto-encoder latents: expected {self.latent_dim} per snapshot, got shape {Z.shape}")
+        x = self.model_.generate(torch.from_numpy(Z.astype(np.float32))).double().numpy()
+        return x * self.scale_ + self.shift_
+
+    def reconstruct(self, X) -> np.ndarray:
+        return self.inverse_transform(self.transform(X))
+
+
+# --------------------------------------------------------------------------------------------
+# latent dynamics
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class StepConfig:
+    data_shape: tuple[int, ...] = (3,)   # one training row: [z_t, mu, z_{t+1}] (normalised)
+    latent_dim: int = 1
+    n_params: int = 1
+    hidden: tuple[int, ...] = (64, 64)
+    activation: str = "elu"
+
+
+class LatentStep(nn.Module):
+    """z_{t+1} = z_t + g(z_t, mu) in normalised units; `loss` is the one-step squared error.
+
+    Trained with the kit's one training loop: a data row is the concatenation [z_t, mu, z_{t+1}].
+    """
+
+    name = "latent_step"
+
+    def __init__(self, config: StepConfig):
+        super().__init__()
+        self.config = config
+        d, p = config.latent_dim, config.n_params
+        self.g = mlp([d + p, *config.hidden, d], config.activation)
+
+    def forward(self, z, mu):
+        return z + self.g(torch.cat([z, mu], -1))
+
+    def loss(self, rows, step: int = 0) -> Loss:
+        d, p = self.config.latent_dim, self.config.n_params
+        z, mu, z_next = rows[:, :d], rows[:, d:d + p], rows[:, d + p:]
+        err = (self(z, mu) - z_next).pow(2).sum(1).mean()
+        return Loss(err, {"step_sq_err": err.detach()})
+
+
+class LatentDynamics:
+    """Fits g on trajectories of latent coordinates Z (n_traj, n_t, d) with parameters mu (n_traj, p).
+
+    Latents and parameters are standardised per coordinate (`z_mean_`, `z_std_`, `mu_mean_`, `mu_std_`).
+    """
+
+    def __init__(self, hidden=(64, 64), epochs: int = 400, batch_size: int = 128, lr: float = 2e-3, seed: int = 0):
+        self.hidden = tuple(hidden)
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.seed = seed
+
+    def fit(self, Z, mu) -> "LatentDynamics":
+        Z = np.asarray(Z, float)
+        mu = check_snapshots(mu, "trajectory parameters")
+        if Z.ndim != 3 or Z.shape[1] < 2 or len(Z) != len(mu):
+            raise VaekitError(f"latent trajectories: expected shape (n_traj, n_t >= 2, d) with n_traj = {len(mu)}, "
+                              f"got {Z.shape}")
+        check_snapshots(Z.reshape(-1, Z.shape[-1]), "latent trajectories")
+        d, p = Z.shape[-1], mu.shape[-1]
+        self.z_mean_, self.z_std_ = Z.reshape(-1, d).mean(0), Z.reshape(-1, d).std(0) + 1e-8
+        self.mu_mean_, self.mu_std_ = mu.mean(0), mu.std(0) + 1e-8
+        z = (Z - self.z_mean_) / self.z_std_
+        m = np.broadcast_to(((mu - self.mu_mean_) / self.mu_std_)[:, None], (len(Z), Z.shape[1] - 1, p))
+        rows = np.concatenate([z[:, :-1], m, z[:, 1:]], -1).reshape(-1, 2 * d + p)
+        torch.manual_seed(self.seed)
+        self.model_ = LatentStep(StepConfig((2 * d + p,), d, p, self.hidden))
+        cfg = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, lr_schedule="cosine",
+                          seed=self.seed, progress=False, tensorboard=False, device="cpu")
+        self.history_ = fit(self.model_, torch.from_numpy(rows.astype(np.float32)), cfg)
+        return self
+
+    @torch.no_grad()
+    def rollout(self, z0, mu, n_steps: int) -> np.ndarray:
+        """From z0 (B, d) with parameters mu (B, p): the trajectory (B, n_steps + 1, d)."""
+        z0 = check_snapshots(z0, "initial latents")
+        mu = check_snapshots(mu, "trajectory parameters")
+        z = torch.from_numpy(((z0 - self.z_mean_) / self.z_std_).astype(np.float32))
+        m = torch.from_numpy(((mu - self.mu_mean_) / self.mu_std_).astype(np.float32))
+        out = [z]
+        for _ in range(n_steps):
+            out.append(self.model_(out[-1], m))
+        return torch.stack(out, 1).double().numpy() * self.z_std_ + self.z_mean_
+
+
+def rollout_error(reducer, dynamics: LatentDynamics, u, mu) -> tuple[np.ndarray, np.ndarray]:
+    """Roll out from the encoded first snapshot of each trajectory u (n_traj, n_t, n_x).
+
+    Returns (error over time (n_t,) averaged over trajectories, predicted fields (n_traj, n_t, n_x)).
+    """
+    u = np.asarray(u, float)
+    n_traj, n_t = u.shape[:2]
+    z = dynamics.rollout(reducer.transform(u[:, 0]), mu, n_t - 1)
+    pred = reducer.inverse_transform(z.reshape(n_traj * n_t, -1)).reshape(u.shape)
+    err = relative_errors(u.reshape(n_traj * n_t, -1), pred.reshape(n_traj * n_t, -1)).reshape(n_traj, n_t)
+    return err.mean(0), pred
