@@ -1,0 +1,298 @@
+"""Hinton & Salakhutdinov (2006), "Reducing the dimensionality of data with neural networks",
+Science 313:504-507: deep auto-encoders against PCA and logistic PCA on curves, MNIST and faces.
+
+    vaekit report hinton2006 [--quick]
+
+For every data set the report trains the paper's architecture twice (the *paper recipe*: greedy
+CD-1 RBM pre-training, unrolling, fine-tuning by back-propagation; the *modern recipe*: the same
+sizes, random initialisation, ReLU hidden units, Adam) and fits PCA and logistic PCA with the
+same code size.  The metric is the paper's: squared reconstruction error summed over pixels and
+averaged over test images.  Pixels are in [0, 1] for curves and MNIST; faces are standardised to
+zero mean and unit variance per pixel (training-set statistics) before any model sees them, and
+their errors are in those units (the paper's Gaussian visible units assume this scale; its face
+errors of 126 and 135 per 625-pixel image only make sense there) -- the [0, 1]-unit error is in
+each row's note.  Then Fig. 2 (reconstructions) and Fig. 3 (2-D codes of MNIST digits).
+
+Budgets (epochs, subset sizes) are in SETTINGS; the full run is sized for about 35 CPU-minutes
+on one core, so the paper's 50 RBM epochs per layer and 200 fine-tuning epochs are cut down.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..baselines import PCA, LogisticPCA, squared_error
+from ..errors import VaekitError
+from ..models import build
+from ..rbm import CDConfig, pretrain_stack, unroll
+from ..train import TrainConfig, fit
+from . import report
+
+CITATION = "Hinton & Salakhutdinov 2006, Science 313:504, Fig. 2 caption"
+METRIC = "squared error / test image"
+
+
+@dataclass
+class Plan:
+    """What one data set gets: sizes, paper numbers and the compute budget."""
+
+    hidden: tuple[int, ...]
+    code: int
+    paper_ae: float
+    paper_pca: dict            # n_components -> paper value (None: not in the paper, reported anyway)
+    paper_lpca: dict
+    likelihood: str            # "bernoulli" (logistic visible units) or "gaussian" (faces)
+    n_train: int | None        # None: the whole training split
+    n_test: int | None
+    rbm_epochs: int
+    finetune_epochs: int
+    modern_epochs: int
+    lpca_train: int            # logistic PCA basis fitted on this many training items
+    lpca_iter: int
+    batch_size: int = 256
+    rbm_lr: float = 0.1
+    first_lr: float | None = None   # lr of the bottom RBM (Gaussian visible units need a small one)
+    finetune_lr: float = 5e-4
+    modern_lr: float = 1e-3
+    per_image: int = 24        # faces: variants per face
+
+
+FULL = {
+    "curves": Plan((400, 200, 100, 50, 25), 6, 1.44, {6: None, 18: 5.90}, {6: 7.64, 18: 2.45}, "bernoulli",
+                   None, None, rbm_epochs=10, finetune_epochs=40, modern_epochs=40, lpca_train=10_000, lpca_iter=300,
+                   batch_size=100),
+    "mnist": Plan((1000, 500, 250), 30, 3.00, {30: 13.87}, {30: 8.01}, "bernoulli",
+                  None, None, rbm_epochs=2, finetune_epochs=8, modern_epochs=12, lpca_train=10_000, lpca_iter=300),
+    "olivetti": Plan((2000, 1000, 500), 30, 126.0, {30: 135.0}, {}, "gaussian",
+                     None, None, rbm_epochs=5, finetune_epochs=12, modern_epochs=12, lpca_train=0, lpca_iter=0,
+                     batch_size=100, first_lr=0.002, per_image=24),
+}
+QUICK = {
+    "curves": Plan((400, 200, 100, 50, 25), 6, 1.44, {6: None, 18: 5.90}, {6: 7.64, 18: 2.45}, "bernoulli",
+                   1000, 300, rbm_epochs=1, finetune_epochs=2, modern_epochs=2, lpca_train=500, lpca_iter=30,
+                   batch_size=100),
+    "mnist": Plan((1000, 500, 250), 30, 3.00, {30: 13.87}, {30: 8.01}, "bernoulli",
+                  1000, 300, rbm_epochs=1, finetune_epochs=1, modern_epochs=1, lpca_train=500, lpca_iter=30),
+    "olivetti": Plan((2000, 1000, 500), 30, 126.0, {30: 135.0}, {}, "gaussian",
+                     None, 200, rbm_epochs=1, finetune_epochs=1, modern_epochs=1, lpca_train=0, lpca_iter=0,
+                     batch_size=100, first_lr=0.002, per_image=2),
+}
+FIG3_EPOCHS = {False: 5, True: 1}   # the 784-1000-500-250-2 auto-encoder of Fig. 3 (modern recipe)
+
+
+def _log(msg: str) -> None:
+    print(f"[hinton2006 {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# -- data ----------------------------------------------------------------------------------------
+def load_data(name: str, plan: Plan, ctx):
+    """(train, test, labels_test, to_unit) with items (N, D); to_unit maps model units back to [0, 1]."""
+    if name == "curves":
+        from ..data.curves import curves
+
+        tr = curves("train", ctx.data_dir, seed=ctx.seed, n=plan.n_train).x
+        te = curves("test", ctx.data_dir, seed=ctx.seed, n=plan.n_test).x
+        return tr.flatten(1), te.flatten(1), None, lambda z: z
+    if name == "mnist":
+        from ..data import load
+
+        tr, te = load("mnist", "train", ctx.data_dir), load("mnist", "test", ctx.data_dir)
+        tr_x = tr.x[: plan.n_train] if plan.n_train else tr.x
+        te = te.subset(torch.arange(plan.n_test)) if plan.n_test else te
+        return tr_x.flatten(1), te.x.flatten(1), te.y, lambda z: z
+    if name == "olivetti":
+        from ..data.olivetti import faces, variants
+
+        raw = faces(ctx.data_dir)
+        tr = variants(raw, "train", plan.per_image, seed=ctx.seed).x.flatten(1)
+        te = variants(raw, "test", plan.per_image, seed=ctx.seed).x.flatten(1)
+        if plan.n_test:
+            te = te[: plan.n_test]
+        mean, std = tr.mean(0), tr.std(0).clamp_min(1e-3)
+        return (tr - mean) / std, (te - mean) / std, None, lambda z: (torch.as_tensor(z) * std + mean)
+    raise VaekitError(f"unknown data set {name!r}")
+
+
+def have_data(name: str, ctx) -> str | None:
+    """None if the data set can be loaded, else the reason it cannot."""
+    from ..data import data_root
+
+    root = data_root(ctx.data_dir)
+    need = {"mnist": root / "mnist", "olivetti": root / "olivetti" / "olivettifaces.mat.gz"}.get(name)
+    if need is not None and not need.exists():
+        return f"{need} not found (set VAEKIT_DATA or run `vaekit data fetch {name}`)"
+    return None
+
+
+# -- the two auto-encoder recipes ------------------------------------------------------------------
+def train_config(epochs: int, plan: Plan, lr: float, seed: int) -> TrainConfig:
+    return TrainConfig(epochs=epochs, batch_size=plan.batch_size, lr=lr, lr_schedule="cosine", seed=seed,
+                       progress=False, tensorboard=False)
+
+
+def paper_recipe(tr: torch.Tensor, plan: Plan, seed: int):
+    """Greedy CD-1 pre-training of the RBM stack, unrolling, fine-tuning of the whole net."""
+    visible = "gaussian" if plan.likelihood == "gaussian" else "bernoulli"
+    cfg = CDConfig(epochs=plan.rbm_epochs, lr=plan.rbm_lr, seed=seed)
+    first = None if plan.first_lr is None else CDConfig(epochs=plan.rbm_epochs, lr=plan.first_lr, init_std=0.01,
+                                                        seed=seed)
+    top = CDConfig(epochs=plan.rbm_epochs, lr=plan.rbm_lr / 100, seed=seed)
+    rbms = pretrain_stack(tr, [*plan.hidden, plan.code], visible, cfg, first=first, top=top, log=_log)
+    model = unroll(rbms, (tr.shape[1],))
+    hist = fit(model, tr, train_config(plan.finetune_epochs, plan, plan.finetune_lr, seed))
+    return model, f"CD-1 {plan.rbm_epochs} epochs/layer, Adam fine-tuning {plan.finetune_epochs} epochs" \
+                  f" ({hist.seconds:.0f} s)"
+
+
+def modern_recipe(tr: torch.Tensor, plan: Plan, seed: int, code: int | None = None, epochs: int | None = None):
+    """Same layer sizes, random initialisation, ReLU hidden units, Adam."""
+    torch.manual_seed(seed)
+    model = build("autoencoder", data_shape=(tr.shape[1],), latent_dim=code or plan.code, hidden=plan.hidden,
+                  activation="relu", likelihood=plan.likelihood,
+                  sigma=1.0 if plan.likelihood == "gaussian" else None)
+    epochs = plan.modern_epochs if epochs is None else epochs
+    fit(model, tr, train_config(epochs, plan, plan.modern_lr, seed))
+    return model, f"ReLU, random init, Adam {epochs} epochs"
+
+
+# -- one data set ------------------------------------------------------------------------------------
+def _pct(ours, paper):
+    return abs(ours - paper) / paper
+
+
+def run_dataset(ctx, name: str, plan: Plan, figures: dict) -> None:
+    t0 = time.perf_counter()
+    tr, te, _, to_unit = load_data(name, plan, ctx)
+    _log(f"{name}: train {tuple(tr.shape)}, test {tuple(te.shape)} ({time.perf_counter() - t0:.1f} s)")
+    unit = "standardised pixels" if name == "olivetti" else "pixels in [0, 1]"
+    arch = "-".join(str(s) for s in (tr.shape[1], *plan.hidden, plan.code))
+    size = "" if plan.n_train is None and not ctx.quick else f" [train {len(tr)}, test {len(te)}]"
+    recon = {"original": te[:10]}
+
+    def note_units(x_hat):
+        if name != "olivetti":
+            return ""
+        return f"; {squared_error(to_unit(te), to_unit(x_hat)):.2f} in [0, 1] pixel units"
+
+    # deep auto-encoders, both recipes
+    for recipe, train in (("paper recipe", paper_recipe), ("modern recipe", modern_recipe)):
+        t = time.perf_counter()
+        model, how = train(tr, plan, ctx.seed)
+        x_hat = model.reconstruct(te).flatten(1)
+        err = squared_error(te, x_hat)
+        seconds = time.perf_counter() - t
+        _log(f"{name} AE {recipe}: {err:.3f} ({seconds:.0f} s)")
+        ctx.row(name, f"AE {arch}, {recipe}: {METRIC}", err, paper=plan.paper_ae, citation=CITATION,
+                seconds=seconds, note=f"{how}; {unit}{size}{note_units(x_hat)}",
+                target=f"<= {plan.paper_ae:g}", met=err <= plan.paper_ae)
+        recon[f"AE ({recipe})"] = x_hat[:10]
+        if name == "mnist":
+            ctx.row(name, f"AE {recipe}: training wall time (s)", seconds, citation="issue target",
+                    note=f"{torch.get_num_threads()} thread(s); {how}{size}", target="<= 900 s on 2 cores",
+                    met=seconds <= 900)
+    # logistic PCA
+    for k, paper in plan.paper_lpca.items():
+        t = time.perf_counter()
+        n_fit = min(plan.lpca_train, len(tr))
+        lpca = LogisticPCA(k, max_iter=plan.lpca_iter, random_state=ctx.seed).fit(tr[:n_fit])
+        x_hat = lpca.reconstruct(te)
+        err = squared_error(te, x_hat)
+        seconds = time.perf_counter() - t
+        _log(f"{name} logistic PCA {k}: {err:.3f} ({seconds:.0f} s)")
+        ctx.row(name, f"logistic PCA, {k} components: {METRIC}", err, paper=paper, citation=CITATION,
+                seconds=seconds, note=f"basis fitted on {n_fit} training items, L-BFGS {plan.lpca_iter} it.; "
+                f"test codes optimised with the basis fixed; {unit}{size}",
+                target="within 5 % of paper", met=_pct(err, paper) <= 0.05)
+        if k == plan.code:
+            recon["logistic PCA"] = x_hat[:10]
+    # PCA
+    for k, paper in plan.paper_pca.items():
+        t = time.perf_counter()
+        pca = PCA(k, random_state=ctx.seed).fit(tr)
+        x_hat = torch.as_tensor(pca.reconstruct(te)).float()
+        err = squared_error(te, x_hat)
+        seconds = time.perf_counter() - t
+        ctx.row(name, f"PCA, {k} components: {METRIC}", err, paper=paper, citation=CITATION if paper else "",
+                seconds=seconds, note=f"scikit-learn PCA on all {len(tr)} training items; {unit}{size}"
+                f"{note_units(x_hat)}" + ("" if paper else "; not in the paper"),
+                target="within 3 % of paper" if paper else "", met=None if paper is None else _pct(err, paper) <= 0.03)
+        if k == plan.code:
+            recon["PCA"] = x_hat[:10]
+    figures[name] = {k: to_unit(v).clamp(0, 1) for k, v in recon.items()}
+    side = int(math.isqrt(tr.shape[1]))
+    figures[name]["side"] = side
+
+
+# -- figures ---------------------------------------------------------------------------------------------
+def figure2(ctx, figures: dict) -> None:
+    import matplotlib.pyplot as plt
+
+    from ..latent import image_grid
+
+    for name, rows in figures.items():
+        side = rows.pop("side")
+        labels = list(rows)
+        fig, axes = plt.subplots(len(labels), 1, figsize=(8, 1.0 * len(labels) + 0.3))
+        for ax, label in zip(np.atleast_1d(axes), labels):
+            ims = rows[label].reshape(-1, side, side)
+            ax.imshow(image_grid(ims, ncol=len(ims)), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_axis_off()
+            ax.set_title(label, fontsize=8, loc="left")
+        ctx.figure(fig, f"fig2_{name}.png", f"{name}: test images (top) and their reconstructions "
+                   f"(as in Fig. 2 of the paper; faces shown in [0, 1] units)")
+
+
+def figure3(ctx, quick: bool) -> None:
+    """2-D codes of MNIST test digits: a 784-1000-500-250-2 auto-encoder beside PCA's first two components."""
+    import matplotlib.pyplot as plt
+
+    from ..latent import plot_scatter
+
+    plan = (QUICK if quick else FULL)["mnist"]
+    tr, te, y, _ = load_data("mnist", plan, ctx)
+    t = time.perf_counter()
+    model, how = modern_recipe(tr, plan, ctx.seed, code=2, epochs=FIG3_EPOCHS[quick])
+    z = model.embed(te)
+    err = squared_error(te, model.reconstruct(te).flatten(1))
+    seconds = time.perf_counter() - t
+    pca = PCA(2, random_state=ctx.seed).fit(tr)
+    ctx.row("mnist", f"AE 784-1000-500-250-2 (Fig. 3): {METRIC}", err, seconds=seconds,
+            note=f"{how}; not in the paper (its Fig. 3 shows codes only)")
+    ctx.row("mnist", f"PCA, 2 components (Fig. 3): {METRIC}",
+            squared_error(te, torch.as_tensor(pca.reconstruct(te)).float()), note="not in the paper")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5))
+    plot_scatter(axes[0], torch.as_tensor(pca.transform(te)), y, title="PCA: first two principal components")
+    plot_scatter(axes[1], z, y, title="auto-encoder 784-1000-500-250-2: codes")
+    ctx.figure(fig, "fig3_mnist_codes.png", f"MNIST test digits ({len(te)}) coloured by class (the paper's Fig. 3)")
+
+
+@report("hinton2006")
+def run(ctx) -> None:
+    """Options: datasets (comma list, default all three), threads (torch threads, default 1)."""
+    threads = int(ctx.options.get("threads") or 1)
+    torch.set_num_threads(threads)
+    wanted = [d for d in str(ctx.options.get("datasets") or "curves,mnist,olivetti").split(",") if d]
+    plans = QUICK if ctx.quick else FULL
+    unknown = [d for d in wanted if d not in plans]
+    if unknown:
+        raise VaekitError(f"hinton2006: unknown data set(s) {unknown}; choose from {sorted(plans)}")
+    ctx.extra["settings"] = {d: plans[d].__dict__ | {"paper_pca": {str(k): v for k, v in plans[d].paper_pca.items()},
+                                                     "paper_lpca": {str(k): v for k, v in plans[d].paper_lpca.items()}}
+                             for d in wanted}
+    ctx.extra["threads"] = threads
+    ctx.extra["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")
+    figures: dict = {}
+    for name in wanted:
+        missing = have_data(name, ctx)
+        if missing:
+            ctx.row(name, METRIC, None, note=f"skipped: {missing}")
+            continue
+        run_dataset(ctx, name, plans[name], figures)
+    figure2(ctx, figures)
+    if "mnist" in wanted and not have_data("mnist", ctx):
+        figure3(ctx, ctx.quick)
