@@ -1,7 +1,7 @@
 """Data sets as tensors of known shape: the embedded sklearn digits, MNIST-style IDX files,
 NumPy arrays, image folders, and checksum-verified downloads (`vaekit data fetch`)."""
 from .core import Dataset, check_array, data_root, load, split
-from .fetch import fetch
+from .download import fetch
 from .idx import read_idx
 
 __all__ = ["Dataset", "check_array", "data_root", "load", "split", "fetch", "read_idx"]

@@ -17,10 +17,11 @@ def load_array(path: str | Path, split_name: str = "train") -> Dataset:
     if not path.is_file():
         raise VaekitError(f"{path}: no such file")
     try:
-        with np.load(path, allow_pickle=False) as f:
-            if isinstance(f, np.ndarray):
-                x, y = f, None
-            else:
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            x, y = loaded, None
+        else:
+            with loaded as f:
                 keys = list(f.keys())
                 xk = next((k for k in (f"x_{split_name}", "x", "X", "data") if k in keys), None)
                 if xk is None and len(keys) == 1:
@@ -33,8 +34,6 @@ def load_array(path: str | Path, split_name: str = "train") -> Dataset:
         raise
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
         raise VaekitError(f"{path}: cannot read NumPy file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
-    if isinstance(f, np.ndarray) and x.ndim == 1:
-        raise VaekitError(f"{path}: expected shape (n_items, ...), got {x.shape}")
     xt = check_array(x, str(path))
     if x.dtype == np.uint8:
         xt = xt / 255.0

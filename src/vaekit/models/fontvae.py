@@ -4,7 +4,8 @@ An item is a font, x of shape (n_chars, H, W) (62 glyphs A-Z, a-z, 0-9 from `dat
 
     encoder   every glyph -> a shared conv net -> features; the features of all glyphs, in
               character order, -> an MLP -> q(z | font) = N(mu, diag sigma^2)
-    decoder   for each character c: [z, embedding(c)] -> a shared deconv net -> p(glyph_c | z, c)
+    decoder   for each character c: [z, embedding(c)] -> a shared deconv net, plus a learned
+              image of c -> p(glyph_c | z, c)
     prior     N(0, I)
 
 Because one z renders every glyph, the glyphs of a sampled or edited font stay consistent with
@@ -53,12 +54,14 @@ class GlyphDecoderBody(nn.Module):
         self.char = nn.Embedding(n_chars, cfg.char_dim)
         self.net = ConvDecoderBody(cfg.latent_dim + cfg.char_dim, (h, w), self.params, cfg.channels,
                                    cfg.hidden, cfg.activation)
+        # a learned image per character (its typical shape); the shared net adds what the font changes
+        self.glyph_bias = nn.Parameter(torch.zeros(n_chars, self.params, h * w))
 
     def glyphs(self, z, chars: torch.Tensor):
         """Likelihood parameters of the given characters: z (N, D), chars (C,) -> (N, C, P, H * W)."""
         n, c = z.shape[0], chars.shape[0]
         inp = torch.cat([z[:, None].expand(n, c, z.shape[-1]), self.char(chars)[None].expand(n, c, -1)], -1)
-        return self.net(inp.reshape(n * c, -1)).reshape(n, c, self.params, -1)
+        return self.net(inp.reshape(n * c, -1)).reshape(n, c, self.params, -1) + self.glyph_bias[chars]
 
     def forward(self, z):
         chars = torch.arange(self.n_chars, device=z.device)

@@ -1,0 +1,172 @@
+"""Latent-space tools: interpolation, attribute vectors, neighbours, projections; the digits/Frey reports."""
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from vaekit import latent
+from vaekit.models import build
+
+DATA = os.environ.get("VAEKIT_DATA")
+HAS_FREY = bool(DATA) and any(os.path.isfile(os.path.join(DATA, "frey", f))
+                              for f in ("frey_rawface.mat.gz", "frey_rawface.mat"))
+
+
+def test_lerp_ends_and_midpoint():
+    z0, z1 = torch.tensor([1.0, -2.0, 0.5]), torch.tensor([3.0, 0.0, -0.5])
+    p = latent.lerp(z0, z1, 5)
+    assert p.shape == (5, 3)
+    assert torch.allclose(p[0], z0) and torch.allclose(p[-1], z1)
+    assert torch.allclose(p[2], (z0 + z1) / 2)
+
+
+def test_slerp_stays_on_the_sphere_and_hits_the_analytic_midpoint():
+    u0, u1 = torch.tensor([2.0, 0.0]), torch.tensor([0.0, 2.0])
+    p = latent.slerp(u0, u1, 9)
+    assert torch.allclose(p[0], u0, atol=1e-6) and torch.allclose(p[-1], u1, atol=1e-6)
+    assert torch.allclose(p.norm(dim=1), torch.full((9,), 2.0), atol=1e-5)
+    assert torch.allclose(p[4], torch.tensor([math.sqrt(2), math.sqrt(2)]), atol=1e-5)
+    # radius interpolates linearly when the norms differ; parallel vectors fall back to a line
+    q = latent.slerp(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 3.0]), 3)
+    assert q[1].norm().item() == pytest.approx(2.0, abs=1e-5)
+    assert torch.allclose(latent.slerp(u0, 3 * u0, 3), latent.lerp(u0, 3 * u0, 3))
+
+
+def test_attribute_vector_recovers_a_planted_direction():
+    g = torch.Generator().manual_seed(0)
+    n, d = 4000, 10
+    direction = torch.randn(d, generator=g)
+    direction /= direction.norm()
+    has = torch.rand(n, generator=g) < 0.3
+    z = torch.randn(n, d, generator=g) + 2.5 * has[:, None].float() * direction
+    v = latent.attribute_vector(z, has.numpy())
+    cos = float(v @ direction / v.norm())
+    assert cos > 0.98
+    assert v.norm().item() == pytest.approx(2.5, rel=0.06)
+    # with no planted effect the vector is only noise, of norm ~ sqrt(d (1/n1 + 1/n0))
+    v0 = latent.attribute_vector(torch.randn(n, d, generator=g), has.numpy())
+    assert v0.norm().item() < 0.2
+
+
+def test_attribute_vector_rejects_one_sided_flags():
+    z = torch.randn(5, 3)
+    with pytest.raises(ValueError, match="with and without"):
+        latent.attribute_vector(z, np.ones(5, bool))
+    with pytest.raises(ValueError, match="shape"):
+        latent.attribute_vector(z, np.ones(4, bool))
+
+
+def test_apply_and_remove_attribute():
+    z = torch.tensor([[1.0, 2.0], [0.0, -1.0]])
+    v = torch.tensor([0.0, 2.0])
+    out = latent.apply_attribute(z, v, [-1.0, 0.0, 0.5])
+    assert out.shape == (3, 2, 2)
+    assert torch.allclose(out[1], z) and torch.allclose(out[2], z + 0.5 * v) and torch.allclose(out[0], z - v)
+    assert latent.apply_attribute(z[0], v, [1.0, 2.0]).shape == (2, 2)
+    v = torch.tensor([1.0, 1.0])
+    ref = torch.tensor([0.5, -0.5])           # coordinate 0 along v
+    rm = latent.remove_attribute(z, v, ref)
+    assert torch.allclose(rm @ v, torch.zeros(2), atol=1e-6)
+    w = torch.tensor([1.0, -1.0])              # the orthogonal part is untouched
+    assert torch.allclose(rm @ w, z @ w)
+
+
+def test_nearest_neighbours_match_brute_force():
+    g = torch.Generator().manual_seed(1)
+    bank, q = torch.randn(50, 4, generator=g), torch.randn(7, 4, generator=g)
+    dist, idx = latent.nearest_neighbours(q, bank, k=3)
+    d_full = ((q[:, None] - bank[None]) ** 2).sum(-1).sqrt()
+    assert torch.equal(idx, d_full.argsort(1)[:, :3])
+    assert torch.allclose(dist, d_full.sort(1).values[:, :3], atol=1e-5)
+    _, idx_self = latent.nearest_neighbours(bank, bank, k=2, exclude_self=True)
+    assert not (idx_self == torch.arange(50)[:, None]).any()
+
+
+def test_project_axes_is_pca_scores():
+    from sklearn.decomposition import PCA
+
+    z = torch.randn(200, 5) * torch.tensor([5.0, 3.0, 1.0, 0.5, 0.1])
+    p = latent.project(z)
+    ref = PCA(2).fit_transform(z.numpy())
+    for j in range(2):   # equal up to the sign of each axis
+        assert min(np.abs(p[:, j].numpy() - ref[:, j]).max(), np.abs(p[:, j].numpy() + ref[:, j]).max()) < 1e-3
+    z2 = torch.randn(10, 2)
+    assert torch.equal(latent.project(z2), z2)
+    with pytest.raises(ValueError, match="unknown projection"):
+        latent.project(z, "umap")
+
+
+def test_project_tsne_shape():
+    z = torch.randn(40, 6)
+    assert latent.project(z, "tsne").shape == (40, 2)
+
+
+def _tiny_vae(d=2):
+    torch.manual_seed(0)
+    return build("vae", data_shape=(4, 4), latent_dim=d, hidden=(16,)).eval()
+
+
+def test_manifold_and_interpolation_shapes_and_ends():
+    m = _tiny_vae(2)
+    assert latent.manifold(m, n=5).shape == (25, 4, 4)
+    m3 = _tiny_vae(3)
+    assert latent.manifold(m3, n=4, data=torch.rand(30, 4, 4)).shape == (16, 4, 4)
+    x0, x1 = torch.rand(4, 4), torch.rand(4, 4)
+    for method in ("linear", "spherical"):
+        s = latent.interpolate(m, x0, x1, steps=6, method=method)
+        assert s.shape == (6, 4, 4)
+        assert torch.allclose(s[0], m.reconstruct(x0[None])[0], atol=1e-5)
+        assert torch.allclose(s[-1], m.reconstruct(x1[None])[0], atol=1e-5)
+    with pytest.raises(ValueError):
+        latent.interpolate(m, x0, x1, method="cubic")
+    strip = latent.attribute_strip(m, x0, torch.tensor([1.0, 0.0]), [0.0, 1.0])
+    assert strip.shape == (2, 4, 4) and torch.allclose(strip[0], m.reconstruct(x0[None])[0], atol=1e-5)
+
+
+def test_digits_quick_report_end_to_end(tmp_path):
+    from vaekit.reports import run_report
+
+    ctx = run_report("digits", out_root=tmp_path, quick=True, run_root=str(tmp_path / "runs"), epochs=5)
+    res = json.loads((tmp_path / "digits" / "results.json").read_text())
+    assert res["rows"][0]["data"] == "digits" and math.isfinite(res["rows"][0]["ours"])
+    for f in ("digits_manifold.png", "digits_scatter.png", "digits_interpolation.png", "digits_neighbours.png"):
+        assert (tmp_path / "digits" / f).stat().st_size > 1000
+    # a second run finds the trained model in its run folder and loads it
+    ctx2 = run_report("digits", out_root=tmp_path, quick=True, run_root=str(tmp_path / "runs"), epochs=5)
+    assert "loaded" in ctx2.rows[0].note
+    assert ctx2.rows[0].ours == pytest.approx(ctx.rows[0].ours)
+
+
+@pytest.mark.skipif(not HAS_FREY, reason="Frey faces not found: set VAEKIT_DATA to a folder with frey/frey_rawface.mat.gz")
+def test_frey_loader():
+    from vaekit.data import frey
+
+    ds = frey.frey("all")
+    assert ds.x.shape == (1965, 28, 20)
+    assert ds.x.min().item() == pytest.approx(8 / 255) and ds.x.max().item() == pytest.approx(238 / 255)
+    tr, te = frey.frey("train"), frey.frey("test")
+    assert len(tr) + len(te) == 1965 and len(te) == 196
+
+
+def test_frey_missing_file_is_a_clear_error(tmp_path):
+    from vaekit.data import frey
+    from vaekit.errors import VaekitError
+
+    with pytest.raises(VaekitError, match="frey"):
+        frey.frey("train", data_dir=tmp_path)
+    (tmp_path / "frey").mkdir()
+    (tmp_path / "frey" / "frey_rawface.mat.gz").write_bytes(b"not gzip")
+    with pytest.raises(VaekitError, match="gzip"):
+        frey.frey("train", data_dir=tmp_path)
+
+
+@pytest.mark.skipif(not HAS_FREY, reason="Frey faces not found: set VAEKIT_DATA to a folder with frey/frey_rawface.mat.gz")
+def test_frey_quick_report_end_to_end(tmp_path):
+    from vaekit.reports import run_report
+
+    ctx = run_report("frey", out_root=tmp_path, quick=True, run_root=str(tmp_path / "runs"), epochs=3)
+    assert all(math.isfinite(r.ours) for r in ctx.rows)
+    assert (tmp_path / "frey" / "frey_manifold.png").is_file()

@@ -1,0 +1,126 @@
+"""The training loop: exact resume, NaN guard, early stopping, run-directory safety."""
+import csv
+import json
+
+import pytest
+import torch
+
+import vaekit
+from vaekit import checkpoint
+from vaekit.data import load
+from vaekit.errors import NonFiniteLossError, VaekitError
+from vaekit.train import TrainConfig, fit, lr_at
+
+FAST = dict(progress=False, tensorboard=False)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load("digits").x[:400]
+
+
+def small_vae(seed=0, **kw):
+    torch.manual_seed(seed)
+    return vaekit.build("vae", data_shape=(8, 8), latent_dim=2, hidden=(32,), **kw)
+
+
+def losses(run_dir):
+    with open(run_dir / "log.csv") as f:
+        return [(int(r["step"]), float(r["loss"])) for r in csv.DictReader(f) if r.get("loss")]
+
+
+def test_resume_equals_uninterrupted_run(tmp_path, digits):
+    cfg = TrainConfig(epochs=4, batch_size=64, checkpoint_every=5, **FAST)
+    full = fit(small_vae(), digits, cfg, tmp_path / "full")
+    # interrupted after 13 steps (mid-epoch, between checkpoints), then resumed from step 10
+    fit(small_vae(), digits, TrainConfig(epochs=4, batch_size=64, checkpoint_every=5, max_steps=13, **FAST),
+        tmp_path / "cut")
+    meta = checkpoint.restore(tmp_path / "cut" / "checkpoint.safetensors", small_vae())
+    assert meta["step"] == 13          # max_steps saves where it stopped
+    # simulate a kill after step 12: roll the checkpoint back to the one written at step 10
+    fit(small_vae(), digits, TrainConfig(epochs=4, batch_size=64, checkpoint_every=5, max_steps=10, **FAST),
+        tmp_path / "cut", overwrite=True)
+    resumed = fit(small_vae(seed=99), digits, cfg, tmp_path / "cut", resume=True)
+    assert resumed.steps[0] == 11
+    assert losses(tmp_path / "cut") == losses(tmp_path / "full")        # bit-exact, no gap, no duplicate
+    assert full.loss[10:] == resumed.loss
+
+
+def test_nonfinite_loss_raises_with_step_and_batch(tmp_path, digits, monkeypatch):
+    model = small_vae()
+    real = model.loss
+
+    def poisoned(x, step=0):
+        out = real(x, step)
+        if step == 3:
+            out.value = out.value * float("nan")
+        return out
+
+    monkeypatch.setattr(model, "loss", poisoned)
+    with pytest.raises(NonFiniteLossError, match="step 3") as e:
+        fit(model, digits, TrainConfig(epochs=1, batch_size=64, **FAST), tmp_path / "r")
+    saved = json.loads((tmp_path / "r" / "nonfinite_batch.json").read_text())
+    assert saved["step"] == 3 and saved["batch_index"] == e.value.batch_index and len(saved["batch_index"]) == 64
+
+
+def test_nonfinite_skip_policy_finishes(digits, monkeypatch):
+    model = small_vae()
+    real, calls = model.loss, []
+
+    def poisoned(x, step=0):
+        calls.append(step)
+        out = real(x, step)
+        if len(calls) == 3:                      # the third batch gives inf
+            out.value = out.value * float("inf")
+        return out
+
+    monkeypatch.setattr(model, "loss", poisoned)
+    h = fit(model, digits, TrainConfig(epochs=1, batch_size=64, on_nonfinite="skip", **FAST))
+    assert len(calls) == 7 and len(h.loss) == 6          # 7 batches, one skipped
+    assert all(torch.isfinite(torch.tensor(h.loss)))
+
+
+def test_early_stopping_keeps_best(tmp_path, digits):
+    h = fit(small_vae(), digits, TrainConfig(epochs=50, batch_size=64, lr=5e-2, val_fraction=0.25, patience=2,
+                                             **FAST), tmp_path / "r")
+    assert h.stopped == "early_stopping" and len(h.val) < 50
+    best = json.loads(checkpoint.read(tmp_path / "r" / "best.safetensors")[1]["meta"]["best_val"].__repr__())
+    assert best == pytest.approx(min(h.val))
+
+
+def test_training_lowers_the_loss_and_logs(tmp_path, digits):
+    h = fit(small_vae(), digits, TrainConfig(epochs=5, batch_size=32, binarize=True, progress=False,
+                                             tensorboard=True), tmp_path / "r")
+    assert sum(h.loss[-10:]) / 10 < sum(h.loss[:10]) / 10
+    assert any((tmp_path / "r" / "tb").iterdir())
+    rows = list(csv.DictReader(open(tmp_path / "r" / "log.csv")))
+    assert {"step", "loss", "elbo", "kl", "rec"} <= set(rows[0])
+
+
+def test_kl_warmup_and_lr_schedules():
+    m = small_vae(beta=2.0, warmup_steps=10)
+    assert m.beta_at(0) == 0 and m.beta_at(5) == 1.0 and m.beta_at(50) == 2.0
+    cfg = TrainConfig(lr=1.0, lr_schedule="cosine", lr_final=0.0)
+    assert lr_at(cfg, 0, 100) == 1.0 and lr_at(cfg, 50, 100) == pytest.approx(0.5) and lr_at(cfg, 100, 100) < 1e-12
+    assert lr_at(TrainConfig(lr=1.0, lr_schedule="step"), 80, 100) == pytest.approx(0.01)
+
+
+def test_run_directory_is_never_clobbered(tmp_path, digits):
+    fit(small_vae(), digits, TrainConfig(epochs=1, **FAST), tmp_path / "r")
+    with pytest.raises(VaekitError, match="not empty"):
+        fit(small_vae(), digits, TrainConfig(epochs=1, **FAST), tmp_path / "r")
+    other = vaekit.build("autoencoder", data_shape=(8, 8), latent_dim=2, hidden=(32,))
+    with pytest.raises(VaekitError, match="different model"):
+        fit(other, digits, TrainConfig(epochs=2, **FAST), tmp_path / "r", resume=True)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (torch.zeros(0, 8, 8), "empty"),
+    (torch.full((4, 8, 8), float("nan")), "NaN"),
+    (torch.zeros(4, 7, 8), "data_shape"),
+    (torch.zeros(4), "rank"),
+    (["a", "b"], "numbers"),
+])
+def test_bad_training_data(bad, match):
+    with pytest.raises(VaekitError, match=match):
+        fit(small_vae(), bad, TrainConfig(epochs=1, **FAST))
