@@ -102,7 +102,10 @@ def test_fontvae_shapes_loss_and_checkpoint(tmp_path):
     from vaekit import checkpoint
 
     torch.manual_seed(0)
-    m = build("fontvae", data_shape=(5, 16, 16), latent_dim=4, channels=(4, 8), hidden=(16,), glyph_features=8)
+    for arch in ("conv", "mlp"):
+        m = build("fontvae", data_shape=(5, 16, 16), latent_dim=4, arch=arch, channels=(4, 8), hidden=(16,),
+                  glyph_hidden=32, glyph_features=8)
+        assert m.reconstruct(torch.rand(2, 5, 16, 16)).shape == (2, 5, 16, 16)
     x = torch.rand(3, 5, 16, 16)
     loss = m.loss(x)
     assert loss.value.ndim == 0 and math.isfinite(loss.value.item())
@@ -115,7 +118,7 @@ def test_fontvae_shapes_loss_and_checkpoint(tmp_path):
     checkpoint.save(tmp_path / "m.safetensors", m)
     m2 = checkpoint.load_model(tmp_path / "m.safetensors")
     assert torch.allclose(m2.embed(x), m.eval().embed(x))
-    g = build("fontvae", data_shape=(3, 8, 8), latent_dim=2, channels=(4,), hidden=(8,), glyph_features=4,
+    g = build("fontvae", data_shape=(3, 8, 8), latent_dim=2, hidden=(8,), glyph_hidden=8, glyph_features=4,
               likelihood="gaussian", sigma=None)
     d = g.decode(torch.zeros(2, 2))
     assert d.mean.shape == (2, 3, 8, 8) and (d.stddev > 0).all()

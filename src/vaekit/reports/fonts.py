@@ -92,11 +92,11 @@ def run(ctx):
     ctx.extra["attribute_counts"] = {a: int(np.nansum(train.attribute(a))) for a in ("bold", "italic", "condensed")}
 
     # -- model -----------------------------------------------------------------------------------
-    epochs = int(ctx.options.get("epochs") or (3 if quick else 40))
-    cfg = dict(data_shape=(len(CHARS), size, size), latent_dim=latent_dim,
-               channels=(8, 16) if quick else (16, 32), hidden=(64,) if quick else (256,),
+    epochs = int(ctx.options.get("epochs") or (60 if quick else 60))
+    cfg = dict(data_shape=(len(CHARS), size, size), latent_dim=latent_dim, arch=ctx.options.get("arch") or "mlp",
+               hidden=(64,) if quick else (256,), glyph_hidden=128 if quick else 512,
                glyph_features=16 if quick else 64)
-    tcfg = TrainConfig(epochs=epochs, batch_size=16, lr=2e-3, lr_schedule="cosine", seed=ctx.seed,
+    tcfg = TrainConfig(epochs=epochs, batch_size=4, lr=1e-3, lr_schedule="cosine", seed=ctx.seed,
                        progress=False, tensorboard=False)
     t0 = time.process_time()
     model, hist = trained(ctx, "fonts" + ("-quick" if quick else ""), "fontvae", cfg, train.images, tcfg)
