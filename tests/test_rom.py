@@ -162,3 +162,33 @@ def test_rollout_error_with_pod_is_zero_for_exact_dynamics():
     err, pred = rollout_error(pod, dyn, u[1:3], mus[1:3])
     assert err.shape == (15,) and pred.shape == u[1:3].shape
     assert err[0] < 1e-6 and err.max() < 0.05
+
+
+def test_conv_autoencoders_on_1d_and_2d_fields():
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    X1 = rng.normal(size=(16, 40))                        # odd sizes on purpose (40 -> 20 -> 10 -> 5)
+    ae = AutoEncoderROM(3, arch="conv1d", channels=(4, 8, 8), hidden=(16,), epochs=1, batch_size=8).fit(X1)
+    assert ae.transform(X1).shape == (16, 3) and ae.reconstruct(X1).shape == (16, 40)
+    X2 = rng.normal(size=(8, 12, 10))                     # 2-D fields use the core's conv bodies
+    ae2 = AutoEncoderROM(2, arch="conv", channels=(4, 8), hidden=(16,), epochs=1, batch_size=4).fit(X2)
+    assert ae2.reconstruct(X2).shape == (8, 12, 10)
+    assert np.isfinite(reconstruction_error(ae2, X2))
+    with pytest.raises(VaekitError, match="conv1d"):
+        AutoEncoderROM(2, arch="conv1d", epochs=1).fit(X2)
+
+
+@pytest.mark.slow
+def test_quick_report(tmp_path):
+    import json
+
+    from vaekit.reports import run_report
+
+    run_report("rom", out_root=tmp_path, quick=True)
+    d = json.loads((tmp_path / "rom" / "results.json").read_text())
+    rows = {(r["data"], r["metric"]): r for r in d["rows"]}
+    assert rows[("burgers", "solver vs Cole-Hopf, max rel. L2")]["met"]
+    assert rows[("advection", "AE / POD error ratio, r=2")]["ours"] < 0.3
+    for f in d["figures"]:
+        assert (tmp_path / "rom" / f).is_file()
+    assert d["seconds"] < 120

@@ -1,0 +1,39 @@
+"""Helpers shared by the benchmarks: interleaved timing and result files."""
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def interleaved(fns: dict, repeats: int = 3) -> dict[str, list[float]]:
+    """Run each callable `repeats` times in the order A B C A B C ... so that machine noise hits all alike."""
+    times = {k: [] for k in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def write(name: str, result: dict, table_rows: list[list[str]]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    result = {"benchmark": name, "torch": torch.__version__, "threads": torch.get_num_threads(),
+              "machine": platform.machine(), "processor": platform.processor(), **result}
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(result, indent=2))
+    widths = [max(len(r[i]) for r in table_rows) for i in range(len(table_rows[0]))]
+    for r in table_rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
+    print(f"wrote {path}")
+    return path
+
+
+median = statistics.median

@@ -1,0 +1,94 @@
+"""Adversarial Variational Bayes: implicit posterior, critic as KL, both phases in one loss."""
+import pytest
+import torch
+
+from vaekit.data import load
+from vaekit.errors import VaekitError
+from vaekit.models import avb, build, from_config, config_dict  # noqa: F401  (avb registers "avb")
+from vaekit.train import TrainConfig, fit
+
+
+def small(**kw):
+    cfg = dict(data_shape=(8, 8), latent_dim=3, hidden=(32,), critic_hidden=(32, 32), noise_dim=4)
+    cfg.update(kw)
+    return build("avb", **cfg)
+
+
+def test_implicit_posterior_shapes_and_no_density():
+    torch.manual_seed(0)
+    model = small()
+    x = torch.rand(5, 8, 8)
+    q = model.encode(x)
+    assert q.rsample((7,)).shape == (7, 5, 3) and q.sample().shape == (5, 3)
+    assert q.mean.shape == (5, 3) and (q.variance > 0).all()
+    assert model.embed(x).shape == (5, 3) and model.reconstruct(x).shape == (5, 8, 8)
+    with pytest.raises(NotImplementedError, match="no density"):
+        q.log_prob(q.sample())
+    assert config_dict(from_config(config_dict(model))) == config_dict(model)
+
+
+@pytest.mark.parametrize("contrast", [True, False])
+def test_each_player_gets_only_its_own_gradient(contrast):
+    torch.manual_seed(1)
+    model = small(contrast=contrast)
+    x = torch.bernoulli(torch.full((6, 8, 8), 0.3))
+    critic = list(model.critic.parameters())
+    others = [p for n, p in model.named_parameters() if not n.startswith("critic.")]
+
+    def grads(fn):
+        torch.manual_seed(5)
+        out = fn()
+        return torch.autograd.grad(out, critic + others, allow_unused=True)
+
+    g_all = grads(lambda: model.loss(x).value)
+    g_gen = grads(lambda: model.generator_loss(x)[0])
+
+    def disc_only():
+        gen, terms = model.generator_loss(x)
+        return model.discriminator_loss(x, terms["critic_input"]).value
+
+    g_disc = grads(disc_only)
+    nc = len(critic)
+    for a, d in zip(g_all[:nc], g_disc[:nc]):        # critic: the logistic loss's gradient only
+        assert torch.allclose(a, d, atol=1e-6)
+    for a, g in zip(g_all[nc:], g_gen[nc:]):         # encoder, decoder: the generator's only
+        assert torch.allclose(a, g, atol=1e-6)
+    assert all(g is None or g.abs().max() == 0 for g in g_gen[:nc])
+    torch.manual_seed(5)
+    loss = model.loss(x)
+    assert abs(loss.value.item() + loss.terms["elbo"].item()) < 1e-4   # the logged value is -ELBO
+
+
+def test_standardise_exact_part_matches_gaussian_algebra():
+    model = small()
+    z = torch.randn(50, 4, 3) * 0.5 + 1.0
+    zt, exact = model.standardise(z)
+    assert torch.allclose(zt.mean(0), torch.zeros(4, 3), atol=1e-5)
+    assert torch.allclose(zt.std(0), torch.ones(4, 3), atol=1e-4)
+    m, s = z.mean(0), z.std(0)
+    by_hand = (-0.5 * zt ** 2 - s.log() + 0.5 * z ** 2).sum(-1)      # log N(z; m, s) - log N(z; 0, 1)
+    assert torch.allclose(exact, by_hand, atol=1e-4)
+
+
+def test_trains_on_digits_and_critic_tracks_the_kl():
+    torch.manual_seed(2)
+    train = load("digits", "train")
+    model = small(latent_dim=4, hidden=(64,), critic_hidden=(64, 64))
+    x = torch.bernoulli(load("digits", "test").x, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before = model.loss(x).terms["elbo"].item()
+    h = fit(model, train.x, TrainConfig(epochs=25, batch_size=64, lr=2e-3, binarize=True, progress=False,
+                                        tensorboard=False))
+    with torch.no_grad():
+        after = model.loss(x).terms
+    assert h.stopped == "completed"
+    assert after["elbo"].item() > before + 10, (before, after)
+    assert 0.45 < after["disc_acc"].item() < 0.9
+    assert after["kl"].item() > 0
+
+
+def test_bad_config():
+    with pytest.raises(VaekitError, match="noise_dim"):
+        small(noise_dim=0)
+    with pytest.raises(VaekitError, match="n_moments"):
+        small(n_moments=1)

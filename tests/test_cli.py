@@ -1,0 +1,59 @@
+"""The command line end to end on the embedded digits, and its one-line errors."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from vaekit.cli import main
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "vaekit", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_fit_eval_sample_encode(tmp_path, capsys):
+    rd = tmp_path / "run"
+    main(["fit", str(rd), "--data", "digits", "--latent-dim", "2", "--hidden", "32", "--epochs", "2",
+          "--no-progress", "--no-tensorboard"])
+    assert {"config.json", "checkpoint.safetensors", "log.csv"} <= {p.name for p in rd.iterdir()}
+    main(["eval", str(rd), "--k", "5", "--nll-k", "20"])
+    metrics = json.loads((rd / "metrics.json").read_text())["test"]
+    assert metrics["n"] == 359 and metrics["nll"] > 0 and metrics["elbo"] <= metrics["iwae5"] + 1.0
+    main(["sample", str(rd), "-n", "9", "--out", str(tmp_path / "s.npy")])
+    assert np.load(tmp_path / "s.npy").shape == (9, 8, 8)
+    main(["encode", str(rd), "--out", str(tmp_path / "z.npy")])
+    assert np.load(tmp_path / "z.npy").shape == (359, 2)
+    main(["fit", str(rd), "--epochs", "3", "--latent-dim", "2", "--hidden", "32", "--resume", "--no-progress",
+          "--no-tensorboard"])
+    assert "steps" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, match", [
+    (["fit", "{rd}", "--model", "gan"], "unknown model 'gan'"),
+    (["fit", "{rd}", "--data", "nowhere.npz"], "nowhere.npz"),
+    (["fit", "{rd}", "--config", "{bad}"], "invalid JSON"),
+    (["fit", "{rd}", "--model", "autoencoder", "--beta", "2"], "no config field"),
+    (["eval", "{empty}"], "no checkpoint"),
+    (["data", "fetch", "nope"], "unknown data set 'nope'"),
+    (["report", "nope"], "unknown report 'nope'"),
+])
+def test_errors_are_one_line(tmp_path, capsys, args, match):
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "empty").mkdir()
+    args = [a.format(rd=tmp_path / "r", bad=tmp_path / "bad.json", empty=tmp_path / "empty") for a in args]
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    err = capsys.readouterr().err
+    assert e.value.code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("vaekit: error:") and match in lines[0], err
+    assert not (tmp_path / "r" / "checkpoint.safetensors").exists()
+
+
+def test_help_lists_every_command():
+    out = run("--help").stdout
+    for cmd in ("fit", "eval", "sample", "encode", "data", "demo", "report"):
+        assert cmd in out
+    assert "--latent-dim" in run("fit", "--help").stdout
