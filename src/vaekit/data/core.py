@@ -103,7 +103,8 @@ def mnist(split_name: str = "train", data_dir=None, name: str = "mnist") -> Data
     prefix = {"train": "train", "test": "t10k"}
     if split_name not in prefix:
         raise VaekitError(f"unknown split {split_name!r} for {name}; choose 'train' or 'test'")
-    folder = root / name if (root / name).is_dir() else root
+    flat = any(root.glob(f"{prefix[split_name]}-images*"))       # files directly in the folder given
+    folder = root if flat and not (root / name).is_dir() else root / name
     images = read_idx(find_idx(folder, f"{prefix[split_name]}-images-idx3-ubyte", name))
     labels = read_idx(find_idx(folder, f"{prefix[split_name]}-labels-idx1-ubyte", name))
     if len(images) != len(labels):
