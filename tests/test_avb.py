@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from vaekit import ratio
 from vaekit.data import load
 from vaekit.errors import VaekitError
 from vaekit.models import avb, build, from_config, config_dict  # noqa: F401  (avb registers "avb")
@@ -71,10 +72,12 @@ def test_standardise_exact_part_matches_gaussian_algebra():
 
 
 def test_trains_on_digits_and_critic_tracks_the_kl():
+    """After training, a fresh critic fitted to the model's own (x, z~) pairs agrees with the model's critic."""
     torch.manual_seed(2)
     train = load("digits", "train")
     model = small(latent_dim=4, hidden=(64,), critic_hidden=(64, 64))
-    x = torch.bernoulli(load("digits", "test").x, generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(0)
+    x = torch.bernoulli(load("digits", "test").x, generator=g)
     with torch.no_grad():
         before = model.loss(x).terms["elbo"].item()
     h = fit(model, train.x, TrainConfig(epochs=25, batch_size=64, lr=2e-3, binarize=True, progress=False,
@@ -85,6 +88,14 @@ def test_trains_on_digits_and_critic_tracks_the_kl():
     assert after["elbo"].item() > before + 10, (before, after)
     assert 0.45 < after["disc_acc"].item() < 0.9
     assert after["kl"].item() > 0
+
+    xs = torch.bernoulli(train.x.repeat(3, 1, 1), generator=g)
+    with torch.no_grad():
+        zt, _ = model.standardise(model.encode(xs).rsample((model.config.n_moments,)))
+        t_model = model.log_ratio(xs, zt[0]).mean().item()
+    fresh = ratio.kl_divergence(torch.cat([xs.flatten(1), zt[0]], 1), torch.cat([xs.flatten(1), torch.randn_like(zt[0])], 1),
+                                steps=1500, batch_size=256, hidden=(64, 64), lr=3e-3)
+    assert abs(t_model - fresh.kl) < 0.25 + 3 * fresh.standard_error, (t_model, fresh.kl, fresh.standard_error)
 
 
 def test_bad_config():

@@ -148,3 +148,20 @@ def test_score_function_on_discrete_q():
     p = torch.tensor([0.3], requires_grad=True)
     st = E.gradient_variance(lambda: E.score_function(D.Bernoulli(probs=p), lambda z: z, 4, "loo"), [p], 2000)
     assert abs(st.mean[0].item() - 1.0) < 4 * st.standard_error()[0].item()
+
+
+@pytest.mark.slow
+def test_report_quick_mode(tmp_path):
+    import json
+    import os
+
+    if not os.environ.get("VAEKIT_DATA"):
+        pytest.skip("VAEKIT_DATA is not set: the report's MNIST parts need the shared data")
+    from vaekit.reports import run_report
+
+    run_report("estimators", out_root=tmp_path, quick=True)
+    res = json.loads((tmp_path / "estimators" / "results.json").read_text())
+    assert set(res["figures"]) == {"variance_vs_samples.png", "training_curves.png"}
+    assert all((tmp_path / "estimators" / f).stat().st_size > 10_000 for f in res["figures"])
+    checked = [r for r in res["rows"] if r["met"] is not None]
+    assert checked and all(r["met"] for r in checked), [r["metric"] for r in checked if not r["met"]]
