@@ -49,8 +49,11 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
-def save(path, model, optimizer: torch.optim.Optimizer | None = None, **meta) -> None:
-    """Save model weights (+ optimizer and torch RNG state) and JSON-able `meta` atomically."""
+def save(path, model, optimizer: torch.optim.Optimizer | None = None, rng_states: list | None = None, **meta) -> None:
+    """Save model weights (+ optimizer and torch RNG state) and JSON-able `meta` atomically.
+
+    `rng_states`: the torch RNG state of every rank of a distributed run (default: this process's).
+    """
     path = Path(path)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     groups = None
@@ -61,7 +64,8 @@ def save(path, model, optimizer: torch.optim.Optimizer | None = None, **meta) ->
                 t = v if isinstance(v, torch.Tensor) else torch.tensor(v)
                 tensors[f"optim.{pid}.{k}"] = t.detach().cpu().contiguous()
         groups = sd["param_groups"]
-    tensors["rng.torch"] = torch.get_rng_state()
+    for r, st in enumerate(rng_states or [torch.get_rng_state()]):
+        tensors["rng.torch" if r == 0 else f"rng.torch.{r}"] = st
     if torch.cuda.is_available():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng.cuda.{i}"] = s
@@ -102,8 +106,8 @@ def read(path) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, header
 
 
-def restore(path, model, optimizer: torch.optim.Optimizer | None = None, rng: bool = False) -> dict:
-    """Load a checkpoint into an existing model (and optimizer, RNG); returns the saved `meta`."""
+def restore(path, model, optimizer: torch.optim.Optimizer | None = None, rng: bool = False, rank: int = 0) -> dict:
+    """Load a checkpoint into an existing model (and optimizer, and `rank`'s RNG); returns the saved `meta`."""
     tensors, header = read(path)
     want = config_dict(model)
     if header["model"] != json.loads(json.dumps(want)):
@@ -118,7 +122,7 @@ def restore(path, model, optimizer: torch.optim.Optimizer | None = None, rng: bo
                 state.setdefault(int(pid), {})[name] = v
         optimizer.load_state_dict({"state": state, "param_groups": header["optimizer_groups"]})
     if rng:
-        torch.set_rng_state(tensors["rng.torch"])
+        torch.set_rng_state(tensors.get(f"rng.torch.{rank}" if rank else "rng.torch", tensors["rng.torch"]))
         if torch.cuda.is_available():
             cuda = [tensors[k] for k in sorted(k for k in tensors if k.startswith("rng.cuda."))]
             if cuda:

@@ -65,6 +65,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-tensorboard", action="store_true")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in the directory")
+    d = p.add_argument_group("distributed (torch.distributed; see README for several machines)")
+    d.add_argument("--nproc", type=int, default=1, help="processes on this machine, launched with torchrun")
+    d.add_argument("--max-restarts", type=int, default=0, help="torchrun restarts of a failed worker group; "
+                   "a restarted group resumes from the last checkpoint")
 
     p = sub.add_parser("eval", help="ELBO, IWAE-k bound, NLL and reconstruction error on a data set")
     p.add_argument("run_dir")
@@ -138,7 +142,34 @@ def _run_data(run_dir: Path, args):
     return load(spec, args.split, data_dir)
 
 
+def launch_torchrun(argv: list[str], nproc: int, max_restarts: int) -> int:
+    """Re-run this `vaekit fit` command under torchrun with nproc processes on this machine."""
+    import subprocess
+
+    rest, skip = [], False
+    for a in argv:                       # drop our own --nproc/--max-restarts; torchrun gets them
+        if skip:
+            skip = False
+            continue
+        if a in ("--nproc", "--max-restarts"):
+            skip = True
+            continue
+        if a.startswith(("--nproc=", "--max-restarts=")):
+            continue
+        rest.append(a)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           f"--max-restarts={max_restarts}", "-m", "vaekit", *rest]
+    return subprocess.call(cmd)
+
+
 def cmd_fit(args) -> None:
+    import os
+
+    if args.nproc > 1 and "LOCAL_RANK" not in os.environ:
+        code = launch_torchrun(args.argv, args.nproc, args.max_restarts)
+        if code:
+            raise VaekitError(f"torchrun exited with status {code}")
+        return
     from . import models
     from .data import load
     from .train import TrainConfig, fit
@@ -158,6 +189,9 @@ def cmd_fit(args) -> None:
     ignored = sorted(k for k in cfg if k not in fields and k in MODEL_FLAGS)
     if ignored:
         raise VaekitError(f"model {args.model!r} has no config field(s) {ignored}")
+    import torch
+
+    torch.manual_seed(args.seed)          # the initial weights follow --seed too
     model = models.build(args.model, **cfg)
     tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
                      seed=args.seed, val_fraction=args.val_fraction, patience=args.patience, binarize=args.binarize,
@@ -166,7 +200,8 @@ def cmd_fit(args) -> None:
     hist = fit(model, data, tc, args.run_dir, resume=args.resume, overwrite=args.overwrite,
                meta={"spec": args.data or "digits", "split": args.split, "data_dir": args.data_dir})
     last = f"{hist.loss[-1]:.4f}" if hist.loss else "n/a"
-    print(f"{args.run_dir}: {len(hist.loss)} steps in {hist.seconds:.1f} s ({hist.stopped}); last training loss {last}")
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"{args.run_dir}: {len(hist.loss)} steps in {hist.seconds:.1f} s ({hist.stopped}); last training loss {last}")
 
 
 def cmd_eval(args) -> None:
@@ -268,7 +303,9 @@ COMMANDS = {"fit": cmd_fit, "eval": cmd_eval, "sample": cmd_sample, "encode": cm
 
 
 def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         COMMANDS[args.command](args)
     except VaekitError as e:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from . import checkpoint
+from . import checkpoint, distributed
 from .data.core import Dataset, check_array, split
 from .errors import NonFiniteLossError, VaekitError
 from .models import config_dict
@@ -64,11 +64,11 @@ class TrainConfig:
             raise VaekitError(f"train config field val_fraction must be in [0, 1), got {self.val_fraction}")
 
 
-def pick_device(name: str = "auto") -> torch.device:
+def pick_device(name: str = "auto", dd: distributed.Dist | None = None) -> torch.device:
     if name != "auto":
         return torch.device(name)
     if torch.cuda.is_available():
-        return torch.device("cuda")
+        return torch.device("cuda", dd.local_rank if dd is not None else torch.cuda.current_device())
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
@@ -99,15 +99,19 @@ class History:
 
 
 @torch.no_grad()
-def evaluate_loss(model, x: torch.Tensor, batch_size: int = 1000, seed: int = 1234) -> float:
-    """Mean training loss over x, with its own fixed noise so the training RNG stream is untouched."""
+def evaluate_loss(model, x: torch.Tensor, batch_size: int = 1000, seed: int = 1234, dd=None) -> float:
+    """Mean training loss over x (each rank takes a share; the sums are reduced), with its own fixed
+    noise so the training RNG stream is untouched."""
+    dd = dd or distributed.Dist()
     was = model.training
     model.eval()
+    mine = x[dd.rank::dd.world]
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        total = sum(float(model.loss(xb).value.detach()) * len(xb) for xb in x.split(batch_size))
+        torch.manual_seed(seed + dd.rank)
+        total = sum(float(model.loss(xb).value) * len(xb) for xb in mine.split(batch_size))
     model.train(was)
-    return total / len(x)
+    tot = dd.sum(torch.tensor([total, float(len(mine))], dtype=torch.float64))
+    return float(tot[0] / tot[1])
 
 
 class RunLog:
@@ -150,28 +154,31 @@ class RunLog:
             self.tb.flush()
 
 
-def prepare_run_dir(run_dir, model, train_cfg: TrainConfig, *, resume: bool, overwrite: bool,
-                    meta: dict | None = None) -> Path | None:
-    """Create or check the run directory; never clobber a run unless `overwrite`."""
-    if run_dir is None:
-        return None
+def check_run_dir(run_dir, model, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to clobber a run (unless `overwrite`) or to resume a different model. Writes nothing."""
     run_dir = Path(run_dir)
-    ckpt = run_dir / "checkpoint.safetensors"
     cfg_file = run_dir / "config.json"
     if resume:
-        if not ckpt.is_file():
+        if not (run_dir / "checkpoint.safetensors").is_file():
             raise VaekitError(f"{run_dir}: nothing to resume (no checkpoint.safetensors)")
         saved = json.loads(cfg_file.read_text()) if cfg_file.is_file() else None
         if saved and saved.get("model") != json.loads(json.dumps(config_dict(model))):
             raise VaekitError(f"{cfg_file}: the run directory holds a different model ({saved['model']['model']}); "
                               "choose another run directory")
-    elif run_dir.exists() and any(run_dir.iterdir()):
-        if not overwrite:
-            raise VaekitError(f"{run_dir}: run directory is not empty; pass overwrite=True (--overwrite) or resume=True (--resume)")
+    elif run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
+        raise VaekitError(f"{run_dir}: run directory is not empty; pass overwrite=True (--overwrite) or resume=True (--resume)")
+
+
+def init_run_dir(run_dir, model, train_cfg: TrainConfig, *, resume: bool, meta: dict | None = None) -> Path:
+    """Create the run directory (clearing an old run's files unless resuming) and write config.json."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in run_dir.glob(".*.tmp"):              # left by a process killed while writing
+        stale.unlink(missing_ok=True)
+    if not resume:
         for name in ("checkpoint.safetensors", "best.safetensors", "log.csv", "metrics.json", "nonfinite_batch.json"):
             (run_dir / name).unlink(missing_ok=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint.atomic_write_text(cfg_file, json.dumps(
+    checkpoint.atomic_write_text(run_dir / "config.json", json.dumps(
         {"model": config_dict(model), "train": dataclasses.asdict(train_cfg), "data": meta or {}}, indent=2))
     return run_dir
 
@@ -183,6 +190,9 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
     With `run_dir`, writes config.json, log.csv, tb/, checkpoint.safetensors (latest) and
     best.safetensors (best validation loss, when there is a validation split). `meta` (JSON-able,
     e.g. where the data came from) is stored in config.json under "data".
+
+    Under torchrun every process calls fit; a restarted worker group (torchrun --max-restarts)
+    resumes from the last checkpoint by itself.
     """
     cfg = config or TrainConfig()
     x = check_array(data, "training data")
@@ -196,11 +206,23 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
         x, x_val = tr.x, va.x
     else:
         x_val = None
-    run_dir = prepare_run_dir(run_dir, model, cfg, resume=resume, overwrite=overwrite, meta=meta)
 
-    device = pick_device(cfg.device)
-    torch.manual_seed(cfg.seed)
+    dd = distributed.setup()
+    if run_dir is not None:
+        run_dir = Path(run_dir)
+        if distributed.restart_count() > 0:       # torchrun restarted us: continue, or start again
+            resume = (run_dir / "checkpoint.safetensors").is_file()
+            overwrite = not resume
+        check_run_dir(run_dir, model, resume=resume, overwrite=overwrite)
+        dd.barrier()                                   # every rank has checked before rank 0 writes
+        if dd.main:
+            init_run_dir(run_dir, model, cfg, resume=resume, meta=meta)
+        dd.barrier()
+
+    device = pick_device(cfg.device, dd)
+    torch.manual_seed(cfg.seed + 7919 * dd.rank)       # ranks draw independent noise
     model.to(device).train()
+    step_fn = distributed.wrap(model, dd, device)
     x = x.to(device)
     x_val = None if x_val is None else x_val.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
@@ -209,18 +231,20 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
     total = cfg.epochs * n_batches if cfg.max_steps is None else min(cfg.epochs * n_batches, cfg.max_steps)
     state = {"step": 0, "epoch": 0, "batch": 0, "best_val": math.inf, "bad_epochs": 0, "skipped": 0}
     if resume:
-        state.update(checkpoint.restore(run_dir / "checkpoint.safetensors", model, opt, rng=True))
-    log = RunLog(run_dir, state["step"] if resume else 0, cfg.tensorboard)
+        state.update(checkpoint.restore(run_dir / "checkpoint.safetensors", model, opt, rng=True, rank=dd.rank))
+    log = RunLog(run_dir if dd.main else None, state["step"] if resume else 0, cfg.tensorboard)
     hist = History()
     t0 = time.perf_counter()
 
     def save(name="checkpoint.safetensors"):
-        if run_dir is not None:
+        rng = dd.gather(torch.get_rng_state())
+        if run_dir is not None and dd.main:
             log.flush()
-            checkpoint.save(run_dir / name, model, opt, **state)
+            checkpoint.save(run_dir / name, model, opt, rng_states=rng, **state)
+        dd.barrier()
 
     bar = None
-    if cfg.progress and sys.stderr.isatty() and not os.environ.get("CI"):
+    if cfg.progress and dd.main and sys.stderr.isatty() and not os.environ.get("CI"):
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, initial=state["step"], unit="step", leave=False)
@@ -228,19 +252,21 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
         while state["epoch"] < cfg.epochs and (cfg.max_steps is None or state["step"] < cfg.max_steps):
             batches = epoch_batches(len(x), cfg.batch_size, cfg.seed, state["epoch"])
             while state["batch"] < len(batches):
-                idx = batches[state["batch"]].to(device)
-                xb = x[idx]
+                idx = batches[state["batch"]]
+                xb = x[dd.shard(idx).to(device)]
                 if cfg.binarize:
                     xb = torch.bernoulli(xb)
                 for g in opt.param_groups:
                     g["lr"] = lr_at(cfg, state["step"], total)
-                loss = model.loss(xb, state["step"])
-                value = float(loss.value.detach())
+                value_t, terms = step_fn(xb, state["step"])
+                names = list(terms)
+                stats = dd.mean(torch.stack([value_t.detach(), *(terms[k].detach() for k in names)]).float().cpu())
+                value = float(stats[0])
                 state["batch"] += 1
                 if not math.isfinite(value):
                     if cfg.on_nonfinite == "raise":
                         where = None
-                        if run_dir is not None:
+                        if run_dir is not None and dd.main:
                             where = run_dir / "nonfinite_batch.json"
                             checkpoint.atomic_write_text(where, json.dumps(
                                 {"step": state["step"], "epoch": state["epoch"], "batch_index": idx.tolist()}))
@@ -248,7 +274,7 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
                     state["skipped"] += 1
                     continue
                 opt.zero_grad(set_to_none=True)
-                loss.value.backward()
+                value_t.backward()
                 if cfg.grad_clip:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 opt.step()
@@ -256,7 +282,7 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
                 hist.steps.append(state["step"])
                 hist.loss.append(value)
                 log.add({"step": state["step"], "epoch": state["epoch"], "loss": value,
-                         **{k: float(v) for k, v in loss.terms.items()}})
+                         **{k: float(v) for k, v in zip(names, stats[1:])}})
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{value:.3f}", refresh=False)
@@ -271,7 +297,7 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
             state["epoch"] += 1
             state["batch"] = 0
             if x_val is not None:
-                v = evaluate_loss(model, x_val)
+                v = evaluate_loss(model, x_val, dd=dd)
                 hist.val.append(v)
                 log.add({"step": state["step"], "epoch": state["epoch"], "val_loss": v})
                 if v < state["best_val"]:

@@ -1,0 +1,103 @@
+"""torch.distributed for the training loop: who am I, reduce a few numbers, wrap the model in DDP.
+
+Launched by `torchrun` (or `vaekit fit --nproc N`, which calls it), every process runs the same
+`fit`; each takes a strided share of every global batch, DistributedDataParallel averages the
+gradients, rank 0 writes logs and checkpoints. Backend: NCCL when CUDA is available, else gloo.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            dist.barrier()
+
+    def mean(self, t: torch.Tensor) -> torch.Tensor:
+        """Average a tensor over ranks (identity in one process)."""
+        if self.world > 1:
+            t = t.clone()
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+            t /= self.world
+        return t
+
+    def sum(self, t: torch.Tensor) -> torch.Tensor:
+        if self.world > 1:
+            t = t.clone()
+            dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        return t
+
+    def gather(self, t: torch.Tensor) -> list[torch.Tensor]:
+        """Every rank's copy of a same-shaped CPU tensor (e.g. RNG states), in rank order."""
+        if self.world == 1:
+            return [t]
+        out = [torch.empty_like(t) for _ in range(self.world)]
+        dist.all_gather(out, t)
+        return out
+
+    def shard(self, index: torch.Tensor) -> torch.Tensor:
+        """This rank's share of a global batch of indices."""
+        return index[self.rank::self.world] if self.world > 1 else index
+
+
+def setup() -> Dist:
+    """Join the process group when launched by torchrun (WORLD_SIZE > 1); otherwise one process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1 or not dist.is_available():
+        return Dist()
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        rank = int(os.environ["RANK"])
+        # A fresh key space for every restart of the group: peers must never read the addresses
+        # that the killed workers of an earlier attempt left in torchrun's store.
+        agent_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
+        store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+                              is_master=rank == 0 and not agent_store, timeout=timedelta(minutes=5))
+        store = dist.PrefixStore(f"vaekit/attempt{restart_count()}", store)
+        dist.init_process_group(backend, store=store, rank=rank, world_size=world)
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local)
+    return Dist(dist.get_rank(), dist.get_world_size(), local)
+
+
+def restart_count() -> int:
+    """How often torchrun has restarted this worker group (0 on the first attempt)."""
+    return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+
+
+class LossModule(nn.Module):
+    """model.loss as a forward pass, so that DistributedDataParallel can hook its gradients."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, step: int):
+        loss = self.model.loss(x, step)
+        return loss.value, loss.terms
+
+
+def wrap(model: nn.Module, d: Dist, device: torch.device):
+    """A callable (x, step) -> (value, terms): DDP-wrapped when there are several processes."""
+    module = LossModule(model)
+    if d.world == 1:
+        return module
+    ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(module, device_ids=ids)
