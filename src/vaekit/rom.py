@@ -11,8 +11,8 @@ contract of scikit-learn's PCA: `fit(X)`, `transform(X)`, `inverse_transform(Z)`
     reconstruction_error(reducer, X)  mean over snapshots of ||x - x_hat|| / ||x||
 
 Latent dynamics advance the coordinates of a trajectory in time, z_{t+1} = z_t + g(z_t, mu), with a
-small network g fitted to one-step differences (`fit_latent_dynamics`) and rolled out from the
-encoded initial condition of unseen parameters (`rollout_error`).
+small network g fitted to short unrolled windows of training trajectories (`LatentDynamics`) and
+rolled out from the encoded initial condition of unseen parameters (`rollout_error`).
 
 The kit's conv bodies are 2-D with kernel 4; a 1-D field cannot be fed to them as a (1, 1, n_x)
 image (the height-1 axis vanishes under a stride-2 kernel-4 convolution), so `arch="conv1d"`
@@ -277,17 +277,22 @@ class AutoEncoderROM:
 
 @dataclass
 class StepConfig:
-    data_shape: tuple[int, ...] = (3,)   # one training row: [z_t, mu, z_{t+1}] (normalised)
+    data_shape: tuple[int, ...] = (3,)   # one training row: [z_t, mu, z_{t+1}, ..., z_{t+horizon}] (normalised)
     latent_dim: int = 1
     n_params: int = 1
+    horizon: int = 1                     # steps unrolled in the loss
+    noise: float = 0.0                   # std of Gaussian noise added to the starting z_t while training
     hidden: tuple[int, ...] = (64, 64)
     activation: str = "elu"
 
 
 class LatentStep(nn.Module):
-    """z_{t+1} = z_t + g(z_t, mu) in normalised units; `loss` is the one-step squared error.
+    """z_{t+1} = z_t + g(z_t, mu) in normalised units.
 
-    Trained with the kit's one training loop: a data row is the concatenation [z_t, mu, z_{t+1}].
+    `loss` unrolls the step `horizon` times from z_t and averages the squared errors against
+    z_{t+1} .. z_{t+horizon} (horizon 1 is the plain one-step fit; longer horizons penalise drift).
+    Trained with the kit's one training loop: a data row is the concatenation
+    [z_t, mu, z_{t+1}, ..., z_{t+horizon}].
     """
 
     name = "latent_step"
@@ -302,10 +307,17 @@ class LatentStep(nn.Module):
         return z + self.g(torch.cat([z, mu], -1))
 
     def loss(self, rows, step: int = 0) -> Loss:
-        d, p = self.config.latent_dim, self.config.n_params
-        z, mu, z_next = rows[:, :d], rows[:, d:d + p], rows[:, d + p:]
-        err = (self(z, mu) - z_next).pow(2).sum(1).mean()
-        return Loss(err, {"step_sq_err": err.detach()})
+        d, p, h = self.config.latent_dim, self.config.n_params, self.config.horizon
+        z, mu = rows[:, :d], rows[:, d:d + p]
+        if self.training and self.config.noise > 0:   # learn to return to the data from nearby states
+            z = z + self.config.noise * torch.randn_like(z)
+        targets = rows[:, d + p:].reshape(len(rows), h, d)
+        errs = []
+        for k in range(h):
+            z = self(z, mu)
+            errs.append((z - targets[:, k]).pow(2).sum(1).mean())
+        err = torch.stack(errs).mean()
+        return Loss(err, {"rollout_sq_err": err.detach(), "step_sq_err": errs[0].detach()})
 
 
 class LatentDynamics:
@@ -314,8 +326,11 @@ class LatentDynamics:
     Latents and parameters are standardised per coordinate (`z_mean_`, `z_std_`, `mu_mean_`, `mu_std_`).
     """
 
-    def __init__(self, hidden=(64, 64), epochs: int = 400, batch_size: int = 128, lr: float = 2e-3, seed: int = 0):
+    def __init__(self, hidden=(64, 64), horizon: int = 4, noise: float = 0.0, epochs: int = 400,
+                 batch_size: int = 128, lr: float = 2e-3, seed: int = 0):
         self.hidden = tuple(hidden)
+        self.horizon = horizon
+        self.noise = noise
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -324,18 +339,23 @@ class LatentDynamics:
     def fit(self, Z, mu) -> "LatentDynamics":
         Z = np.asarray(Z, float)
         mu = check_snapshots(mu, "trajectory parameters")
-        if Z.ndim != 3 or Z.shape[1] < 2 or len(Z) != len(mu):
-            raise VaekitError(f"latent trajectories: expected shape (n_traj, n_t >= 2, d) with n_traj = {len(mu)}, "
-                              f"got {Z.shape}")
+        h = int(self.horizon)
+        if h < 1:
+            raise VaekitError(f"latent dynamics: horizon must be >= 1, got {self.horizon}")
+        if Z.ndim != 3 or Z.shape[1] < h + 1 or len(Z) != len(mu):
+            raise VaekitError(f"latent trajectories: expected shape (n_traj, n_t >= horizon + 1 = {h + 1}, d) with "
+                              f"n_traj = {len(mu)}, got {Z.shape}")
         check_snapshots(Z.reshape(-1, Z.shape[-1]), "latent trajectories")
         d, p = Z.shape[-1], mu.shape[-1]
         self.z_mean_, self.z_std_ = Z.reshape(-1, d).mean(0), Z.reshape(-1, d).std(0) + 1e-8
         self.mu_mean_, self.mu_std_ = mu.mean(0), mu.std(0) + 1e-8
         z = (Z - self.z_mean_) / self.z_std_
-        m = np.broadcast_to(((mu - self.mu_mean_) / self.mu_std_)[:, None], (len(Z), Z.shape[1] - 1, p))
-        rows = np.concatenate([z[:, :-1], m, z[:, 1:]], -1).reshape(-1, 2 * d + p)
+        n_win = Z.shape[1] - h                                  # windows z_t .. z_{t+h} of every trajectory
+        m = np.broadcast_to(((mu - self.mu_mean_) / self.mu_std_)[:, None], (len(Z), n_win, p))
+        rows = np.concatenate([z[:, :n_win], m] + [z[:, k:k + n_win] for k in range(1, h + 1)], -1)
+        rows = rows.reshape(-1, (h + 1) * d + p)
         torch.manual_seed(self.seed)
-        self.model_ = LatentStep(StepConfig((2 * d + p,), d, p, self.hidden))
+        self.model_ = LatentStep(StepConfig(((h + 1) * d + p,), d, p, h, self.noise, self.hidden))
         cfg = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, lr_schedule="cosine",
                           seed=self.seed, progress=False, tensorboard=False, device="cpu")
         self.history_ = fit(self.model_, torch.from_numpy(rows.astype(np.float32)), cfg)
