@@ -170,3 +170,18 @@ def test_frey_quick_report_end_to_end(tmp_path):
     ctx = run_report("frey", out_root=tmp_path, quick=True, run_root=str(tmp_path / "runs"), epochs=3)
     assert all(math.isfinite(r.ours) for r in ctx.rows)
     assert (tmp_path / "frey" / "frey_manifold.png").is_file()
+
+
+def test_refine_codes_finds_the_map_code_of_a_linear_gaussian_decoder():
+    """p(x|z) = N(Wz, s^2 I), p(z) = N(0, I): the MAP code is (W^T W + s^2 I)^-1 W^T x in closed form."""
+    torch.manual_seed(0)
+    m = build("vae", data_shape=(6,), latent_dim=2, hidden=(8,), likelihood="gaussian", sigma=0.5, activation="identity")
+    m.eval()
+    x = torch.randn(4, 6)
+    z = latent.refine_codes(m, x, steps=2000, lr=0.02)
+    # the decoder is affine: read W and b off it
+    b = m.generate(torch.zeros(1, 2))[0]
+    W = torch.stack([m.generate(torch.eye(2)[i:i + 1])[0] - b for i in range(2)], 1)     # (6, 2)
+    z_map = torch.linalg.solve(W.T @ W + 0.25 * torch.eye(2), W.T @ (x - b).T).T
+    assert torch.allclose(z, z_map, atol=2e-3)
+    assert all(p.requires_grad for p in m.parameters()), "weights are left trainable"

@@ -15,7 +15,7 @@ from ..data import frey as _frey  # noqa: F401  (registers the "frey" data set)
 from ..data import load
 from ..train import TrainConfig
 from . import report
-from .digits import CITATION, latent_figures, test_elbo, trained
+from .digits import CITATION, latent_figures, test_elbo, trained, training_note
 
 
 @report("frey")
@@ -26,10 +26,9 @@ def run(ctx):
     epochs = int(ctx.options.get("epochs") or (100 if ctx.quick else 600))
     cfg = dict(data_shape=(28, 20), latent_dim=2, hidden=(200,), activation="tanh", likelihood="gaussian", sigma=None)
     tcfg = TrainConfig(epochs=epochs, batch_size=100, lr=1e-3, seed=ctx.seed, progress=False, tensorboard=False)
-    model, hist = trained(ctx, "frey" + ("-quick" if ctx.quick else ""), "vae", cfg, train, tcfg)
-    note = "loaded from runs/" if hist is None else f"{len(hist.steps)} steps"
+    model, info = trained(ctx, "frey" + ("-quick" if ctx.quick else ""), "vae", cfg, train, tcfg)
     ctx.row("frey", "train ELBO, 2-D latent (nats)", test_elbo(model, train.x, ctx.seed), citation=CITATION,
-            note=f"{note}; Gaussian likelihood, pixels in [0, 1]")
+            note=f"{training_note(info)}; Gaussian likelihood, pixels in [0, 1]")
     ctx.row("frey", "test ELBO, 2-D latent (nats)", test_elbo(model, test.x, ctx.seed), citation=CITATION,
             seconds=time.perf_counter() - t0, note="196 held-out faces; the paper plots curves, no table value")
     latent_figures(ctx, model, test, "frey", "Frey faces", (28, 20), n_grid=20)
