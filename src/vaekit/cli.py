@@ -124,6 +124,8 @@ def _read_json(path) -> dict:
         raise VaekitError(f"{path}: cannot read ({e.strerror})") from None
     except json.JSONDecodeError as e:
         raise VaekitError(f"{path}: invalid JSON ({e.msg} at line {e.lineno})") from None
+    except UnicodeDecodeError:
+        raise VaekitError(f"{path}: invalid JSON (not UTF-8 text)") from None
     if not isinstance(d, dict):
         raise VaekitError(f"{path}: expected a JSON object")
     return d
@@ -222,7 +224,7 @@ def cmd_eval(args) -> None:
                 "seconds": time.perf_counter() - t0})
     out = run_dir / "metrics.json"
     all_metrics = _read_json(out) if out.is_file() else {}
-    all_metrics[args.split] = res
+    all_metrics[args.split + (f"[:{args.limit}]" if args.limit else "")] = res
     atomic_write_text(out, json.dumps(all_metrics, indent=2))
     for k_, v in res.items():
         print(f"{k_:>10}  {v:.4f}" if isinstance(v, float) else f"{k_:>10}  {v}")

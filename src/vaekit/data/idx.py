@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import zlib
 from pathlib import Path
 
@@ -41,7 +42,9 @@ def read_idx(path: str | Path, max_bytes: int = 2**31) -> np.ndarray:
         raise VaekitError(f"{path}: truncated IDX header")
     dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_DTYPES[raw[2]])
-    need = dtype.itemsize * int(np.prod(dims, dtype=np.int64))
+    need = dtype.itemsize * math.prod(dims)          # Python ints: a forged header cannot overflow
+    if dtype.itemsize * math.prod(d or 1 for d in dims) > max_bytes:
+        raise VaekitError(f"{path}: IDX header claims dimensions {dims}, larger than {max_bytes} bytes")
     if len(raw) - header != need:
         raise VaekitError(f"{path}: IDX body has {len(raw) - header} bytes, header {dims} needs {need} (truncated or corrupt)")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))

@@ -42,7 +42,7 @@ def build(name: str, **config):
         raise VaekitError(f"unknown config field(s) {sorted(unknown)} for model {name!r}; fields: {sorted(fields)}")
     try:
         cfg = cls.Config(**config)
-    except TypeError as e:
+    except (TypeError, ValueError, OverflowError) as e:
         raise VaekitError(f"bad config for model {name!r}: {e}") from None
     return cls(cfg)
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from .. import likelihoods
 from ..errors import VaekitError
-from ..nets import ConvDecoderBody, ConvEncoderBody, MLPDecoderBody, MLPEncoderBody
+from ..nets import ACTIVATIONS, ConvDecoderBody, ConvEncoderBody, MLPDecoderBody, MLPEncoderBody
 
 
 @dataclass
@@ -45,6 +45,17 @@ class NetConfig:
             raise VaekitError("config field hidden needs at least one layer width")
         if self.arch not in ("mlp", "conv"):
             raise VaekitError(f"config field arch must be 'mlp' or 'conv', got {self.arch!r}")
+        if math.prod(self.data_shape) > 2**26 or max(self.hidden + self.channels + (self.latent_dim,)) > 2**16:
+            raise VaekitError(f"config sizes are too large (data_shape {self.data_shape}, hidden {self.hidden}, "
+                              f"latent_dim {self.latent_dim}); at most 2**26 features and 2**16 units per layer")
+        if min(self.hidden + self.channels) < 1:
+            raise VaekitError(f"config fields hidden and channels must be positive, got {self.hidden}, {self.channels}")
+        if self.activation not in ACTIVATIONS:
+            raise VaekitError(f"config field activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}")
+        if self.likelihood == "gaussian" and self.sigma is not None and not self.sigma > 0:
+            raise VaekitError(f"config field sigma must be positive (or null to learn it), got {self.sigma}")
+        if self.likelihood == "categorical" and not 2 <= self.n_categories <= 65536:
+            raise VaekitError(f"config field n_categories must be in [2, 65536], got {self.n_categories}")
         if self.likelihood not in likelihoods.KINDS:
             raise VaekitError(f"config field likelihood must be one of {likelihoods.KINDS}, got {self.likelihood!r}")
 
