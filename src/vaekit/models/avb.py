@@ -87,7 +87,8 @@ class AVB(LatentVariableModel):
 
     With `contrast` (adaptive contrast, Mescheder et al. 2017, section 3.3) the critic does not compare
     q(z|x) with the prior directly but the *standardised* z~ = (z - m(x)) / s(x) with N(0, I), where m, s
-    are the mean and std of `n_moments` draws from q(z|x).  Writing r(z|x) = N(z; m, s^2),
+    are the mean and std of the other `n_moments` - 1 draws from q(z|x) (leave-one-out, so that r does
+not depend on the draw it standardises).  Writing r(z|x) = N(z; m, s^2),
 
         log q(z|x) - log p(z) = [log q~(z~|x) - log N(z~; 0, I)] + [log r(z|x) - log p(z)]
 
@@ -101,15 +102,15 @@ class AVB(LatentVariableModel):
         noise_dim: int = 16                         # dimension of the noise fed to the encoder
         critic_hidden: tuple[int, ...] = (256, 256)
         contrast: bool = True                       # adaptive contrast (see the class docstring)
-        n_moments: int = 8                          # draws per item for m(x), s(x); all feed the ELBO
+        n_moments: int = 8                          # draws per item; each is standardised by the others
 
         def __post_init__(self):
             super().__post_init__()
             self.critic_hidden = tuple(int(h) for h in self.critic_hidden)
             if self.noise_dim < 1:
                 raise VaekitError(f"config field noise_dim must be >= 1, got {self.noise_dim}")
-            if self.contrast and self.n_moments < 2:
-                raise VaekitError(f"config field n_moments must be >= 2 with contrast, got {self.n_moments}")
+            if self.contrast and self.n_moments < 3:
+                raise VaekitError(f"config field n_moments must be >= 3 with contrast, got {self.n_moments}")
 
     def __init__(self, config: Config):
         super().__init__(config)
@@ -132,8 +133,16 @@ class AVB(LatentVariableModel):
         return torch.func.functional_call(self.critic, frozen, (xs, zs)).reshape(lead)
 
     def standardise(self, z):
-        """(z~, log r(z|x) - log p(z)) for draws z of shape (S, B, latent), S >= 2."""
-        m, s = z.mean(0), z.std(0).clamp_min(1e-3)
+        """(z~, log r(z|x) - log p(z)) for draws z of shape (S, B, latent), S >= 3.
+
+        Draw k is standardised with the mean and std of the *other* S - 1 draws (leave-one-out), so r
+        is independent of the draw it is applied to and the decomposition above holds exactly.
+        """
+        n = z.shape[0]
+        total, total2 = z.sum(0), z.pow(2).sum(0)
+        m = (total - z) / (n - 1)
+        var = (total2 - z.pow(2) - (n - 1) * m.pow(2)) / (n - 2)
+        s = var.clamp_min(1e-6).sqrt()
         r = D.Independent(D.Normal(m, s, validate_args=False), 1)
         return (z - m) / s, r.log_prob(z) - self.prior().log_prob(z)
 
