@@ -147,3 +147,16 @@ def test_fetch_refuses_plain_http_to_other_hosts(tmp_path):
 def test_fetch_unknown_name(tmp_path):
     with pytest.raises(VaekitError, match="unknown data set 'nope'"):
         fetch("nope", tmp_path)
+
+
+def test_bit_flipped_mnist_file_is_caught(tmp_path):
+    src = shared_data("mnist")
+    (tmp_path / "mnist").mkdir()
+    for f in src.iterdir():
+        shutil.copy(f, tmp_path / "mnist" / f.name)
+    victim = tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz"
+    raw = bytearray(victim.read_bytes())
+    raw[len(raw) // 2] ^= 0x10
+    victim.write_bytes(bytes(raw))
+    with pytest.raises(VaekitError, match="t10k-labels-idx1-ubyte.gz: checksum mismatch"):
+        load("mnist", "test", data_dir=tmp_path)

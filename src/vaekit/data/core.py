@@ -105,8 +105,12 @@ def mnist(split_name: str = "train", data_dir=None, name: str = "mnist") -> Data
         raise VaekitError(f"unknown split {split_name!r} for {name}; choose 'train' or 'test'")
     flat = any(root.glob(f"{prefix[split_name]}-images*"))       # files directly in the folder given
     folder = root if flat and not (root / name).is_dir() else root / name
-    images = read_idx(find_idx(folder, f"{prefix[split_name]}-images-idx3-ubyte", name))
-    labels = read_idx(find_idx(folder, f"{prefix[split_name]}-labels-idx1-ubyte", name))
+    files = [find_idx(folder, f"{prefix[split_name]}-{kind}", name) for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")]
+    from .download import verify_known
+
+    for f in files:
+        verify_known(name, f)
+    images, labels = (read_idx(f) for f in files)
     if len(images) != len(labels):
         raise VaekitError(f"{folder}: {len(images)} images but {len(labels)} labels")
     return Dataset(torch.from_numpy(images.astype(np.float32) / 255.0), torch.from_numpy(labels.astype(np.int64)), name)

@@ -76,6 +76,16 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def verify_known(name: str, path: Path) -> None:
+    """If `path` is one of the published files of data set `name`, check its SHA-256 (catches bit flips)."""
+    for remote in SOURCES.get(name, []):
+        if Path(path).name == remote.filename:
+            if sha256_file(Path(path)) != remote.sha256:
+                raise VaekitError(f"{path}: checksum mismatch with the published {name} file (corrupt copy?); "
+                                  f"delete it and run `vaekit data fetch {name}`")
+            return
+
+
 def _download(url: str, dest: Path, sha256: str, timeout: float) -> None:
     _check_url(url)
     fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
