@@ -72,7 +72,8 @@ def pick(sets, prefer):
 
 
 def regular(f) -> bool:
-    return not (f.bold or f.italic or f.condensed)
+    """Book weight (350-500), upright, normal width."""
+    return 350 <= f.weight <= 500 and not (f.bold or f.italic or f.condensed)
 
 
 @report("fonts")
