@@ -2,7 +2,7 @@ PYTHON ?= python
 PIP ?= $(PYTHON) -m pip
 INSTALL = $(PIP) install -q -c constraints.txt
 
-.PHONY: demo test install install-test bench slow
+.PHONY: demo test install install-test bench slow fonts-data
 
 install:
 	$(INSTALL) torch==2.13.0
@@ -22,3 +22,9 @@ slow: install-test
 
 bench: install
 	$(PYTHON) bench/throughput.py
+	$(PYTHON) bench/ddp_scaling.py
+
+# Hundreds of font families for `vaekit report fonts` (Debian/Ubuntu; needs root or sudo).
+fonts-data:
+	@if command -v apt-get >/dev/null; then $(SUDO) apt-get update && $(SUDO) apt-get install -y fonts-aenigma fonts-dejavu fonts-liberation fonts-noto-core; \
+	else echo "no apt-get: put TTF/OTF files in ~/.fonts or /usr/share/fonts"; fi

@@ -28,6 +28,8 @@ def data_for(cfg, n=24):
 @pytest.mark.parametrize("name", NET_MODELS)
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: f"{v['arch']}-{v['likelihood']}")
 def test_fit_save_load_same_outputs(tmp_path, name, variant):
+    if name == "fontvae" and len(variant["data_shape"]) != 3:
+        pytest.skip("fontvae items are a font's glyphs, shape (n_chars, H, W)")
     torch.manual_seed(0)
     model = models.build(name, latent_dim=3, hidden=(16,), channels=(4, 8), **variant)
     x = data_for(variant)
@@ -35,8 +37,12 @@ def test_fit_save_load_same_outputs(tmp_path, name, variant):
     assert len(hist.loss) == 6 and all(map(lambda v: v == v, hist.loss))
     loaded = checkpoint.load_model(tmp_path / "r")
     assert type(loaded) is type(model) and loaded.config == model.config
-    assert torch.equal(loaded.embed(x), model.embed(x))
-    assert torch.equal(loaded.reconstruct(x), model.reconstruct(x))
+    for method in ("embed", "reconstruct"):       # same weights and same noise give the same outputs
+        outs = []
+        for m in (loaded, model):
+            torch.manual_seed(1)
+            outs.append(getattr(m, method)(x))
+        assert torch.equal(*outs), method
     assert loaded.reconstruct(x).shape == x.shape
     q = model.encode(x)
     assert q.event_shape == (3,) and q.batch_shape == (24,)

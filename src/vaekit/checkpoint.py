@@ -31,10 +31,22 @@ def _digest(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _readable(fd_or_path) -> None:
+    """mkstemp creates files 0600; give the final file the usual permissions (0666 less the umask)."""
+    os.chmod(fd_or_path, 0o666 & ~_umask())
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        _readable(tmp)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -75,6 +87,7 @@ def save(path, model, optimizer: torch.optim.Optimizer | None = None, rng_states
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata={"vaekit": json.dumps(header)})
+        _readable(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -75,6 +75,12 @@ class Context:
         self.rows.append(r)
         return r
 
+    def log(self, message: str) -> None:
+        """A progress line, so that a long report is not silent."""
+        if not hasattr(self, "_t0"):
+            self._t0 = time.perf_counter()
+        print(f"[{self.name} {time.perf_counter() - self._t0:7.1f} s] {message}", flush=True)
+
     def figure(self, fig, filename: str, caption: str = "") -> Path:
         """Save a matplotlib figure into the report folder (atomically) and list it in the HTML page."""
         import matplotlib.pyplot as plt
