@@ -67,7 +67,15 @@ def test_killed_worker_is_restarted_and_resumes_without_gap(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "vaekit", "fit", str(run), *COMMON, "--epochs", "40",
                              "--checkpoint-every", "10", "--nproc", "2", "--max-restarts", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    try:
+        _kill_a_worker_and_wait(proc, run)
+    finally:
+        if proc.poll() is None:            # never leave a hung process group behind
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _kill_a_worker_and_wait(proc, run):
     killed = None
     deadline = time.time() + 240
     while time.time() < deadline and killed is None and proc.poll() is None:
