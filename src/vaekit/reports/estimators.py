@@ -66,7 +66,7 @@ def toy_estimator(name: str, mu, s, f, n_evals: int, sigma: float):
     return lambda: E.evolution_strategies(gaussian, [mu, s], f, n_pairs=max(1, n_evals // 2), sigma=sigma)
 
 
-def log_axes(ax, ns, title, legend="best"):
+def log_axes(ax, ns, title):
     from matplotlib.ticker import NullFormatter
 
     ax.set_xscale("log")
@@ -78,7 +78,15 @@ def log_axes(ax, ns, title, legend="best"):
     ax.set_xlabel("evaluations of f per estimate (N)")
     ax.set_ylabel("total variance of the gradient estimate")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc=legend)
+
+
+def shared_legend(fig, axes):
+    """One legend under the panels, with every labelled line once."""
+    seen = {}
+    for ax in axes:
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            seen.setdefault(lab, h)
+    fig.legend(list(seen.values()), list(seen), loc="lower center", ncol=3, fontsize=9, bbox_to_anchor=(0.5, -0.12))
 
 
 def slope(ns, vs) -> float:
@@ -271,6 +279,7 @@ def run(ctx):
     except (VaekitError, FileNotFoundError, OSError) as e:
         ctx.row("MNIST", "VAE parts skipped", None, note=f"MNIST not found: {e}")
         axes[2].set_visible(False)
+        shared_legend(fig, axes[:2])
         ctx.figure(fig, "variance_vs_samples.png", "Gradient variance against the number of samples.")
         return
     x_train = train.x[:5000] if quick else train.x
@@ -313,8 +322,9 @@ def run(ctx):
         ctx.extra.setdefault("mnist_variance", {})[name] = {"n": vn, "total_variance": var}
     ax.axhline(signal, color="k", ls="--", lw=1, label="|mean gradient|^2 (re-param., largest N)")
     ctx.extra["mnist_signal_norm2"] = signal
-    log_axes(ax, vn, f"VAE encoder on MNIST ({n_enc} parameters), f = log p(x|z)", legend="center right")
+    log_axes(ax, vn, f"VAE encoder on MNIST ({n_enc} parameters), f = log p(x|z)")
     ctx.extra["mnist_variance_seconds"] = time.perf_counter() - t0
+    shared_legend(fig, axes)
     ctx.figure(fig, "variance_vs_samples.png",
                "Total variance (trace of the covariance) of each gradient estimator against the number of "
                "evaluations of f per estimate, log-log. Left, middle: 10-D Gaussian q, closed-form gradient "
