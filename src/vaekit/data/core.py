@@ -69,6 +69,14 @@ def data_root(data_dir: str | os.PathLike | None = None) -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vaekit"
 
 
+def cache_root() -> Path:
+    """Where generated data (curves, PDE fields) is cached: $VAEKIT_CACHE, else ~/.cache/vaekit.
+    Never the data folder: shared data sets stay read-only."""
+    if os.environ.get("VAEKIT_CACHE"):
+        return Path(os.environ["VAEKIT_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vaekit"
+
+
 def split(data: Dataset, fraction: float, seed: int = 0) -> tuple[Dataset, Dataset]:
     """Deterministic random split into (1 - fraction, fraction) parts."""
     n = len(data)

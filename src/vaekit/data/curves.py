@@ -14,21 +14,20 @@ The paper's supporting material gives the idea (three random 2-D points, a curve
 the paper's 5.90 squared error (points anywhere in the image, margin 2, give 13.0, so the
 paper's curves must be more compact than ours would be by default).  The other numbers of the
 report (PCA 6, logistic PCA, auto-encoders) are not tuned.
-Generated once per (seed, width) and cached as .npz under data_root()/curves.
+Generated once per (seed, width) and cached as .npz under cache_root()/curves ($VAEKIT_CACHE).
 
     >>> from vaekit.data.curves import curves
     >>> train = curves("train")          # Dataset, x (20000, 28, 28) in [0, 1]
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import VaekitError
-from .core import Dataset, data_root, register_dataset
+from .core import Dataset, cache_root, register_dataset
 
 SIZES = {"train": 20_000, "test": 10_000}
 SEEDS = {"train": 0, "test": 1}          # added to the user seed, so train and test never share points
@@ -74,10 +73,8 @@ def make_curves(n: int, seed: int = 0, size: int = 28, margin: float = 6.25, wid
 
 
 def cache_folders(data_dir=None) -> list[Path]:
-    """Where the .npz cache may live: data_root()/curves, then the user's cache (for a read-only data root)."""
-    user = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vaekit" / "curves"
-    first = data_root(data_dir) / "curves"
-    return [first] if first == user else [first, user]
+    """Where the .npz cache lives: `data_dir`/curves when given explicitly, else cache_root()/curves."""
+    return [Path(data_dir) / "curves"] if data_dir else [cache_root() / "curves"]
 
 
 def curves(split_name: str = "train", data_dir=None, seed: int = 0, n: int | None = None,
@@ -102,7 +99,7 @@ def curves(split_name: str = "train", data_dir=None, seed: int = 0, n: int | Non
     if x is None:
         x = make_curves(total, seed=seed * 7919 + SEEDS[split_name], margin=margin, width=width)
         for path in places if cache else []:
-            try:   # the shared data folder may be read-only: fall back to the user's cache
+            try:   # a read-only folder only costs the cache
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_name(path.stem + ".tmp.npz")
                 np.savez_compressed(tmp, x=x)

@@ -185,8 +185,9 @@ def cache_dir(path=None) -> Path:
     """`path`, else $VAEKIT_CACHE/fields, else ~/.cache/vaekit/fields (generated data, not shared data)."""
     if path:
         return Path(path)
-    root = os.environ.get("VAEKIT_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vaekit"
-    return Path(root) / "fields"
+    from .core import cache_root
+
+    return cache_root() / "fields"
 
 
 def generate(name: str, cache=None, use_cache: bool = True, **kwargs) -> Fields:

@@ -117,6 +117,8 @@ def html_page(ctx: Context, seconds: float) -> str:
         r.data, r.metric, _fmt(r.paper), r.citation, _fmt(r.ours),
         (r.target + (" ✓" if r.met else " ✗" if r.met is False else "")).strip(), _fmt(r.seconds), r.note]) + "</tr>"
         for r in ctx.rows)
+    notes = "".join(f"<h2>{esc(k.replace('_', ' '))}</h2><p>{esc(v)}</p>" for k, v in ctx.extra.items()
+                    if isinstance(v, str))
     figs = "".join(f'<figure><img src="{esc(f)}" alt="{esc(c or f)}"><figcaption>{esc(c)}</figcaption></figure>'
                    for f, c in ctx.figures)
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>vaekit report: {esc(ctx.name)}</title>
@@ -126,7 +128,7 @@ code{{background:#f4f4f4;padding:.1em .3em}}</style></head><body>
 <h1>vaekit report: {esc(ctx.name)}</h1>
 <p>Command: <code>{esc(ctx.command)}</code> — wall time {seconds:.1f} s{' — quick mode (subsets)' if ctx.quick else ''}</p>
 <table><tr>{''.join(f'<th>{c}</th>' for c in cols)}</tr>{trs}</table>
-{figs}</body></html>"""
+{notes}{figs}</body></html>"""
 
 
 def run_report(name: str, out_root="reports", quick=False, data_dir=None, seed=0, **options) -> Context:
