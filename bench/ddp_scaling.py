@@ -46,10 +46,10 @@ def main():
     ratio = rate["2 processes x 1 thread"] / rate["1 process x 2 threads"]
     result = {"config": vars(args), "training_seconds": seconds, "wall_seconds_incl_startup": wall,
               "samples_per_s": rate, "ratio_2proc_vs_1proc": ratio,
-              "notes": ("This machine has 2 cores: two processes split the same cores one process already uses "
-                        "with 2 intra-op threads, and add a gloo all-reduce of ~1.3M gradients per step, so no "
-                        "speed-up is expected here; the benchmark checks the overhead. Data parallelism pays off "
-                        "with more cores per process, several GPUs, or several machines.")}
+              "notes": ("This machine has 2 cores, and both configurations use both of them: the ratio weighs "
+                        "one process's intra-op threading against data parallelism with a gloo all-reduce of "
+                        "~1.3M gradients per step. No hardware is added, so it is not a scaling curve; that "
+                        "needs more cores per process, several GPUs or several machines.")}
     rows = [["configuration", "samples/s (median)", "ratio"]] + [[k, f"{v:.0f}", f"{v / rate['1 process x 2 threads']:.2f}"]
                                                                for k, v in rate.items()]
     write("ddp_scaling", result, rows)
