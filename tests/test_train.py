@@ -124,3 +124,22 @@ def test_run_directory_is_never_clobbered(tmp_path, digits):
 def test_bad_training_data(bad, match):
     with pytest.raises(VaekitError, match=match):
         fit(small_vae(), bad, TrainConfig(epochs=1, **FAST))
+
+
+def test_objective_argument_replaces_the_models_loss(digits):
+    from vaekit import bounds
+
+    seen = []
+
+    def iwae3(model, x, step):
+        seen.append(step)
+        return bounds.iwae_bound(model, x, k=3)
+
+    h = fit(small_vae(), digits, TrainConfig(epochs=1, batch_size=100, **FAST), objective=iwae3)
+    assert seen == [0, 1, 2, 3] and len(h.loss) == 4
+
+
+def test_time_budget_stops_and_checkpoints(tmp_path, digits):
+    h = fit(small_vae(), digits, TrainConfig(epochs=10_000, batch_size=16, max_seconds=0.5, **FAST), tmp_path / "r")
+    assert h.stopped == "max_seconds" and 0 < len(h.loss) < 10_000 * 25
+    assert checkpoint.read(tmp_path / "r" / "checkpoint.safetensors")[1]["meta"]["step"] == len(h.loss)

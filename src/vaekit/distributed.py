@@ -83,20 +83,21 @@ def restart_count() -> int:
 
 
 class LossModule(nn.Module):
-    """model.loss as a forward pass, so that DistributedDataParallel can hook its gradients."""
+    """objective(model, x, step) as a forward pass, so that DistributedDataParallel can hook its gradients."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, objective=None):
         super().__init__()
         self.model = model
+        self.objective = objective
 
     def forward(self, x, step: int):
-        loss = self.model.loss(x, step)
+        loss = self.model.loss(x, step) if self.objective is None else self.objective(self.model, x, step)
         return loss.value, loss.terms
 
 
-def wrap(model: nn.Module, d: Dist, device: torch.device):
+def wrap(model: nn.Module, d: Dist, device: torch.device, objective=None):
     """A callable (x, step) -> (value, terms): DDP-wrapped when there are several processes."""
-    module = LossModule(model)
+    module = LossModule(model, objective)
     if d.world == 1:
         return module
     ids = [device.index] if device.type == "cuda" else None

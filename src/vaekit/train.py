@@ -48,6 +48,7 @@ class TrainConfig:
     on_nonfinite: str = "raise"           # "raise" (stop, save the batch index) or "skip"
     checkpoint_every: int = 0             # steps between checkpoints; 0 = end of every epoch only
     max_steps: int | None = None
+    max_seconds: float | None = None      # a training-time budget (checked after every step)
     device: str = "auto"
     progress: bool = True
     tensorboard: bool = True
@@ -184,8 +185,11 @@ def init_run_dir(run_dir, model, train_cfg: TrainConfig, *, resume: bool, meta: 
 
 
 def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume: bool = False,
-        overwrite: bool = False, val_data=None, meta: dict | None = None) -> History:
+        overwrite: bool = False, val_data=None, meta: dict | None = None, objective=None) -> History:
     """Train `model` on `data` (a Dataset or tensor (N, *shape)); returns the History.
+
+    The loss is `objective(model, x, step) -> bounds.Loss` when given (e.g.
+    `lambda m, x, s: bounds.iwae_bound(m, x, k=50)`), else the model's own `model.loss(x, step)`.
 
     With `run_dir`, writes config.json, log.csv, tb/, checkpoint.safetensors (latest) and
     best.safetensors (best validation loss, when there is a validation split). `meta` (JSON-able,
@@ -222,7 +226,7 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
     device = pick_device(cfg.device, dd)
     torch.manual_seed(cfg.seed + 7919 * dd.rank)       # ranks draw independent noise
     model.to(device).train()
-    step_fn = distributed.wrap(model, dd, device)
+    step_fn = distributed.wrap(model, dd, device, objective)
     x = x.to(device)
     x_val = None if x_val is None else x_val.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
@@ -249,6 +253,7 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
 
         bar = tqdm(total=total, initial=state["step"], unit="step", leave=False)
     try:
+        out_of_time = False
         while state["epoch"] < cfg.epochs and (cfg.max_steps is None or state["step"] < cfg.max_steps):
             batches = epoch_batches(len(x), cfg.batch_size, cfg.seed, state["epoch"])
             while state["batch"] < len(batches):
@@ -260,7 +265,10 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
                     g["lr"] = lr_at(cfg, state["step"], total)
                 value_t, terms = step_fn(xb, state["step"])
                 names = list(terms)
-                stats = dd.mean(torch.stack([value_t.detach(), *(terms[k].detach() for k in names)]).float().cpu())
+                over = float(cfg.max_seconds is not None and time.perf_counter() - t0 > cfg.max_seconds)
+                stats = torch.stack([value_t.detach(), *(terms[k].detach() for k in names)]).float().cpu()
+                stats = dd.mean(torch.cat([stats, torch.tensor([over])]))   # ranks agree on the time budget
+                out_of_time = float(stats[-1]) > 0
                 value = float(stats[0])
                 state["batch"] += 1
                 if not math.isfinite(value):
@@ -288,10 +296,10 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
                     bar.set_postfix(loss=f"{value:.3f}", refresh=False)
                 if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0:
                     save()
-                if cfg.max_steps is not None and state["step"] >= cfg.max_steps:
+                if out_of_time or (cfg.max_steps is not None and state["step"] >= cfg.max_steps):
                     break
-            if state["batch"] < len(batches):   # stopped by max_steps inside the epoch
-                hist.stopped = "max_steps"
+            if state["batch"] < len(batches):   # stopped by max_steps or max_seconds inside the epoch
+                hist.stopped = "max_seconds" if out_of_time else "max_steps"
                 save()
                 break
             state["epoch"] += 1
@@ -308,6 +316,9 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
             save()
             if cfg.patience is not None and state["bad_epochs"] >= cfg.patience:
                 hist.stopped = "early_stopping"
+                break
+            if out_of_time:
+                hist.stopped = "max_seconds"
                 break
         else:
             if cfg.max_steps is not None and state["step"] >= cfg.max_steps:
