@@ -56,6 +56,13 @@ class NetConfig:
             raise VaekitError(f"config field sigma must be positive (or null to learn it), got {self.sigma}")
         if self.likelihood == "categorical" and not 2 <= self.n_categories <= 65536:
             raise VaekitError(f"config field n_categories must be in [2, 65536], got {self.n_categories}")
+        if self.arch == "conv":
+            if len(self.data_shape) not in (2, 3):
+                raise VaekitError(f"config field data_shape must be (H, W) or (C, H, W) for arch 'conv', got {self.data_shape}")
+            need = 2 ** len(self.channels)
+            if min(self.data_shape[-2:]) < need:
+                raise VaekitError(f"config field data_shape {self.data_shape}: images need H, W >= {need} for "
+                                  f"{len(self.channels)} stride-2 convolutions")
         if self.likelihood not in likelihoods.KINDS:
             raise VaekitError(f"config field likelihood must be one of {likelihoods.KINDS}, got {self.likelihood!r}")
 
