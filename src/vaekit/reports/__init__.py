@@ -94,6 +94,41 @@ class Context:
         return path
 
 
+def trained(ctx, tag: str, model_name: str, cfg: dict, data, train_cfg):
+    """Load the model of `runs/report-<tag>` when its config matches, else train it there.
+
+    Returns (model, info): info says whether it was loaded and how long its training took
+    (wall seconds, process CPU seconds, steps), kept in the run folder as training.json.
+    """
+    import torch
+
+    from ..checkpoint import load_model
+    from ..models import build, config_dict
+    from ..train import fit
+
+    run_dir = Path(ctx.options.get("run_root") or "runs") / f"report-{tag}"
+    model = build(model_name, **cfg)
+    info_file = run_dir / "training.json"
+    if info_file.is_file() and not ctx.options.get("retrain"):
+        try:
+            saved = load_model(run_dir)
+            if config_dict(saved) == config_dict(model):
+                return saved, {**json.loads(info_file.read_text()), "loaded": True}
+        except (VaekitError, ValueError):
+            pass
+    cpu0 = time.process_time()
+    hist = fit(model, data, train_cfg, run_dir=run_dir, overwrite=True)
+    info = {"seconds": hist.seconds, "cpu_seconds": time.process_time() - cpu0, "steps": len(hist.steps),
+            "threads": torch.get_num_threads()}
+    atomic_write_text(info_file, json.dumps(info, indent=2))
+    return model, {**info, "loaded": False}
+
+
+def training_note(info) -> str:
+    return (f"{'loaded from runs/; ' if info['loaded'] else ''}trained {info['steps']} steps in "
+            f"{info['cpu_seconds'] / 60:.1f} CPU-min ({info['threads']} thread)")
+
+
 def _fmt(v):
     if v is None:
         return "—"

@@ -8,7 +8,6 @@ linear and spherical interpolations between test digits, and nearest neighbours 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,46 +15,10 @@ import torch
 from .. import latent
 from ..bounds import elbo_terms
 from ..data import load
-from ..models import build
-from ..train import TrainConfig, fit
-from . import report
+from ..train import TrainConfig
+from . import report, trained, training_note
 
 CITATION = "Kingma & Welling 2013, Auto-Encoding Variational Bayes, Fig. 4"
-
-
-def trained(ctx, tag: str, model_name: str, cfg: dict, data, train_cfg: TrainConfig):
-    """Load the model of `runs/report-<tag>` when its config matches, else train it there.
-
-    Returns (model, info): info says whether it was loaded and how long its training took
-    (wall seconds, process CPU seconds, steps), kept in the run folder as training.json.
-    """
-    import json
-
-    from ..checkpoint import atomic_write_text, load_model
-    from ..errors import VaekitError
-    from ..models import config_dict
-
-    run_dir = Path(ctx.options.get("run_root") or "runs") / f"report-{tag}"
-    model = build(model_name, **cfg)
-    info_file = run_dir / "training.json"
-    if info_file.is_file() and not ctx.options.get("retrain"):
-        try:
-            saved = load_model(run_dir)
-            if config_dict(saved) == config_dict(model):
-                return saved, {**json.loads(info_file.read_text()), "loaded": True}
-        except (VaekitError, ValueError):
-            pass
-    cpu0 = time.process_time()
-    hist = fit(model, data, train_cfg, run_dir=run_dir, overwrite=True)
-    info = {"seconds": hist.seconds, "cpu_seconds": time.process_time() - cpu0, "steps": len(hist.steps),
-            "threads": torch.get_num_threads()}
-    atomic_write_text(info_file, json.dumps(info, indent=2))
-    return model, {**info, "loaded": False}
-
-
-def training_note(info) -> str:
-    return (f"{'loaded from runs/; ' if info['loaded'] else ''}trained {info['steps']} steps in "
-            f"{info['cpu_seconds'] / 60:.1f} CPU-min ({info['threads']} thread)")
 
 
 @torch.no_grad()

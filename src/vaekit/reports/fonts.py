@@ -34,7 +34,7 @@ from ..data.fonts import CHARS, render_fonts, split_fonts
 from ..models import fontvae as _fontvae  # noqa: F401  (registers "fontvae")
 from ..train import TrainConfig
 from . import report
-from .digits import trained, training_note
+from . import trained, training_note
 
 CITATION = "Carter & Nielsen 2017, distill.pub (64x64 glyphs, 40-D latent)"
 ALPHAS = (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)

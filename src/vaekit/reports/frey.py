@@ -15,7 +15,8 @@ from ..data import frey as _frey  # noqa: F401  (registers the "frey" data set)
 from ..data import load
 from ..train import TrainConfig
 from . import report
-from .digits import CITATION, latent_figures, test_elbo, trained, training_note
+from . import trained, training_note
+from .digits import CITATION, latent_figures, test_elbo
 
 
 @report("frey")
