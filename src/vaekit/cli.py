@@ -199,8 +199,15 @@ def cmd_fit(args) -> None:
                      seed=args.seed, val_fraction=args.val_fraction, patience=args.patience, binarize=args.binarize,
                      on_nonfinite=args.on_nonfinite, checkpoint_every=args.checkpoint_every, max_steps=args.max_steps,
                      device=args.device, progress=not args.no_progress, tensorboard=not args.no_tensorboard)
-    hist = fit(model, data, tc, args.run_dir, resume=args.resume, overwrite=args.overwrite,
-               meta={"spec": args.data or "digits", "split": args.split, "data_dir": args.data_dir})
+    from .distributed import teardown
+
+    try:
+        hist = fit(model, data, tc, args.run_dir, resume=args.resume, overwrite=args.overwrite,
+                   meta={"spec": args.data or "digits", "split": args.split, "data_dir": args.data_dir})
+    except BaseException:
+        teardown(wait=False)
+        raise
+    teardown()
     last = f"{hist.loss[-1]:.4f}" if hist.loss else "n/a"
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"{args.run_dir}: {len(hist.loss)} steps in {hist.seconds:.1f} s ({hist.stopped}); last training loss {last}")

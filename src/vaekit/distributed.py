@@ -77,6 +77,18 @@ def setup() -> Dist:
     return Dist(dist.get_rank(), dist.get_world_size(), local)
 
 
+def teardown(wait: bool = True) -> None:
+    """Leave the process group, together when `wait`. Without this a rank that exits first can take
+    gloo's threads down while a peer still talks to it (an abort at interpreter exit). After an
+    error, don't wait: the peers may never arrive, and torchrun needs this process to end."""
+    if dist.is_available() and dist.is_initialized():
+        try:
+            if wait:
+                dist.barrier()
+        finally:
+            dist.destroy_process_group()
+
+
 def restart_count() -> int:
     """How often torchrun has restarted this worker group (0 on the first attempt)."""
     return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))

@@ -329,6 +329,7 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
         log.flush()
         if log.tb is not None:
             log.tb.close()
+    dd.barrier()                                       # every rank is done writing and reading
     if x_val is not None and run_dir is not None and (run_dir / "best.safetensors").is_file():
         checkpoint.restore(run_dir / "best.safetensors", model)
     hist.seconds = time.perf_counter() - t0
