@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import distributions as D
 
+from . import likelihoods
+
 
 @dataclass
 class Loss:
@@ -67,9 +69,7 @@ def reconstruction(model, x) -> Loss:
     """Auto-encoder loss -log p(x | z = f(x)); also logs the summed squared error per item."""
     dist = model.decode(model.encode(x).mean)
     nll = -dist.log_prob(x).mean()
-    from .likelihoods import mean
-
-    sq = (mean(dist) - x).pow(2).flatten(1).sum(1).mean()
+    sq = (likelihoods.mean(dist) - x).pow(2).flatten(1).sum(1).mean()
     return Loss(nll, {"rec": -nll.detach(), "sq_err": sq.detach()})
 
 

@@ -162,9 +162,8 @@ class LatentVariableModel(nn.Module):
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Decoder means of n draws from the prior, shape (n, *data_shape)."""
         loc = self.prior().mean
-        z = torch.randn(n, loc.shape[-1], generator=generator, device=loc.device) if generator is None \
-            else torch.randn(n, loc.shape[-1], generator=generator).to(loc.device)
-        return self.generate(z)
+        z = torch.randn(n, loc.shape[-1], generator=generator)      # a CPU generator works on any device
+        return self.generate(z.to(loc.device))
 
     def extra_repr(self) -> str:
         return ", ".join(f"{f.name}={getattr(self.config, f.name)!r}" for f in dataclasses.fields(self.config))
