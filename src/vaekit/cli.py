@@ -110,6 +110,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list the available reports")
     p.add_argument("--index", action="store_true", help="write OUT/index.html linking all reports")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="report-specific option")
+
+    p = sub.add_parser("explore", help="interactive latent-space explorer in the browser (local web app)")
+    p.add_argument("run_dir", nargs="+", help="one or more run directories")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--data", default=None, help="data set to encode for the map (default: the run's, test split)")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser window")
     return ap
 
 
@@ -307,8 +315,17 @@ def cmd_report(args) -> None:
     reports.run_report(args.name, args.out, quick=args.quick, data_dir=args.data_dir, seed=args.seed, **opts)
 
 
+def cmd_explore(args) -> None:
+    from .explore.server import serve
+
+    if not 0 < args.port < 65536:
+        raise VaekitError(f"--port must be from 1 to 65535, got {args.port}")
+    serve(args.run_dir, host=args.host, port=args.port, open_browser=not args.no_browser, data=args.data,
+          data_dir=args.data_dir)
+
+
 COMMANDS = {"fit": cmd_fit, "eval": cmd_eval, "sample": cmd_sample, "encode": cmd_encode, "data": cmd_data,
-            "demo": cmd_demo, "report": cmd_report}
+            "demo": cmd_demo, "report": cmd_report, "explore": cmd_explore}
 
 
 def main(argv=None) -> None:

@@ -1,0 +1,389 @@
+"""`vaekit explore RUN_DIR`: a local web app to look at a trained model's latent space.
+
+One `Explorer` per run holds the model, the encoded data set (posterior means), the 2-D map
+(the plane of `latent.project`: the codes themselves for a 2-D latent, else the two principal
+axes through the mean code) and the slider directions (principal axes, or each latent
+coordinate when the latent is small, plus the attribute vectors of a font run). The browser
+does the geometry (z = centre + x a1 + y a2 + sum s_i d_i) and asks the server to decode.
+
+    GET  /api/info          kind, latent size, map points + labels, plane, slider directions
+    POST /api/encode        {"index": [i, ...]} or {"x": [...]}        -> codes and map positions
+    POST /api/decode        {"z": [[...], ...], "format": "png"|"array", "word": "Latent"}
+    POST /api/interpolate   {"a": i, "b": j} or {"za": [...], "zb": [...]}, "steps", "method"
+
+Every request is checked (latent size, finite numbers, sizes, JSON); bad input is a 4xx with a
+one-line message. Static files come only from this package's `static/` folder.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import latent
+from ..errors import VaekitError
+
+STATIC = Path(__file__).resolve().parent / "static"
+MAX_BODY = 1 << 20          # bytes of one request
+MAX_BATCH = 256             # latent vectors per decode request
+MAX_STEPS = 64              # points on an interpolation path
+MAX_POINTS = 3000           # points sent for the map
+MAX_WORD = 24               # characters of a font word
+SMALL_LATENT = 8            # up to this size, one slider per latent coordinate
+N_AXES = 8                  # otherwise, this many principal-axis sliders
+
+
+class BadRequest(Exception):
+    """Bad input to the API: answered with `status` and the one-line message."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+def data_kind(model) -> str:
+    """'font' (a fontvae), 'image' (2-D or 3-D items, or flat square vectors) or 'field' (1-D)."""
+    if type(model).__name__ == "FontVAE":
+        return "font"
+    shape = tuple(model.config.data_shape)
+    if len(shape) >= 2 or math.isqrt(shape[0]) ** 2 == shape[0] and shape[0] >= 16:
+        return "image"
+    return "field"
+
+
+def png_data_url(img: np.ndarray) -> str:
+    """(H, W) or (H, W, 3) floats in [0, 1] -> 'data:image/png;base64,...'."""
+    from PIL import Image
+
+    a = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+class Explorer:
+    """A model, its encoded data and everything the page needs, with checked decode/encode calls."""
+
+    def __init__(self, model, x, labels=None, attributes: dict | None = None, name: str = "run",
+                 chars: str | None = None, max_points: int = MAX_POINTS, seed: int = 0):
+        self.model = model.eval()
+        self.name = name
+        self.kind = data_kind(model)
+        self.lock = threading.Lock()        # one forward pass at a time; torch shares the cores anyway
+        self.latent_dim = int(model.config.latent_dim)
+        self.data_shape = tuple(int(s) for s in model.config.data_shape)
+        x = torch.as_tensor(x).float()
+        if tuple(x.shape[1:]) != self.data_shape:
+            raise VaekitError(f"data items have shape {tuple(x.shape[1:])} but the model expects {self.data_shape}")
+        if len(x) > max_points:                # a fixed random subset keeps the page light
+            keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:max_points].sort().values
+            x = x[keep]
+            labels = None if labels is None else np.asarray(labels)[keep.numpy()]
+            attributes = {k: np.asarray(v)[keep.numpy()] for k, v in (attributes or {}).items()}
+        self.x = x
+        self.labels = None if labels is None else [int(v) for v in np.asarray(labels).reshape(-1)]
+        self.z = latent.embed(model, x)
+        self.centre, self.plane = self._plane()
+        self.xy = latent.project(self.z, "axes", axes=None if self.latent_dim == 2 else self.plane)
+        self.directions = self._directions(attributes or {})
+        if self.kind == "font":
+            from ..data.fonts import CHARS
+
+            self.chars = chars or CHARS[: self.data_shape[0]]
+
+    # -- geometry -----------------------------------------------------------------------------
+    def _plane(self):
+        d = self.latent_dim
+        if d == 2:
+            return torch.zeros(2), torch.eye(2)
+        if d == 1:
+            return self.z.mean(0), torch.ones(2, 1) * torch.tensor([[1.0], [0.0]])
+        return self.z.mean(0), latent.principal_axes(self.z, 2)
+
+    def _directions(self, attributes: dict) -> list[dict]:
+        """Slider directions: unit latent coordinates or principal axes (one posterior std per unit),
+        then attribute vectors (unit = the vector itself)."""
+        out = []
+        std = self.z.std(0) if len(self.z) > 1 else torch.ones(self.latent_dim)
+        if self.latent_dim <= SMALL_LATENT:
+            for i in range(self.latent_dim):
+                v = torch.zeros(self.latent_dim)
+                v[i] = float(std[i]) or 1.0
+                out.append({"name": f"z{i + 1}", "type": "coordinate", "vector": v.tolist()})
+        else:
+            axes = latent.principal_axes(self.z, min(N_AXES, self.latent_dim, len(self.z)))
+            spread = (self.z - self.z.mean(0)).matmul(axes.T).std(0)
+            for i, (a, s) in enumerate(zip(axes, spread)):
+                out.append({"name": f"PC{i + 1}", "type": "axis", "vector": (a * float(s)).tolist()})
+        for name, has in attributes.items():
+            has = np.asarray(has, dtype=float)
+            ok = ~np.isnan(has)
+            try:
+                v = latent.attribute_vector(self.z[torch.from_numpy(ok)], has[ok] > 0.5)
+            except ValueError:
+                continue                    # every font (or none) has it: no direction to show
+            out.append({"name": name, "type": "attribute", "vector": v.tolist()})
+        return out
+
+    def info(self) -> dict:
+        return {
+            "run": self.name, "kind": self.kind, "latent_dim": self.latent_dim, "data_shape": list(self.data_shape),
+            "model": type(self.model).__name__, "n": len(self.z),
+            "points": self.xy.tolist(), "labels": self.labels,
+            "centre": self.centre.tolist(), "plane": self.plane.tolist(),
+            "directions": self.directions, "chars": getattr(self, "chars", None),
+            "limits": {"batch": MAX_BATCH, "steps": MAX_STEPS, "body_bytes": MAX_BODY, "word": MAX_WORD},
+        }
+
+    # -- checked inputs ------------------------------------------------------------------------
+    def codes(self, value, field: str = "z") -> torch.Tensor:
+        """A list of latent vectors (or one vector) -> (N, D) tensor; BadRequest when it is not one."""
+        if isinstance(value, list) and value and not isinstance(value[0], list):
+            value = [value]
+        if not isinstance(value, list) or not value:
+            raise BadRequest(f"field {field!r} must be a non-empty list of latent vectors of length {self.latent_dim}")
+        if len(value) > MAX_BATCH:
+            raise BadRequest(f"field {field!r} has {len(value)} vectors; at most {MAX_BATCH} per request", 413)
+        for i, row in enumerate(value):
+            if not isinstance(row, list) or len(row) != self.latent_dim:
+                got = len(row) if isinstance(row, list) else type(row).__name__
+                raise BadRequest(f"field {field!r} item {i} must be a list of {self.latent_dim} numbers, got {got}")
+            if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in row):
+                raise BadRequest(f"field {field!r} item {i} must hold numbers only")
+        try:
+            z = torch.tensor(value, dtype=torch.float32)
+        except (OverflowError, RuntimeError, TypeError, ValueError):     # e.g. an integer with 400 digits
+            raise BadRequest(f"field {field!r} holds numbers too large for float32") from None
+        if not torch.isfinite(z).all():
+            raise BadRequest(f"field {field!r} holds NaN or infinite values (or numbers beyond float32)")
+        return z
+
+    def index(self, value, field: str) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < len(self.z):
+            raise BadRequest(f"field {field!r} must be an item index from 0 to {len(self.z) - 1}, got {value!r}")
+        return value
+
+    def word(self, value) -> list[int]:
+        word = "Latent" if value is None else value
+        if not isinstance(word, str) or not 1 <= len(word) <= MAX_WORD:
+            raise BadRequest(f"field 'word' must be a string of 1 to {MAX_WORD} characters")
+        bad = sorted({c for c in word if c not in self.chars})
+        if bad:
+            raise BadRequest(f"field 'word' has characters the font model cannot draw: {''.join(bad)!r} "
+                             f"(it knows {self.chars[:10]}...)")
+        return [self.chars.index(c) for c in word]
+
+    # -- model calls ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, fmt: str = "png", word=None) -> list:
+        if fmt not in ("png", "array"):
+            raise BadRequest(f"field 'format' must be 'png' or 'array', got {fmt!r}")
+        glyphs = self.word(word) if self.kind == "font" else None
+        with self.lock:
+            x = self.model.generate(z).cpu()
+        if glyphs is not None:
+            x = x[:, glyphs]                                        # (N, len(word), H, W)
+        if fmt == "array" or self.kind == "field":
+            return [xi.tolist() for xi in x]
+        if glyphs is not None:
+            return [png_data_url(latent.image_grid(xi, ncol=len(glyphs), pad=0)) for xi in x]
+        return [png_data_url(im) for im in latent.to_images(x.reshape(len(x), *self._image_shape()))]
+
+    def _image_shape(self):
+        s = self.data_shape
+        if len(s) == 1:
+            side = math.isqrt(s[0])
+            return (side, side)
+        return s
+
+    @torch.no_grad()
+    def encode_items(self, x) -> torch.Tensor:
+        if not isinstance(x, list) or not x:
+            raise BadRequest("field 'x' must be a non-empty list of items")
+        if len(x) > MAX_BATCH:
+            raise BadRequest(f"field 'x' has {len(x)} items; at most {MAX_BATCH} per request", 413)
+        try:
+            t = torch.tensor(x, dtype=torch.float32)
+        except (OverflowError, RuntimeError, TypeError, ValueError):
+            raise BadRequest(f"field 'x' must be a list of numeric arrays of shape {list(self.data_shape)}") from None
+        if tuple(t.shape[1:]) != self.data_shape:
+            raise BadRequest(f"field 'x' items have shape {list(t.shape[1:])}, the model expects {list(self.data_shape)}")
+        if not torch.isfinite(t).all():
+            raise BadRequest("field 'x' holds NaN or infinite values")
+        with self.lock:
+            return self.model.embed(t).cpu()
+
+    def to_map(self, z: torch.Tensor) -> torch.Tensor:
+        return (z - self.centre).matmul(self.plane.T)
+
+    # -- requests ------------------------------------------------------------------------------
+    def api_encode(self, body: dict) -> dict:
+        if "index" in body:
+            idx = body["index"]
+            idx = [idx] if isinstance(idx, int) else idx
+            if not isinstance(idx, list) or not idx or len(idx) > MAX_BATCH:
+                raise BadRequest(f"field 'index' must be an index or a list of 1 to {MAX_BATCH} indices")
+            z = self.z[[self.index(i, "index") for i in idx]]
+        elif "x" in body:
+            z = self.encode_items(body["x"])
+        else:
+            raise BadRequest("give 'index' (items of the run's data) or 'x' (items to encode)")
+        return {"z": z.tolist(), "xy": self.to_map(z).tolist()}
+
+    def api_decode(self, body: dict) -> dict:
+        z = self.codes(body.get("z"))
+        return {"items": self.decode(z, body.get("format", "png"), body.get("word"))}
+
+    def api_interpolate(self, body: dict) -> dict:
+        steps = body.get("steps", 10)
+        if not isinstance(steps, int) or isinstance(steps, bool) or not 2 <= steps <= MAX_STEPS:
+            raise BadRequest(f"field 'steps' must be an integer from 2 to {MAX_STEPS}, got {steps!r}")
+        method = body.get("method", "linear")
+        path = {"linear": latent.lerp, "spherical": latent.slerp}.get(method)
+        if path is None:
+            raise BadRequest(f"field 'method' must be 'linear' or 'spherical', got {method!r}")
+        if "a" in body or "b" in body:
+            z0, z1 = self.z[self.index(body.get("a"), "a")], self.z[self.index(body.get("b"), "b")]
+        else:
+            z0, z1 = self.codes(body.get("za"), "za")[0], self.codes(body.get("zb"), "zb")[0]
+        z = path(z0, z1, steps)
+        return {"z": z.tolist(), "xy": self.to_map(z).tolist(),
+                "items": self.decode(z, body.get("format", "png"), body.get("word"))}
+
+
+# -- loading a run -------------------------------------------------------------------------------
+def load_run(run_dir, data: str | None = None, split: str = "test", data_dir=None, max_points: int = MAX_POINTS) -> Explorer:
+    """An Explorer for a run directory: the model from its checkpoint, the data from config.json
+    ("data": {"spec": ...}) unless `data` names another spec; a font run uses the fonts found on
+    this machine (with their bold/italic/condensed/serif attributes)."""
+    from ..checkpoint import load_model
+    from ..data import load
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise VaekitError(f"{run_dir}: no such run directory")
+    if not any((run_dir / f).is_file() for f in ("checkpoint.safetensors", "best.safetensors")):
+        raise VaekitError(f"{run_dir}: no checkpoint.safetensors (train a model there with `vaekit fit`)")
+    model = load_model(run_dir)
+    cfg_file = run_dir / "config.json"
+    try:
+        saved = json.loads(cfg_file.read_text()).get("data") or {} if cfg_file.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        raise VaekitError(f"{cfg_file}: invalid JSON") from None
+    if data_kind(model) == "font" and data is None and "spec" not in saved:
+        from ..data.fonts import ATTRIBUTES, render_fonts
+
+        fonts = render_fonts([data_dir] if data_dir else None, size=model.config.data_shape[-1])
+        attrs = {a: fonts.attribute(a) for a in ATTRIBUTES}
+        return Explorer(model, fonts.images, attributes=attrs, name=run_dir.name, max_points=max_points)
+    spec = data or saved.get("spec", "digits")
+    ds = load(spec, split, data_dir or saved.get("data_dir"))
+    return Explorer(model, ds.x, ds.y, name=run_dir.name, max_points=max_points)
+
+
+# -- the web app ---------------------------------------------------------------------------------
+def create_app(explorers: dict[str, Explorer] | Explorer):
+    """A Starlette app serving the page and the API for one or more runs (`"run": name` picks one)."""
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import FileResponse, JSONResponse, Response
+    from starlette.routing import Route
+
+    if isinstance(explorers, Explorer):
+        explorers = {explorers.name: explorers}
+    default = next(iter(explorers))
+    files = {p.name: p for p in STATIC.iterdir() if p.is_file()}       # the only files ever served
+
+    def error(message: str, status: int = 400) -> JSONResponse:
+        return JSONResponse({"error": message}, status_code=status)
+
+    def pick(run) -> Explorer:
+        if run is None:
+            return explorers[default]
+        if not isinstance(run, str) or run not in explorers:
+            raise BadRequest(f"unknown run {str(run)[:80]!r}; this server has {', '.join(explorers)}", 404)
+        return explorers[run]
+
+    async def read_json(request: Request) -> dict:
+        size = request.headers.get("content-length")
+        if size is not None and (not size.isdigit() or int(size) > MAX_BODY):
+            raise BadRequest(f"request body too large (limit {MAX_BODY} bytes)", 413)
+        chunks, total = [], 0
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > MAX_BODY:
+                raise BadRequest(f"request body too large (limit {MAX_BODY} bytes)", 413)
+            chunks.append(chunk)
+        try:
+            body = json.loads(b"".join(chunks), parse_constant=lambda c: float("nan"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise BadRequest(f"malformed JSON: {getattr(e, 'msg', 'not UTF-8 text')}") from None
+        except RecursionError:
+            raise BadRequest("malformed JSON: nested too deeply") from None
+        if not isinstance(body, dict):
+            raise BadRequest("the request body must be a JSON object")
+        return body
+
+    def endpoint(method_name: str):
+        async def handle(request: Request) -> Response:
+            try:
+                body = await read_json(request)
+                ex = pick(body.get("run"))
+                return JSONResponse(await run_in_threadpool(getattr(ex, method_name), body))
+            except BadRequest as e:
+                return error(str(e), e.status)
+            except VaekitError as e:
+                return error(str(e), 400)
+        return handle
+
+    async def info(request: Request) -> Response:
+        try:
+            return JSONResponse(pick(request.query_params.get("run")).info())
+        except BadRequest as e:
+            return error(str(e), e.status)
+
+    async def index(request: Request) -> Response:
+        return FileResponse(files["index.html"])
+
+    async def static(request: Request) -> Response:
+        name = request.path_params["path"]
+        path = files.get(name)
+        if path is None or path.resolve().parent != STATIC:
+            return error(f"no static file {name[:80]!r}", 404)
+        return FileResponse(path)
+
+    routes = [Route("/", index), Route("/api/info", info),
+              Route("/api/encode", endpoint("api_encode"), methods=["POST"]),
+              Route("/api/decode", endpoint("api_decode"), methods=["POST"]),
+              Route("/api/interpolate", endpoint("api_interpolate"), methods=["POST"]),
+              Route("/static/{path:path}", static)]
+    return Starlette(routes=routes)
+
+
+def serve(run_dirs, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = True, data=None,
+          data_dir=None, log_level: str = "warning") -> None:
+    """Load the runs and serve the app until interrupted (Ctrl-C)."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise VaekitError("vaekit explore needs starlette and uvicorn: pip install 'vaekit[explore]'") from None
+    run_dirs = [run_dirs] if isinstance(run_dirs, (str, Path)) else list(run_dirs)
+    explorers = {}
+    for rd in run_dirs:
+        ex = load_run(rd, data=data, data_dir=data_dir)
+        explorers[ex.name if ex.name not in explorers else str(rd)] = ex
+    app = create_app(explorers)
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
+    print(f"vaekit explore: serving {', '.join(explorers)} at {url} (Ctrl-C to stop)")
+    if open_browser:
+        import webbrowser
+
+        threading.Timer(1.0, lambda: webbrowser.open(url)).start()
+    uvicorn.run(app, host=host, port=port, log_level=log_level)

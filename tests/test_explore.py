@@ -1,0 +1,319 @@
+"""The latent-space explorer: the JSON API (Starlette's TestClient), bad input, static files, and a
+headless-Chromium test of the page (skipped when Chromium, chromedriver or Selenium are absent)."""
+import base64
+import io
+import json
+import shutil
+import socket
+import threading
+import time
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("starlette", reason="the explorer needs starlette (pip install 'vaekit[explore]')")
+pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx")
+
+from vaekit.data import load                                   # noqa: E402
+from vaekit.errors import VaekitError                          # noqa: E402
+from vaekit.explore.server import MAX_BATCH, MAX_BODY, Explorer, create_app, load_run   # noqa: E402
+from vaekit.models import build                                # noqa: E402
+from vaekit.train import TrainConfig, fit                      # noqa: E402
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient                # noqa: E402
+
+ROUND = (0, 6, 8, 9)     # a made-up "attribute" of digits, to have an attribute slider without fonts
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A tiny VAE with a 3-D latent trained on the embedded digits for a few seconds, as a run directory."""
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    run_dir = tmp_path_factory.mktemp("explore") / "digits-vae"
+    model = build("vae", data_shape=(8, 8), latent_dim=3, hidden=(64,))
+    fit(model, load("digits", "train"), TrainConfig(epochs=8, batch_size=64, progress=False, tensorboard=False),
+        run_dir=run_dir, meta={"spec": "digits", "split": "train"})
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def explorer(run):
+    ex = load_run(run)
+    test = load("digits", "test")
+    ex.directions += Explorer(ex.model, test.x, test.y, attributes={"round": np.isin(test.y.numpy(), ROUND)}) \
+        .directions[-1:]
+    return ex
+
+
+@pytest.fixture(scope="module")
+def client(explorer):
+    return TestClient(create_app(explorer))
+
+
+def png_size(url: str) -> tuple[int, int]:
+    from PIL import Image
+
+    assert url.startswith("data:image/png;base64,")
+    return Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).size
+
+
+# -- the API -------------------------------------------------------------------------------------
+def test_info_describes_the_run(client, explorer):
+    info = client.get("/api/info").json()
+    test = load("digits", "test")
+    assert info["kind"] == "image" and info["latent_dim"] == 3 and info["n"] == len(test)
+    assert info["labels"] == test.y.tolist()
+    # map positions are the codes projected on the two principal axes through the mean code
+    z = explorer.z
+    xy = (z - z.mean(0)) @ torch.tensor(info["plane"]).T
+    assert np.allclose(info["points"], xy.numpy(), atol=1e-5)
+    plane = torch.tensor(info["plane"])
+    assert torch.allclose(plane @ plane.T, torch.eye(2), atol=1e-5)          # orthonormal axes
+    names = [d["name"] for d in info["directions"]]
+    assert names == ["z1", "z2", "z3", "round"]                             # small latent: one per coordinate
+    # the attribute slider is mean(z | round) - mean(z | not round)
+    has = torch.from_numpy(np.isin(test.y.numpy(), ROUND))
+    assert np.allclose(info["directions"][-1]["vector"], (z[has].mean(0) - z[~has].mean(0)).numpy(), atol=1e-5)
+
+
+def test_decode_matches_the_model(client, explorer):
+    z = torch.randn(5, 3, generator=torch.Generator().manual_seed(1))
+    out = client.post("/api/decode", json={"z": z.tolist(), "format": "array"})
+    assert out.status_code == 200
+    with torch.no_grad():
+        want = explorer.model.generate(z)
+    assert np.allclose(out.json()["items"], want.numpy(), atol=1e-6)
+    png = client.post("/api/decode", json={"z": z[0].tolist()}).json()["items"]      # one vector is a batch of 1
+    assert len(png) == 1 and png_size(png[0]) == (8, 8)
+
+
+def test_encode_and_interpolate(client, explorer):
+    out = client.post("/api/encode", json={"index": [3, 7]}).json()
+    assert np.allclose(out["z"], explorer.z[[3, 7]].numpy(), atol=1e-6)
+    assert np.allclose(out["xy"], client.get("/api/info").json()["points"][3:8:4], atol=1e-5)
+    x = load("digits", "test").x[:2]
+    out = client.post("/api/encode", json={"x": x.tolist()}).json()
+    assert np.allclose(out["z"], explorer.z[:2].numpy(), atol=1e-5)
+    for method in ("linear", "spherical"):
+        res = client.post("/api/interpolate", json={"a": 3, "b": 7, "steps": 5, "method": method}).json()
+        path = torch.tensor(res["z"])
+        assert path.shape == (5, 3) and len(res["items"]) == 5
+        assert torch.allclose(path[0], explorer.z[3], atol=1e-5) and torch.allclose(path[-1], explorer.z[7], atol=1e-5)
+        if method == "linear":      # equal steps on a straight line
+            assert torch.allclose(path[1] - path[0], path[4] - path[3], atol=1e-5)
+        else:                       # radius interpolated linearly
+            r = path.norm(dim=1)
+            assert torch.allclose(r[2], (r[0] + r[4]) / 2, atol=1e-4)
+
+
+BAD = [
+    ("/api/decode", {"z": [[1.0, 2.0]]}, 400, "list of 3 numbers"),
+    ("/api/decode", {"z": [[1.0, 2.0, 3.0, 4.0]]}, 400, "list of 3 numbers"),
+    ("/api/decode", {"z": [[1, "a", 2]]}, 400, "numbers only"),
+    ("/api/decode", {"z": [[1, True, 2]]}, 400, "numbers only"),
+    ("/api/decode", {"z": []}, 400, "non-empty"),
+    ("/api/decode", {}, 400, "non-empty"),
+    ("/api/decode", {"z": [[1, 2, 10 ** 400]]}, 400, "too large"),
+    ("/api/decode", {"z": [[1e39, 0, 0]]}, 400, "NaN or infinite"),
+    ("/api/decode", {"z": [[0, 0, 0]] * (MAX_BATCH + 1)}, 413, "at most"),
+    ("/api/decode", {"z": [[0, 0, 0]], "format": "gif"}, 400, "format"),
+    ("/api/decode", {"z": [[0, 0, 0]], "run": "nope"}, 404, "unknown run"),
+    ("/api/encode", {"index": [10 ** 6]}, 400, "item index"),
+    ("/api/encode", {"index": -1}, 400, "item index"),
+    ("/api/encode", {"x": [[1, 2]]}, 400, "shape"),
+    ("/api/encode", {"x": [[["a"] * 8] * 8]}, 400, "numeric"),
+    ("/api/encode", {}, 400, "give 'index'"),
+    ("/api/interpolate", {"a": 0, "b": 1, "steps": 1000}, 400, "steps"),
+    ("/api/interpolate", {"a": 0, "b": 1, "method": "cubic"}, 400, "method"),
+    ("/api/interpolate", {"a": 0}, 400, "item index"),
+    ("/api/interpolate", {"za": [0, 0], "zb": [0, 0, 0]}, 400, "list of 3 numbers"),
+]
+
+
+@pytest.mark.parametrize("path,body,status,words", BAD, ids=[f"{p.split('/')[-1]}-{i}" for i, (p, *_) in enumerate(BAD)])
+def test_bad_input_is_a_4xx_with_a_message(client, path, body, status, words):
+    r = client.post(path, json=body)
+    assert r.status_code == status, r.text
+    msg = r.json()["error"]
+    assert words in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("raw,words", [
+    ('{"z": [[NaN, 0, 0]]}', "NaN or infinite"),
+    ('{"z": [[Infinity, 0, 0]]}', "NaN or infinite"),
+    ('{"z": [[0, 0, 0]', "malformed JSON"),
+    ("", "malformed JSON"),
+    (b"\xff\xfe{}", "malformed JSON"),
+    ("[1, 2]", "JSON object"),
+    ('{"z": ' + "[" * 100000, "malformed JSON"),
+])
+def test_malformed_json_is_a_400(client, raw, words):
+    r = client.post("/api/decode", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and words in r.json()["error"]
+
+
+def test_huge_body_is_refused_before_parsing(client):
+    r = client.post("/api/decode", content=b"[" + b"0," * MAX_BODY + b"0]")
+    assert r.status_code == 413 and "too large" in r.json()["error"]
+    assert client.get("/api/info?run=nope").status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/static/../server.py", "/static/..%2fserver.py", "/static/%2e%2e/%2e%2e/errors.py",
+                                  "/static/..%2f..%2f..%2f..%2fetc%2fpasswd", "/static//etc/passwd",
+                                  "/static/%2fetc%2fpasswd", "/static/__init__.py", "/static/nope.js"])
+def test_static_files_cannot_escape_the_package(client, path):
+    r = client.get(path)
+    assert r.status_code == 404
+    assert b"import" not in r.content and b"root:" not in r.content
+
+
+def test_static_files_and_page_are_served(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "/static/app.js" in page.text
+    assert "http" not in page.text.replace("http-equiv", "")        # nothing fetched from elsewhere (no CDN)
+    for name, kind in (("app.js", "javascript"), ("style.css", "css")):
+        r = client.get(f"/static/{name}")
+        assert r.status_code == 200 and kind in r.headers["content-type"]
+        assert "://" not in r.text
+
+
+def test_load_run_errors(tmp_path):
+    with pytest.raises(VaekitError, match="no such run directory"):
+        load_run(tmp_path / "missing")
+    with pytest.raises(VaekitError, match="no checkpoint"):
+        load_run(tmp_path)
+
+
+def test_field_and_font_views():
+    torch.manual_seed(0)
+    field = build("vae", data_shape=(30,), latent_dim=2, hidden=(16,), likelihood="gaussian", sigma=0.1)
+    c = TestClient(create_app(Explorer(field, torch.randn(20, 30))))
+    assert c.get("/api/info").json()["kind"] == "field"
+    items = c.post("/api/decode", json={"z": [[0, 0], [1, 0]]}).json()["items"]   # a field comes back as numbers
+    assert np.asarray(items).shape == (2, 30)
+
+    import vaekit.models.fontvae  # noqa: F401  (registers "fontvae")
+
+    font = build("fontvae", data_shape=(62, 8, 8), latent_dim=4, hidden=(16,), glyph_hidden=16, glyph_features=4,
+                 char_dim=4)
+    bold = np.arange(12) % 2 == 0
+    serif = np.array([np.nan, 1, 0] * 4)
+    ex = Explorer(font, torch.rand(12, 62, 8, 8), attributes={"bold": bold, "italic": np.zeros(12, bool),
+                                                              "serif": serif})
+    c = TestClient(create_app(ex))
+    info = c.get("/api/info").json()
+    assert info["kind"] == "font"
+    assert [d["name"] for d in info["directions"] if d["type"] == "attribute"] == ["bold", "serif"]   # italic: none have it
+    item = c.post("/api/decode", json={"z": [[0.0] * 4], "word": "Rag7"}).json()["items"][0]
+    assert png_size(item) == (4 * 8, 8)                       # the word, glyph by glyph
+    r = c.post("/api/decode", json={"z": [[0.0] * 4], "word": "h!"})
+    assert r.status_code == 400 and "'!'" in r.json()["error"]
+
+
+def test_cli_explore_rejects_a_missing_run(tmp_path, capsys):
+    from vaekit.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["explore", str(tmp_path / "nope"), "--no-browser"])
+    assert e.value.code == 2 and "no such run directory" in capsys.readouterr().err
+
+
+# -- the page in a real browser ------------------------------------------------------------------
+CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(explorer):
+    uvicorn = pytest.importorskip("uvicorn")
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(explorer), host="127.0.0.1", port=port, log_level="warning"))
+    t = threading.Thread(target=srv.run, daemon=True)
+    t.start()
+    deadline = time.time() + 20
+    while not srv.started and time.time() < deadline:
+        time.sleep(0.05)
+    assert srv.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}/"
+    srv.should_exit = True
+    t.join(10)
+
+
+@pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
+                    reason="headless browser test needs Chromium and chromedriver (`make browser-test` installs them)")
+def test_browser_page(server, tmp_path):
+    webdriver = pytest.importorskip("selenium.webdriver", reason="headless browser test needs selenium (pip install selenium)")
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+              f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,900"):
+        opts.add_argument(a)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    try:
+        driver.set_page_load_timeout(30)
+        driver.get(server)
+        wait = WebDriverWait(driver, 20)
+        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
+        img = driver.find_element(By.ID, "decoded")
+        view = driver.find_element(By.ID, "view")
+
+        def changed(old_src, old_version):
+            wait.until(lambda d: view.get_attribute("data-version") != old_version)
+            wait.until(lambda d: img.get_attribute("src") != old_src)
+
+        # clicking the map decodes the point under the mouse
+        src, version = img.get_attribute("src"), view.get_attribute("data-version")
+        assert src.startswith("data:image/png;base64,")
+        canvas = driver.find_element(By.ID, "map")
+        ActionChains(driver).move_to_element_with_offset(canvas, 180, -180).click().perform()
+        changed(src, version)
+
+        # moving the attribute slider re-decodes
+        slider = driver.find_element(By.CSS_SELECTOR, "input.slider.attribute")
+        src, version = img.get_attribute("src"), view.get_attribute("data-version")
+        slider.send_keys(Keys.END)
+        changed(src, version)
+        assert float(slider.get_attribute("value")) == 3.0
+
+        # interpolation draws the path
+        driver.find_element(By.ID, "interp").click()
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#path img")) == 8)
+
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+        assert "error" not in driver.find_element(By.ID, "status").get_attribute("class")
+
+        shot = tmp_path / "explore.png"
+        assert driver.save_screenshot(str(shot))
+        from PIL import Image
+
+        assert Image.open(shot).size == tuple(driver.execute_script(
+            "return [window.innerWidth * devicePixelRatio, window.innerHeight * devicePixelRatio]"))
+        out = __import__("os").environ.get("VAEKIT_SCREENSHOT")
+        if out:                                   # keep a copy to look at
+            shutil.copy(shot, out)
+    finally:
+        driver.quit()
+
+
+def test_info_is_json_serialisable_without_nan(client):
+    text = client.get("/api/info").text
+    assert "NaN" not in text and json.loads(text)["run"] == "digits-vae"
