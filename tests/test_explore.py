@@ -317,3 +317,35 @@ def test_browser_page(server, tmp_path):
 def test_info_is_json_serialisable_without_nan(client):
     text = client.get("/api/info").text
     assert "NaN" not in text and json.loads(text)["run"] == "digits-vae"
+
+
+def test_cli_serves_the_run_on_localhost(run):
+    """`vaekit explore RUN --no-browser --port P` answers on 127.0.0.1 and keeps answering after bad requests."""
+    import http.client
+    import subprocess
+    import sys
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "vaekit", "explore", str(run), "--no-browser", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline, info = time.time() + 60, None
+        while info is None and time.time() < deadline:
+            assert proc.poll() is None, proc.stdout.read()
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                conn.request("GET", "/api/info")
+                info = json.loads(conn.getresponse().read())
+            except OSError:
+                time.sleep(0.2)
+        assert info is not None and info["run"] == "digits-vae"
+        for body in (b"{oops", b'{"z": [[1e999, 0, 0]]}', b'{"z": [[0, 0]]}'):
+            conn.request("POST", "/api/decode", body=body, headers={"Content-Type": "application/json"})
+            r = conn.getresponse()
+            assert r.status == 400 and b"error" in r.read()
+        conn.request("POST", "/api/decode", body=b'{"z": [[0, 0, 0]]}', headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        assert r.status == 200 and json.loads(r.read())["items"][0].startswith("data:image/png")
+    finally:
+        proc.terminate()
+        proc.wait(10)
