@@ -118,3 +118,33 @@ def test_cli_arguments(argv):
         build_parser().parse_args(argv)
     except SystemExit as e:          # argparse's usage error: exit status 2 with a message
         assert e.code in (0, 2)
+
+
+def _checkpoint_bytes():
+    import tempfile
+    from pathlib import Path
+
+    from vaekit import checkpoint
+
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "c.safetensors"
+        checkpoint.save(path, models.build("vae", data_shape=(3,), latent_dim=1, hidden=(2,)), step=1)
+        return path.read_bytes()
+
+
+CHECKPOINT = _checkpoint_bytes()
+
+
+@SETTINGS
+@given(st.one_of(
+    st.binary(max_size=300),
+    st.builds(lambda cut: CHECKPOINT[:cut], st.integers(0, len(CHECKPOINT))),
+    st.builds(lambda i, bit: CHECKPOINT[:i] + bytes([CHECKPOINT[i] ^ (1 << bit)]) + CHECKPOINT[i + 1:],
+              st.integers(0, len(CHECKPOINT) - 1), st.integers(0, 7)),
+))
+def test_checkpoint_parser(tmp_path_factory, raw):
+    from vaekit import checkpoint
+
+    path = tmp_path_factory.mktemp("ck") / "c.safetensors"
+    path.write_bytes(raw)
+    loads_or_vaekit_error(checkpoint.load_model, path)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as load_bytes
+from safetensors.torch import save_file
 
 from .errors import VaekitError
 from .models import config_dict, from_config
@@ -22,8 +23,9 @@ from .models import config_dict, from_config
 FORMAT = "vaekit-checkpoint/1"
 
 
-def _digest(tensors: dict[str, torch.Tensor]) -> str:
-    h = hashlib.sha256()
+def _digest(tensors: dict[str, torch.Tensor], header: dict) -> str:
+    """SHA-256 over every tensor and the JSON header (less its own digest field)."""
+    h = hashlib.sha256(json.dumps({k: v for k, v in header.items() if k != "sha256"}, sort_keys=True).encode())
     for k in sorted(tensors):
         t = tensors[k].detach().cpu().contiguous()
         h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
@@ -81,8 +83,9 @@ def save(path, model, optimizer: torch.optim.Optimizer | None = None, rng_states
     if torch.cuda.is_available():
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng.cuda.{i}"] = s
-    header = {"format": FORMAT, "model": config_dict(model), "optimizer_groups": groups, "meta": meta,
-              "sha256": _digest(tensors)}
+    header = {"format": FORMAT, "model": config_dict(model), "optimizer_groups": groups, "meta": meta}
+    header = json.loads(json.dumps(header))          # exactly what a reader will parse
+    header["sha256"] = _digest(tensors, header)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -102,19 +105,21 @@ def read(path) -> tuple[dict[str, torch.Tensor], dict]:
     if not path.is_file():
         raise VaekitError(f"{path}: no checkpoint here")
     try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), "pt") as f:
-            raw = (f.metadata() or {}).get("vaekit")
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        data = path.read_bytes()                 # one read: a consistent snapshot even while a writer renames
+        n = int.from_bytes(data[:8], "little")
+        if len(data) < 8 or n > len(data) - 8:
+            raise ValueError("header length beyond the end of the file")
+        raw = json.loads(data[8:8 + n]).get("__metadata__", {}).get("vaekit")
+        tensors = load_bytes(data)
+    except (SafetensorError, OSError, ValueError, RuntimeError, AttributeError) as e:
         raise VaekitError(f"{path}: corrupt or truncated checkpoint ({str(e).splitlines()[0][:120]})") from None
     try:
         header = json.loads(raw)
-        assert header.get("format") == FORMAT
+        assert header.get("format") == FORMAT and isinstance(header.get("model"), dict)
+        assert isinstance(header.get("meta", {}), dict)
     except Exception:
         raise VaekitError(f"{path}: not a vaekit checkpoint (missing or bad 'vaekit' metadata)") from None
-    if _digest(tensors) != header.get("sha256"):
+    if _digest(tensors, header) != header.get("sha256"):
         raise VaekitError(f"{path}: checksum mismatch, the checkpoint is corrupt")
     return tensors, header
 
