@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from . import bounds
+from . import bounds, likelihoods
 from .models.autoencoder import AutoEncoder
 
 
@@ -22,8 +22,8 @@ def evaluate(model, x: torch.Tensor, *, k: int = 50, nll_k: int = 0, batch_size:
         torch.manual_seed(seed)
         for xb in x.split(batch_size):
             xb = xb.to(device)
-            rec = model.reconstruct(xb)
-            terms = {"sq_err": (rec - xb).pow(2).flatten(1).sum(1).sum()}
+            p_x = model.decode(model.embed(xb))           # p(x | z = posterior mean)
+            terms = {"sq_err": (likelihoods.mean(p_x) - xb).pow(2).flatten(1).sum(1).sum()}
             if not isinstance(model, AutoEncoder):
                 r, kl = bounds.elbo_terms(model, xb)
                 terms["elbo"] = (r - kl).sum()
@@ -33,7 +33,7 @@ def evaluate(model, x: torch.Tensor, *, k: int = 50, nll_k: int = 0, batch_size:
                 if nll_k:
                     terms["nll"] = -bounds.log_likelihood(model, xb, nll_k).sum()
             else:
-                terms["rec_nll"] = -model.decode(model.embed(xb)).log_prob(xb).sum()
+                terms["rec_nll"] = -p_x.log_prob(xb).sum()
             for name, v in terms.items():
                 sums[name] = sums.get(name, 0.0) + float(v)
     out.update({name: v / len(x) for name, v in sums.items()})

@@ -100,16 +100,17 @@ class History:
 
 
 @torch.no_grad()
-def evaluate_loss(model, x: torch.Tensor, batch_size: int = 1000, seed: int = 1234, dd=None) -> float:
-    """Mean training loss over x (each rank takes a share; the sums are reduced), with its own fixed
-    noise so the training RNG stream is untouched."""
+def evaluate_loss(model, x: torch.Tensor, batch_size: int = 1000, seed: int = 1234, dd=None, objective=None) -> float:
+    """Mean training loss over x (`objective`, else model.loss; each rank takes a share and the sums
+    are reduced), with its own fixed noise so the training RNG stream is untouched."""
     dd = dd or distributed.Dist()
     was = model.training
     model.eval()
     mine = x[dd.rank::dd.world]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + dd.rank)
-        total = sum(float(model.loss(xb).value) * len(xb) for xb in mine.split(batch_size))
+        loss = model.loss if objective is None else (lambda xb: objective(model, xb, 0))
+        total = sum(float(loss(xb).value) * len(xb) for xb in mine.split(batch_size))
     model.train(was)
     tot = dd.sum(torch.tensor([total, float(len(mine))], dtype=torch.float64))
     return float(tot[0] / tot[1])
@@ -305,7 +306,7 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
             state["epoch"] += 1
             state["batch"] = 0
             if x_val is not None:
-                v = evaluate_loss(model, x_val, dd=dd)
+                v = evaluate_loss(model, x_val, dd=dd, objective=objective)
                 hist.val.append(v)
                 log.add({"step": state["step"], "epoch": state["epoch"], "val_loss": v})
                 if v < state["best_val"]:
