@@ -20,7 +20,7 @@ from ..checkpoint import atomic_write_text
 from ..errors import VaekitError
 
 REPORTS: dict[str, object] = {}
-MODULES = ("hinton2006", "rom", "digits", "frey", "fonts", "estimators", "iwae2015", "chemvae")
+MODULES = ("hinton2006", "rom", "digits", "frey", "fonts", "estimators", "iwae2015", "chemvae", "adversarial")
 
 
 def report(name: str):
