@@ -63,21 +63,30 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
-def save(path, model, optimizer: torch.optim.Optimizer | None = None, rng_states: list | None = None, **meta) -> None:
+def _optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str, tensors: dict) -> list:
+    """Put the optimizer's state into `tensors` as `<prefix><param id>.<name>`; returns its param groups."""
+    sd = optimizer.state_dict()
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            t = v if isinstance(v, torch.Tensor) else torch.tensor(v)
+            tensors[f"{prefix}{pid}.{k}"] = t.detach().cpu().contiguous()
+    return sd["param_groups"]
+
+
+def save(path, model, optimizer: torch.optim.Optimizer | dict | None = None, rng_states: list | None = None,
+         **meta) -> None:
     """Save model weights (+ optimizer and torch RNG state) and JSON-able `meta` atomically.
 
+    `optimizer`: one optimizer, or {phase name: optimizer} for a game (one per phase, see `train.Phase`).
     `rng_states`: the torch RNG state of every rank of a distributed run (default: this process's).
     """
     path = Path(path)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     groups = None
-    if optimizer is not None:
-        sd = optimizer.state_dict()
-        for pid, st in sd["state"].items():
-            for k, v in st.items():
-                t = v if isinstance(v, torch.Tensor) else torch.tensor(v)
-                tensors[f"optim.{pid}.{k}"] = t.detach().cpu().contiguous()
-        groups = sd["param_groups"]
+    if isinstance(optimizer, dict):
+        groups = {name: _optimizer_tensors(o, f"optim.{name}.", tensors) for name, o in optimizer.items()}
+    elif optimizer is not None:
+        groups = _optimizer_tensors(optimizer, "optim.", tensors)
     for r, st in enumerate(rng_states or [torch.get_rng_state()]):
         tensors["rng.torch" if r == 0 else f"rng.torch.{r}"] = st
     if torch.cuda.is_available():
@@ -124,21 +133,37 @@ def read(path) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, header
 
 
-def restore(path, model, optimizer: torch.optim.Optimizer | None = None, rng: bool = False, rank: int = 0) -> dict:
-    """Load a checkpoint into an existing model (and optimizer, and `rank`'s RNG); returns the saved `meta`."""
+def _load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, prefix: str, groups) -> None:
+    state: dict = {}
+    for k, v in tensors.items():
+        if k.startswith(prefix):
+            pid, name = k[len(prefix):].split(".", 1)
+            state.setdefault(int(pid), {})[name] = v
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+def restore(path, model, optimizer: torch.optim.Optimizer | dict | None = None, rng: bool = False,
+            rank: int = 0) -> dict:
+    """Load a checkpoint into an existing model (and optimizer, or {phase: optimizer}, and `rank`'s RNG);
+    returns the saved `meta`."""
     tensors, header = read(path)
     want = config_dict(model)
     if header["model"] != json.loads(json.dumps(want)):
         raise VaekitError(f"{path}: holds a different model ({header['model']['model']} "
                           f"{header['model']['config']}) than the one asked for ({want['model']} {want['config']})")
     _load_model_tensors(model, tensors, path)
-    if optimizer is not None and header.get("optimizer_groups") is not None:
-        state: dict = {}
-        for k, v in tensors.items():
-            if k.startswith("optim."):
-                _, pid, name = k.split(".", 2)
-                state.setdefault(int(pid), {})[name] = v
-        optimizer.load_state_dict({"state": state, "param_groups": header["optimizer_groups"]})
+    saved = header.get("optimizer_groups")
+    if optimizer is not None and saved is not None:
+        if isinstance(optimizer, dict) != isinstance(saved, dict) or (
+                isinstance(saved, dict) and set(saved) != set(optimizer)):
+            has = f"optimizers of phases {sorted(saved)}" if isinstance(saved, dict) else "one optimizer"
+            want = f"optimizers of phases {sorted(optimizer)}" if isinstance(optimizer, dict) else "one optimizer"
+            raise VaekitError(f"{path}: holds {has} but the run has {want}")
+        if isinstance(optimizer, dict):
+            for name, o in optimizer.items():
+                _load_optimizer(o, tensors, f"optim.{name}.", saved[name])
+        else:
+            _load_optimizer(optimizer, tensors, "optim.", saved)
     if rng:
         torch.set_rng_state(tensors.get(f"rng.torch.{rank}" if rank else "rng.torch", tensors["rng.torch"]))
         if torch.cuda.is_available():

@@ -9,6 +9,10 @@ logs, and atomic checkpoints from which `resume=True` continues bit-exactly on C
 Batches are drawn from a per-epoch permutation seeded by (seed, epoch), so a resumed run sees the
 same batches in the same order; the torch RNG state (re-parametrization noise, binarization) is
 saved in every checkpoint.
+
+Games (GANs, adversarial auto-encoders) are objectives with *phases*: a list of `Phase(name, loss,
+parameters)`, each with its own Adam optimiser, run in order on every batch (e.g. discriminator
+step, then generator step).  A plain objective is one phase over all the parameters.
 """
 from __future__ import annotations
 
@@ -21,8 +25,10 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterable
 
 import torch
+from torch import nn
 
 from . import checkpoint, distributed
 from .data.core import Dataset, check_array, split
@@ -65,6 +71,50 @@ class TrainConfig:
             raise VaekitError(f"train config field val_fraction must be in [0, 1), got {self.val_fraction}")
 
 
+@dataclass(frozen=True)
+class Phase:
+    """One player's move: minimise `loss(model, x, step) -> bounds.Loss` over `parameters(model)`.
+
+    Each phase has its own Adam optimiser with TrainConfig's settings unless `lr` / `betas` are
+    given (the learning-rate schedule scales from the phase's lr).  `parameters=None` means all of
+    the model's parameters.  Gradients reaching other players' parameters are discarded.
+    """
+
+    name: str
+    loss: Callable
+    parameters: Callable[[nn.Module], Iterable[nn.Parameter]] | None = None
+    lr: float | None = None
+    betas: tuple[float, float] | None = None
+
+
+def resolve_phases(model, objective=None) -> list[Phase]:
+    """The phases `fit` runs: `objective` (a function, or a sequence of Phases), else `model.phases()`
+    when the model defines it, else one phase of `model.loss`."""
+    if objective is None and callable(getattr(model, "phases", None)):
+        objective = model.phases()
+    if objective is None:
+        return [Phase("loss", lambda m, x, step: m.loss(x, step))]
+    if callable(objective):
+        return [Phase("loss", objective)]
+    phases = list(objective)
+    if not phases or not all(isinstance(p, Phase) for p in phases):
+        raise VaekitError("objective must be a function (model, x, step) -> Loss or a non-empty sequence of Phase")
+    names = [p.name for p in phases]
+    if len(set(names)) < len(names) or not all(isinstance(n, str) and n.isidentifier() for n in names):
+        raise VaekitError(f"phase names must be distinct identifiers, got {names}")
+    return phases
+
+
+class CurrentPhase:
+    """objective(model, x, step) running the phase at `index`: one (DDP) module serves every phase."""
+
+    def __init__(self, phases: list[Phase]):
+        self.phases, self.index = phases, 0
+
+    def __call__(self, model, x, step):
+        return self.phases[self.index].loss(model, x, step)
+
+
 def pick_device(name: str = "auto", dd: distributed.Dist | None = None) -> torch.device:
     if name != "auto":
         return torch.device(name)
@@ -75,13 +125,15 @@ def pick_device(name: str = "auto", dd: distributed.Dist | None = None) -> torch
     return torch.device("cpu")
 
 
-def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
+def lr_at(cfg: TrainConfig, step: int, total: int, lr: float | None = None) -> float:
+    """The learning rate at `step` of `total`, starting from `lr` (default cfg.lr)."""
+    lr = cfg.lr if lr is None else lr
     if cfg.lr_schedule == "cosine":
         t = min(step / max(total, 1), 1.0)
-        return cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + math.cos(math.pi * t))
+        return cfg.lr_final + 0.5 * (lr - cfg.lr_final) * (1 + math.cos(math.pi * t))
     if cfg.lr_schedule == "step":
-        return cfg.lr * (0.1 ** sum(step >= f * total for f in (0.5, 0.75)))
-    return cfg.lr
+        return lr * (0.1 ** sum(step >= f * total for f in (0.5, 0.75)))
+    return lr
 
 
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
@@ -95,6 +147,7 @@ class History:
     steps: list[int] = dataclasses.field(default_factory=list)
     loss: list[float] = dataclasses.field(default_factory=list)
     val: list[float] = dataclasses.field(default_factory=list)
+    terms: dict[str, list[float]] = dataclasses.field(default_factory=dict)   # logged terms, one per step
     stopped: str = "completed"
     seconds: float = 0.0
 
@@ -191,6 +244,10 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
 
     The loss is `objective(model, x, step) -> bounds.Loss` when given (e.g.
     `lambda m, x, s: bounds.iwae_bound(m, x, k=50)`), else the model's own `model.loss(x, step)`.
+    `objective` may also be a sequence of `Phase`s (a game; the model's own `phases()` when it has
+    them), run in order on every batch, each with its own optimiser; then `loss` in the logs and the
+    History is the first phase's, validation uses the first phase, and every phase's value and terms
+    are logged as "<phase>/loss", "<phase>/<term>".
 
     With `run_dir`, writes config.json, log.csv, tb/, checkpoint.safetensors (latest) and
     best.safetensors (best validation loss, when there is a validation split). `meta` (JSON-able,
@@ -227,10 +284,21 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
     device = pick_device(cfg.device, dd)
     torch.manual_seed(cfg.seed + 7919 * dd.rank)       # ranks draw independent noise
     model.to(device).train()
-    step_fn = distributed.wrap(model, dd, device, objective)
+    phases = resolve_phases(model, objective)
+    game = len(phases) > 1
+    current = CurrentPhase(phases)
+    if game and dd.world > 1:     # each phase leaves the other players' parameters without gradients
+        ids = [device.index] if device.type == "cuda" else None
+        step_fn = nn.parallel.DistributedDataParallel(distributed.LossModule(model, current), device_ids=ids,
+                                                      find_unused_parameters=True)
+    else:
+        step_fn = distributed.wrap(model, dd, device, current if game else objective)
     x = x.to(device)
     x_val = None if x_val is None else x_val.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
+    params = [list(model.parameters() if p.parameters is None else p.parameters(model)) for p in phases]
+    opts = [torch.optim.Adam(ps, lr=cfg.lr if p.lr is None else p.lr, betas=p.betas or cfg.betas, eps=cfg.eps,
+                             weight_decay=cfg.weight_decay) for p, ps in zip(phases, params)]
+    opt = dict(zip((p.name for p in phases), opts)) if game else opts[0]   # what checkpoints hold
 
     n_batches = math.ceil(len(x) / cfg.batch_size)
     total = cfg.epochs * n_batches if cfg.max_steps is None else min(cfg.epochs * n_batches, cfg.max_steps)
@@ -262,36 +330,51 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
                 xb = x[dd.shard(idx).to(device)]
                 if cfg.binarize:
                     xb = torch.bernoulli(xb)
-                for g in opt.param_groups:
-                    g["lr"] = lr_at(cfg, state["step"], total)
-                value_t, terms = step_fn(xb, state["step"])
-                names = list(terms)
-                over = float(cfg.max_seconds is not None and time.perf_counter() - t0 > cfg.max_seconds)
-                stats = torch.stack([value_t.detach(), *(terms[k].detach() for k in names)]).float().cpu()
-                stats = dd.mean(torch.cat([stats, torch.tensor([over])]))   # ranks agree on the time budget
-                out_of_time = float(stats[-1]) > 0
-                value = float(stats[0])
                 state["batch"] += 1
-                if not math.isfinite(value):
-                    if cfg.on_nonfinite == "raise":
-                        where = None
-                        if run_dir is not None and dd.main:
-                            where = run_dir / "nonfinite_batch.json"
-                            checkpoint.atomic_write_text(where, json.dumps(
-                                {"step": state["step"], "epoch": state["epoch"], "batch_index": idx.tolist()}))
-                        raise NonFiniteLossError(state["step"], idx.tolist(), str(where) if where else None)
+                row, skip = {}, False
+                for i, (phase, ps, o) in enumerate(zip(phases, params, opts)):
+                    for g in o.param_groups:
+                        g["lr"] = lr_at(cfg, state["step"], total, phase.lr)
+                    current.index = i
+                    value_t, terms = step_fn(xb, state["step"])
+                    names = list(terms)
+                    over = float(cfg.max_seconds is not None and time.perf_counter() - t0 > cfg.max_seconds)
+                    stats = torch.stack([value_t.detach(), *(terms[k].detach() for k in names)]).float().cpu()
+                    stats = dd.mean(torch.cat([stats, torch.tensor([over])]))   # ranks agree on the time budget
+                    out_of_time = float(stats[-1]) > 0
+                    value = float(stats[0])
+                    if not math.isfinite(value):
+                        if cfg.on_nonfinite == "raise":
+                            where = None
+                            if run_dir is not None and dd.main:
+                                where = run_dir / "nonfinite_batch.json"
+                                checkpoint.atomic_write_text(where, json.dumps(
+                                    {"step": state["step"], "epoch": state["epoch"], "batch_index": idx.tolist(),
+                                     **({"phase": phase.name} if game else {})}))
+                            raise NonFiniteLossError(state["step"], idx.tolist(), str(where) if where else None)
+                        skip = True            # the rest of this batch's phases are skipped too
+                        break
+                    model.zero_grad(set_to_none=True)    # also drops gradients that reached other players
+                    value_t.backward()
+                    if cfg.grad_clip:
+                        torch.nn.utils.clip_grad_norm_(ps, cfg.grad_clip)
+                    o.step()
+                    if i == 0:
+                        first = value
+                    prefix = f"{phase.name}/" if game else ""
+                    if game:
+                        row[prefix + "loss"] = value
+                    row.update({prefix + k: float(v) for k, v in zip(names, stats[1:])})
+                if skip:
                     state["skipped"] += 1
                     continue
-                opt.zero_grad(set_to_none=True)
-                value_t.backward()
-                if cfg.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                opt.step()
+                value = first                     # the first phase's value is the run's `loss`
                 state["step"] += 1
                 hist.steps.append(state["step"])
                 hist.loss.append(value)
-                log.add({"step": state["step"], "epoch": state["epoch"], "loss": value,
-                         **{k: float(v) for k, v in zip(names, stats[1:])}})
+                for k, v in row.items():
+                    hist.terms.setdefault(k, []).append(v)
+                log.add({"step": state["step"], "epoch": state["epoch"], "loss": value, **row})
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(loss=f"{value:.3f}", refresh=False)
@@ -306,7 +389,7 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
             state["epoch"] += 1
             state["batch"] = 0
             if x_val is not None:
-                v = evaluate_loss(model, x_val, dd=dd, objective=objective)
+                v = evaluate_loss(model, x_val, dd=dd, objective=phases[0].loss if game else objective)
                 hist.val.append(v)
                 log.add({"step": state["step"], "epoch": state["epoch"], "val_loss": v})
                 if v < state["best_val"]:

@@ -1,0 +1,79 @@
+"""Adversarial auto-encoder (Makhzani, Shlens, Jaitly, Goodfellow & Frey 2015).
+
+An auto-encoder whose aggregate code distribution q(z) = E_x[delta(z - f(x))] is pushed onto a chosen
+prior p(z) by a discriminator on codes, instead of a KL term: any prior one can sample from works
+(a Gaussian, a mixture of 10 Gaussians on a circle, a ring).  Training is a game of three phases
+(`vaekit.adversarial.aae_phases`): reconstruction, discriminator (prior samples vs codes), and the
+encoder as generator.  `fit(model, data)` runs them; `model.loss` is the reconstruction phase.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import distributions as D
+from torch import nn
+
+from .. import adversarial, bounds
+from ..errors import VaekitError
+from . import register
+from .autoencoder import PointEncoder
+from .base import Decoder, LatentVariableModel, NetConfig, make_bodies
+
+
+class Prior(nn.Module):
+    """p(z) by name (see `adversarial.PRIORS`), on the module's device."""
+
+    def __init__(self, kind: str, dim: int):
+        super().__init__()
+        self.kind, self.dim = kind, dim
+        self.register_buffer("anchor", torch.zeros(()), persistent=False)   # follows .to(device)
+        adversarial.prior(kind, dim)                                         # fail early on a bad name
+
+    def forward(self) -> D.Distribution:
+        return adversarial.prior(self.kind, self.dim, self.anchor.device)
+
+
+@register("aae")
+class AAE(LatentVariableModel):
+    """Deterministic encoder z = f(x), decoder p(x|z), a discriminator on z, and a prior to match."""
+
+    @dataclass
+    class Config(NetConfig):
+        prior: str = "gaussian"                       # "gaussian" | "mixture" (10 on a circle) | "ring"
+        disc_hidden: tuple[int, ...] = (256, 256)
+        adversarial_lr: float | None = None           # lr of both adversarial phases (None: TrainConfig.lr)
+
+        def __post_init__(self):
+            super().__post_init__()
+            self.disc_hidden = tuple(int(h) for h in self.disc_hidden)
+            if self.prior not in adversarial.PRIORS:
+                raise VaekitError(f"config field prior must be one of {sorted(adversarial.PRIORS)}, got {self.prior!r}")
+            if self.prior != "gaussian" and self.latent_dim != 2:
+                raise VaekitError(f"config field prior {self.prior!r} is 2-D: latent_dim must be 2, got {self.latent_dim}")
+            if min(self.disc_hidden, default=1) < 1:
+                raise VaekitError(f"config field disc_hidden must be positive widths, got {self.disc_hidden}")
+
+    def __init__(self, config: Config):
+        super().__init__(config)
+        enc, dec = make_bodies(config)
+        self.encoder = PointEncoder(enc, config.latent_dim)
+        self.decoder = Decoder(dec, config)
+        self.prior = Prior(config.prior, config.latent_dim)
+        self.discriminator = adversarial.Discriminator(config.latent_dim, config.disc_hidden, config.activation)
+
+    def loss(self, x, step: int = 0):
+        """The reconstruction phase: -log p(x | z = f(x))."""
+        return bounds.reconstruction(self, x)
+
+    def phases(self):
+        return adversarial.aae_phases(self.config.adversarial_lr)
+
+    @torch.no_grad()
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Decoder means of n draws from the (possibly non-Gaussian) prior, shape (n, *data_shape)."""
+        if generator is None:
+            return self.generate(self.prior().sample((n,)))
+        with torch.random.fork_rng():
+            torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+            return self.generate(self.prior().sample((n,)))
