@@ -423,6 +423,8 @@ def moses_metrics(gen: Sequence[str], test, train=None, *, n_jobs: int = 1, k=(1
             warnings.warn(f"unique@{kk}: only {len(valid)} valid molecules")
         out[f"unique@{kk}"] = len(set(valid[:kk])) / len(valid[:kk])
     ref = test if isinstance(test, dict) else reference_stats(test, n_jobs=n_jobs, device=device)
+    if "mu" not in ref or "fps" not in ref:
+        raise VaekitError("test: reference statistics lack the FCD part; build them with reference_stats(test)")
     g = _rdkit_stats(valid, n_jobs)
     out["FCD/Test"] = fcd(valid, ref, n_jobs=n_jobs, device=device) if len(valid) >= 2 else math.nan
     out["SNN/Test"] = float(_tanimoto_reduce(g["fps"], ref["fps"], agg="max")[0].mean())

@@ -120,9 +120,11 @@ def penalized_logp(smiles: str) -> float:
 def penalized_logp_raw(smiles: str) -> float:
     """Unnormalised penalized logP: logP - SA - cycle penalty (no standardisation).
 
-    The form written in the chemical VAE paper (Gómez-Bombarelli et al. 2018, "logP - SAS - ring penalty")
-    and the score of JT-VAE's constrained optimisation (Jin et al. 2018, Table 3, improvements on 800
-    molecules) and later works that quote "penalized logP" values around 2-8 for ZINC. NaN if invalid."""
+    This is the formula as written in the GVAE paper (Kusner et al. 2017, J(m) = logP - SA - ring penalty; its
+    code then standardises each term, see `penalized_logp`) and the score of the constrained-optimisation
+    tables (JT-VAE, Jin et al. 2018, Table 3, whose property files are named "logP-SA"; also GCPN and
+    MolDQN-style "penalized logP" values). The chemical VAE paper itself (Gómez-Bombarelli et al. 2018)
+    optimised 5 x QED - SAS; its 1.98 BO entry comes from the GVAE paper's standardised score. NaN if invalid."""
     lp, sa, cyc = _terms(smiles)
     return lp - sa - cyc
 
