@@ -176,6 +176,61 @@ def test_olivetti_faces_and_variants():
     assert load("olivetti", "all", DATA).x.shape == (400, 64, 64)
     with pytest.raises(VaekitError, match="split"):
         variants(d, "dev")
+    with pytest.raises(VaekitError, match="crop"):
+        variants(d, "test", per_image=1, crop=0)
+    # the default crop is 50 pixels of the 1.4-1.8x scaled face: tighter than the whole frame
+    whole = variants(d, "test", per_image=2, crop=None)
+    assert not torch.equal(whole.x, te.x)
+
+
+@needs_data
+def test_olivetti_scaling_follows_the_paper():
+    from types import SimpleNamespace
+
+    from vaekit.reports.hinton2006 import QUICK, load_data
+
+    ctx = SimpleNamespace(data_dir=DATA, seed=0, quick=True)
+    tr, te, _, to_unit = load_data("olivetti", QUICK["olivetti"], ctx)
+    assert float(tr.mean(0).abs().max()) < 1e-4                    # every pixel has zero mean
+    assert float(tr.pow(2).mean()) == pytest.approx(1.0, rel=1e-4)  # average pixel variance 1 ...
+    var = tr.var(0)
+    assert float(var.max() / var.min()) > 2                        # ... by one number, not per pixel
+    back = to_unit(te)
+    assert float(back.min()) >= -1e-5 and float(back.max()) <= 1 + 1e-5
+
+
+def test_cached_models_are_reused_only_for_the_same_settings(tmp_path):
+    from types import SimpleNamespace
+
+    from vaekit.models import build
+    from vaekit.reports.hinton2006 import cached
+
+    made = []
+
+    def make():
+        made.append(1)
+        torch.manual_seed(len(made))
+        return build("autoencoder", data_shape=(4,), latent_dim=2, hidden=(3,)), f"made {len(made)}"
+
+    ctx = SimpleNamespace(quick=False, options={"run_root": str(tmp_path)})
+    m1, i1 = cached(ctx, "t", {"epochs": (1, 2)}, make)
+    m2, i2 = cached(ctx, "t", {"epochs": [1, 2]}, make)          # the same settings: loaded, not retrained
+    assert len(made) == 1 and not i1["loaded"] and i2["loaded"] and i2["how"] == "made 1"
+    for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    assert i2["cpu_seconds"] == pytest.approx(i1["cpu_seconds"])
+    _, i3 = cached(ctx, "t", {"epochs": [1, 3]}, make)           # other settings: trained again
+    assert len(made) == 2 and not i3["loaded"]
+    ctx.options["retrain"] = "1"
+    cached(ctx, "t", {"epochs": [1, 3]}, make)
+    assert len(made) == 3
+    (tmp_path / "report-hinton2006-t" / "training.json").write_text("{not json")
+    ctx.options.pop("retrain")
+    _, i5 = cached(ctx, "t", {"epochs": [1, 3]}, make)           # a damaged record is retrained, not an error
+    assert len(made) == 4 and not i5["loaded"]
+    quick = SimpleNamespace(quick=True, options={"run_root": str(tmp_path)})
+    cached(quick, "q", {}, make)
+    assert not (tmp_path / "report-hinton2006-q").exists()       # quick runs leave runs/ alone
 
 
 @needs_data
@@ -198,6 +253,8 @@ def test_quick_report_has_every_row(tmp_path):
         row = metrics[key]
         assert row["ours"] is not None and np.isfinite(row["ours"]) and row["ours"] > 0, key
         assert row["seconds"] is not None
+    assert "thresholded at 0.5" in metrics[("mnist", "logistic PCA, 30 components")]["note"]
+    assert "average variance 1" in metrics[("olivetti", "PCA, 30 components")]["note"]
     papers = {k: metrics[k]["paper"] for k in expected}
     assert papers[("mnist", "PCA, 30 components")] == 13.87 and papers[("olivetti", "PCA, 30 components")] == 135
     for f in ("fig2_curves.png", "fig2_mnist.png", "fig2_olivetti.png", "fig3_mnist_codes.png", "index.html"):
