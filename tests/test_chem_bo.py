@@ -206,3 +206,23 @@ def test_gp_hyperparameters_from_subset_conditioned_on_all():
     assert (mean - y).abs().max() < 0.1 * (y.max() - y.min())
     with pytest.raises(VaekitError, match="fit_points"):
         bo.bayes_opt(score, decode, z, y, fit_points=1)
+
+
+@pytest.mark.slow
+def test_timing_one_round_2000_codes_dim_56():
+    """Wall time of BO rounds with batch 50 on 2,000 codes of dimension 56 (printed; run with -s)."""
+    torch.set_num_threads(1)
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(2000, 56, generator=g, dtype=torch.float64)
+    w = torch.randn(56, generator=g, dtype=torch.float64)
+
+    def f56(c):
+        return -((c[..., :5] - 0.5) ** 2).sum(-1) + 0.1 * torch.sin(3 * c @ w / 8)
+
+    dec = lambda c: [",".join(f"{v:.8f}" for v in row.tolist()) for row in c]
+    sc = lambda s: float(f56(torch.tensor([float(t) for t in s.split(",")], dtype=torch.float64)))
+    res = bo.bayes_opt(sc, dec, z, f56(z), rounds=2, batch=50, log=print)
+    for r, t in enumerate(res.timings, 1):
+        print(f"round {r}: " + ", ".join(f"{k} {v:.1f} s" for k, v in t.items()))
+    assert res.n_proposed == 100 and res.n_valid == 100
+    assert sum(res.timings[0].values()) < 600
