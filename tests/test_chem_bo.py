@@ -135,6 +135,8 @@ def test_bad_shapes_name_the_argument():
         bo.gradient_ascent(f, z, decode, score, steps=0)
     with pytest.raises(VaekitError, match="predict returned"):
         bo.gradient_ascent(lambda c: c.sum(), z, decode, score, steps=1)
+    with pytest.raises(VaekitError, match="no_grad"):
+        bo.gradient_ascent(torch.no_grad()(f), z, decode, score, steps=1)
     with pytest.raises(VaekitError, match="dim"):
         bo.random_search(score, decode, 0)
     with pytest.raises(VaekitError, match="labels"):

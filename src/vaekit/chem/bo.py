@@ -304,6 +304,9 @@ def ascend(predict: Callable, z0: torch.Tensor, steps: int, lr: float, prior_wei
                 path.append(z.detach().clone()), values.append(p.detach().clone())
             if t == steps:
                 break
+            if not p.requires_grad:
+                raise VaekitError("predict(z) does not depend differentiably on z (is it under torch.no_grad?); "
+                                  "pass a differentiable predictor, e.g. the property head itself")
             objective = p.sum() - 0.5 * prior_weight * (z * z).sum()
             (grad,) = torch.autograd.grad(objective, z)
         z.grad = -grad
