@@ -180,14 +180,24 @@ def test_reference_stats_cache_round_trip(tmp_path, monkeypatch):
     assert M.snn(DRUGS, second) == pytest.approx(1.0) and M.frag(DRUGS, second) == pytest.approx(1.0)
 
 
-def test_fcd_of_a_set_with_itself_is_zero_and_positive_otherwise():
+def test_fcd_of_a_set_with_itself_is_zero_and_positive_otherwise(tmp_path):
     same = M.fcd(DRUGS, DRUGS)
     assert abs(same) < 1e-4
-    st = M.fcd_stats(DRUGS, chunk=7, in_process_max=0)  # two subprocesses' moments equal one-shot moments
+    # two subprocesses' moments equal one-shot moments
+    st = M.fcd_stats(DRUGS, chunk=7, in_process_max=0, resume_dir=tmp_path)
     st1 = M.fcd_stats(DRUGS)
     np.testing.assert_allclose(st["mu"], st1["mu"], atol=1e-10)
     np.testing.assert_allclose(st["sigma"], st1["sigma"], atol=1e-10)
     assert M.fcd(DRUGS[:6], st1) > 0.5
+
+    # resuming: chunks kept in resume_dir are not recomputed
+    first = st
+    parts = sorted(tmp_path.glob("fcd-part-*.npz"))
+    assert len(parts) == 2
+    parts[0].unlink()  # as if interrupted after one chunk: only the missing chunk is recomputed
+    again = M.fcd_stats(DRUGS, chunk=7, in_process_max=0, resume_dir=tmp_path)
+    np.testing.assert_allclose(again["sigma"], first["sigma"], atol=1e-10)
+    assert len(list(tmp_path.glob("fcd-part-*.npz"))) == 2
     with pytest.raises(VaekitError, match="at least 2"):
         M.fcd(["CCO"], DRUGS)
 
@@ -268,6 +278,8 @@ def test_moses_metrics_small_set_against_itself(tmp_path, monkeypatch):
     assert out["Scaf/Test"] == pytest.approx(1.0)
     assert out["IntDiv"] == pytest.approx(M.int_div(DRUGS)) and 0 < out["IntDiv2"] < 1
     assert out["Novelty"] == pytest.approx(6 / 12)
+    no_fcd = M.moses_metrics(DRUGS, DRUGS, k=5, with_fcd=False)
+    assert "FCD/Test" not in no_fcd and no_fcd["SNN/Test"] == pytest.approx(1.0)
 
 
 def test_read_smiles_csv_needs_a_smiles_column(tmp_path):
