@@ -41,7 +41,8 @@ class Result:
     ascent) that proposed it, counted from 1. best[r] is the best valid score among all proposals of
     rounds 1..r (-inf before the first valid one), so it never decreases; evaluations[r] the number of
     proposals scored up to round r. start is the best score the optimiser was given (BO: max of y_init;
-    gradient ascent: best score of the starting codes' decodings).
+    gradient ascent: best score of the starting codes' decodings). known: the starting strings, for
+    counting new proposals.
     """
 
     method: str
@@ -54,6 +55,9 @@ class Result:
     start: float = -math.inf
     seconds: float = 0.0
     known: set = field(default_factory=set, repr=False)
+    timings: list = field(default_factory=list)       # BO: seconds per round for fit, propose, evaluate
+    predicted: torch.Tensor | None = None             # gradient ascent: predict along the path (k, n)
+    start_strings: list = field(default_factory=list, repr=False)   # gradient ascent: decodings of z0
 
     @property
     def n_proposed(self) -> int:
@@ -203,9 +207,10 @@ def bayes_opt(score: Callable, decode: Callable, z_init, y_init, bounds=None, ro
 
     z_init: (n, d) codes of a training subset with scores y_init (n,). The GP is conditioned on all of
     them (growing by `batch` per round) but its hyperparameters are fitted on `fit_points` of them (see
-    `fit_gp`): with n = 2,000, d = 56, batch = 50 one round took 68 s (first) and 25-37 s (warm-started
-    rounds) on one core of a 2-core machine shared with other jobs (`pytest -m slow tests/test_chem_bo.py
-    -k timing -s`). The GVAE/JT-VAE sparse GP used all of ZINC250k with 500 inducing points instead.
+    `fit_gp`). With n = 2,000, d = 56, batch = 50 the first round took 68-83 s (mostly the fit) and the
+    warm-started later rounds 25-37 s (mostly the q-EI optimisation) on one core of a 2-core machine
+    shared with other jobs (`pytest -m slow tests/test_chem_bo.py -k timing -s`). The GVAE and JT-VAE
+    papers used a sparse GP with 500 inducing points instead.
     bounds: (2, d) box the proposals stay in; default the per-coordinate range of z_init.
     Each round fits the GP, proposes `batch` codes by joint q-EI ("qEI") or its log form ("qLogEI"),
     decodes and scores them. Invalid ones (decode gives None or score NaN) are counted and enter the GP at
@@ -260,8 +265,8 @@ def bayes_opt(score: Callable, decode: Callable, z_init, y_init, bounds=None, ro
                 f"fit {t_acq - t_fit:.1f} s, propose {t_eval - t_acq:.1f} s, decode+score {t_end - t_eval:.1f} s")
     result = Result("bayes_opt", torch.cat(zs), strings, torch.cat(scores), torch.cat(rnd),
                     start=float(y_init.max()), known=set(strings_init or ()))
-    _running_best(result, rounds)
     result.timings = timings
+    _running_best(result, rounds)
     result.seconds = time.perf_counter() - t0
     return result
 
@@ -344,10 +349,9 @@ def gradient_ascent(predict: Callable, z0, decode: Callable, score: Callable, st
     ok0 = scores0[torch.isfinite(scores0)]
     known = set(strings_init or ()) | {s for s in strings0 if s is not None}
     result = Result("gradient_ascent", path[1:].reshape(-1, z0.shape[1]).to(torch.float64), strings, scores,
-                    rnd, start=float(ok0.max()) if len(ok0) else -math.inf, known=known)
+                    rnd, start=float(ok0.max()) if len(ok0) else -math.inf, known=known, predicted=predicted,
+                    start_strings=strings0)
     _running_best(result, k - 1)
-    result.predicted = predicted
-    result.start_strings, result.start_scores = strings0, scores0
     result.seconds = time.perf_counter() - t0
     return result
 
