@@ -8,8 +8,9 @@ binarized once with a fixed seed (the same 0/1 images for everybody). Adam (lr 1
 
 Timing: the three trainings run interleaved (pythae, vaekit, plain, pythae, ...); every epoch is timed
 (Pythae: a TrainingCallback at epoch begin/end; vaekit: the start of each epoch's batch permutation;
-plain: its own loop) and the whole call (set-up, saving) is timed too. The speed ratio is the median
-Pythae epoch over the median vaekit epoch.
+plain: its own loop) and the whole call (set-up, saving) is timed too, in wall seconds and in CPU seconds
+of this process (on a shared machine the CPU time is the steadier of the two). The speed ratios are the
+median Pythae epoch over the median vaekit epoch; the target is judged on wall time.
 
 ELBO: the test ELBO of every trained model is computed by ONE function (`test_elbo`) from its
 encoder's (mean, log std) and its decoder's logits, with the same noise for all models, so the
@@ -21,7 +22,8 @@ Run it with an interpreter that has pythae (kept out of vaekit's dependencies), 
     /work/venvs/pythae/bin/pip install -c constraints.txt pythae
     VAEKIT_DATA=/work/shared/data /work/venvs/pythae/bin/python bench/vs_pythae.py [--epochs 3] [--repeats 2]
 
-Without pythae it says so and compares vaekit with the plain loop only.  `--quick` uses 6,000 images.
+Without pythae it says so and compares vaekit with the plain loop only.  `--quick` (6,000 training and
+1,000 test images) and `--no-write` print the table without touching bench/results.
 """
 from __future__ import annotations
 
