@@ -48,6 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--beta", type=float, help="KL weight (beta-VAE)")
     m.add_argument("--warmup-steps", type=int, help="KL warm-up steps")
     m.add_argument("--k", type=int, help="importance samples of the IWAE bound")
+    c = p.add_argument_group("molecules (--model chemvae; --data moses, zinc250k or a CSV with a SMILES column)")
+    c.add_argument("--kind", choices=["smiles", "selfies"], default="smiles", help="string representation")
+    c.add_argument("--molecules", type=int, default=None, help="train on a seeded random subset of this many")
+    c.add_argument("--gru-hidden", type=int)
+    c.add_argument("--gru-layers", type=int)
     t = p.add_argument_group("training")
     t.add_argument("--epochs", type=int, default=10)
     t.add_argument("--batch-size", type=int, default=128)
@@ -60,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--on-nonfinite", choices=["raise", "skip"], default="raise")
     t.add_argument("--checkpoint-every", type=int, default=0, help="steps between checkpoints (0: every epoch)")
     t.add_argument("--max-steps", type=int, default=None)
+    t.add_argument("--max-seconds", type=float, default=None, help="training-time budget")
     t.add_argument("--device", default="auto")
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--no-tensorboard", action="store_true")
@@ -122,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 MODEL_FLAGS = ("latent_dim", "hidden", "activation", "arch", "channels", "likelihood", "sigma", "beta",
-               "warmup_steps", "k")
+               "warmup_steps", "k", "gru_hidden", "gru_layers")
 
 
 def _read_json(path) -> dict:
@@ -184,15 +190,19 @@ def cmd_fit(args) -> None:
     from .data import load
     from .train import TrainConfig, fit
 
-    data = load(args.data or "digits", args.split, args.data_dir)
     cfg = _read_json(args.config) if args.config else {}
     if "config" in cfg and "model" in cfg:      # a saved {"model": ..., "config": ...} file
         args.model = args.model if args.model != "vae" else cfg["model"]
         cfg = cfg["config"]
     cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
     cfg.update({k: getattr(args, k) for k in MODEL_FLAGS if getattr(args, k) is not None})
-    cfg["data_shape"] = data.shape
     cls = models.get(args.model)
+    if args.model == "chemvae":
+        data, cfg, spec = _molecules(args, cfg)
+    else:
+        spec = args.data or "digits"
+        data = load(spec, args.split, args.data_dir)
+        cfg["data_shape"] = data.shape
     import dataclasses
 
     fields = {f.name for f in dataclasses.fields(cls.Config)}
@@ -203,15 +213,17 @@ def cmd_fit(args) -> None:
 
     torch.manual_seed(args.seed)          # the initial weights follow --seed too
     model = models.build(args.model, **cfg)
+    if args.model == "chemvae":
+        data = model.items(data.smiles, data.props)
     tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
                      seed=args.seed, val_fraction=args.val_fraction, patience=args.patience, binarize=args.binarize,
                      on_nonfinite=args.on_nonfinite, checkpoint_every=args.checkpoint_every, max_steps=args.max_steps,
-                     device=args.device, progress=not args.no_progress, tensorboard=not args.no_tensorboard)
+                     max_seconds=args.max_seconds, device=args.device, progress=not args.no_progress, tensorboard=not args.no_tensorboard)
     from .distributed import teardown
 
     try:
         hist = fit(model, data, tc, args.run_dir, resume=args.resume, overwrite=args.overwrite,
-                   meta={"spec": args.data or "digits", "split": args.split, "data_dir": args.data_dir})
+                   meta={"spec": spec, "split": args.split, "data_dir": args.data_dir, "molecules": args.molecules})
     except BaseException:
         teardown(wait=False)
         raise
@@ -219,6 +231,21 @@ def cmd_fit(args) -> None:
     last = f"{hist.loss[-1]:.4f}" if hist.loss else "n/a"
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"{args.run_dir}: {len(hist.loss)} steps in {hist.seconds:.1f} s ({hist.stopped}); last training loss {last}")
+
+
+def _molecules(args, cfg: dict):
+    """Scored molecules and the chemical VAE's vocabulary/standardisation fields for `vaekit fit --model chemvae`."""
+    from .chem.dataset import chem_model, scored
+
+    spec = args.data or "moses"
+    mols = scored(spec, args.split, args.data_dir, limit=args.molecules, seed=args.seed)
+    if mols.invalid:
+        print(f"{spec}: {len(mols.invalid)} SMILES are not valid molecules and were left out, e.g. line "
+              f"{mols.invalid[0][0]}: {mols.invalid[0][1]!r}")
+    probe = chem_model(mols, args.kind, latent_dim=cfg.get("latent_dim", 56))
+    keep = ("tokens", "kind", "max_len", "properties", "prop_mean", "prop_std")
+    cfg = {**cfg, **{k: getattr(probe.config, k) for k in keep}}
+    return mols, cfg, spec
 
 
 def cmd_eval(args) -> None:

@@ -52,6 +52,12 @@ SOURCES: dict[str, list[Remote]] = {
     "zinc250k": [Remote("250k_rndm_zinc_drugs_clean_3.csv",
                         "35e3f1a52b1badc0697e373d73a18ad773f415936ff992f4c6baa2e067b3e6ae",
                         ("https://raw.githubusercontent.com/aspuru-guzik-group/chemical_vae/master/models/zinc_properties/250k_rndm_zinc_drugs_clean_3.csv",))],
+    # the MOSES splits as shipped in the molsets 0.3.1 wheel (moses/dataset/data/)
+    "moses": [Remote(f, s, tuple(u + f for u in ("https://raw.githubusercontent.com/molecularsets/moses/master/moses/dataset/data/",
+                                                  "https://media.githubusercontent.com/media/molecularsets/moses/master/moses/dataset/data/")))
+              for f, s in {"train.csv.gz": "786f0313aa6b9ba5514df685f885742a70ea8d86f1a4fa48115f7f80a634265c",
+                           "test.csv.gz": "f896fbf3764f88d94670b9959e5872c600c12152a18233823e820761b7a791b2",
+                           "test_scaffolds.csv.gz": "adffb2192c1bfe31ab0e13154d4af19a37dc18bdbf3cd7b4491e04405128adde"}.items()],
 }
 
 

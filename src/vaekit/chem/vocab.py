@@ -1,0 +1,164 @@
+"""Token vocabularies for molecules: regex-tokenised SMILES or SELFIES (Krenn et al. 2020).
+
+A molecule becomes a row of `max_len` token ids: its tokens, one end token, then padding.
+
+    vocab = Vocab.build(smiles, kind="selfies")
+    ids = vocab.encode(smiles)            # LongTensor (n, max_len)
+    back = vocab.decode(ids)              # SMILES strings (SELFIES are decoded to SMILES)
+    vocab.save("vocab.json"); Vocab.load("vocab.json")
+
+SELFIES strings always decode to a valid molecule, which is why a SELFIES VAE's prior samples
+are valid by construction; SMILES keep the chemical VAE paper's original representation.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..errors import VaekitError
+
+PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
+SPECIALS = (PAD, BOS, EOS)
+KINDS = ("smiles", "selfies")
+
+# One SMILES token: a bracket atom, a two-letter organic-subset atom, a one-letter (or aromatic) atom,
+# a bond, a branch, a ring-closure label (one digit or %nn), a dot, or a reaction/wildcard symbol.
+SMILES_TOKEN = re.compile(r"\[[^\[\]]+\]|Br|Cl|%\d\d|[BCNOPSFIbcnops]|[=#$:/\\\-+()\.~*@?>\d]")
+
+
+def smiles_tokens(smiles: str) -> list[str]:
+    tokens = SMILES_TOKEN.findall(smiles)
+    if "".join(tokens) != smiles:
+        at = 0
+        for t in tokens:           # find the first character no token covers, for the message
+            if smiles.startswith(t, at):
+                at += len(t)
+            else:
+                break
+        raise VaekitError(f"SMILES {smiles!r}: cannot tokenise the character {smiles[at]!r} at position {at}")
+    return tokens
+
+
+def _selfies():
+    try:
+        import selfies
+    except ImportError as e:
+        raise VaekitError(f"SELFIES need the selfies package: pip install 'vaekit[chem]' ({e})") from None
+    return selfies
+
+
+@dataclass
+class Vocab:
+    tokens: list[str]          # index -> token; the first three are <pad>, <bos>, <eos>
+    kind: str = "smiles"       # "smiles" | "selfies"
+    max_len: int = 120         # tokens per row, including the end token
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise VaekitError(f"vocabulary kind must be one of {KINDS}, got {self.kind!r}")
+        if tuple(self.tokens[:3]) != SPECIALS or len(set(self.tokens)) != len(self.tokens):
+            raise VaekitError(f"vocabulary tokens must start with {SPECIALS} and be unique")
+        self.index = {t: i for i, t in enumerate(self.tokens)}
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    pad, bos, eos = 0, 1, 2
+
+    # -- strings <-> tokens ------------------------------------------------------------------
+    def tokenize(self, smiles: str) -> list[str]:
+        """The tokens of one molecule given as SMILES (SELFIES vocabularies translate it first)."""
+        if self.kind == "smiles":
+            return smiles_tokens(smiles)
+        sf = _selfies()
+        try:
+            return list(sf.split_selfies(sf.encoder(smiles)))
+        except Exception as e:        # selfies.EncoderError and friends
+            raise VaekitError(f"SMILES {smiles!r}: cannot translate to SELFIES ({e})") from None
+
+    @classmethod
+    def build(cls, smiles, kind: str = "smiles", max_len: int | None = None) -> "Vocab":
+        """Every token seen in `smiles`; max_len = longest molecule + 1 unless given."""
+        probe = cls(list(SPECIALS), kind)
+        seen, longest = {}, 0
+        for s in smiles:
+            toks = probe.tokenize(s)
+            longest = max(longest, len(toks))
+            for t in toks:
+                seen.setdefault(t, None)
+        return cls(list(SPECIALS) + sorted(seen), kind, max_len or longest + 1)
+
+    def encode(self, smiles, *, skip: bool = False):
+        """Token ids (n, max_len).  With skip=True, molecules that do not fit (too long, unknown token)
+        are left out and `(ids, kept_indices)` is returned; otherwise they raise a VaekitError."""
+        rows, kept = [], []
+        for i, s in enumerate(smiles):
+            try:
+                rows.append(self._ids(s))
+                kept.append(i)
+            except VaekitError:
+                if not skip:
+                    raise
+        ids = torch.tensor(rows, dtype=torch.long).reshape(len(rows), self.max_len)
+        return (ids, kept) if skip else ids
+
+    def _ids(self, smiles: str) -> list[int]:
+        toks = self.tokenize(smiles)
+        if len(toks) + 1 > self.max_len:
+            raise VaekitError(f"molecule {smiles!r}: {len(toks)} tokens, more than the vocabulary's "
+                              f"max_len - 1 = {self.max_len - 1}")
+        try:
+            ids = [self.index[t] for t in toks]
+        except KeyError as e:
+            raise VaekitError(f"molecule {smiles!r}: token {e.args[0]!r} is not in the vocabulary") from None
+        return ids + [self.eos] + [self.pad] * (self.max_len - len(ids) - 1)
+
+    def decode(self, ids) -> list[str]:
+        """SMILES strings from token ids (n, L): everything before the first end token, specials dropped.
+        SELFIES rows are decoded to SMILES; an undecodable row gives ""."""
+        out = []
+        for row in torch.as_tensor(ids).tolist():
+            toks = []
+            for i in row:
+                if i == self.eos:
+                    break
+                if i >= len(self.tokens) or i < len(SPECIALS):
+                    continue
+                toks.append(self.tokens[i])
+            out.append("".join(toks) if self.kind == "smiles" else self._from_selfies("".join(toks)))
+        return out
+
+    @staticmethod
+    def _from_selfies(s: str) -> str:
+        try:
+            return _selfies().decoder(s) or ""
+        except Exception:
+            return ""
+
+    # -- files -------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "max_len": self.max_len, "tokens": self.tokens}
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "vocabulary") -> "Vocab":
+        try:
+            return cls(list(d["tokens"]), str(d["kind"]), int(d["max_len"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise VaekitError(f"{where}: not a vocabulary (missing or bad field {e})") from None
+
+    def save(self, path) -> None:
+        from ..checkpoint import atomic_write_text
+        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def load(cls, path) -> "Vocab":
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise VaekitError(f"{path}: cannot read the vocabulary ({e})") from None
+        return cls.from_dict(d, str(path))

@@ -1,0 +1,272 @@
+"""The chemical VAE (Gomez-Bombarelli et al. 2016/2018): molecules as token strings in a continuous latent space.
+
+Encoder: one-hot tokens -> three 1-D convolutions -> dense -> q(z|x) Gaussian.  Decoder: a GRU
+fed the latent code at every step and, with teacher forcing, the previous true token; it defines
+p(x|z) as a product of categorical distributions over the token at each position.  A property
+head predicts (standardised) properties such as logP, QED and SA from z and is trained jointly.
+The paper's ZINC model: convolutions 9/9/10 filters with kernels 9/9/11, dense 196, latent 56
+(first version) or 196 (journal), three GRU layers of 488 units; these are the defaults.
+
+An *item* is one row of floats: `max_len` token ids followed by the standardised properties, so
+the model trains in the kit's single loop like any other (`ChemVAE.items` builds them).  The
+vocabulary is part of the config, so a checkpoint alone can encode and decode molecules.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import distributions as D
+from torch import nn
+from torch.nn import functional as F
+
+from .. import bounds
+from ..chem.vocab import SPECIALS, Vocab
+from ..errors import VaekitError
+from ..nets import mlp
+from . import register
+from .base import GaussianEncoder, LatentVariableModel
+
+
+@dataclass
+class ChemConfig:
+    tokens: tuple[str, ...] = SPECIALS          # the vocabulary, index order (see chem.vocab.Vocab)
+    kind: str = "smiles"                        # "smiles" | "selfies"
+    max_len: int = 120                          # tokens per molecule incl. the end token
+    properties: tuple[str, ...] = ()            # property names predicted by the head (e.g. logP, QED, SAS)
+    prop_mean: tuple[float, ...] = ()           # standardisation of each property (training-set statistics)
+    prop_std: tuple[float, ...] = ()
+    latent_dim: int = 56
+    conv_channels: tuple[int, ...] = (9, 9, 10)
+    conv_kernels: tuple[int, ...] = (9, 9, 11)
+    dense: int = 196
+    embed_dim: int = 32                         # decoder's embedding of the previous token
+    gru_hidden: int = 488
+    gru_layers: int = 3
+    prop_hidden: tuple[int, ...] = (256, 256)
+    prop_weight: float = 1.0                    # weight of the property loss (per standardised property)
+    beta: float = 1.0
+    warmup_steps: int = 0                       # KL weight grows linearly from 0 over this many steps
+
+    def __post_init__(self):
+        for name in ("tokens", "properties", "prop_mean", "prop_std", "conv_channels", "conv_kernels", "prop_hidden"):
+            setattr(self, name, tuple(getattr(self, name)))
+        self.vocab = Vocab(list(self.tokens), self.kind, int(self.max_len))    # validates tokens and kind
+        if len(self.tokens) <= len(SPECIALS):
+            raise VaekitError("config field tokens holds no molecule tokens; build it with Vocab.build(smiles)")
+        if not (len(self.prop_mean) == len(self.prop_std) == len(self.properties)):
+            raise VaekitError(f"config fields properties, prop_mean, prop_std must have the same length, got "
+                              f"{len(self.properties)}, {len(self.prop_mean)}, {len(self.prop_std)}")
+        if any(not s > 0 for s in self.prop_std):
+            raise VaekitError(f"config field prop_std must be positive, got {self.prop_std}")
+        if len(self.conv_channels) != len(self.conv_kernels):
+            raise VaekitError("config fields conv_channels and conv_kernels must have the same length")
+        if self.max_len - sum(k - 1 for k in self.conv_kernels) < 1:
+            raise VaekitError(f"config field max_len {self.max_len} is shorter than the convolutions' reach "
+                              f"{sum(k - 1 for k in self.conv_kernels) + 1}")
+        sizes = (self.latent_dim, self.dense, self.embed_dim, self.gru_hidden, self.gru_layers, *self.conv_channels,
+                 *self.conv_kernels, *self.prop_hidden)
+        if min(sizes) < 1 or max(sizes) > 2**14 or self.max_len > 4096:
+            raise VaekitError(f"config sizes must be in [1, 16384] (max_len <= 4096), got {sizes}, max_len {self.max_len}")
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        return (self.max_len + len(self.properties),)
+
+
+class ConvSequenceBody(nn.Module):
+    """Token ids (B, L) -> one-hot (B, V, L) -> 1-D convolutions -> dense features (B, dense)."""
+
+    def __init__(self, cfg: ChemConfig):
+        super().__init__()
+        layers, c_in, length = [], len(cfg.tokens), cfg.max_len
+        for c, k in zip(cfg.conv_channels, cfg.conv_kernels):
+            layers += [nn.Conv1d(c_in, c, k), nn.ReLU()]
+            c_in, length = c, length - k + 1
+        self.convs = nn.Sequential(*layers)
+        self.dense = nn.Sequential(nn.Flatten(), nn.Linear(c_in * length, cfg.dense), nn.ReLU())
+        self.n_tokens, self.max_len, self.out_features = len(cfg.tokens), cfg.max_len, cfg.dense
+
+    def forward(self, x):
+        ids = x[..., : self.max_len].long()
+        return self.dense(self.convs(F.one_hot(ids, self.n_tokens).float().transpose(1, 2)))
+
+
+class GRUDecoder(nn.Module):
+    """Logits over the next token given z and the previous tokens: a GRU fed [embedding, z] at each step."""
+
+    def __init__(self, cfg: ChemConfig):
+        super().__init__()
+        v = len(cfg.tokens)
+        self.embed = nn.Embedding(v, cfg.embed_dim)
+        self.init = nn.Linear(cfg.latent_dim, cfg.gru_hidden * cfg.gru_layers)
+        self.gru = nn.GRU(cfg.embed_dim + cfg.latent_dim, cfg.gru_hidden, cfg.gru_layers, batch_first=True)
+        self.out = nn.Linear(cfg.gru_hidden, v)
+        self.layers, self.hidden, self.max_len = cfg.gru_layers, cfg.gru_hidden, cfg.max_len
+
+    def initial_state(self, z):
+        return torch.tanh(self.init(z)).reshape(len(z), self.layers, self.hidden).transpose(0, 1).contiguous()
+
+    def step(self, z, prev, state):
+        """One or more steps: prev (N, T) token ids -> logits (N, T, V), new state."""
+        inp = torch.cat([self.embed(prev), z[:, None, :].expand(-1, prev.shape[1], -1)], -1)
+        h, state = self.gru(inp, state)
+        return self.out(h), state
+
+    def teacher_forced(self, z, ids):
+        """Logits (N, L, V) for every position of `ids` (N, L), each from the true previous tokens."""
+        prev = torch.cat([torch.full_like(ids[:, :1], Vocab.bos), ids[:, :-1]], 1)
+        return self.step(z, prev, self.initial_state(z))[0]
+
+    @torch.no_grad()
+    def generate(self, z, greedy: bool = False, temperature: float = 1.0, generator=None):
+        """Token ids (N, max_len), decoded one token at a time; positions after the end token are padding."""
+        n = len(z)
+        prev = torch.full((n, 1), Vocab.bos, dtype=torch.long, device=z.device)
+        state, out = self.initial_state(z), torch.full((n, self.max_len), Vocab.pad, dtype=torch.long, device=z.device)
+        done = torch.zeros(n, dtype=torch.bool, device=z.device)
+        for t in range(self.max_len):
+            logits, state = self.step(z, prev, state)
+            logits = logits[:, -1]
+            if greedy:
+                nxt = logits.argmax(-1)
+            else:
+                p = torch.softmax(logits / temperature, -1)
+                nxt = torch.multinomial(p.cpu(), 1, generator=generator).squeeze(1).to(z.device)
+            nxt = torch.where(done, torch.full_like(nxt, Vocab.pad), nxt)
+            out[:, t] = nxt
+            done |= nxt == Vocab.eos
+            if bool(done.all()):
+                break
+            prev = nxt[:, None]
+        return out
+
+
+class TokenSequence(D.Distribution):
+    """p(x|z) over token rows: prod_t Categorical(x_t | x_<t, z).  `log_prob` uses teacher forcing;
+    `sample` decodes autoregressively.  Accepts items (token ids + properties) or token ids."""
+
+    arg_constraints: dict = {}
+
+    def __init__(self, decoder: GRUDecoder, z: torch.Tensor):
+        self.decoder, self.z = decoder, z
+        super().__init__(batch_shape=z.shape[:-1], event_shape=(decoder.max_len,), validate_args=False)
+
+    def log_prob(self, x):
+        ids = x[..., : self.decoder.max_len].long()
+        lead = self.z.shape[:-1]
+        z = self.z.reshape(-1, self.z.shape[-1])
+        ids = ids.expand(*lead, ids.shape[-1]).reshape(-1, ids.shape[-1])
+        logits = self.decoder.teacher_forced(z, ids)
+        lp = -F.cross_entropy(logits.transpose(1, 2), ids, reduction="none").sum(-1)
+        return lp.reshape(lead)
+
+    def sample(self, sample_shape=torch.Size(), generator=None):
+        z = self.z.expand(*sample_shape, *self.z.shape)
+        flat = z.reshape(-1, z.shape[-1])
+        return self.decoder.generate(flat, generator=generator).reshape(*z.shape[:-1], -1)
+
+    @property
+    def mode(self):
+        return self.decoder.generate(self.z.reshape(-1, self.z.shape[-1]), greedy=True).reshape(*self.z.shape[:-1], -1)
+
+
+@register("chemvae")
+class ChemVAE(LatentVariableModel):
+    """Chemical VAE with a jointly trained property head; trained on the (beta-weighted) ELBO + property MSE."""
+
+    Config = ChemConfig
+
+    def __init__(self, config: ChemConfig):
+        super().__init__(config)
+        self.vocab = config.vocab
+        self.encoder = GaussianEncoder(ConvSequenceBody(config), config.latent_dim)
+        self.decoder_net = GRUDecoder(config)
+        n_props = len(config.properties)
+        self.property_head = mlp([config.latent_dim, *config.prop_hidden, n_props], "relu") if n_props else None
+
+    def decode(self, z) -> TokenSequence:
+        return TokenSequence(self.decoder_net, z)
+
+    def beta_at(self, step: int) -> float:
+        w = self.config.warmup_steps
+        return self.config.beta * (min(1.0, step / w) if w > 0 else 1.0)
+
+    def loss(self, x, step: int = 0):
+        q = self.encode(x)
+        z = q.rsample()
+        rec, kl = self.decode(z).log_prob(x).mean(), bounds.kl(q, self.prior()).mean()
+        value = -(rec - self.beta_at(step) * kl)
+        terms = {"elbo": (rec - kl).detach(), "rec": rec.detach(), "kl": kl.detach()}
+        if self.property_head is not None:
+            target = x[:, self.config.max_len:]
+            mse = (self.property_head(z) - target).pow(2).mean(0)
+            value = value + self.config.prop_weight * mse.sum()
+            terms.update({f"mse_{p}": m.detach() for p, m in zip(self.config.properties, mse)})
+        return bounds.Loss(value, terms)
+
+    # -- molecules in, molecules out -----------------------------------------------------------
+    def items(self, smiles, props: dict | None = None, *, skip: bool = False):
+        """Model input rows for SMILES (and their property values, in natural units).
+
+        Returns a float tensor (n, max_len + n_properties); with skip=True also the indices of the
+        molecules kept (the others do not fit the vocabulary)."""
+        ids, kept = self.vocab.encode(smiles, skip=True) if skip else (self.vocab.encode(smiles), None)
+        cols = [ids.float()]
+        names = self.config.properties
+        if names:
+            if props is None or any(p not in props for p in names):
+                raise VaekitError(f"molecule items need the properties {list(names)}; got {sorted(props or {})}")
+            index = np.arange(len(smiles)) if kept is None else np.asarray(kept, dtype=np.int64)
+            vals = np.stack([(np.asarray(props[p], dtype=np.float64)[index] - m) / s
+                             for p, m, s in zip(names, self.config.prop_mean, self.config.prop_std)], 1)
+            if not np.isfinite(vals).all():
+                raise VaekitError("molecule items: a property value is NaN or inf (score the molecules first)")
+            cols.append(torch.as_tensor(vals, dtype=torch.float32).reshape(len(ids), len(names)))
+        x = torch.cat(cols, 1)
+        return (x, kept) if skip else x
+
+    def _device(self):
+        return next(self.parameters()).device
+
+    @torch.no_grad()
+    def encode_smiles(self, smiles, sample: bool = False) -> torch.Tensor:
+        """Codes (n, latent_dim): posterior means, or one draw from q(z|x) each with sample=True."""
+        ids = self.vocab.encode(smiles).float().to(self._device())
+        q = self.encode(ids)
+        return q.sample() if sample else q.mean
+
+    @torch.no_grad()
+    def decode_smiles(self, z, greedy: bool = False, temperature: float = 1.0, generator=None) -> list[str]:
+        """SMILES strings decoded from codes z (n, latent_dim) (SELFIES vocabularies decode to SMILES)."""
+        z = torch.as_tensor(z, dtype=torch.float32).to(self._device())
+        return self.vocab.decode(self.decoder_net.generate(z, greedy, temperature, generator).cpu())
+
+    @torch.no_grad()
+    def predict_properties(self, z) -> torch.Tensor:
+        """Property head in natural units, (n, n_properties)."""
+        if self.property_head is None:
+            raise VaekitError("this chemical VAE has no property head (config field properties is empty)")
+        z = torch.as_tensor(z, dtype=torch.float32).to(self._device())
+        mean = torch.tensor(self.config.prop_mean, device=z.device)
+        std = torch.tensor(self.config.prop_std, device=z.device)
+        return self.property_head(z) * std + mean
+
+    def reconstruct(self, x):
+        return self.decode(self.embed(x)).mode
+
+    def generate(self, z):
+        return self.decode(z).mode
+
+    def sample(self, n: int, generator: torch.Generator | None = None):
+        z = torch.randn(n, self.config.latent_dim, generator=generator).to(self._device())
+        return self.decoder_net.generate(z, generator=generator)
+
+
+def standardisation(props: dict, names) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(means, stds) of the named property arrays: the numbers to put in the config."""
+    mean = tuple(float(np.nanmean(props[p])) for p in names)
+    std = tuple(float(np.nanstd(props[p])) or 1.0 for p in names)
+    return mean, std

@@ -1,0 +1,200 @@
+"""Molecule data, vocabularies and the chemical VAE (RDKit and selfies needed: the `chem` extra)."""
+import gzip
+import math
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("rdkit", reason="the chemical VAE needs RDKit (pip install 'vaekit[chem]')")
+pytest.importorskip("selfies", reason="the chemical VAE needs selfies (pip install 'vaekit[chem]')")
+
+from vaekit import bounds  # noqa: E402
+from vaekit.checkpoint import load_model, save  # noqa: E402
+from vaekit.chem.dataset import chem_model, scored  # noqa: E402
+from vaekit.chem.vocab import Vocab, smiles_tokens  # noqa: E402
+from vaekit.data.smiles import read_csv  # noqa: E402
+from vaekit.errors import VaekitError  # noqa: E402
+from vaekit.train import TrainConfig, fit  # noqa: E402
+
+MOLS = ["CCO", "c1ccccc1O", "CC(=O)Oc1ccccc1C(=O)O", "Cn1cnc2c1c(=O)n(C)c(=O)n2C", "ClC(Cl)Br", "C[C@H](N)C(=O)O",
+        "O=C1CCCN1", "CC#N", "c1ccc2[nH]ccc2c1", "FC(F)(F)c1ccncc1"]
+
+
+def zinc_like(path, rows):
+    """A file in ZINC250k's format: quoted SMILES with an embedded trailing newline, then logP, qed, SAS."""
+    lines = ["smiles,logP,qed,SAS"] + [f'"{s}\n",{a},{b},{c}' for s, a, b, c in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_zinc250k_format_and_invalid_rows(tmp_path):
+    f = zinc_like(tmp_path / "z.csv", [("CCO", -0.1, 0.4, 1.5), ("not_a_molecule", 1, 0.5, 2), ("OCC", 0.2, 0.4, 1.2)])
+    mols = read_csv(f, properties=("logP", "qed", "SAS"))
+    assert mols.smiles == ["CCO", "CCO"]                     # canonical: OCC == CCO, trailing newline stripped
+    assert mols.props["logP"].tolist() == [-0.1, 0.2]
+    assert mols.invalid == [(3, "not_a_molecule")]           # counted with its file line, not dropped silently
+
+
+def test_gzip_and_column_lookup(tmp_path):
+    f = tmp_path / "m.csv.gz"
+    f.write_bytes(gzip.compress(b"id,SMILES\n1,C1CC1\n2,c1ccccc1\n"))
+    assert read_csv(f).smiles == ["C1CC1", "c1ccccc1"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("name,weight\na,1\n", "no SMILES column"),
+    ("smiles\n", "column is empty"),
+    ("", "file is empty"),
+    ("smiles\nxx\nyy\n", "none of the 2 SMILES"),
+])
+def test_bad_csv_errors(tmp_path, text, message):
+    f = tmp_path / "bad.csv"
+    f.write_text(text)
+    with pytest.raises(VaekitError, match=message):
+        read_csv(f)
+
+
+def test_missing_property_column_and_file(tmp_path):
+    f = tmp_path / "m.csv"
+    f.write_text("smiles,logP\nCCO,x\n")
+    with pytest.raises(VaekitError, match="column 'QED' not in the header"):
+        read_csv(f, properties=("QED",))
+    with pytest.raises(VaekitError, match="line 2: column 'logP' is not a number"):
+        read_csv(f, properties=("logP",))
+    with pytest.raises(VaekitError, match="no such file"):
+        read_csv(tmp_path / "nope.csv")
+
+
+@pytest.mark.parametrize("kind", ["smiles", "selfies"])
+def test_vocab_round_trip(kind, tmp_path):
+    from vaekit.chem.props import canonical
+
+    vocab = Vocab.build(MOLS, kind)
+    ids = vocab.encode(MOLS)
+    assert ids.shape == (len(MOLS), vocab.max_len) and ids.dtype == torch.long
+    assert [canonical(s) for s in vocab.decode(ids)] == [canonical(s) for s in MOLS]
+    vocab.save(tmp_path / "v.json")
+    again = Vocab.load(tmp_path / "v.json")
+    assert again.tokens == vocab.tokens and again.max_len == vocab.max_len and again.kind == kind
+
+
+def test_smiles_tokens_cover_the_string():
+    assert smiles_tokens("C[C@H](Cl)Br") == ["C", "[C@H]", "(", "Cl", ")", "Br"]
+    assert smiles_tokens("c1ccc%10cc1") == ["c", "1", "c", "c", "c", "%10", "c", "c", "1"]
+    with pytest.raises(VaekitError, match="cannot tokenise the character 'X' at position 1"):
+        smiles_tokens("CXC")
+
+
+def test_vocab_errors_name_token_and_molecule():
+    vocab = Vocab.build(["CCO", "CCN"], "smiles")
+    with pytest.raises(VaekitError, match=r"molecule 'CCCl': token 'Cl' is not in the vocabulary"):
+        vocab.encode(["CCCl"])
+    with pytest.raises(VaekitError, match=r"molecule 'CCOCCO': 6 tokens, more than .* max_len - 1 = 3"):
+        vocab.encode(["CCOCCO"])
+    ids, kept = vocab.encode(["CCO", "CCCl", "CCN"], skip=True)
+    assert kept == [0, 2] and ids.shape == (2, 4)
+    with pytest.raises(VaekitError, match="must start with"):
+        Vocab(["C", "<pad>", "<bos>", "<eos>"])
+
+
+def small_model(kind="smiles", **cfg):
+    from vaekit.chem.props import properties
+
+    mols = read_csv_list(MOLS)
+    mols.props.update(properties(mols.smiles))
+    torch.manual_seed(0)
+    model = chem_model(mols, kind, latent_dim=4, conv_channels=(4, 4), conv_kernels=(3, 3), dense=16, embed_dim=8,
+                       gru_hidden=16, gru_layers=1, prop_hidden=(8,), **cfg)
+    return model, mols
+
+
+def read_csv_list(smiles):
+    from vaekit.data.smiles import Molecules
+    from vaekit.chem.props import canonical
+
+    return Molecules([canonical(s) for s in smiles])
+
+
+def test_teacher_forced_log_prob_matches_stepwise_decoding():
+    model, mols = small_model()
+    x = model.items(mols.smiles, mols.props)
+    z = torch.randn(len(x), 4)
+    lp = model.decode(z).log_prob(x)
+    ids = x[:, : model.config.max_len].long()
+    dec = model.decoder_net
+    state, prev, manual = dec.initial_state(z), torch.full((len(x), 1), Vocab.bos), torch.zeros(len(x))
+    for t in range(ids.shape[1]):                     # one token at a time, feeding the true tokens
+        logits, state = dec.step(z, prev, state)
+        manual += torch.log_softmax(logits[:, -1], -1).gather(1, ids[:, t:t + 1]).squeeze(1)
+        prev = ids[:, t:t + 1]
+    assert torch.allclose(lp, manual, atol=1e-4)
+    # several z per item broadcast like every other decoder: (S, B, d) -> (S, B)
+    assert model.decode(torch.randn(3, len(x), 4)).log_prob(x).shape == (3, len(x))
+
+
+def test_loss_terms_and_bounds_work_on_the_chemical_vae():
+    model, mols = small_model(warmup_steps=10)
+    x = model.items(mols.smiles, mols.props)
+    loss = model.loss(x, step=0)
+    assert math.isfinite(float(loss.value.detach())) and {"elbo", "rec", "kl", "mse_logP", "mse_QED", "mse_SAS"} <= set(loss.terms)
+    ll = bounds.log_likelihood(model, x, k=20)
+    assert ll.shape == (len(x),) and bool((ll <= 0).all())
+    # importance sampling sits above the ELBO on average
+    assert float(ll.mean()) >= float(bounds.elbo(model, x, n_samples=20).terms["elbo"]) - 1.0
+
+
+def test_items_need_properties_and_finite_values():
+    model, mols = small_model()
+    with pytest.raises(VaekitError, match="need the properties"):
+        model.items(mols.smiles)
+    bad = {k: v.copy() for k, v in mols.props.items()}
+    bad["QED"][0] = np.nan
+    with pytest.raises(VaekitError, match="NaN or inf"):
+        model.items(mols.smiles, bad)
+
+
+def test_training_learns_and_checkpoint_round_trips(tmp_path):
+    model, mols = small_model()
+    x = model.items(mols.smiles, mols.props)
+    before = float(bounds.elbo(model, x).terms["rec"])
+    fit(model, x, TrainConfig(epochs=150, batch_size=10, lr=1e-2, seed=0, progress=False, tensorboard=False), tmp_path / "run")
+    after = float(bounds.elbo(model, x).terms["rec"])
+    assert after > before + 10                      # reconstruction log-likelihood improved a lot
+    again = load_model(tmp_path / "run")
+    z = torch.randn(5, 4)
+    assert again.decode_smiles(z, greedy=True) == model.eval().decode_smiles(z, greedy=True)
+    assert again.vocab.tokens == model.vocab.tokens
+    assert torch.allclose(again.predict_properties(z), model.predict_properties(z))
+
+
+def test_selfies_samples_are_valid_molecules():
+    from vaekit.chem.props import canonical
+
+    model, _ = small_model("selfies")
+    out = model.decode_smiles(torch.randn(50, 4), generator=torch.Generator().manual_seed(0))
+    assert sum(canonical(s) is not None for s in out if s) == sum(1 for s in out if s)
+
+
+def test_scored_caches(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAEKIT_CACHE", str(tmp_path / "cache"))
+    f = zinc_like(tmp_path / "z.csv", [("CCO", 0, 0, 0), ("bad(", 0, 0, 0), ("c1ccccc1", 0, 0, 0)])
+    a = scored(str(f), "file")
+    assert a.smiles == ["CCO", "c1ccccc1"] and len(a.invalid) == 1 and set(a.props) >= {"logP", "QED", "SAS"}
+    assert list((tmp_path / "cache" / "molecules").glob("*.npz"))
+    b = scored(str(f), "file")
+    assert b.smiles == a.smiles and np.allclose(b.props["QED"], a.props["QED"]) and b.invalid == a.invalid
+
+
+def test_cli_fit_chemvae_on_a_csv(tmp_path, monkeypatch, capsys):
+    from vaekit.cli import main
+
+    monkeypatch.setenv("VAEKIT_CACHE", str(tmp_path / "cache"))
+    f = tmp_path / "mine.csv"
+    f.write_text("smiles\n" + "\n".join(MOLS + ["C1CC"]) + "\n")
+    main(["fit", str(tmp_path / "run"), "--model", "chemvae", "--data", str(f), "--kind", "selfies", "--latent-dim", "3",
+          "--gru-hidden", "8", "--gru-layers", "1", "--epochs", "2", "--batch-size", "5", "--no-progress", "--no-tensorboard"])
+    out = capsys.readouterr().out
+    assert "1 SMILES are not valid molecules" in out and "line 12" in out
+    model = load_model(tmp_path / "run")
+    assert model.config.kind == "selfies" and model.config.latent_dim == 3
