@@ -1,5 +1,7 @@
 """Molecule data, vocabularies and the chemical VAE (RDKit and selfies needed: the `chem` extra)."""
 import gzip
+import os
+from pathlib import Path
 import math
 
 import numpy as np
@@ -198,3 +200,15 @@ def test_cli_fit_chemvae_on_a_csv(tmp_path, monkeypatch, capsys):
     assert "1 SMILES are not valid molecules" in out and "line 12" in out
     model = load_model(tmp_path / "run")
     assert model.config.kind == "selfies" and model.config.latent_dim == 3
+
+
+@pytest.mark.slow
+def test_quick_report_runs_end_to_end(tmp_path):
+    from vaekit.reports import run_report
+
+    if not (Path(os.environ.get("VAEKIT_DATA", "")) / "moses").is_dir():
+        pytest.skip("MOSES splits not found (set VAEKIT_DATA)")
+    res = run_report("chemvae", out_root=tmp_path, quick=True)
+    metrics = {r["metric"] for r in res["rows"]}
+    assert {"valid", "FCD/Test", "SNN/Test", "Novelty", "reconstruction accuracy (10 encodings x 10 decodings)"} <= metrics
+    assert (tmp_path / "chemvae" / "top_molecules.png").is_file() and (tmp_path / "chemvae" / "index.html").is_file()
