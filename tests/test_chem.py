@@ -209,6 +209,6 @@ def test_quick_report_runs_end_to_end(tmp_path):
     if not (Path(os.environ.get("VAEKIT_DATA", "")) / "moses").is_dir():
         pytest.skip("MOSES splits not found (set VAEKIT_DATA)")
     res = run_report("chemvae", out_root=tmp_path, quick=True)
-    metrics = {r["metric"] for r in res["rows"]}
+    metrics = {r.metric for r in res.rows}
     assert {"valid", "FCD/Test", "SNN/Test", "Novelty", "reconstruction accuracy (10 encodings x 10 decodings)"} <= metrics
     assert (tmp_path / "chemvae" / "top_molecules.png").is_file() and (tmp_path / "chemvae" / "index.html").is_file()

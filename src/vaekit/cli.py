@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="reproduce a paper: our numbers beside the paper's")
     p.add_argument("name", nargs="?", help="report name (see --list)")
     p.add_argument("--quick", action="store_true", help="small subsets, for tests (minutes)")
+    p.add_argument("--pretrained", action="store_true", help="use the trained model committed under models/ (chemvae)")
     p.add_argument("--out", default="reports", help="reports folder (default ./reports)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--seed", type=int, default=0)
@@ -339,6 +340,8 @@ def cmd_report(args) -> None:
             raise VaekitError(f"--option expects KEY=VALUE, got {kv!r}")
         k, v = kv.split("=", 1)
         opts[k.replace("-", "_")] = v
+    if args.pretrained:
+        opts["pretrained"] = "1"
     reports.run_report(args.name, args.out, quick=args.quick, data_dir=args.data_dir, seed=args.seed, **opts)
 
 
