@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -51,6 +52,17 @@ def _selfies():
     return selfies
 
 
+@lru_cache(maxsize=2**18)
+def _selfies_tokens(smiles: str) -> tuple[str, ...]:
+    """SELFIES tokens of a SMILES string (cached: translation costs milliseconds, and building a vocabulary
+    then encoding the same molecules would translate each twice)."""
+    sf = _selfies()
+    try:
+        return tuple(sf.split_selfies(sf.encoder(smiles)))
+    except Exception as e:        # selfies.EncoderError and friends
+        raise VaekitError(f"SMILES {smiles!r}: cannot translate to SELFIES ({e})") from None
+
+
 @dataclass
 class Vocab:
     tokens: list[str]          # index -> token; the first three are <pad>, <bos>, <eos>
@@ -74,11 +86,7 @@ class Vocab:
         """The tokens of one molecule given as SMILES (SELFIES vocabularies translate it first)."""
         if self.kind == "smiles":
             return smiles_tokens(smiles)
-        sf = _selfies()
-        try:
-            return list(sf.split_selfies(sf.encoder(smiles)))
-        except Exception as e:        # selfies.EncoderError and friends
-            raise VaekitError(f"SMILES {smiles!r}: cannot translate to SELFIES ({e})") from None
+        return list(_selfies_tokens(smiles))
 
     @classmethod
     def build(cls, smiles, kind: str = "smiles", max_len: int | None = None) -> "Vocab":
