@@ -3,6 +3,7 @@ headless-Chromium test of the page (skipped when Chromium, chromedriver or Selen
 import base64
 import io
 import json
+import os
 import shutil
 import socket
 import threading
@@ -233,8 +234,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def server(explorer):
+def serve_in_thread(explorer):
+    """Serve `explorer` with uvicorn on a free port in a daemon thread: (url, stop)."""
     uvicorn = pytest.importorskip("uvicorn")
     port = free_port()
     srv = uvicorn.Server(uvicorn.Config(create_app(explorer), host="127.0.0.1", port=port, log_level="warning"))
@@ -244,20 +245,24 @@ def server(explorer):
     while not srv.started and time.time() < deadline:
         time.sleep(0.05)
     assert srv.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}/"
-    srv.should_exit = True
-    t.join(10)
+
+    def stop():
+        srv.should_exit = True
+        t.join(10)
+    return f"http://127.0.0.1:{port}/", stop
 
 
-@pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
-                    reason="headless browser test needs Chromium and chromedriver (`make browser-test` installs them)")
-def test_browser_page(server, tmp_path):
+@pytest.fixture
+def server(explorer):
+    url, stop = serve_in_thread(explorer)
+    yield url
+    stop()
+
+
+def chromium(tmp_path):
+    """A headless Chromium driven by Selenium, keeping the page's console log."""
     webdriver = pytest.importorskip("selenium.webdriver", reason="headless browser test needs selenium (pip install selenium)")
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support.ui import WebDriverWait
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
@@ -266,7 +271,23 @@ def test_browser_page(server, tmp_path):
               f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,900"):
         opts.add_argument(a)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+
+
+NEEDS_CHROMIUM = pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="headless browser test needs Chromium and chromedriver (`make browser-test` installs them)")
+
+
+@NEEDS_CHROMIUM
+def test_browser_page(server, tmp_path):
+    pytest.importorskip("selenium.webdriver", reason="headless browser test needs selenium (pip install selenium)")
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = chromium(tmp_path)
     try:
         driver.set_page_load_timeout(30)
         driver.get(server)
@@ -349,3 +370,248 @@ def test_cli_serves_the_run_on_localhost(run):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+# -- the molecule view (a chemical VAE run) ------------------------------------------------------
+def _moses_test_file():
+    root = os.environ.get("VAEKIT_DATA")
+    if not root:
+        return None
+    from vaekit.data.smiles import moses_path
+
+    try:
+        path = moses_path("test", root)
+    except VaekitError:
+        return None
+    return path if path.is_file() else None
+
+
+N_MOL = 300
+
+
+@pytest.fixture(scope="module")
+def mol_run(tmp_path_factory):
+    """A tiny SELFIES chemical VAE (12-D latent) trained for a few seconds on 300 MOSES test molecules, as a run."""
+    pytest.importorskip("rdkit", reason="the molecule view needs RDKit")
+    pytest.importorskip("selfies", reason="the molecule view's test model uses SELFIES")
+    if _moses_test_file() is None:
+        pytest.skip("needs the MOSES test split under $VAEKIT_DATA (set VAEKIT_DATA=/work/shared/data)")
+    from vaekit.chem.dataset import chem_model, scored
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    mols = scored("moses", "test", limit=N_MOL, seed=0)
+    model = chem_model(mols, "selfies", latent_dim=12, gru_hidden=32, gru_layers=1, conv_channels=(4, 4, 4),
+                       dense=32, prop_hidden=(16,), beta=0.1)
+    run_dir = tmp_path_factory.mktemp("explore-mol") / "chem-vae"
+    fit(model, model.items(mols.smiles, mols.props), TrainConfig(epochs=4, batch_size=32, lr=3e-3, progress=False,
+                                                                  tensorboard=False),
+        run_dir=run_dir, meta={"spec": "moses", "split": "test"})
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def mol_explorer(mol_run):
+    return load_run(mol_run, n_molecules=N_MOL)
+
+
+@pytest.fixture(scope="module")
+def mol_client(mol_explorer):
+    return TestClient(create_app(mol_explorer))
+
+
+def svg_text(url: str) -> str:
+    assert url.startswith("data:image/svg+xml;base64,")
+    return base64.b64decode(url.split(",", 1)[1]).decode()
+
+
+def test_molecule_info_colours_the_map_by_logp(mol_client, mol_explorer):
+    from vaekit.chem import props
+    from vaekit.chem.dataset import scored
+
+    info = mol_client.get("/api/info").json()
+    assert info["kind"] == "molecule" and info["latent_dim"] == 12 and info["labels"] is None
+    assert info["value_name"] == "logP" and info["properties"] == ["logP", "QED", "SAS"]
+    mols = scored("moses", "test", limit=N_MOL, seed=0)
+    # every molecule of the subset that fits the vocabulary (built from these molecules: all of them)
+    assert info["smiles"] == mols.smiles and info["n"] == len(info["points"]) == len(info["values"]) == N_MOL
+    # the colour of each point is the logP RDKit computes for that molecule
+    want = [props.logp(s) for s in info["smiles"][:20]]
+    assert np.allclose(info["values"][:20], want, atol=1e-9)
+    assert np.allclose(info["values"], mols.props["logP"])
+    # the map is the codes of those molecules on the two principal axes
+    z = mol_explorer.model.encode_smiles(info["smiles"])
+    assert torch.allclose(mol_explorer.z, z, atol=1e-5)
+    xy = (z - z.mean(0)) @ torch.tensor(info["plane"]).T
+    assert np.allclose(info["points"], xy.numpy(), atol=1e-4)
+    assert [d["name"] for d in info["directions"]] == [f"PC{i}" for i in range(1, 9)]     # 12-D: principal axes
+    assert "NaN" not in mol_client.get("/api/info").text
+
+
+def test_molecule_decode(mol_client, mol_explorer):
+    from vaekit.chem import props
+
+    model = mol_explorer.model
+    z = torch.cat([mol_explorer.z[:4], torch.randn(4, 12, generator=torch.Generator().manual_seed(3))])
+    r = mol_client.post("/api/decode", json={"z": z.tolist()})
+    assert r.status_code == 200, r.text
+    items = r.json()["items"]
+    assert [it["smiles"] for it in items] == model.decode_smiles(z, greedy=True)
+    pred = model.predict_properties(z)
+    for it, p in zip(items, pred):
+        assert np.allclose([it["predicted"][k] for k in ("logP", "QED", "SAS")], p.numpy(), atol=1e-5)
+        assert it["valid"] == (props.mol(it["smiles"]) is not None)
+        if it["valid"]:
+            assert it["canonical"] == props.canonical(it["smiles"])
+            assert it["props"]["logP"] == pytest.approx(props.logp(it["smiles"]))
+            assert it["props"]["QED"] == pytest.approx(props.qed(it["smiles"]))
+            assert it["props"]["SAS"] == pytest.approx(props.sa_score(it["smiles"]))
+            svg = svg_text(it["svg"])
+            assert svg.lstrip().startswith("<?xml") and "<svg" in svg and "<script" not in svg.lower()
+    assert any(it["valid"] for it in items)            # SELFIES decode to molecules
+    ids = mol_client.post("/api/decode", json={"z": z[:2].tolist(), "format": "array"}).json()["items"]
+    assert ids == model.generate(z[:2]).tolist()
+
+
+def test_molecule_decode_shows_invalid_strings(mol_client, mol_explorer, monkeypatch):
+    from vaekit.explore.server import molecule_card
+
+    monkeypatch.setattr(mol_explorer.model.vocab, "decode", lambda ids: ["C1CC(", ""][: len(ids)])
+    items = mol_client.post("/api/decode", json={"z": mol_explorer.z[:2].tolist()}).json()["items"]
+    for it, s in zip(items, ["C1CC(", ""]):
+        assert it["smiles"] == s and it["valid"] is False
+        assert it["svg"] is None and it["canonical"] is None and it["props"] is None
+        assert set(it["predicted"]) == {"logP", "QED", "SAS"}        # the head still predicts
+    assert molecule_card("c1ccccc1")[:2] == (True, "c1ccccc1")
+    assert molecule_card("C(C)(C)(C)(C)C")[0] is False              # five bonds on a carbon
+
+
+def test_molecule_interpolate_and_encode(mol_client, mol_explorer):
+    model = mol_explorer.model
+    res = mol_client.post("/api/interpolate", json={"a": 0, "b": 5, "steps": 6, "method": "spherical"}).json()
+    path = torch.tensor(res["z"])
+    assert path.shape == (6, 12) and torch.allclose(path[[0, -1]], mol_explorer.z[[0, 5]], atol=1e-5)
+    assert [it["smiles"] for it in res["items"]] == model.decode_smiles(path, greedy=True)
+    info = mol_client.get("/api/info").json()
+    out = mol_client.post("/api/encode", json={"smiles": info["smiles"][:3]}).json()
+    assert np.allclose(out["z"], mol_explorer.z[:3].numpy(), atol=1e-5)
+    assert np.allclose(out["xy"], info["points"][:3], atol=1e-4)
+    x = model.items(info["smiles"][:2], {k: np.zeros(2) for k in ("logP", "QED", "SAS")})
+    out = mol_client.post("/api/encode", json={"x": x.tolist()}).json()      # model rows: token ids first
+    assert np.allclose(out["z"], mol_explorer.z[:2].numpy(), atol=1e-5)
+
+
+def mol_bad_cases():
+    d = 12
+    row = [0.0] * d
+    return [
+        ("/api/decode", {"z": [[1.0, 2.0, 3.0]]}, 400, f"list of {d} numbers"),
+        ("/api/decode", {"z": [row + [0.0]]}, 400, f"list of {d} numbers"),
+        ("/api/decode", {"z": [row[:-1] + ["a"]]}, 400, "numbers only"),
+        ("/api/decode", {"z": [row[:-1] + [1e39]]}, 400, "NaN or infinite"),
+        ("/api/decode", {"z": [row] * (MAX_BATCH + 1)}, 413, "at most"),
+        ("/api/decode", {"z": [row], "format": "png"}, 400, "'svg' or 'array'"),
+        ("/api/encode", {"smiles": ["C[U]"]}, 400, "not in the vocabulary"),
+        ("/api/encode", {"smiles": ["C" * 10000]}, 400, "1 to"),
+        ("/api/encode", {"smiles": [3]}, 400, "must be a string"),
+        ("/api/encode", {"smiles": []}, 400, "non-empty"),
+        ("/api/encode", {"smiles": ["C"] * (MAX_BATCH + 1)}, 413, "at most"),
+        ("/api/encode", {"x": [[0.5] * 40]}, 400, "shape"),
+        ("/api/encode", {"index": [N_MOL]}, 400, "item index"),
+        ("/api/interpolate", {"a": 0, "b": N_MOL}, 400, "item index"),
+        ("/api/interpolate", {"za": row, "zb": row[:3]}, 400, f"list of {d} numbers"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(len(mol_bad_cases())))
+def test_molecule_bad_input_is_a_4xx_with_a_message(mol_client, case):
+    path, body, status, words = mol_bad_cases()[case]
+    r = mol_client.post(path, json=body)
+    assert r.status_code == status, r.text
+    msg = r.json()["error"]
+    assert words in msg and "\n" not in msg
+
+
+def test_molecule_token_ids_are_checked(mol_client, mol_explorer):
+    n = mol_explorer.data_shape[0]
+    x = mol_explorer.x[:1].clone()
+    for bad in (0.5, -1.0, float(len(mol_explorer.model.vocab)), 1e6):
+        x[0, 0] = bad
+        r = mol_client.post("/api/encode", json={"x": x.tolist()})
+        assert r.status_code == 400 and "token ids" in r.json()["error"], (bad, r.text)
+    assert x.shape[1] == n
+
+
+def test_smiles_need_a_molecule_run(client):
+    r = client.post("/api/encode", json={"smiles": ["CCO"]})
+    assert r.status_code == 400 and "molecule run" in r.json()["error"]
+
+
+@pytest.fixture
+def mol_server(mol_explorer):
+    url, stop = serve_in_thread(mol_explorer)
+    yield url
+    stop()
+
+
+@NEEDS_CHROMIUM
+def test_browser_molecule_page(mol_server, tmp_path):
+    """The molecule page: a logP colour bar, a drawing of the decoded molecule that changes with the map and the
+    sliders, an interpolation path of molecules, no console errors."""
+    pytest.importorskip("selenium.webdriver", reason="headless browser test needs selenium (pip install selenium)")
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = chromium(tmp_path)
+    try:
+        driver.set_page_load_timeout(30)
+        driver.get(mol_server)
+        wait = WebDriverWait(driver, 30)
+        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
+        legend = driver.find_element(By.ID, "legend")
+        assert "continuous" in legend.get_attribute("class") and legend.text.startswith("logP")
+        lo, hi = (float(t) for t in legend.text.split()[1:3])
+        assert lo < hi
+        view, info = driver.find_element(By.ID, "view"), driver.find_element(By.ID, "mol-info")
+
+        def shown():              # a drawing (an <img> with RDKit's SVG) or the "invalid" box
+            img, bad = driver.find_element(By.ID, "decoded"), driver.find_element(By.ID, "invalid")
+            if img.is_displayed():
+                assert img.get_attribute("src").startswith("data:image/svg+xml;base64,")
+                assert driver.execute_script("return arguments[0].naturalWidth", img) > 0
+                return "drawing"
+            assert bad.is_displayed() and "invalid" in info.text
+            return "invalid"
+
+        def decoded_after(action):
+            version = view.get_attribute("data-version")
+            action()
+            wait.until(lambda d: view.get_attribute("data-version") != version)
+            return shown()
+
+        assert shown() == "drawing" and "decoded" in info.text and "predicted" in info.text
+        canvas = driver.find_element(By.ID, "map")
+        kinds = [decoded_after(lambda: ActionChains(driver).move_to_element_with_offset(canvas, dx, dy).click().perform())
+                 for dx, dy in ((0, 0), (150, -150))]
+        assert "drawing" in kinds
+        slider = driver.find_element(By.CSS_SELECTOR, "#sliders input.slider")
+        decoded_after(lambda: slider.send_keys(Keys.END))
+        assert float(slider.get_attribute("value")) == 3.0
+
+        driver.find_element(By.ID, "interp").click()
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#path figure")) == 8)
+        figs = driver.find_elements(By.CSS_SELECTOR, "#path figure")
+        assert all(f.find_elements(By.TAG_NAME, "img") or "invalid" in f.text for f in figs)
+
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        assert not errors, errors
+        assert "error" not in driver.find_element(By.ID, "status").get_attribute("class")
+        shot = tmp_path / "molecule.png"
+        assert driver.save_screenshot(str(shot))
+        out = os.environ.get("VAEKIT_MOLECULE_SCREENSHOT")
+        if out:                                   # keep a copy to look at
+            shutil.copy(shot, out)
+    finally:
+        driver.quit()

@@ -7,9 +7,14 @@ coordinate when the latent is small, plus the attribute vectors of a font run). 
 does the geometry (z = centre + x a1 + y a2 + sum s_i d_i) and asks the server to decode.
 
     GET  /api/info          kind, latent size, map points + labels, plane, slider directions
-    POST /api/encode        {"index": [i, ...]} or {"x": [...]}        -> codes and map positions
-    POST /api/decode        {"z": [[...], ...], "format": "png"|"array", "word": "Latent"}
+    POST /api/encode        {"index": [i, ...]} or {"x": [...]} (or {"smiles": [...]})  -> codes and map positions
+    POST /api/decode        {"z": [[...], ...], "format": "png"|"svg"|"array", "word": "Latent"}
     POST /api/interpolate   {"a": i, "b": j} or {"za": [...], "zb": [...]}, "steps", "method"
+
+A chemical VAE run is a "molecule" run: the map shows ~2,000 molecules of its data set (MOSES
+test split by default) coloured by logP ("values"), and each decoded code is a dict with the
+greedy-decoded SMILES, whether RDKit parses it, the canonical SMILES, logP/QED/SA of the molecule,
+the property head's prediction and an RDKit SVG drawing as a data: URL (None when invalid).
 
 Every request is checked (latent size, finite numbers, sizes, JSON); bad input is a 4xx with a
 one-line message. Static files come only from this package's `static/` folder.
@@ -17,6 +22,7 @@ one-line message. Static files come only from this package's `static/` folder.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import math
@@ -35,6 +41,10 @@ MAX_BATCH = 256             # latent vectors per decode request
 MAX_STEPS = 64              # points on an interpolation path
 MAX_POINTS = 3000           # points sent for the map
 MAX_WORD = 24               # characters of a font word
+MAX_SMILES = 500            # characters of one SMILES string to encode
+N_MOLECULES = 2000          # molecules encoded for the map of a molecule run
+COLOUR_BY = "logP"          # the property that colours a molecule map
+SVG_SIZE = (300, 220)       # pixels of a molecule drawing
 SMALL_LATENT = 8            # up to this size, one slider per latent coordinate
 N_AXES = 8                  # otherwise, this many principal-axis sliders
 
@@ -48,9 +58,12 @@ class BadRequest(Exception):
 
 
 def data_kind(model) -> str:
-    """'font' (a fontvae), 'image' (2-D or 3-D items, or flat square vectors) or 'field' (1-D)."""
+    """'font' (a fontvae), 'molecule' (a chemvae), 'image' (2-D or 3-D items, or flat square vectors)
+    or 'field' (1-D)."""
     if type(model).__name__ == "FontVAE":
         return "font"
+    if type(model).__name__ == "ChemVAE":
+        return "molecule"
     shape = tuple(model.config.data_shape)
     if len(shape) >= 2 or math.isqrt(shape[0]) ** 2 == shape[0] and shape[0] >= 16:
         return "image"
@@ -67,11 +80,44 @@ def png_data_url(img: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _finite(v: float) -> float | None:
+    """A number JSON can carry: NaN/inf become None."""
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+@functools.lru_cache(maxsize=4096)
+def molecule_card(smiles: str) -> tuple:
+    """What the page shows of one decoded string, cached (hovering decodes the same molecules again and
+    again): (valid, canonical SMILES, (logP, QED, SAS), SVG data URL).  The drawing is RDKit's SVG text
+    only, base64-encoded into a data: URL so the page shows it in an <img> (no markup enters the page)."""
+    from rdkit.Chem.Draw import rdMolDraw2D
+
+    from ..chem import props
+
+    m = props.mol(smiles)
+    if m is None or m.GetNumAtoms() == 0:
+        return False, None, (None, None, None), None
+    can = props.canonical(smiles)
+    scores = tuple(_finite(f(can)) for f in (props.logp, props.qed, props.sa_score))
+    try:
+        draw = rdMolDraw2D.MolDraw2DSVG(*SVG_SIZE)
+        rdMolDraw2D.PrepareAndDrawMolecule(draw, m)
+        draw.FinishDrawing()
+        svg = "data:image/svg+xml;base64," + base64.b64encode(draw.GetDrawingText().encode()).decode("ascii")
+    except Exception:           # RDKit parses a few molecules it cannot lay out (e.g. kekulisation fails)
+        svg = None
+    return True, can, scores, svg
+
+
 class Explorer:
     """A model, its encoded data and everything the page needs, with checked decode/encode calls."""
 
     def __init__(self, model, x, labels=None, attributes: dict | None = None, name: str = "run",
-                 chars: str | None = None, max_points: int = MAX_POINTS, seed: int = 0):
+                 chars: str | None = None, max_points: int = MAX_POINTS, seed: int = 0,
+                 values=None, value_name: str | None = None, smiles: list[str] | None = None):
+        """`values` (one number per item, e.g. logP) colour the map on a continuous scale instead of
+        `labels`; `smiles` names the items of a molecule run."""
         self.model = model.eval()
         self.name = name
         self.kind = data_kind(model)
@@ -85,9 +131,16 @@ class Explorer:
             keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:max_points].sort().values
             x = x[keep]
             labels = None if labels is None else np.asarray(labels)[keep.numpy()]
+            values = None if values is None else np.asarray(values)[keep.numpy()]
+            smiles = None if smiles is None else [smiles[i] for i in keep.tolist()]
             attributes = {k: np.asarray(v)[keep.numpy()] for k, v in (attributes or {}).items()}
         self.x = x
         self.labels = None if labels is None else [int(v) for v in np.asarray(labels).reshape(-1)]
+        self.values = None if values is None else [_finite(v) for v in np.asarray(values, dtype=float).reshape(-1)]
+        if self.values is not None and len(self.values) != len(x):
+            raise VaekitError(f"{len(self.values)} colour values for {len(x)} data items")
+        self.value_name = value_name if self.values is not None else None
+        self.smiles = smiles
         self.z = latent.embed(model, x)
         self.centre, self.plane = self._plane()
         self.xy = latent.project(self.z, "axes", axes=None if self.latent_dim == 2 else self.plane)
@@ -136,6 +189,8 @@ class Explorer:
             "run": self.name, "kind": self.kind, "latent_dim": self.latent_dim, "data_shape": list(self.data_shape),
             "model": type(self.model).__name__, "n": len(self.z),
             "points": self.xy.tolist(), "labels": self.labels,
+            "values": self.values, "value_name": self.value_name, "smiles": self.smiles,
+            "properties": list(getattr(self.model.config, "properties", ())) if self.kind == "molecule" else None,
             "centre": self.centre.tolist(), "plane": self.plane.tolist(),
             "directions": self.directions, "chars": getattr(self, "chars", None),
             "limits": {"batch": MAX_BATCH, "steps": MAX_STEPS, "body_bytes": MAX_BODY, "word": MAX_WORD},
@@ -181,7 +236,10 @@ class Explorer:
 
     # -- model calls ---------------------------------------------------------------------------
     @torch.no_grad()
-    def decode(self, z: torch.Tensor, fmt: str = "png", word=None) -> list:
+    def decode(self, z: torch.Tensor, fmt: str | None = None, word=None) -> list:
+        if self.kind == "molecule":
+            return self.decode_molecules(z, fmt)
+        fmt = "png" if fmt is None else fmt
         if fmt not in ("png", "array"):
             raise BadRequest(f"field 'format' must be 'png' or 'array', got {fmt!r}")
         glyphs = self.word(word) if self.kind == "font" else None
@@ -194,6 +252,28 @@ class Explorer:
         if glyphs is not None:
             return [png_data_url(latent.image_grid(xi, ncol=len(glyphs), pad=0)) for xi in x]
         return [png_data_url(im) for im in latent.to_images(x.reshape(len(x), *self._image_shape()))]
+
+    @torch.no_grad()
+    def decode_molecules(self, z: torch.Tensor, fmt: str | None = None) -> list:
+        """Greedy decoding of each code: token ids ("array") or one dict per code ("svg", the default)."""
+        fmt = "svg" if fmt is None else fmt
+        if fmt not in ("svg", "array"):
+            raise BadRequest(f"field 'format' must be 'svg' or 'array' for a molecule run, got {fmt!r}")
+        with self.lock:
+            ids = self.model.generate(z).cpu()
+            head = self.model.property_head is not None
+            pred = self.model.predict_properties(z).cpu().tolist() if head else None
+        if fmt == "array":
+            return ids.tolist()
+        names = list(self.model.config.properties)
+        out = []
+        for i, s in enumerate(self.model.vocab.decode(ids)):
+            valid, can, scores, svg = molecule_card(s)
+            out.append({"smiles": s, "valid": valid, "canonical": can,
+                        "props": dict(zip(("logP", "QED", "SAS"), scores)) if valid else None,
+                        "predicted": {n: _finite(v) for n, v in zip(names, pred[i])} if head else None,
+                        "svg": svg})
+        return out
 
     def _image_shape(self):
         s = self.data_shape
@@ -216,8 +296,33 @@ class Explorer:
             raise BadRequest(f"field 'x' items have shape {list(t.shape[1:])}, the model expects {list(self.data_shape)}")
         if not torch.isfinite(t).all():
             raise BadRequest("field 'x' holds NaN or infinite values")
+        if self.kind == "molecule":         # the first max_len numbers are token ids
+            ids, n_tok = t[:, : self.model.config.max_len], len(self.model.vocab)
+            if not ((ids == ids.round()) & (ids >= 0) & (ids < n_tok)).all():
+                raise BadRequest(f"field 'x' items must start with {self.model.config.max_len} token ids, "
+                                 f"whole numbers from 0 to {n_tok - 1}")
         with self.lock:
             return self.model.embed(t).cpu()
+
+    @torch.no_grad()
+    def encode_smiles(self, smiles) -> torch.Tensor:
+        """Posterior means of SMILES strings (a molecule run only)."""
+        if self.kind != "molecule":
+            raise BadRequest("field 'smiles' needs a molecule run (a chemvae); give 'x' or 'index'")
+        if isinstance(smiles, str):
+            smiles = [smiles]
+        if not isinstance(smiles, list) or not smiles:
+            raise BadRequest("field 'smiles' must be a SMILES string or a non-empty list of them")
+        if len(smiles) > MAX_BATCH:
+            raise BadRequest(f"field 'smiles' has {len(smiles)} strings; at most {MAX_BATCH} per request", 413)
+        for i, s in enumerate(smiles):
+            if not isinstance(s, str) or not 0 < len(s) <= MAX_SMILES:
+                raise BadRequest(f"field 'smiles' item {i} must be a string of 1 to {MAX_SMILES} characters")
+        try:
+            with self.lock:
+                return self.model.encode_smiles(smiles).cpu()
+        except VaekitError as e:           # a token outside the vocabulary, too long, not translatable
+            raise BadRequest(" ".join(str(e).split())[:300]) from None
 
     def to_map(self, z: torch.Tensor) -> torch.Tensor:
         return (z - self.centre).matmul(self.plane.T)
@@ -232,13 +337,16 @@ class Explorer:
             z = self.z[[self.index(i, "index") for i in idx]]
         elif "x" in body:
             z = self.encode_items(body["x"])
+        elif "smiles" in body:
+            z = self.encode_smiles(body["smiles"])
         else:
-            raise BadRequest("give 'index' (items of the run's data) or 'x' (items to encode)")
+            raise BadRequest("give 'index' (items of the run's data), 'x' (items to encode) or 'smiles' "
+                             "(molecules, for a molecule run)")
         return {"z": z.tolist(), "xy": self.to_map(z).tolist()}
 
     def api_decode(self, body: dict) -> dict:
         z = self.codes(body.get("z"))
-        return {"items": self.decode(z, body.get("format", "png"), body.get("word"))}
+        return {"items": self.decode(z, body.get("format"), body.get("word"))}
 
     def api_interpolate(self, body: dict) -> dict:
         steps = body.get("steps", 10)
@@ -254,14 +362,16 @@ class Explorer:
             z0, z1 = self.codes(body.get("za"), "za")[0], self.codes(body.get("zb"), "zb")[0]
         z = path(z0, z1, steps)
         return {"z": z.tolist(), "xy": self.to_map(z).tolist(),
-                "items": self.decode(z, body.get("format", "png"), body.get("word"))}
+                "items": self.decode(z, body.get("format"), body.get("word"))}
 
 
 # -- loading a run -------------------------------------------------------------------------------
-def load_run(run_dir, data: str | None = None, split: str = "test", data_dir=None, max_points: int = MAX_POINTS) -> Explorer:
+def load_run(run_dir, data: str | None = None, split: str = "test", data_dir=None, max_points: int = MAX_POINTS,
+             n_molecules: int = N_MOLECULES) -> Explorer:
     """An Explorer for a run directory: the model from its checkpoint, the data from config.json
     ("data": {"spec": ...}) unless `data` names another spec; a font run uses the fonts found on
-    this machine (with their bold/italic/condensed/serif attributes)."""
+    this machine (with their bold/italic/condensed/serif attributes); a chemvae run a seeded subset
+    of `n_molecules` molecules of its spec's `split` (see `molecule_explorer`)."""
     from ..checkpoint import load_model
     from ..data import load
 
@@ -282,9 +392,28 @@ def load_run(run_dir, data: str | None = None, split: str = "test", data_dir=Non
         fonts = render_fonts([data_dir] if data_dir else None, size=model.config.data_shape[-1])
         attrs = {a: fonts.attribute(a) for a in ATTRIBUTES}
         return Explorer(model, fonts.images, attributes=attrs, name=run_dir.name, max_points=max_points)
+    if data_kind(model) == "molecule":
+        return molecule_explorer(model, data or saved.get("spec", "moses"), split, data_dir or saved.get("data_dir"),
+                                 n=n_molecules, name=run_dir.name, max_points=max_points)
     spec = data or saved.get("spec", "digits")
     ds = load(spec, split, data_dir or saved.get("data_dir"))
     return Explorer(model, ds.x, ds.y, name=run_dir.name, max_points=max_points)
+
+
+def molecule_explorer(model, spec: str = "moses", split: str = "test", data_dir=None, *, n: int = N_MOLECULES,
+                      seed: int = 0, name: str = "run", max_points: int = MAX_POINTS) -> Explorer:
+    """An Explorer for a chemical VAE: a seeded subset of `n` scored molecules from `spec` (the MOSES
+    test split by default; "zinc250k" or a CSV path too), without those that do not fit the model's
+    vocabulary, coloured by logP."""
+    from ..chem.dataset import scored
+
+    mols = scored(spec, split, data_dir, limit=n, seed=seed)
+    props = mols.props if model.config.properties else None
+    x, kept = model.items(mols.smiles, props, skip=True)
+    if not kept:
+        raise VaekitError(f"none of the {len(mols)} molecules from {spec} ({split}) fit the model's vocabulary")
+    return Explorer(model, x, name=name, max_points=max_points, seed=seed, values=mols.props[COLOUR_BY][kept],
+                    value_name=COLOUR_BY, smiles=[mols.smiles[i] for i in kept])
 
 
 # -- the web app ---------------------------------------------------------------------------------

@@ -4,7 +4,9 @@
 
 const COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
                  "#7f7f7f", "#bcbd22", "#17becf"];
-const state = { info: null, base: null, sliders: [], busy: false, pending: null, picks: [], version: 0 };
+// a continuous scale (viridis, sampled at 9 points) for maps coloured by a number such as logP
+const SCALE = ["#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c", "#28ae80", "#5ec962", "#addc30", "#fde725"];
+const state = { info: null, base: null, sliders: [], busy: false, pending: null, picks: [], version: 0, range: null };
 const $ = (id) => document.getElementById(id);
 
 async function api(path, body) {
@@ -41,12 +43,33 @@ function planeToZ(x, y) {
   return centre.map((c, i) => c + x * plane[0][i] + (plane.length > 1 ? y * plane[1][i] : 0));
 }
 
+// the range of the colour values, and a value's colour (linear between the scale's points; grey when missing)
+function valueRange(values) {
+  const ok = values.filter((v) => v !== null && Number.isFinite(v));
+  if (!ok.length) return [0, 1];
+  const lo = Math.min(...ok), hi = Math.max(...ok);
+  return [lo, hi > lo ? hi : lo + 1];
+}
+function hexRGB(h) { return [1, 3, 5].map((i) => parseInt(h.slice(i, i + 2), 16)); }
+function scaleColour(v, [lo, hi]) {
+  if (v === null || !Number.isFinite(v)) return "#bbbbbb";
+  const t = Math.min(1, Math.max(0, (v - lo) / (hi - lo))) * (SCALE.length - 1);
+  const i = Math.min(SCALE.length - 2, Math.floor(t)), f = t - i;
+  const a = hexRGB(SCALE[i]), b = hexRGB(SCALE[i + 1]);
+  return `rgb(${a.map((x, k) => Math.round(x + f * (b[k] - x))).join(",")})`;
+}
+function pointColour(i) {
+  const info = state.info;
+  if (info.values) return scaleColour(info.values[i], state.range);
+  return info.labels ? COLOURS[((info.labels[i] % 10) + 10) % 10] : "#1f77b4";
+}
+
 function drawMap(marker) {
   const c = $("map"), g = c.getContext("2d"), info = state.info;
   g.clearRect(0, 0, c.width, c.height);
   info.points.forEach(([x, y], i) => {
     const [px, py] = toCanvas(x, y, c);
-    g.fillStyle = info.labels ? COLOURS[((info.labels[i] % 10) + 10) % 10] : "#1f77b4";
+    g.fillStyle = pointColour(i);
     g.globalAlpha = 0.6;
     g.fillRect(px - 1.5, py - 1.5, 3, 3);
   });
@@ -99,8 +122,62 @@ async function requestDecode() {
   }
 }
 
+// a decoded molecule: RDKit's SVG drawing in an <img> (a data: URL, so no markup enters the page), or the
+// string and "invalid"; then a small table of the molecule's properties beside the property head's prediction
+function moleculeFigure(item, height) {
+  const fig = document.createElement("figure");
+  if (item.svg) {
+    const img = document.createElement("img");
+    img.src = item.svg;
+    img.alt = item.smiles;
+    if (height) img.style.height = `${height}px`;
+    fig.append(img);
+  } else {
+    const bad = document.createElement("div");
+    bad.className = "invalid";
+    bad.textContent = "invalid";
+    if (height) bad.style.height = bad.style.lineHeight = `${height}px`;
+    fig.append(bad);
+  }
+  const cap = document.createElement("figcaption");
+  cap.textContent = item.canonical || item.smiles || "(empty)";
+  fig.title = item.smiles;
+  fig.append(cap);
+  return fig;
+}
+
+function fmt(v) { return v === null || v === undefined ? "–" : v.toFixed(2); }
+
+function showMolecule(item) {
+  const img = $("decoded"), bad = $("invalid");
+  if (item.svg) { img.src = item.svg; img.hidden = false; bad.hidden = true; }
+  else { img.hidden = true; bad.hidden = false; }
+  const rows = [["decoded", item.smiles || "(empty)"], ["valid", item.valid ? "yes" : "invalid"]];
+  if (item.valid) rows.push(["canonical", item.canonical]);
+  const table = document.createElement("table");
+  for (const [k, v] of rows) {
+    const tr = table.insertRow();
+    tr.insertCell().textContent = k;
+    const td = tr.insertCell();
+    td.textContent = v;
+    td.colSpan = 2;
+    if (k === "valid" && !item.valid) td.className = "error";
+  }
+  const head = table.insertRow();
+  ["property", "molecule", "predicted"].forEach((h) => { const th = document.createElement("th"); th.textContent = h; head.append(th); });
+  for (const p of ["logP", "QED", "SAS"]) {
+    const tr = table.insertRow();
+    tr.insertCell().textContent = p === "SAS" ? "SA score" : p;
+    tr.insertCell().textContent = fmt(item.props ? item.props[p] : null);
+    tr.insertCell().textContent = fmt(item.predicted ? item.predicted[p] : null);
+  }
+  $("mol-info").replaceChildren(table);
+}
+
 function showItem(item) {
-  if (state.info.kind === "field") {
+  if (state.info.kind === "molecule") {
+    showMolecule(item);
+  } else if (state.info.kind === "field") {
     $("decoded").hidden = true;
     const c = $("field");
     c.hidden = false;
@@ -161,7 +238,9 @@ async function interpolate() {
     const out = await api("/api/interpolate", body);
     box.innerHTML = "";
     for (const item of out.items) {
-      if (state.info.kind === "field") {
+      if (state.info.kind === "molecule") {
+        box.append(moleculeFigure(item, 90));
+      } else if (state.info.kind === "field") {
         const c = document.createElement("canvas");
         c.width = 120; c.height = 60;
         plotLine(c, item);
@@ -182,13 +261,30 @@ async function interpolate() {
 async function main() {
   const info = await api("/api/info");
   state.info = info;
-  $("run-info").textContent = `${info.run}: ${info.model}, ${info.latent_dim}-D latent, ${info.n} ${info.kind === "font" ? "fonts" : "items"}`;
+  const noun = { font: "fonts", molecule: "molecules" }[info.kind] || "items";
+  $("run-info").textContent = `${info.run}: ${info.model}, ${info.latent_dim}-D latent, ${info.n} ${noun}`;
+  if (info.kind === "molecule") {
+    $("decoded").className = "molecule";
+    $("mol-info").hidden = false;
+  }
   $("font-word").hidden = info.kind !== "font";
   if (info.kind === "font") $("decoded").className = "font";
   $("ib").value = Math.min(1, info.n - 1);
   $("ia").max = $("ib").max = info.n - 1;
   bounds = computeBounds(info.points);
-  if (info.labels) {
+  if (info.values) {             // continuous colours: a bar from the smallest to the largest value
+    state.range = valueRange(info.values);
+    const name = document.createElement("span");
+    name.textContent = info.value_name || "value";
+    const lo = document.createElement("span"), hi = document.createElement("span");
+    lo.textContent = state.range[0].toFixed(2);
+    hi.textContent = state.range[1].toFixed(2);
+    const bar = document.createElement("b");
+    bar.className = "scale";
+    bar.style.background = `linear-gradient(to right, ${SCALE.join(", ")})`;
+    $("legend").replaceChildren(name, lo, bar, hi);
+    $("legend").className = "continuous";
+  } else if (info.labels) {
     const seen = [...new Set(info.labels)].sort((a, b) => a - b).slice(0, 10);
     $("legend").innerHTML = seen.map((l) => `<span><i style="background:${COLOURS[((l % 10) + 10) % 10]}"></i>${l}</span>`).join("");
   }
@@ -225,6 +321,16 @@ async function main() {
     document.querySelectorAll("#sliders input").forEach((s) => { s.value = 0; s.dispatchEvent(new Event("input")); });
   });
   $("interp").addEventListener("click", interpolate);
+  if (info.smiles) {           // a molecule run: name the two end molecules of the path
+    const ends = () => {
+      const name = (id) => info.smiles[parseInt($(id).value, 10)] || "?";
+      $("ends").textContent = `from ${name("ia")} to ${name("ib")}`;
+    };
+    $("ends").hidden = false;
+    ["ia", "ib"].forEach((id) => $(id).addEventListener("input", ends));
+    $("interp").addEventListener("click", ends);
+    ends();
+  }
   $("word").addEventListener("change", requestDecode);
   await requestDecode();
   document.body.dataset.ready = "1";
