@@ -49,8 +49,8 @@ def smooth(v, w):
 # -- 1. the 2-D GAN -------------------------------------------------------------------------------------
 def gan_part(ctx, plt):
     quick = ctx.quick
-    steps = int(ctx.options.get("gan_steps", 200 if quick else 5000))
-    snaps = sorted({0, *(int(f * steps) for f in ((0.5, 1.0) if quick else (0.05, 0.2, 0.5, 1.0)))})
+    steps = int(ctx.options.get("gan_steps", 200 if quick else 10000))
+    snaps = sorted({0, *(int(f * steps) for f in ((0.5, 1.0) if quick else (0.025, 0.1, 0.25, 0.5, 1.0)))})
     radius, std, n_modes = 2.0, 0.02, 8
     centres = A.circle_points(n_modes, radius)
     torch.manual_seed(ctx.seed)
@@ -143,7 +143,7 @@ def aae_part(ctx, plt):
         return None
     n_train, n_test = (2000, 500) if quick else (len(train), len(test))
     x, x_test, y_test = train.x[:n_train], test.x[:n_test], test.y[:n_test]
-    steps = int(ctx.options.get("steps", 40 if quick else 1200))
+    steps = int(ctx.options.get("steps", 40 if quick else 3000))
     hidden = (64,) if quick else (512, 256)
     cfg = dict(data_shape=(28, 28), latent_dim=2, hidden=hidden, likelihood="bernoulli")
     batch = 100
@@ -222,9 +222,9 @@ def accuracy_figure(ctx, plt, gan_terms, gan_w, logs):
     """Discriminator accuracy over training: the GAN and (when MNIST was there) the three AAEs."""
     fig, axes = plt.subplots(1, 2 if logs else 1, figsize=(13 if logs else 6.5, 4.2), squeeze=False)
     a1 = axes[0, 0]
-    for key, ls in (("disc/acc_real", "-"), ("disc/acc_fake", "--")):
+    for key, color in (("disc/acc_real", "C0"), ("disc/acc_fake", "C1")):
         v = smooth(gan_terms[key], gan_w)
-        a1.plot(np.arange(gan_w, len(v) + gan_w), v, ls, color="C3", label=key.split("/")[1])
+        a1.plot(np.arange(gan_w, len(v) + gan_w), v, color=color, label=key.split("/")[1])
     a1.set_title(f"GAN on the 8-Gaussian ring (running mean of {gan_w} steps)")
     if logs:
         a2 = axes[0, 1]
@@ -243,8 +243,8 @@ def accuracy_figure(ctx, plt, gan_terms, gan_w, logs):
         a.grid(True, alpha=0.3)
         a.legend(fontsize=7)
     ctx.figure(fig, "disc_accuracy.png",
-               "Discriminator accuracy on real samples (solid: data for the GAN, prior samples for the AAE) and on "
-               "fakes (dashed: generator samples, encoder codes) over training. 0.5 (dotted) is the equilibrium.")
+               "Discriminator accuracy on real samples (data for the GAN; prior samples, solid, for the AAE) and on "
+               "fakes (generator samples; encoder codes, dashed) over training. 0.5 (dotted) is the equilibrium.")
 
 
 @report("adversarial")
@@ -255,7 +255,10 @@ def run(ctx):
     import matplotlib.pyplot as plt
 
     torch.manual_seed(ctx.seed)
+    cpu0 = time.process_time()
     ctx.log("2-D GAN")
     terms, w = gan_part(ctx, plt)
     logs = aae_part(ctx, plt)
     accuracy_figure(ctx, plt, terms, w, logs)
+    ctx.extra["cpu_minutes"] = (time.process_time() - cpu0) / 60      # this process, all of its threads
+    ctx.extra["threads"] = torch.get_num_threads()
