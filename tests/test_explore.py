@@ -615,3 +615,16 @@ def test_browser_molecule_page(mol_server, tmp_path):
             shutil.copy(shot, out)
     finally:
         driver.quit()
+
+
+def test_molecule_subset_keeps_names_and_colours_together(mol_explorer):
+    """A map with fewer points than molecules keeps each molecule's SMILES, colour value and code together."""
+    ex = Explorer(mol_explorer.model, mol_explorer.x, max_points=50, values=mol_explorer.values, value_name="logP",
+                  smiles=mol_explorer.smiles, seed=4)
+    assert len(ex.smiles) == len(ex.values) == len(ex.z) == 50 and ex.smiles != mol_explorer.smiles[:50]
+    where = {s: i for i, s in enumerate(mol_explorer.smiles)}
+    idx = [where[s] for s in ex.smiles]
+    assert ex.values == [mol_explorer.values[i] for i in idx]
+    assert torch.allclose(ex.z, mol_explorer.z[idx], atol=1e-5)
+    with pytest.raises(VaekitError, match="colour values"):
+        Explorer(mol_explorer.model, mol_explorer.x[:10], values=[1.0] * 9)
