@@ -55,7 +55,7 @@ class Result:
     start: float = -math.inf
     seconds: float = 0.0
     known: set = field(default_factory=set, repr=False)
-    timings: list = field(default_factory=list)       # BO: seconds per round for fit, propose, evaluate
+    timings: list = field(default_factory=list)       # BO: wall s per round for fit, propose, evaluate; CPU s
     predicted: torch.Tensor | None = None             # gradient ascent: predict along the path (k, n)
     start_strings: list = field(default_factory=list, repr=False)   # gradient ascent: decodings of z0
 
@@ -246,7 +246,7 @@ def bayes_opt(score: Callable, decode: Callable, z_init, y_init, bounds=None, ro
     X, Y, gp = z_init, y_init, None
     zs, strings, scores, rnd, timings = [], [], [], [], []
     for r in range(1, rounds + 1):
-        t_fit = time.perf_counter()
+        t_fit, cpu = time.perf_counter(), time.process_time()
         gp = fit_gp(X, Y, bounds, fit_points, seed=seed * 1000 + r, previous=gp)
         t_acq = time.perf_counter()
         cand = propose(gp, float(Y.max()), bounds, batch, acquisition, seed=seed * 1000 + r,
@@ -255,14 +255,16 @@ def bayes_opt(score: Callable, decode: Callable, z_init, y_init, bounds=None, ro
         s, v = _evaluate(decode, score, cand)
         t_end = time.perf_counter()
         zs.append(cand), strings.extend(s), scores.append(v), rnd.append(torch.full((batch,), r))
-        timings.append({"fit": t_acq - t_fit, "propose": t_eval - t_acq, "evaluate": t_end - t_eval})
+        timings.append({"fit": t_acq - t_fit, "propose": t_eval - t_acq, "evaluate": t_end - t_eval,
+                        "cpu": time.process_time() - cpu})
         X = torch.cat([X, cand])
         Y = torch.cat([Y, torch.where(torch.isfinite(v), v, torch.full_like(v, penalty))])
         if log is not None:
             ok = v[torch.isfinite(v)]
             log(f"BO round {r}/{rounds}: {len(ok)}/{batch} valid, round best "
                 f"{(float(ok.max()) if len(ok) else math.nan):.3f}, GP on {X.shape[0] - batch} points; "
-                f"fit {t_acq - t_fit:.1f} s, propose {t_eval - t_acq:.1f} s, decode+score {t_end - t_eval:.1f} s")
+                f"fit {t_acq - t_fit:.1f} s, propose {t_eval - t_acq:.1f} s, decode+score {t_end - t_eval:.1f} s "
+                f"(wall), {timings[-1]['cpu']:.1f} CPU s")
     result = Result("bayes_opt", torch.cat(zs), strings, torch.cat(scores), torch.cat(rnd),
                     start=float(y_init.max()), known=set(strings_init or ()))
     result.timings = timings
