@@ -83,8 +83,8 @@ def test_beta_vae_and_iwae_objectives_differ_from_vae():
 
 
 def test_unknown_model_and_fields():
-    with pytest.raises(VaekitError, match="unknown model 'gan'.*autoencoder"):
-        models.build("gan")
+    with pytest.raises(VaekitError, match="unknown model 'diffusion'.*autoencoder"):
+        models.build("diffusion")
     with pytest.raises(VaekitError, match="unknown config field"):
         models.build("vae", latnt_dim=3)
     with pytest.raises(VaekitError, match="likelihood"):

@@ -296,8 +296,9 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
     x = x.to(device)
     x_val = None if x_val is None else x_val.to(device)
     params = [list(model.parameters() if p.parameters is None else p.parameters(model)) for p in phases]
+    fused = device.type in ("cpu", "cuda")      # one kernel per step instead of one per parameter and op
     opts = [torch.optim.Adam(ps, lr=cfg.lr if p.lr is None else p.lr, betas=p.betas or cfg.betas, eps=cfg.eps,
-                             weight_decay=cfg.weight_decay) for p, ps in zip(phases, params)]
+                             weight_decay=cfg.weight_decay, fused=fused) for p, ps in zip(phases, params)]
     opt = dict(zip((p.name for p in phases), opts)) if game else opts[0]   # what checkpoints hold
 
     n_batches = math.ceil(len(x) / cfg.batch_size)

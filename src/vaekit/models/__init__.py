@@ -63,7 +63,7 @@ def to_json(model) -> str:
     return json.dumps(config_dict(model), indent=2)
 
 
-from . import autoencoder, avb, chemvae, fontvae, vae  # noqa: E402,F401  (register the built-in models)
+from . import aae, autoencoder, avb, chemvae, fontvae, vae  # noqa: E402,F401  (register the built-in models)
 from .autoencoder import AutoEncoder  # noqa: E402
 from .vae import IWAE, VAE  # noqa: E402
 
