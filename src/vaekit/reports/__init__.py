@@ -95,7 +95,7 @@ class Context:
 
 
 def trained(ctx, tag: str, model_name: str, cfg: dict, data, train_cfg):
-    """Load the model of `runs/report-<tag>` when its config matches, else train it there.
+    """Load the model of `runs/report-<tag>` when its model and training configs match, else train it there.
 
     Returns (model, info): info says whether it was loaded and how long its training took
     (wall seconds, process CPU seconds, steps), kept in the run folder as training.json.
@@ -109,17 +109,18 @@ def trained(ctx, tag: str, model_name: str, cfg: dict, data, train_cfg):
     run_dir = Path(ctx.options.get("run_root") or "runs") / f"report-{tag}"
     model = build(model_name, **cfg)
     info_file = run_dir / "training.json"
+    recipe = json.loads(json.dumps(asdict(train_cfg)))
     if info_file.is_file() and not ctx.options.get("retrain"):
         try:
-            saved = load_model(run_dir)
-            if config_dict(saved) == config_dict(model):
-                return saved, {**json.loads(info_file.read_text()), "loaded": True}
+            saved, info = load_model(run_dir), json.loads(info_file.read_text())
+            if config_dict(saved) == config_dict(model) and info.get("train_config") == recipe:
+                return saved, {**info, "loaded": True}
         except (VaekitError, ValueError):
             pass
     cpu0 = time.process_time()
     hist = fit(model, data, train_cfg, run_dir=run_dir, overwrite=True)
     info = {"seconds": hist.seconds, "cpu_seconds": time.process_time() - cpu0, "steps": len(hist.steps),
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "train_config": recipe}
     atomic_write_text(info_file, json.dumps(info, indent=2))
     return model, {**info, "loaded": False}
 
