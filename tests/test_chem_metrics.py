@@ -300,7 +300,10 @@ def test_moses_train_sample_matches_the_papers_train_row():
     r = M.moses_train_check(n=30_000, seed=0)
     ours, paper = r["ours"], r["paper"]
     assert ours["valid"] == 1.0 and ours["unique@10000"] > 0.999
-    assert ours["FCD/Test"] < 0.05  # paper 0.008; a wrong FCD (e.g. no canonicalisation) gives > 0.1
+    # paper 0.008. FCD of finite samples is biased upwards by about c (1/n_gen + 1/n_test) with c ~ 1275 here
+    # (measured: 0.255 for 10k vs 10k), so a 30k sample sits near 0.05; the paper's 0.008 is what the whole
+    # 1.58M training set would give. A broken FCD (wrong canonicalisation, wrong covariance) is far above 0.1.
+    assert ours["FCD/Test"] < 0.08
     assert abs(ours["SNN/Test"] - paper["SNN/Test"]) < 0.01
     assert ours["Frag/Test"] > 0.998 and ours["Scaf/Test"] > 0.98
     assert abs(ours["IntDiv"] - paper["IntDiv"]) < 0.005 and abs(ours["IntDiv2"] - paper["IntDiv2"]) < 0.005

@@ -203,12 +203,12 @@ def _tanimoto_reduce(a: np.ndarray, b: np.ndarray, *, powers=(1,), agg: str = "m
             inter = np.asarray(a_sp[i:i + chunk_a] @ bt)
             union = na[i:i + chunk_a] + nb - inter
             with np.errstate(invalid="ignore", divide="ignore"):
-                t = np.where(union > 0, inter / union, 1.0).astype(np.float64)
+                t = np.where(union > 0, inter / union, np.float32(1.0))  # float32; sums below in float64
             for k, p in enumerate(powers):
                 if agg == "max":
                     out[k][i:i + chunk_a] = np.maximum(out[k][i:i + chunk_a], t.max(1))
                 else:
-                    out[k][i:i + chunk_a] += (t if p == 1 else t ** p).sum(1)
+                    out[k][i:i + chunk_a] += (t if p == 1 else t ** p).sum(1, dtype=np.float64)
     if agg == "mean":
         out = [o / len(b) for o in out]
     return out
