@@ -207,10 +207,10 @@ def bayes_opt(score: Callable, decode: Callable, z_init, y_init, bounds=None, ro
 
     z_init: (n, d) codes of a training subset with scores y_init (n,). The GP is conditioned on all of
     them (growing by `batch` per round) but its hyperparameters are fitted on `fit_points` of them (see
-    `fit_gp`). With n = 2,000, d = 56, batch = 50 the first round took 68-83 s (mostly the fit) and the
-    warm-started later rounds 25-37 s (mostly the q-EI optimisation) on one core of a 2-core machine
-    shared with other jobs (`pytest -m slow tests/test_chem_bo.py -k timing -s`). The GVAE and JT-VAE
-    papers used a sparse GP with 500 inducing points instead.
+    `fit_gp`). With n = 2,000, d = 56, batch = 50 the first round costs 25 CPU-seconds and a warm-started
+    later round 11 (one thread; `pytest -m slow tests/test_chem_bo.py -k timing -s`); on the shared
+    2-core machine that was 68-273 s and 30-131 s of wall time depending on the other jobs. The GVAE
+    and JT-VAE papers used a sparse GP with 500 inducing points instead.
     bounds: (2, d) box the proposals stay in; default the per-coordinate range of z_init.
     Each round fits the GP, proposes `batch` codes by joint q-EI ("qEI") or its log form ("qLogEI"),
     decodes and scores them. Invalid ones (decode gives None or score NaN) are counted and enter the GP at
