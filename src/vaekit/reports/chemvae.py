@@ -180,8 +180,8 @@ def run(ctx) -> None:
     z0 = model.encode_smiles(pool_smiles).double()
     y0 = torch.tensor([penalized_logp(s) for s in pool_smiles], dtype=torch.float64)
 
-    def decode_greedy(zz):
-        return model.decode_smiles(zz.float(), greedy=True)
+    def decode_greedy(zz):      # canonical strings, so "new" and "unique" count molecules, not spellings
+        return [canonical(s) if s else None for s in model.decode_smiles(zz.float(), greedy=True)]
 
     results = {}
     t0 = time.perf_counter()
