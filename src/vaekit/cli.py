@@ -232,6 +232,11 @@ def cmd_fit(args) -> None:
     last = f"{hist.loss[-1]:.4f}" if hist.loss else "n/a"
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"{args.run_dir}: {len(hist.loss)} steps in {hist.seconds:.1f} s ({hist.stopped}); last training loss {last}")
+        from .checkpoint import atomic_write_text
+
+        atomic_write_text(Path(args.run_dir) / "training.json", json.dumps(
+            {"seconds": round(hist.seconds, 1), "steps": len(hist.steps), "stopped": hist.stopped,
+             "resumed": bool(args.resume)}, indent=1))
 
 
 def _molecules(args, cfg: dict):

@@ -71,11 +71,13 @@ def _load(ctx):
         rows = list(csv.DictReader(log.open()))
         info.update(steps=int(rows[-1]["step"]), epochs=float(rows[-1]["epoch"]) + 1 if rows else 0,
                     seconds=float(rows[-1].get("seconds") or "nan") if rows else math.nan)
-    cfg = run / "config.json"
-    if cfg.is_file():
-        import json
+    import json
 
+    cfg, timing = run / "config.json", run / "training.json"      # training.json: written by `vaekit fit`
+    if cfg.is_file():
         info["data"] = json.loads(cfg.read_text()).get("data", {})
+    if timing.is_file():
+        info["seconds"] = json.loads(timing.read_text()).get("seconds", math.nan)
     return model, info
 
 
