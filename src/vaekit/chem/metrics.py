@@ -29,6 +29,7 @@ import hashlib
 import math
 import multiprocessing as mp
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -49,6 +50,7 @@ from .props import canonical, canonical_all, mol
 
 FP_RADIUS, FP_BITS = 2, 1024
 FCD_CHUNK = 8192  # molecules per fcd-torch subprocess
+FCD_IN_PROCESS_MAX = 2048  # up to this many molecules, ChemNet runs in this process
 _CACHE_VERSION = "1"
 
 
@@ -295,18 +297,19 @@ def _fcd_worker(in_path: str, out_path: str, device: str = "cpu") -> None:
 
 
 def fcd_stats(smiles: Iterable[str], *, n_jobs: int = 1, device: str = "cpu",
-              chunk: int = FCD_CHUNK, in_process_max: int = 2048, resume_dir: Path | None = None
+              chunk: int | None = None, in_process_max: int | None = None, resume_dir: Path | None = None
               ) -> dict[str, np.ndarray]:
     """Mean and covariance (ddof=1) of ChemNet activations of the valid molecules of `smiles`.
 
-    fcd-torch's model can hold on to memory across calls, so beyond `in_process_max` molecules each chunk of
-    `chunk` molecules runs in a fresh Python subprocess (`n_jobs` at once) that returns the activations' sums
-    and sums of outer products. With `resume_dir`, each chunk's moments are kept there (named by the chunk's
-    content), so an interrupted run over a large set resumes where it stopped."""
+    fcd-torch's model can hold on to memory across calls, so beyond `in_process_max` (FCD_IN_PROCESS_MAX)
+    molecules each chunk of `chunk` (FCD_CHUNK) molecules runs in a fresh Python subprocess (`n_jobs` at once)
+    that returns the activations' sums and sums of outer products. With `resume_dir`, each chunk's moments are
+    kept there (named by the chunk's content), so an interrupted run over a large set resumes where it stopped."""
     valid = _valid_only(smiles, "smiles")
     if len(valid) < 2:
         raise VaekitError(f"FCD needs at least 2 valid molecules, got {len(valid)}")
-    if len(valid) <= in_process_max:
+    chunk = FCD_CHUNK if chunk is None else chunk
+    if len(valid) <= (FCD_IN_PROCESS_MAX if in_process_max is None else in_process_max):
         n, s, ss = _fcd_moments(valid, device)
         mu = s / n
         return {"mu": mu, "sigma": (ss - n * np.outer(mu, mu)) / (n - 1), "n": np.array(n)}
@@ -408,10 +411,12 @@ def reference_stats(smiles: Iterable[str], *, n_jobs: int = 1, fcd: bool = True,
             with np.load(fcd_path) as z:
                 out["mu"], out["sigma"] = z["mu"], z["sigma"]
         else:
-            st = fcd_stats(valid, n_jobs=n_jobs, device=device, resume_dir=d / "parts" if cache else None)
+            parts = d / "parts" / key  # chunk moments of an interrupted run, removed once the total is saved
+            st = fcd_stats(valid, n_jobs=n_jobs, device=device, resume_dir=parts if cache else None)
             out["mu"], out["sigma"] = st["mu"], st["sigma"]
             if cache:
                 _atomic_savez(fcd_path, mu=st["mu"], sigma=st["sigma"])
+                shutil.rmtree(parts, ignore_errors=True)
     return out
 
 
