@@ -262,7 +262,6 @@ def test_prior_validity_counts_decodings():
         return [pool[int(abs(v[0]) * 100) % len(pool)] for v in z]
     torch.manual_seed(0)
     res = M.prior_validity(lambda n: torch.randn(n, 4), decode, n_z=50, n_decode=10, train=["C(C)O"])
-    z_valid = None
     torch.manual_seed(0)
     z = torch.randn(50, 4)
     names = [pool[int(abs(v[0]) * 100) % len(pool)] for v in z]
