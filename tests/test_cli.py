@@ -31,7 +31,7 @@ def test_fit_eval_sample_encode(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, match", [
-    (["fit", "{rd}", "--model", "gan"], "unknown model 'gan'"),
+    (["fit", "{rd}", "--model", "diffusion"], "unknown model 'diffusion'"),
     (["fit", "{rd}", "--data", "nowhere.npz"], "nowhere.npz"),
     (["fit", "{rd}", "--config", "{bad}"], "invalid JSON"),
     (["fit", "{rd}", "--model", "autoencoder", "--beta", "2"], "no config field"),
