@@ -46,7 +46,7 @@ def test_kill_9_then_resume_equals_uninterrupted_run(tmp_path):
     assert log(tmp_path / "victim") == log(tmp_path / "ref")          # bit-exact losses, every step once
     assert [s for s, _ in log(tmp_path / "victim")] == list(range(1, total + 1))
     files = sorted(p.name for p in (tmp_path / "victim").iterdir())
-    assert files == ["checkpoint.safetensors", "config.json", "log.csv"]   # no partial files left
+    assert files == ["checkpoint.safetensors", "config.json", "log.csv", "training.json"]   # no partial files left
 
 
 def test_kill_during_checkpoint_write_keeps_the_previous_one(tmp_path):
