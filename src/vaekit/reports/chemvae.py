@@ -68,9 +68,9 @@ def _load(ctx):
     if log.is_file():
         import csv
 
-        rows = list(csv.DictReader(log.open()))
-        info.update(steps=int(rows[-1]["step"]), epochs=float(rows[-1]["epoch"]) + 1 if rows else 0,
-                    seconds=float(rows[-1].get("seconds") or "nan") if rows else math.nan)
+        rows = [r for r in csv.DictReader(log.open()) if r.get("loss")]      # training steps (not val rows)
+        if rows:
+            info.update(steps=int(rows[-1]["step"]), epochs=int(rows[-1]["epoch"]) + 1)
     import json
 
     cfg, timing = run / "config.json", run / "training.json"      # training.json: written by `vaekit fit`
@@ -112,6 +112,18 @@ def run(ctx) -> None:
     ids, kept = model.vocab.encode(test.smiles, skip=True)
     fits = [test.smiles[i] for i in kept]
     ctx.log(f"{len(fits)}/{len(test)} test molecules fit the vocabulary")
+
+    with torch.no_grad():     # how much the code says about the molecule: KL and active units (posterior collapse?)
+        from .. import bounds
+        from .iwae2015 import active_units
+
+        items = model.items(fits[:1000], {p: v[kept[:1000]] for p, v in test.props.items()})
+        terms = bounds.elbo(model, items, n_samples=4).terms
+        active = active_units(model, items)
+    ctx.row("MOSES test", "ELBO per molecule (nats)", float(terms["elbo"]),
+            note=f"reconstruction log-likelihood {float(terms['rec']):.2f}, KL(q(z|x) || p(z)) {float(terms['kl']):.2f} nats, "
+                 f"{active} of {cfg.latent_dim} latent units active (Var_x E_q[z_j|x] > 0.01); beta = {cfg.beta}; "
+                 f"{len(items)} test molecules")
 
     def encode(smiles):
         return model.encode_smiles(smiles, sample=True)
