@@ -241,17 +241,14 @@ def cmd_fit(args) -> None:
 
 def _molecules(args, cfg: dict):
     """Scored molecules and the chemical VAE's vocabulary/standardisation fields for `vaekit fit --model chemvae`."""
-    from .chem.dataset import chem_model, scored
+    from .chem.dataset import data_fields, scored
 
     spec = args.data or "moses"
     mols = scored(spec, args.split, args.data_dir, limit=args.molecules, seed=args.seed)
     if mols.invalid:
         print(f"{spec}: {len(mols.invalid)} SMILES are not valid molecules and were left out, e.g. line "
               f"{mols.invalid[0][0]}: {mols.invalid[0][1]!r}")
-    probe = chem_model(mols, args.kind, latent_dim=cfg.get("latent_dim", 56))
-    keep = ("tokens", "kind", "max_len", "properties", "prop_mean", "prop_std")
-    cfg = {**cfg, **{k: getattr(probe.config, k) for k in keep}}
-    return mols, cfg, spec
+    return mols, {**cfg, **data_fields(mols, args.kind, conv_kernels=cfg.get("conv_kernels"))}, spec
 
 
 def cmd_eval(args) -> None:

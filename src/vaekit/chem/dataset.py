@@ -68,9 +68,9 @@ def scored(spec: str = "moses", split: str = "train", data_dir=None, *, limit: i
     return mols
 
 
-def chem_model(mols: Molecules, kind: str = "smiles", max_len: int | None = None, properties=PROPERTIES, **config):
-    """A ChemVAE whose vocabulary and property standardisation come from `mols`."""
-    from ..models import build
+def data_fields(mols: Molecules, kind: str = "smiles", max_len: int | None = None, properties=PROPERTIES,
+                conv_kernels=None) -> dict:
+    """The ChemVAE config fields that come from the data: vocabulary, max_len, property standardisation."""
     from ..models.chemvae import ChemVAE, standardisation
     from .vocab import Vocab
 
@@ -79,9 +79,16 @@ def chem_model(mols: Molecules, kind: str = "smiles", max_len: int | None = None
         raise VaekitError(f"molecules from {mols.source or 'the data'} have no property {missing[0]!r}; "
                           f"score them with chem.dataset.scored")
     vocab = Vocab.build(mols.smiles, kind, max_len)
-    reach = sum(k - 1 for k in config.get("conv_kernels", ChemVAE.Config.conv_kernels)) + 1
+    reach = sum(k - 1 for k in (conv_kernels or ChemVAE.Config.conv_kernels)) + 1
     if max_len is None and vocab.max_len < reach:       # short molecules: pad rows to the convolutions' reach
         vocab = Vocab(vocab.tokens, kind, reach)
     mean, std = standardisation(mols.props, properties)
-    return build("chemvae", tokens=tuple(vocab.tokens), kind=kind, max_len=vocab.max_len, properties=tuple(properties),
-                 prop_mean=mean, prop_std=std, **config)
+    return {"tokens": tuple(vocab.tokens), "kind": kind, "max_len": vocab.max_len, "properties": tuple(properties),
+            "prop_mean": mean, "prop_std": std}
+
+
+def chem_model(mols: Molecules, kind: str = "smiles", max_len: int | None = None, properties=PROPERTIES, **config):
+    """A ChemVAE whose vocabulary and property standardisation come from `mols`."""
+    from ..models import build
+
+    return build("chemvae", **data_fields(mols, kind, max_len, properties, config.get("conv_kernels")), **config)

@@ -531,16 +531,10 @@ MOSES_VAE_ROW = {"valid": 0.9767, "unique@1000": 1.0, "unique@10000": 0.9984, "F
 
 
 def read_smiles_csv(path) -> list[str]:
-    """The SMILES column of a (gzipped) CSV such as the MOSES splits."""
-    import csv
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rt", newline="") as f:
-        rows = csv.reader(f)
-        header = next(rows)
-        if "SMILES" not in header:
-            raise VaekitError(f"{path}: no SMILES column (header {header})")
-        i = header.index("SMILES")
-        return [r[i].strip() for r in rows if r]
+    """The SMILES column of a (gzipped) CSV such as the MOSES splits, as written (not canonicalised)."""
+    from ..data.smiles import read_csv
+
+    return read_csv(path, canonicalise=False).smiles
 
 
 def moses_train_check(n: int = 30_000, seed: int = 0, data_dir=None, n_jobs: int = 1, n_test: int | None = None,

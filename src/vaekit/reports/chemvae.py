@@ -112,7 +112,7 @@ def run(ctx) -> None:
             seconds=info.get("seconds"))
 
     test = scored("moses", "test", ctx.data_dir, limit=max(n_recon, 5000 if not q else 500), seed=ctx.seed + 1)
-    ids, kept = model.vocab.encode(test.smiles, skip=True)
+    _, kept = model.vocab.encode(test.smiles, skip=True)
     fits = [test.smiles[i] for i in kept]
     ctx.log(f"{len(fits)}/{len(test)} test molecules fit the vocabulary")
 
@@ -192,7 +192,7 @@ def run(ctx) -> None:
 
     # -- latent-space optimisation -------------------------------------------------------------------
     pool = scored("moses", "train", ctx.data_dir, limit=n_gp, seed=ctx.seed + 2)
-    pool_ids, pool_kept = model.vocab.encode(pool.smiles, skip=True)
+    _, pool_kept = model.vocab.encode(pool.smiles, skip=True)
     pool_smiles = [pool.smiles[i] for i in pool_kept]
     z0 = model.encode_smiles(pool_smiles).double()
     y0 = torch.tensor([penalized_logp(s) for s in pool_smiles], dtype=torch.float64)
