@@ -128,9 +128,12 @@ def test_teacher_forced_log_prob_matches_stepwise_decoding():
     state, prev, manual = dec.initial_state(z), torch.full((len(x), 1), Vocab.bos), torch.zeros(len(x))
     for t in range(ids.shape[1]):                     # one token at a time, feeding the true tokens
         logits, state = dec.step(z, prev, state)
-        manual += torch.log_softmax(logits[:, -1], -1).gather(1, ids[:, t:t + 1]).squeeze(1)
+        allowed = model.vocab.allowed(first=t == 0)
+        logp = torch.log_softmax(logits[:, -1].masked_fill(~allowed, float("-inf")), -1)
+        live = ids[:, t] != Vocab.pad                 # up to and including the end token
+        manual += torch.where(live, logp.gather(1, ids[:, t:t + 1]).squeeze(1), torch.zeros(()))
         prev = ids[:, t:t + 1]
-    assert torch.allclose(lp, manual, atol=1e-4)
+    assert torch.isfinite(lp).all() and torch.allclose(lp, manual, atol=1e-4)
     # several z per item broadcast like every other decoder: (S, B, d) -> (S, B)
     assert model.decode(torch.randn(3, len(x), 4)).log_prob(x).shape == (3, len(x))
 
@@ -212,3 +215,24 @@ def test_quick_report_runs_end_to_end(tmp_path):
     metrics = {r.metric for r in res.rows}
     assert {"valid", "FCD/Test", "SNN/Test", "Novelty", "reconstruction accuracy (10 encodings x 10 decodings)"} <= metrics
     assert (tmp_path / "chemvae" / "top_molecules.png").is_file() and (tmp_path / "chemvae" / "index.html").is_file()
+
+
+@pytest.mark.parametrize("kind", ["smiles", "selfies"])
+def test_grammar_mask_forbids_specials_and_empty_molecules(kind):
+    vocab = Vocab.build(["CC(=O)Nc1ccc(O)cc1", "C1CC1Br", "N#Cc1ccccc1Cl"], kind)
+    first, later = vocab.allowed(first=True), vocab.allowed()
+    assert not later[[Vocab.pad, Vocab.bos]].any() and later[Vocab.eos]
+    assert not first[[Vocab.pad, Vocab.bos, Vocab.eos]].any()
+    openers = {t for t, ok in zip(vocab.tokens, first) if ok}
+    assert openers and all(("Ring" not in t and "Branch" not in t) if kind == "selfies" else (t[0] == "[" or t[0].isalpha())
+                           for t in openers)
+    assert later.sum() == len(vocab) - 2
+
+
+def test_untrained_decoder_never_emits_specials_or_empty_molecules():
+    model, _ = small_model()
+    ids = model.sample(200, generator=torch.Generator().manual_seed(0))
+    assert not (ids[:, 0] == Vocab.eos).any() and not (ids == Vocab.bos).any()
+    for row in ids.tolist():                          # no padding before the end token
+        body = row[: row.index(Vocab.eos)] if Vocab.eos in row else row
+        assert Vocab.pad not in body

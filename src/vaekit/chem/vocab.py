@@ -81,6 +81,22 @@ class Vocab:
 
     pad, bos, eos = 0, 1, 2
 
+    def allowed(self, first: bool = False) -> torch.Tensor:
+        """Bool mask over the tokens a decoder may emit: never <pad> or <bos>.  With first=True, only
+        tokens that can open a molecule: an atom (for SMILES a bracket atom or an organic-subset
+        letter; for SELFIES any token but ring, branch, no-op and dot tokens, which derive nothing
+        at the start), so no decoding is empty."""
+        mask = torch.ones(len(self.tokens), dtype=torch.bool)
+        mask[[self.pad, self.bos]] = False
+        if first:
+            mask[self.eos] = False
+            for i, t in enumerate(self.tokens[len(SPECIALS):], len(SPECIALS)):
+                if self.kind == "selfies":
+                    mask[i] = not any(k in t for k in ("Ring", "Branch", "nop")) and t not in (".", "[.]")
+                else:
+                    mask[i] = t[0] == "[" or t[0].isalpha()
+        return mask
+
     # -- strings <-> tokens ------------------------------------------------------------------
     def tokenize(self, smiles: str) -> list[str]:
         """The tokens of one molecule given as SMILES (SELFIES vocabularies translate it first)."""

@@ -105,6 +105,13 @@ class GRUDecoder(nn.Module):
         self.gru = nn.GRU(cfg.embed_dim + cfg.latent_dim, cfg.gru_hidden, cfg.gru_layers, batch_first=True)
         self.out = nn.Linear(cfg.gru_hidden, v)
         self.layers, self.hidden, self.max_len = cfg.gru_layers, cfg.gru_hidden, cfg.max_len
+        # tokens that may be emitted at the first / any later position (grammar, not learned; not saved)
+        self.register_buffer("open_ok", cfg.vocab.allowed(first=True), persistent=False)
+        self.register_buffer("next_ok", cfg.vocab.allowed(), persistent=False)
+
+    def masked(self, logits, first: bool):
+        """Logits (..., V) with the tokens not allowed at that position set to -inf."""
+        return logits.masked_fill(~(self.open_ok if first else self.next_ok), float("-inf"))
 
     def initial_state(self, z):
         return torch.tanh(self.init(z)).reshape(len(z), self.layers, self.hidden).transpose(0, 1).contiguous()
@@ -118,7 +125,8 @@ class GRUDecoder(nn.Module):
     def teacher_forced(self, z, ids):
         """Logits (N, L, V) for every position of `ids` (N, L), each from the true previous tokens."""
         prev = torch.cat([torch.full_like(ids[:, :1], Vocab.bos), ids[:, :-1]], 1)
-        return self.step(z, prev, self.initial_state(z))[0]
+        logits = self.step(z, prev, self.initial_state(z))[0]
+        return torch.cat([self.masked(logits[:, :1], True), self.masked(logits[:, 1:], False)], 1)
 
     @torch.no_grad()
     def generate(self, z, greedy: bool = False, temperature: float = 1.0, generator=None):
@@ -129,7 +137,7 @@ class GRUDecoder(nn.Module):
         done = torch.zeros(n, dtype=torch.bool, device=z.device)
         for t in range(self.max_len):
             logits, state = self.step(z, prev, state)
-            logits = logits[:, -1]
+            logits = self.masked(logits[:, -1], t == 0)
             if greedy:
                 nxt = logits.argmax(-1)
             else:
@@ -145,7 +153,8 @@ class GRUDecoder(nn.Module):
 
 
 class TokenSequence(D.Distribution):
-    """p(x|z) over token rows: prod_t Categorical(x_t | x_<t, z).  `log_prob` uses teacher forcing;
+    """p(x|z) over token rows: prod_t Categorical(x_t | x_<t, z) up to the end token, each
+    categorical restricted by the grammar mask (`Vocab.allowed`).  `log_prob` uses teacher forcing;
     `sample` decodes autoregressively.  Accepts items (token ids + properties) or token ids."""
 
     arg_constraints: dict = {}
@@ -160,7 +169,8 @@ class TokenSequence(D.Distribution):
         z = self.z.reshape(-1, self.z.shape[-1])
         ids = ids.expand(*lead, ids.shape[-1]).reshape(-1, ids.shape[-1])
         logits = self.decoder.teacher_forced(z, ids)
-        lp = -F.cross_entropy(logits.transpose(1, 2), ids, reduction="none").sum(-1)
+        # the tokens up to and including the end token; the padding after it is not modelled
+        lp = -F.cross_entropy(logits.transpose(1, 2), ids, reduction="none").masked_fill(ids == Vocab.pad, 0).sum(-1)
         return lp.reshape(lead)
 
     def sample(self, sample_shape=torch.Size(), generator=None):
