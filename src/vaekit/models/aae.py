@@ -68,12 +68,3 @@ class AAE(LatentVariableModel):
 
     def phases(self):
         return adversarial.aae_phases(self.config.adversarial_lr)
-
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Decoder means of n draws from the (possibly non-Gaussian) prior, shape (n, *data_shape)."""
-        if generator is None:
-            return self.generate(self.prior().sample((n,)))
-        with torch.random.fork_rng():
-            torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
-            return self.generate(self.prior().sample((n,)))

@@ -160,10 +160,15 @@ class LatentVariableModel(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Decoder means of n draws from the prior, shape (n, *data_shape)."""
-        loc = self.prior().mean
-        z = torch.randn(n, loc.shape[-1], generator=generator)      # a CPU generator works on any device
-        return self.generate(z.to(loc.device))
+        """Decoder means of n draws from the model's prior p(z) (whatever it is: Gaussian, mixture,
+        ring), shape (n, *data_shape); a `generator` makes the draws reproducible without touching
+        the global random state."""
+        if generator is None:
+            return self.generate(self.prior().sample((n,)))
+        with torch.random.fork_rng(devices=[]):   # torch.distributions takes no generator: seed a forked global RNG
+            torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+            z = self.prior().sample((n,))
+        return self.generate(z)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{f.name}={getattr(self.config, f.name)!r}" for f in dataclasses.fields(self.config))
