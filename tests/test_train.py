@@ -143,3 +143,10 @@ def test_time_budget_stops_and_checkpoints(tmp_path, digits):
     h = fit(small_vae(), digits, TrainConfig(epochs=10_000, batch_size=16, max_seconds=0.5, **FAST), tmp_path / "r")
     assert h.stopped == "max_seconds" and 0 < len(h.loss) < 10_000 * 25
     assert checkpoint.read(tmp_path / "r" / "checkpoint.safetensors")[1]["meta"]["step"] == len(h.loss)
+
+
+def test_cpu_time_budget_stops_on_process_cpu_seconds(digits):
+    h = fit(small_vae(), digits, TrainConfig(epochs=10_000, batch_size=16, max_seconds=0.5, budget_clock="cpu", **FAST))
+    assert h.stopped == "max_seconds" and h.cpu_seconds >= 0.5 and h.seconds > 0
+    with pytest.raises(VaekitError, match="budget_clock"):
+        TrainConfig(budget_clock="gpu")

@@ -55,12 +55,15 @@ class TrainConfig:
     checkpoint_every: int = 0             # steps between checkpoints; 0 = end of every epoch only
     max_steps: int | None = None
     max_seconds: float | None = None      # a training-time budget (checked after every step)
+    budget_clock: str = "wall"            # max_seconds counts "wall" seconds or this process's "cpu" seconds
     device: str = "auto"
     progress: bool = True
     tensorboard: bool = True
 
     def __post_init__(self):
         self.betas = tuple(self.betas)
+        if self.budget_clock not in ("wall", "cpu"):
+            raise VaekitError(f"train config field budget_clock must be wall or cpu, got {self.budget_clock!r}")
         if self.lr_schedule not in ("constant", "cosine", "step"):
             raise VaekitError(f"train config field lr_schedule must be constant, cosine or step, got {self.lr_schedule!r}")
         if self.on_nonfinite not in ("raise", "skip"):
@@ -149,7 +152,8 @@ class History:
     val: list[float] = dataclasses.field(default_factory=list)
     terms: dict[str, list[float]] = dataclasses.field(default_factory=dict)   # logged terms, one per step
     stopped: str = "completed"
-    seconds: float = 0.0
+    seconds: float = 0.0                  # wall seconds
+    cpu_seconds: float = 0.0              # CPU seconds of this process (all its threads)
 
 
 @torch.no_grad()
@@ -308,7 +312,8 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
         state.update(checkpoint.restore(run_dir / "checkpoint.safetensors", model, opt, rng=True, rank=dd.rank))
     log = RunLog(run_dir if dd.main else None, state["step"] if resume else 0, cfg.tensorboard)
     hist = History()
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    clock, start = (time.perf_counter, t0) if cfg.budget_clock == "wall" else (time.process_time, cpu0)
 
     def save(name="checkpoint.safetensors"):
         rng = dd.gather(torch.get_rng_state())
@@ -339,7 +344,7 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
                     current.index = i
                     value_t, terms = step_fn(xb, state["step"])
                     names = list(terms)
-                    over = float(cfg.max_seconds is not None and time.perf_counter() - t0 > cfg.max_seconds)
+                    over = float(cfg.max_seconds is not None and clock() - start > cfg.max_seconds)
                     stats = torch.stack([value_t.detach(), *(terms[k].detach() for k in names)]).float().cpu()
                     stats = dd.mean(torch.cat([stats, torch.tensor([over])]))   # ranks agree on the time budget
                     out_of_time = float(stats[-1]) > 0
@@ -417,6 +422,6 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
     dd.barrier()                                       # every rank is done writing and reading
     if x_val is not None and run_dir is not None and (run_dir / "best.safetensors").is_file():
         checkpoint.restore(run_dir / "best.safetensors", model)
-    hist.seconds = time.perf_counter() - t0
+    hist.seconds, hist.cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
     model.eval()
     return hist
