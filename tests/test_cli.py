@@ -57,3 +57,17 @@ def test_help_lists_every_command():
     for cmd in ("fit", "eval", "sample", "encode", "data", "demo", "report"):
         assert cmd in out
     assert "--latent-dim" in run("fit", "--help").stdout
+
+
+def test_a_report_records_the_command_line_that_reruns_it(tmp_path):
+    import shlex
+
+    from vaekit.cli import build_parser
+    from vaekit.reports import run_report
+
+    run_report("iwae2015", out_root=tmp_path, quick=True, budget_minutes="0.02", nll_k="20")
+    cmd = json.loads((tmp_path / "iwae2015" / "results.json").read_text())["command"]
+    argv = shlex.split(cmd)
+    assert argv == ["vaekit", "report", "iwae2015", "--quick", "--option", "budget_minutes=0.02", "--option", "nll_k=20"]
+    args = build_parser().parse_args(argv[1:])        # the CLI accepts it as written
+    assert args.quick and args.option == ["budget_minutes=0.02", "nll_k=20"]

@@ -173,8 +173,10 @@ def run_report(name: str, out_root="reports", quick=False, data_dir=None, seed=0
         raise VaekitError(f"unknown report {name!r}; available: {', '.join(names)}")
     out_dir = Path(out_root) / name
     out_dir.mkdir(parents=True, exist_ok=True)
-    argv = ["vaekit", "report", name] + (["--quick"] if quick else []) + [
-        f"--{k.replace('_', '-')}={v}" for k, v in options.items() if v is not None]
+    argv = ["vaekit", "report", name] + (["--quick"] if quick else [])
+    for k, v in options.items():          # the command line that reruns this report
+        if v is not None:
+            argv += ["--pretrained"] if k == "pretrained" else ["--option", f"{k}={v}"]
     ctx = Context(name, out_dir, quick, data_dir, seed, options, shlex.join(argv))
     t0 = time.perf_counter()
     REPORTS[name](ctx)
