@@ -40,3 +40,10 @@ def evaluate(model, x: torch.Tensor, *, k: int = 50, nll_k: int = 0, batch_size:
     if "nll" in out:
         out["nll_k"] = nll_k
     return out
+
+
+@torch.no_grad()
+def active_units(model, x, threshold: float = 0.01) -> int:
+    """Latent dimensions whose posterior mean varies across the data by more than `threshold`
+    (Burda et al. 2015's count of active units)."""
+    return int((model.embed(x).var(0) > threshold).sum())

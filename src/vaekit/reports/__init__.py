@@ -117,9 +117,8 @@ def trained(ctx, tag: str, model_name: str, cfg: dict, data, train_cfg):
                 return saved, {**info, "loaded": True}
         except (VaekitError, ValueError):
             pass
-    cpu0 = time.process_time()
     hist = fit(model, data, train_cfg, run_dir=run_dir, overwrite=True)
-    info = {"seconds": hist.seconds, "cpu_seconds": time.process_time() - cpu0, "steps": len(hist.steps),
+    info = {"seconds": hist.seconds, "cpu_seconds": hist.cpu_seconds, "steps": len(hist.steps),
             "threads": torch.get_num_threads(), "train_config": recipe}
     atomic_write_text(info_file, json.dumps(info, indent=2))
     return model, {**info, "loaded": False}

@@ -119,7 +119,7 @@ def run(ctx) -> None:
 
     with torch.no_grad():     # how much the code says about the molecule: KL and active units (posterior collapse?)
         from .. import bounds
-        from .iwae2015 import active_units
+        from ..evaluate import active_units
 
         items = model.items(fits[:1000], {p: v[kept[:1000]] for p, v in test.props.items()})
         terms = bounds.elbo(model, items, n_samples=4).terms

@@ -21,6 +21,7 @@ import torch
 
 from ..bounds import log_likelihood
 from ..data import load
+from ..evaluate import active_units
 from ..models import build
 from ..train import TrainConfig, fit
 from . import report
@@ -28,12 +29,6 @@ from . import report
 CITATION = "Burda, Grosse & Salakhutdinov 2015, Table 1 (1 stochastic layer)"
 ROWS = [("VAE (k=1)", "vae", 1, 86.76, 87.5), ("IWAE (k=5)", "iwae", 5, 85.54, None),
         ("IWAE (k=50)", "iwae", 50, 84.78, 86.0)]
-
-
-@torch.no_grad()
-def active_units(model, x, threshold: float = 0.01) -> int:
-    """Latent dimensions whose posterior mean varies across the data by more than `threshold`."""
-    return int((model.embed(x).var(0) > threshold).sum())
 
 
 def budget_steps(model, x, cfg: TrainConfig, seconds: float, probe_seconds: float = 20.0) -> int:
