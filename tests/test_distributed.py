@@ -94,7 +94,8 @@ def _kill_a_worker_and_wait(proc, run):
                     os.kill(killed, signal.SIGKILL)
     out, err = proc.communicate(timeout=300)
     assert killed is not None, "the run finished before a worker could be killed"
-    assert proc.returncode == 0, err[-3000:]
+    # the whole stderr: a restarted rank's own error comes before torchrun's long report
+    assert proc.returncode == 0, err[-20000:]
     total = 40 * 23                                   # 40 epochs of ceil(1438 / 64) batches
     assert steps_logged(run) == list(range(1, total + 1))      # final step count, no gap, no duplicate
     assert checkpoint.read(run / "checkpoint.safetensors")[1]["meta"]["step"] == total
