@@ -64,7 +64,8 @@ def _children(pid):
 
 def test_killed_worker_is_restarted_and_resumes_without_gap(tmp_path):
     run = tmp_path / "elastic"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # PYTHONFAULTHANDLER: a rank that aborts (SIGABRT from C++) prints the Python stack it died in
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "vaekit", "fit", str(run), *COMMON, "--epochs", "40",
                              "--checkpoint-every", "10", "--nproc", "2", "--max-restarts", "1"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)

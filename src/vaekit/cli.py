@@ -220,7 +220,7 @@ def cmd_fit(args) -> None:
                      seed=args.seed, val_fraction=args.val_fraction, patience=args.patience, binarize=args.binarize,
                      on_nonfinite=args.on_nonfinite, checkpoint_every=args.checkpoint_every, max_steps=args.max_steps,
                      max_seconds=args.max_seconds, device=args.device, progress=not args.no_progress, tensorboard=not args.no_tensorboard)
-    from .distributed import teardown
+    from .distributed import end_worker, teardown
 
     try:
         hist = fit(model, data, tc, args.run_dir, resume=args.resume, overwrite=args.overwrite,
@@ -237,6 +237,8 @@ def cmd_fit(args) -> None:
         atomic_write_text(Path(args.run_dir) / "training.json", json.dumps(
             {"seconds": round(hist.seconds, 1), "steps": len(hist.steps), "stopped": hist.stopped,
              "resumed": bool(args.resume)}, indent=1))
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        end_worker(0)                     # a torchrun worker: done; skip the interpreter's shutdown
 
 
 def _molecules(args, cfg: dict):
