@@ -113,12 +113,13 @@ def test_elbo_with_beta_weights_only_the_kl():
     assert torch.allclose(l2.value - l1.value, l1.terms["kl"])
 
 
-def test_iwae2015_quick_report_runs_every_row(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_iwae2015_quick_report_runs_every_row(tmp_path, workers):
     import json
 
     from vaekit.reports import run_report
 
-    run_report("iwae2015", out_root=tmp_path, quick=True, budget_minutes=0.02, nll_k=20)
+    run_report("iwae2015", out_root=tmp_path, quick=True, budget_minutes=0.02, nll_k=20, workers=workers)
     rows = json.loads((tmp_path / "iwae2015" / "results.json").read_text())["rows"]
     assert [r["metric"].split(":")[0] for r in rows[::2]] == ["VAE (k=1)", "IWAE (k=5)", "IWAE (k=50)"]
     assert all(r["ours"] > 0 for r in rows[::2])                          # an NLL in nats
