@@ -211,8 +211,14 @@ def test_quick_report_runs_end_to_end(tmp_path):
 
     if not (Path(os.environ.get("VAEKIT_DATA", "")) / "moses").is_dir():
         pytest.skip("MOSES splits not found (set VAEKIT_DATA)")
-    res = run_report("chemvae", out_root=tmp_path, quick=True)
+    smiles_model, _ = small_model("smiles")          # an untrained SMILES model: its prior row must appear
+    (tmp_path / "smiles-run").mkdir()
+    save(tmp_path / "smiles-run" / "checkpoint.safetensors", smiles_model)
+    res = run_report("chemvae", out_root=tmp_path, quick=True, prior_runs=str(tmp_path / "smiles-run"))
     metrics = {r.metric for r in res.rows}
+    prior = [r for r in res.rows if r.data == "prior"]
+    assert [r.note.split(";")[0].split()[0] for r in prior] == ["selfies", "smiles"]
+    assert prior[1].paper == 0.7 and prior[1].met is None and 0 <= prior[1].ours <= 100
     assert {"valid", "FCD/Test", "SNN/Test", "Novelty", "reconstruction accuracy (10 encodings x 10 decodings)"} <= metrics
     assert (tmp_path / "chemvae" / "top_molecules.png").is_file() and (tmp_path / "chemvae" / "index.html").is_file()
 
