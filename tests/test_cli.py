@@ -71,3 +71,13 @@ def test_a_report_records_the_command_line_that_reruns_it(tmp_path):
     assert argv == ["vaekit", "report", "iwae2015", "--quick", "--option", "budget_minutes=0.02", "--option", "nll_k=20"]
     args = build_parser().parse_args(argv[1:])        # the CLI accepts it as written
     assert args.quick and args.option == ["budget_minutes=0.02", "nll_k=20"]
+
+
+def test_a_report_option_that_cannot_be_read_is_a_one_line_error(tmp_path, capsys):
+    from vaekit.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["report", "iwae2015", "--quick", "--out", str(tmp_path), "--option", "workers=abc"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "vaekit: error: report iwae2015: option workers must be int, got 'abc'"

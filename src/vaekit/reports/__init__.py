@@ -75,6 +75,17 @@ class Context:
         self.rows.append(r)
         return r
 
+    def option(self, key: str, default, kind=float):
+        """Option `key` (from --option key=value) converted by `kind`, or `default` when not given;
+        a value `kind` cannot read is a one-line error naming the option."""
+        value = self.options.get(key)
+        if value is None:
+            return default
+        try:
+            return kind(value)
+        except (TypeError, ValueError):
+            raise VaekitError(f"report {self.name}: option {key} must be {kind.__name__}, got {value!r}") from None
+
     def log(self, message: str) -> None:
         """A progress line, so that a long report is not silent."""
         if not hasattr(self, "_t0"):

@@ -87,11 +87,10 @@ def run(ctx) -> None:
     """Options: budget_minutes (CPU-minutes per row), nll_k, nll_items, and workers: rows trained side by
     side in that many processes of one thread each. The budget is CPU time of each row's own process,
     so rows sharing the cores get the same training as rows run one after another, only later."""
-    opts = ctx.options
-    budget = float(opts.get("budget_minutes", 0.05 if ctx.quick else 60))
-    nll_k = int(opts.get("nll_k", 200 if ctx.quick else 5000))
-    nll_items = int(opts["nll_items"]) if "nll_items" in opts else None
-    workers = int(opts.get("workers", 1))
+    budget = ctx.option("budget_minutes", 0.05 if ctx.quick else 60.0)
+    nll_k = ctx.option("nll_k", 200 if ctx.quick else 5000, int)
+    nll_items = ctx.option("nll_items", None, int)
+    workers = ctx.option("workers", 1, int)
     ctx.extra["budget_minutes"] = budget
     jobs = [(name, k, budget, ctx.quick, ctx.data_dir, nll_k, nll_items, ctx.seed) for _, name, k, _, _ in ROWS]
     ctx.log(f"training {len(ROWS)} rows for {budget:g} CPU-min each, {workers} at a time")
