@@ -124,3 +124,16 @@ def test_iwae2015_quick_report_runs_every_row(tmp_path, workers):
     assert [r["metric"].split(":")[0] for r in rows[::2]] == ["VAE (k=1)", "IWAE (k=5)", "IWAE (k=50)"]
     assert all(r["ours"] > 0 for r in rows[::2])                          # an NLL in nats
     assert all(0 <= r["ours"] <= 8 for r in rows[1::2])                   # active units of 8
+
+
+def test_iwae2015_rows_option_trains_only_the_rows_asked_for(tmp_path):
+    import json
+
+    from vaekit.errors import VaekitError
+    from vaekit.reports import run_report
+
+    run_report("iwae2015", out_root=tmp_path, quick=True, budget_minutes=0.01, nll_k=10, rows="1,50")
+    rows = json.loads((tmp_path / "iwae2015" / "results.json").read_text())["rows"]
+    assert [r["metric"].split(":")[0] for r in rows[::2]] == ["VAE (k=1)", "IWAE (k=50)"]
+    with pytest.raises(VaekitError, match=r"option rows takes k values from \[1, 5, 50\], got '2'"):
+        run_report("iwae2015", out_root=tmp_path, quick=True, rows="2")

@@ -103,6 +103,19 @@ def test_kl_warmup_and_lr_schedules():
     cfg = TrainConfig(lr=1.0, lr_schedule="cosine", lr_final=0.0)
     assert lr_at(cfg, 0, 100) == 1.0 and lr_at(cfg, 50, 100) == pytest.approx(0.5) and lr_at(cfg, 100, 100) < 1e-12
     assert lr_at(TrainConfig(lr=1.0, lr_schedule="step"), 80, 100) == pytest.approx(0.01)
+    # a time budget further along than the steps drives the schedule
+    assert lr_at(cfg, 10, 100, spent=0.5) == pytest.approx(0.5) and lr_at(cfg, 60, 100, spent=0.5) < 0.5
+    assert lr_at(cfg, 10, 100, spent=1.2) < 1e-12
+
+
+def test_a_time_budget_ends_the_learning_rate_schedule(digits):
+    """A run cut by max_seconds still anneals: the cosine runs over the budget, not the planned epochs."""
+    cfg = TrainConfig(epochs=10_000, batch_size=16, lr=1e-2, lr_schedule="cosine", lr_final=1e-4, max_seconds=1.0,
+                      **FAST)
+    h = fit(small_vae(), digits, cfg)
+    lr = h.terms["lr"]
+    assert h.stopped == "max_seconds" and lr[0] == pytest.approx(1e-2)
+    assert all(a >= b for a, b in zip(lr, lr[1:])) and lr[-1] < 2e-4      # annealed to the end of the budget
 
 
 def test_run_directory_is_never_clobbered(tmp_path, digits):

@@ -41,8 +41,9 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 128
     lr: float = 1e-3
-    lr_schedule: str = "constant"        # "constant" | "cosine" | "step" (x0.1 at 50 % and 75 %)
-    lr_final: float = 0.0                 # cosine: learning rate at the last step
+    lr_schedule: str = "constant"        # "constant" | "cosine" | "step" (x0.1 at 50 % and 75 %), over the run:
+                                          # its steps, or its max_seconds where the time budget ends it first
+    lr_final: float = 0.0                 # cosine: learning rate at the run's end
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     weight_decay: float = 0.0
@@ -128,14 +129,16 @@ def pick_device(name: str = "auto", dd: distributed.Dist | None = None) -> torch
     return torch.device("cpu")
 
 
-def lr_at(cfg: TrainConfig, step: int, total: int, lr: float | None = None) -> float:
-    """The learning rate at `step` of `total`, starting from `lr` (default cfg.lr)."""
+def lr_at(cfg: TrainConfig, step: int, total: int, lr: float | None = None, spent: float = 0.0) -> float:
+    """The learning rate at `step` of `total`, starting from `lr` (default cfg.lr). `spent` is the fraction of
+    a time budget used so far: the schedule follows whichever of steps and budget is further along, so a
+    budgeted run ends its schedule when its time ends, however fast the machine turns out to be."""
     lr = cfg.lr if lr is None else lr
+    t = min(max(step / max(total, 1), spent), 1.0)
     if cfg.lr_schedule == "cosine":
-        t = min(step / max(total, 1), 1.0)
         return cfg.lr_final + 0.5 * (lr - cfg.lr_final) * (1 + math.cos(math.pi * t))
     if cfg.lr_schedule == "step":
-        return lr * (0.1 ** sum(step >= f * total for f in (0.5, 0.75)))
+        return lr * (0.1 ** sum(t >= f for f in (0.5, 0.75)))
     return lr
 
 
@@ -328,7 +331,7 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
 
         bar = tqdm(total=total, initial=state["step"], unit="step", leave=False)
     try:
-        out_of_time = False
+        out_of_time, spent = False, 0.0   # spent: the fraction of max_seconds used, agreed by all ranks
         while state["epoch"] < cfg.epochs and (cfg.max_steps is None or state["step"] < cfg.max_steps):
             batches = epoch_batches(len(x), cfg.batch_size, cfg.seed, state["epoch"])
             while state["batch"] < len(batches):
@@ -339,15 +342,16 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
                 state["batch"] += 1
                 row, skip = {}, False
                 for i, (phase, ps, o) in enumerate(zip(phases, params, opts)):
+                    lr = lr_at(cfg, state["step"], total, phase.lr, spent)
                     for g in o.param_groups:
-                        g["lr"] = lr_at(cfg, state["step"], total, phase.lr)
+                        g["lr"] = lr
                     current.index = i
                     value_t, terms = step_fn(xb, state["step"])
                     names = list(terms)
-                    over = float(cfg.max_seconds is not None and clock() - start > cfg.max_seconds)
+                    used = 0.0 if cfg.max_seconds is None else (clock() - start) / max(cfg.max_seconds, 1e-9)
                     stats = torch.stack([value_t.detach(), *(terms[k].detach() for k in names)]).float().cpu()
-                    stats = dd.mean(torch.cat([stats, torch.tensor([over])]))   # ranks agree on the time budget
-                    out_of_time = float(stats[-1]) > 0
+                    stats = dd.mean(torch.cat([stats, torch.tensor([float(used > 1), used])]))   # ranks agree on the budget
+                    out_of_time, spent = float(stats[-2]) > 0, float(stats[-1])
                     value = float(stats[0])
                     if not math.isfinite(value):
                         if cfg.on_nonfinite == "raise":
@@ -370,7 +374,8 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
                     prefix = f"{phase.name}/" if game else ""
                     if game:
                         row[prefix + "loss"] = value
-                    row.update({prefix + k: float(v) for k, v in zip(names, stats[1:])})
+                    row.update({prefix + k: float(v) for k, v in zip(names, stats[1:-2])})
+                    row[prefix + "lr"] = lr
                 if skip:
                     state["skipped"] += 1
                     continue
