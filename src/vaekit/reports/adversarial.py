@@ -49,7 +49,7 @@ def smooth(v, w):
 # -- 1. the 2-D GAN -------------------------------------------------------------------------------------
 def gan_part(ctx, plt):
     quick = ctx.quick
-    steps = int(ctx.options.get("gan_steps", 200 if quick else 10000))
+    steps = ctx.option("gan_steps", 200 if quick else 10000, int)
     snaps = sorted({0, *(int(f * steps) for f in ((0.5, 1.0) if quick else (0.025, 0.1, 0.25, 0.5, 1.0)))})
     radius, std, n_modes = 2.0, 0.02, 8
     centres = A.circle_points(n_modes, radius)
@@ -143,7 +143,7 @@ def aae_part(ctx, plt):
         return None
     n_train, n_test = (2000, 500) if quick else (len(train), len(test))
     x, x_test, y_test = train.x[:n_train], test.x[:n_test], test.y[:n_test]
-    steps = int(ctx.options.get("steps", 40 if quick else 3000))
+    steps = ctx.option("steps", 40 if quick else 3000, int)
     hidden = (64,) if quick else (512, 256)
     cfg = dict(data_shape=(28, 28), latent_dim=2, hidden=hidden, likelihood="bernoulli")
     batch = 100

@@ -55,7 +55,7 @@ def _train_quick(ctx):
     model = chem_model(mols, "selfies", latent_dim=16, dense=64, gru_hidden=64, gru_layers=1, prop_hidden=(32,))
     t0 = time.perf_counter()
     fit(model, model.items(mols.smiles, mols.props),
-        TrainConfig(epochs=50, batch_size=64, lr=3e-3, max_seconds=float(ctx.options.get("train_seconds", 20)),
+        TrainConfig(epochs=50, batch_size=64, lr=3e-3, max_seconds=ctx.option("train_seconds", 20, float),
                     seed=ctx.seed, progress=False, tensorboard=False))
     return model.eval(), {"molecules": len(mols), "seconds": time.perf_counter() - t0, "source": "quick"}
 
@@ -95,13 +95,13 @@ def run(ctx) -> None:
     from ..chem.dataset import scored
     from ..chem.props import canonical, penalized_logp
 
-    opts, q = ctx.options, ctx.quick
-    n_recon = int(opts.get("n_recon", 20 if q else 1000))
-    n_z, n_dec = int(opts.get("n_z", 20 if q else 1000)), int(opts.get("n_decode", 10 if q else 100))
-    n_samples = int(opts.get("n_samples", 500 if q else 30000))
-    n_fcd_ref = int(opts.get("fcd_ref", 2000 if q else 176074))
-    rounds, batch, n_gp = int(opts.get("bo_rounds", 2 if q else 10)), int(opts.get("bo_batch", 10 if q else 50)), \
-        int(opts.get("bo_train", 200 if q else 2000))
+    q = ctx.quick
+    n_recon = ctx.option("n_recon", 20 if q else 1000, int)
+    n_z, n_dec = ctx.option("n_z", 20 if q else 1000, int), ctx.option("n_decode", 10 if q else 100, int)
+    n_samples = ctx.option("n_samples", 500 if q else 30000, int)
+    n_fcd_ref = ctx.option("fcd_ref", 2000 if q else 176074, int)
+    rounds, batch, n_gp = ctx.option("bo_rounds", 2 if q else 10, int), ctx.option("bo_batch", 10 if q else 50, int), \
+        ctx.option("bo_train", 200 if q else 2000, int)
     g = torch.Generator().manual_seed(ctx.seed)
     torch.manual_seed(ctx.seed)
 
@@ -157,7 +157,7 @@ def run(ctx) -> None:
         from ..data.smiles import moses_path
         train_set = metrics.canonical_set(metrics.read_smiles_csv(moses_path("train", ctx.data_dir)))
     # the main model, then any others named by --option prior_runs=DIR[,DIR] (e.g. a SMILES model)
-    others = [r for r in str(opts.get("prior_runs", "")).split(",") if r]
+    others = [r for r in ctx.option("prior_runs", "", str).split(",") if r]
     for m, source in [(model, None)] + [(_load(ctx, r)[0], r) for r in others]:
         t0 = time.perf_counter()
         kind = m.config.kind

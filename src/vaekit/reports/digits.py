@@ -88,7 +88,7 @@ def run(ctx):
     torch.manual_seed(ctx.seed)
     # the sklearn digits: 1,437 training items of 8 x 8, quick and always run
     train, test = load("digits", "train"), load("digits", "test")
-    epochs = int(ctx.options.get("epochs") or (150 if ctx.quick else 300))
+    epochs = ctx.option("epochs", 150 if ctx.quick else 300, int)
     one(ctx, "digits", train, test, dict(data_shape=(8, 8), latent_dim=2, hidden=(128, 64)),
         TrainConfig(epochs=epochs, batch_size=64, lr=2e-3, seed=ctx.seed, progress=False, tensorboard=False),
         "sklearn digits", binarize_test=False)
@@ -97,6 +97,6 @@ def run(ctx):
     # MNIST: Kingma & Welling's setting (MLP encoder/decoder, 2-D latent), dynamic binarization
     train, test = load("mnist", "train", ctx.data_dir), load("mnist", "test", ctx.data_dir)
     one(ctx, "mnist", train, test, dict(data_shape=(28, 28), latent_dim=2, hidden=(512, 256)),
-        TrainConfig(epochs=int(ctx.options.get("mnist_epochs") or 20), batch_size=128, lr=1e-3,
+        TrainConfig(epochs=ctx.option("mnist_epochs", 20, int), batch_size=128, lr=1e-3,
                     lr_schedule="cosine", binarize=True, seed=ctx.seed, progress=False, tensorboard=False),
         "MNIST", binarize_test=True)

@@ -83,8 +83,8 @@ def run(ctx):
 
     torch.manual_seed(ctx.seed)
     quick = ctx.quick
-    size = int(ctx.options.get("size") or (16 if quick else 32))
-    latent_dim = int(ctx.options.get("latent_dim") or (8 if quick else 32))
+    size = ctx.option("size", 16 if quick else 32, int)
+    latent_dim = ctx.option("latent_dim", 8 if quick else 32, int)
     dirs = ctx.options.get("font_dirs")
     dirs = None if not dirs else [d for d in str(dirs).split(",") if d]
     if quick and dirs is None:
@@ -106,8 +106,8 @@ def run(ctx):
     ctx.extra["attribute_counts"] = {a: int(np.nansum(train.attribute(a))) for a in ("bold", "italic", "condensed")}
 
     # -- model -----------------------------------------------------------------------------------
-    epochs = int(ctx.options.get("epochs") or (60 if quick else 120))
-    beta = float(ctx.options.get("beta") or 0.25)   # < 1: the codes carry more of each font (see the module doc)
+    epochs = ctx.option("epochs", 60 if quick else 120, int)
+    beta = ctx.option("beta", 0.25, float)   # < 1: the codes carry more of each font (see the module doc)
     cfg = dict(data_shape=(len(CHARS), size, size), latent_dim=latent_dim, arch=ctx.options.get("arch") or "mlp",
                hidden=(64,) if quick else (256,), glyph_hidden=128 if quick else 512,
                glyph_features=16 if quick else 64, beta=beta)
@@ -124,7 +124,7 @@ def run(ctx):
     pca = PCA(k, random_state=ctx.seed).fit(train.images.flatten(1).numpy())
     rec_pca = torch.from_numpy(pca.inverse_transform(pca.transform(test.images.flatten(1).numpy()))).float()
     rec_pca = rec_pca.clamp(0, 1).reshape(test.images.shape)
-    z_ref = latent.refine_codes(model, test.images, steps=int(ctx.options.get("refine_steps") or 150))
+    z_ref = latent.refine_codes(model, test.images, steps=ctx.option("refine_steps", 150, int))
     rec_ref = torch.cat([model.generate(zb) for zb in z_ref.split(64)])
     e_vae, e_pca = pixel_mse(rec, test.images), pixel_mse(rec_pca, test.images)
     e_ref = pixel_mse(rec_ref, test.images)

@@ -24,7 +24,7 @@ def run(ctx):
     torch.manual_seed(ctx.seed)
     t0 = time.perf_counter()
     train, test = load("frey", "train", ctx.data_dir), load("frey", "test", ctx.data_dir)
-    epochs = int(ctx.options.get("epochs") or (100 if ctx.quick else 600))
+    epochs = ctx.option("epochs", 100 if ctx.quick else 600, int)
     cfg = dict(data_shape=(28, 20), latent_dim=2, hidden=(200,), activation="tanh", likelihood="gaussian", sigma=None)
     tcfg = TrainConfig(epochs=epochs, batch_size=100, lr=1e-3, seed=ctx.seed, progress=False, tensorboard=False)
     model, info = trained(ctx, "frey" + ("-quick" if ctx.quick else ""), "vae", cfg, train, tcfg)

@@ -386,7 +386,7 @@ def closing_note(rows) -> str:
 @report("hinton2006")
 def run(ctx) -> None:
     """Options: datasets (comma list, default all three), threads (torch threads, default 1)."""
-    threads = int(ctx.options.get("threads") or 1)
+    threads = ctx.option("threads", 1, int)
     torch.set_num_threads(threads)
     wanted = [d for d in str(ctx.options.get("datasets") or "curves,mnist,olivetti").split(",") if d]
     plans = QUICK if ctx.quick else FULL

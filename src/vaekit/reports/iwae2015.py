@@ -87,7 +87,7 @@ def run(ctx) -> None:
                           f"got {ctx.options['rows']!r}")
     ctx.extra["budget_minutes"] = budget
     jobs = [(name, k, budget, ctx.quick, ctx.data_dir, nll_k, nll_items, ctx.seed) for _, name, k, _, _ in rows]
-    ctx.log(f"training {len(rows)} rows for {budget:g} CPU-min each, {workers} at a time")
+    ctx.log(f"training {len(rows)} row{'s' if len(rows) > 1 else ''} for {budget:g} CPU-min each, {workers} at a time")
     if workers > 1:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
