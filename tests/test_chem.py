@@ -221,6 +221,11 @@ def test_quick_report_runs_end_to_end(tmp_path):
     assert prior[1].paper == 0.7 and prior[1].met is None and 0 <= prior[1].ours <= 100
     assert {"valid", "FCD/Test", "SNN/Test", "Novelty", "reconstruction accuracy (10 encodings x 10 decodings)"} <= metrics
     assert (tmp_path / "chemvae" / "top_molecules.png").is_file() and (tmp_path / "chemvae" / "index.html").is_file()
+    con = {r.metric.split(", ")[1].split(":")[0]: r for r in res.rows if r.metric.startswith("constrained")}
+    assert list(con) == ["sim >= 0.0", "sim >= 0.2", "sim >= 0.4", "sim >= 0.6"]
+    assert con["sim >= 0.4"].paper == 0.84 and all(r.ours >= 0 for r in con.values())
+    # a looser similarity threshold can only find as much improvement or more
+    assert con["sim >= 0.0"].ours >= con["sim >= 0.2"].ours >= con["sim >= 0.4"].ours >= con["sim >= 0.6"].ours
 
 
 @pytest.mark.parametrize("kind", ["smiles", "selfies"])

@@ -30,6 +30,36 @@ def test_fit_eval_sample_encode(tmp_path, capsys):
     assert "steps" in capsys.readouterr().out
 
 
+def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path, capsys):
+    import csv
+
+    from vaekit.checkpoint import load_model
+
+    base = ["--no-progress", "--no-tensorboard", "--batch-size", "64"]
+    main(["fit", str(tmp_path / "a"), "--latent-dim", "2", "--hidden", "32", "--epochs", "30", *base])
+    main(["fit", str(tmp_path / "fresh"), "--latent-dim", "2", "--hidden", "32", "--beta", "0.5", "--epochs", "1",
+          *base])
+    main(["fit", str(tmp_path / "b"), "--init-from", str(tmp_path / "a"), "--beta", "0.5", "--epochs", "1", *base])
+    b = load_model(tmp_path / "b")
+    assert b.name == "vae" and b.config.beta == 0.5 and b.config.latent_dim == 2 and b.config.hidden == (32,)
+
+    def first_loss(run):
+        return float(next(csv.DictReader(open(tmp_path / run / "log.csv")))["loss"])
+
+    assert first_loss("b") < 0.8 * first_loss("fresh")      # it starts where run a ended, not from scratch
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["data"]["init_from"] == str(tmp_path / "a")
+    np.save(tmp_path / "small.npy", np.random.default_rng(0).random((20, 4, 4)).astype(np.float32))
+    for args, match in [(["--init-from", str(tmp_path / "a"), "--data", str(tmp_path / "small.npy")],
+                         "differs in ['data_shape']"),
+                        (["--init-from", str(tmp_path / "a"), "--latent-dim", "3"], "weights do not fit"),
+                        (["--init-from", str(tmp_path / "a"), "--resume"], "without --config and --resume"),
+                        (["--init-from", str(tmp_path / "nowhere")], "no checkpoint")]:
+        with pytest.raises(SystemExit):
+            main(["fit", str(tmp_path / "c"), *args, *base])
+        assert match in capsys.readouterr().err
+    assert not (tmp_path / "c" / "checkpoint.safetensors").exists()
+
+
 @pytest.mark.parametrize("args, match", [
     (["fit", "{rd}", "--model", "diffusion"], "unknown model 'diffusion'"),
     (["fit", "{rd}", "--data", "nowhere.npz"], "nowhere.npz"),

@@ -181,12 +181,28 @@ def _load_model_tensors(model, tensors, path):
         raise VaekitError(f"{path}: weights do not fit the model ({str(e).splitlines()[0][:160]})") from None
 
 
-def load_model(path, device: str | torch.device = "cpu"):
-    """Rebuild a model from a checkpoint file or a run directory (uses best.safetensors if present)."""
+def weights_file(path) -> Path:
+    """The checkpoint a run directory's model lives in (best.safetensors if present), or `path` itself."""
     path = Path(path)
     if path.is_dir():
         best, last = path / "best.safetensors", path / "checkpoint.safetensors"
         path = best if best.is_file() else last
+    return path
+
+
+def load_weights(path, model) -> dict:
+    """Copy the weights of a checkpoint (file or run directory) into `model`, for a run that starts from
+    them (`vaekit fit --init-from`); optimizer state and counters are not taken. Returns the saved
+    model header {"model": name, "config": {...}}."""
+    path = weights_file(path)
+    tensors, header = read(path)
+    _load_model_tensors(model, tensors, path)
+    return header["model"]
+
+
+def load_model(path, device: str | torch.device = "cpu"):
+    """Rebuild a model from a checkpoint file or a run directory (uses best.safetensors if present)."""
+    path = weights_file(path)
     tensors, header = read(path)
     try:
         model = from_config(header["model"])

@@ -70,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--no-tensorboard", action="store_true")
     p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
+    p.add_argument("--init-from", default=None, metavar="RUN",
+                   help="start from the weights of another run (a run directory or .safetensors file): its model "
+                        "and config, with the model flags given here changing fields such as --beta; fresh "
+                        "optimizer and step count")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in the directory")
     d = p.add_argument_group("distributed (torch.distributed; see README for several machines)")
     d.add_argument("--nproc", type=int, default=1, help="processes on this machine, launched with torchrun")
@@ -191,12 +195,20 @@ def cmd_fit(args) -> None:
     from .data import load
     from .train import TrainConfig, fit
 
-    cfg = _read_json(args.config) if args.config else {}
-    if "config" in cfg and "model" in cfg:      # a saved {"model": ..., "config": ...} file
+    if args.init_from and (args.config or args.resume):
+        raise VaekitError("--init-from takes the model config from that run: give it without --config and --resume")
+    init = None
+    if args.init_from:
+        from .checkpoint import read, weights_file
+
+        init = read(weights_file(args.init_from))[1]["model"]
+    cfg = init or (_read_json(args.config) if args.config else {})
+    if "config" in cfg and "model" in cfg:      # a saved {"model": ..., "config": ...} file or the --init-from run
         args.model = args.model if args.model != "vae" else cfg["model"]
         cfg = cfg["config"]
     cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
-    cfg.update({k: getattr(args, k) for k in MODEL_FLAGS if getattr(args, k) is not None})
+    flags = {k: getattr(args, k) for k in MODEL_FLAGS if getattr(args, k) is not None}
+    cfg.update(flags)
     cls = models.get(args.model)
     if args.model == "chemvae":
         data, cfg, spec = _molecules(args, cfg)
@@ -214,6 +226,8 @@ def cmd_fit(args) -> None:
 
     torch.manual_seed(args.seed)          # the initial weights follow --seed too
     model = models.build(args.model, **cfg)
+    if init is not None:
+        _start_from(model, init, args.init_from, flags)
     if args.model == "chemvae":
         data = model.items(data.smiles, data.props)
     tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
@@ -224,7 +238,8 @@ def cmd_fit(args) -> None:
 
     try:
         hist = fit(model, data, tc, args.run_dir, resume=args.resume, overwrite=args.overwrite,
-                   meta={"spec": spec, "split": args.split, "data_dir": args.data_dir, "molecules": args.molecules})
+                   meta={"spec": spec, "split": args.split, "data_dir": args.data_dir, "molecules": args.molecules,
+                         **({"init_from": str(args.init_from)} if init else {})})
     except BaseException:
         teardown(wait=False)
         raise
@@ -239,6 +254,23 @@ def cmd_fit(args) -> None:
              "resumed": bool(args.resume)}, indent=1))
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         end_worker(0)                     # a torchrun worker: done; skip the interpreter's shutdown
+
+
+def _start_from(model, init: dict, path, flags: dict) -> None:
+    """Load the weights of run `path` into `model`: the same model, and a config that differs only in the
+    fields set by flags (a chemical VAE's vocabulary, rebuilt from --data, must come out the same)."""
+    from .checkpoint import load_weights
+    from .models import config_dict
+
+    want = json.loads(json.dumps(config_dict(model)))
+    if want["model"] != init["model"]:
+        raise VaekitError(f"--init-from {path}: holds a {init['model']} model, not {want['model']}")
+    changed = sorted(k for k in set(want["config"]) | set(init["config"])
+                     if want["config"].get(k) != init["config"].get(k) and k not in flags)
+    if changed:
+        raise VaekitError(f"--init-from {path}: this run's model differs in {changed} "
+                          "(only the model flags given on the command line may change)")
+    load_weights(path, model)
 
 
 def _molecules(args, cfg: dict):
