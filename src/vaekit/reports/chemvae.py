@@ -147,11 +147,15 @@ def run(ctx) -> None:
     recon = metrics.reconstruction_accuracy(encode, decode, fits[:n_recon])
     greedy = np.mean([canonical(a) == b for a, b in
                       zip(model.decode_smiles(model.encode_smiles(fits[:n_recon]), greedy=True), fits[:n_recon])])
+    # what JT-VAE's released molvae/reconstruct.py measures: one sampled code, decoded greedily (10 codes here)
+    released = metrics.reconstruction_accuracy(encode, lambda z: model.decode_smiles(z, greedy=True),
+                                               fits[:n_recon], n_decode=1)
     ctx.row("MOSES test", "reconstruction accuracy (10 encodings x 10 decodings)", 100 * recon, paper=76.7,
             citation=C_JTVAE, seconds=time.perf_counter() - t0, target=">= 77",
             met=None if q else 100 * recon >= 77,
             note=f"{n_recon} test molecules; {ON_MOSES}; published CVAE 44.6, GVAE 53.7, SD-VAE 76.2, JT-VAE 76.7 "
-                 f"(%); greedy decoding of the posterior mean: {100 * greedy:.1f} %")
+                 f"(%); sampled codes decoded greedily (JT-VAE's released reconstruct.py): {100 * released:.1f} %; "
+                 f"greedy decoding of the posterior mean: {100 * greedy:.1f} %")
 
     # -- prior samples -------------------------------------------------------------------------------
     if q:   # novelty against a 2,000-molecule stand-in; the full run canonicalises all 1.58 M (cached)
