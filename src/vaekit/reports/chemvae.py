@@ -15,14 +15,21 @@ MOSES VAE's; with beta = 1 the GRU decoder ignores the code (KL about 1 nat per 
 units, no reconstructions: posterior collapse).  `--pretrained` uses the checkpoint committed under models/chemvae-selfies/.
 The report measures, each beside the published numbers:
 - reconstruction accuracy, JT-VAE's protocol (Jin et al. 2018, Table 1): every test molecule encoded 10
-  times, every code decoded 10 times, fraction of decodings equal to the input (canonical SMILES);
+  times, every code decoded 10 times, fraction of decodings equal to the input (canonical SMILES); the note
+  adds what JT-VAE's released script measures (a sampled code decoded greedily) and greedy decoding of
+  the posterior mean;
 - validity of prior samples (1,000 codes from N(0, I), each decoded 100 times), with uniqueness and novelty;
   `--option prior_runs=runs/chemvae-smiles-3k` adds the same row for other trained models (a SMILES one:
   the issue asks for both representations);
 - the MOSES table (Polykovskiy et al. 2020) on 30,000 prior samples against the MOSES test split;
 - the property head's mean absolute error on test molecules;
 - latent-space optimisation of penalized logP: Bayesian optimisation with a GP on the codes of training
-  molecules (10 rounds of 50, as in GVAE/JT-VAE), gradient ascent on the property head, random prior samples.
+  molecules (10 rounds of 50, as in GVAE/JT-VAE), gradient ascent on the property head, random prior samples;
+- JT-VAE's similarity-constrained optimisation (Table 3): the 800 test molecules with the lowest penalized
+  logP, each improved by gradient ascent from its code while the Tanimoto similarity to it stays >= delta.
+A run fine-tuned from another with a lower KL weight (JT-VAE found beta > 0.01 damages reconstruction),
+e.g. `vaekit fit runs/chemvae-b0005 --init-from runs/chemvae-long --beta 0.005 --warmup-steps 0 ...`,
+is reported the same way with `--option run=runs/chemvae-b0005`.
 The published reconstruction/validity/BO numbers were measured on ZINC250k; ours are on MOSES (a ZINC
 subset with a narrower weight range), which every such row says.
 """
