@@ -19,8 +19,8 @@ The report measures, each beside the published numbers:
   adds what JT-VAE's released script measures (a sampled code decoded greedily) and greedy decoding of
   the posterior mean;
 - validity of prior samples (1,000 codes from N(0, I), each decoded 100 times), with uniqueness and novelty;
-  `--option prior_runs=runs/chemvae-smiles-3k` adds the same row for other trained models (a SMILES one:
-  the issue asks for both representations);
+  `--option prior_runs=runs/chemvae-smiles-3k` adds the same row for other trained models (a SMILES one,
+  trained as above with `--kind smiles --max-steps 3000`: the issue asks for both representations);
 - the MOSES table (Polykovskiy et al. 2020) on 30,000 prior samples against the MOSES test split;
 - the property head's mean absolute error on test molecules;
 - latent-space optimisation of penalized logP: Bayesian optimisation with a GP on the codes of training
