@@ -151,7 +151,7 @@ def restore(path, model, optimizer: torch.optim.Optimizer | dict | None = None, 
     if header["model"] != json.loads(json.dumps(want)):
         raise VaekitError(f"{path}: holds a different model ({header['model']['model']} "
                           f"{header['model']['config']}) than the one asked for ({want['model']} {want['config']})")
-    _load_model_tensors(model, tensors, path)
+    load_tensors(model, tensors, path)
     saved = header.get("optimizer_groups")
     if optimizer is not None and saved is not None:
         if isinstance(optimizer, dict) != isinstance(saved, dict) or (
@@ -173,7 +173,8 @@ def restore(path, model, optimizer: torch.optim.Optimizer | dict | None = None, 
     return header.get("meta", {})
 
 
-def _load_model_tensors(model, tensors, path):
+def load_tensors(model, tensors, path) -> None:
+    """Copy the model.* tensors of a read checkpoint (see `read`) into `model`; a clear error if they do not fit."""
     sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
         model.load_state_dict(sd)
@@ -190,16 +191,6 @@ def weights_file(path) -> Path:
     return path
 
 
-def load_weights(path, model) -> dict:
-    """Copy the weights of a checkpoint (file or run directory) into `model`, for a run that starts from
-    them (`vaekit fit --init-from`); optimizer state and counters are not taken. Returns the saved
-    model header {"model": name, "config": {...}}."""
-    path = weights_file(path)
-    tensors, header = read(path)
-    _load_model_tensors(model, tensors, path)
-    return header["model"]
-
-
 def load_model(path, device: str | torch.device = "cpu"):
     """Rebuild a model from a checkpoint file or a run directory (uses best.safetensors if present)."""
     path = weights_file(path)
@@ -208,5 +199,5 @@ def load_model(path, device: str | torch.device = "cpu"):
         model = from_config(header["model"])
     except VaekitError as e:
         raise VaekitError(f"{path}: {e}") from None
-    _load_model_tensors(model, tensors, path)
+    load_tensors(model, tensors, path)
     return model.to(device).eval()

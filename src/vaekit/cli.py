@@ -198,10 +198,11 @@ def cmd_fit(args) -> None:
     if args.init_from and (args.config or args.resume):
         raise VaekitError("--init-from takes the model config from that run: give it without --config and --resume")
     init = None
-    if args.init_from:
+    if args.init_from:                 # read once: its header sets the config, its tensors the weights
         from .checkpoint import read, weights_file
 
-        init = read(weights_file(args.init_from))[1]["model"]
+        init_tensors, init_header = read(weights_file(args.init_from))
+        init = init_header["model"]
     cfg = init or (_read_json(args.config) if args.config else {})
     if "config" in cfg and "model" in cfg:      # a saved {"model": ..., "config": ...} file or the --init-from run
         args.model = args.model if args.model != "vae" else cfg["model"]
@@ -227,7 +228,7 @@ def cmd_fit(args) -> None:
     torch.manual_seed(args.seed)          # the initial weights follow --seed too
     model = models.build(args.model, **cfg)
     if init is not None:
-        _start_from(model, init, args.init_from, flags)
+        _start_from(model, init, init_tensors, args.init_from, flags)
     if args.model == "chemvae":
         data = model.items(data.smiles, data.props)
     tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
@@ -256,10 +257,10 @@ def cmd_fit(args) -> None:
         end_worker(0)                     # a torchrun worker: done; skip the interpreter's shutdown
 
 
-def _start_from(model, init: dict, path, flags: dict) -> None:
-    """Load the weights of run `path` into `model`: the same model, and a config that differs only in the
-    fields set by flags (a chemical VAE's vocabulary, rebuilt from --data, must come out the same)."""
-    from .checkpoint import load_weights
+def _start_from(model, init: dict, tensors: dict, path, flags: dict) -> None:
+    """Load the weights of run `path` (header `init`, `tensors`) into `model`: the same model, and a config that
+    differs only in the fields set by flags (a chemical VAE's vocabulary, rebuilt from --data, must come out the same)."""
+    from .checkpoint import load_tensors
     from .models import config_dict
 
     want = json.loads(json.dumps(config_dict(model)))
@@ -270,7 +271,7 @@ def _start_from(model, init: dict, path, flags: dict) -> None:
     if changed:
         raise VaekitError(f"--init-from {path}: this run's model differs in {changed} "
                           "(only the model flags given on the command line may change)")
-    load_weights(path, model)
+    load_tensors(model, tensors, path)
 
 
 def _molecules(args, cfg: dict):
