@@ -1,4 +1,5 @@
-"""The latent-space explorer: the JSON API (Starlette's TestClient), bad input, static files, and a
+"""The latent-space explorer: the JSON API (Starlette's TestClient), bad input, static files, the
+refusal of other hosts and origins (DNS rebinding, CSRF), security headers, fuzzing of the API, and a
 headless-Chromium test of the page (skipped when Chromium, chromedriver or Selenium are absent)."""
 import base64
 import io
@@ -19,7 +20,8 @@ pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx")
 
 from vaekit.data import load                                   # noqa: E402
 from vaekit.errors import VaekitError                          # noqa: E402
-from vaekit.explore.server import MAX_BATCH, MAX_BODY, Explorer, create_app, load_run   # noqa: E402
+from vaekit.explore.server import (MAX_BATCH, MAX_BODY, SECURITY_HEADERS, STATIC, Explorer,  # noqa: E402
+                                   allowed_hosts, create_app, load_run)
 from vaekit.models import build                                # noqa: E402
 from vaekit.train import TrainConfig, fit                      # noqa: E402
 
@@ -28,6 +30,13 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient                # noqa: E402
 
 ROUND = (0, 6, 8, 9)     # a made-up "attribute" of digits, to have an attribute slider without fonts
+PORT = 8765              # the port the test clients' apps are made for (nothing listens there)
+OWN = f"127.0.0.1:{PORT}"
+
+
+def local_client(explorer) -> TestClient:
+    """A TestClient speaking to the app as a browser on this machine would: Host 127.0.0.1:PORT."""
+    return TestClient(create_app(explorer, port=PORT), base_url=f"http://{OWN}")
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +62,7 @@ def explorer(run):
 
 @pytest.fixture(scope="module")
 def client(explorer):
-    return TestClient(create_app(explorer))
+    return local_client(explorer)
 
 
 def png_size(url: str) -> tuple[int, int]:
@@ -120,7 +129,9 @@ BAD = [
     ("/api/decode", {"z": []}, 400, "non-empty"),
     ("/api/decode", {}, 400, "non-empty"),
     ("/api/decode", {"z": [[1, 2, 10 ** 400]]}, 400, "too large"),
-    ("/api/decode", {"z": [[1e39, 0, 0]]}, 400, "NaN or infinite"),
+    ("/api/decode", {"z": [[1e39, 0, 0]]}, 400, "too large"),
+    ("/api/decode", {"z": [[3e38, 3e38, 3e38]]}, 400, "too large"),        # finite float32, but a 500 before
+    ("/api/decode", {"z": [[0, 0, -2e4]], "format": "array"}, 400, "from -10000 to 10000"),
     ("/api/decode", {"z": [[0, 0, 0]] * (MAX_BATCH + 1)}, 413, "at most"),
     ("/api/decode", {"z": [[0, 0, 0]], "format": "gif"}, 400, "format"),
     ("/api/decode", {"z": [[0, 0, 0]], "run": "nope"}, 404, "unknown run"),
@@ -133,6 +144,22 @@ BAD = [
     ("/api/interpolate", {"a": 0, "b": 1, "method": "cubic"}, 400, "method"),
     ("/api/interpolate", {"a": 0}, 400, "item index"),
     ("/api/interpolate", {"za": [0, 0], "zb": [0, 0, 0]}, 400, "list of 3 numbers"),
+    ("/api/interpolate", {"za": [3e38] * 3, "zb": [0, 0, 0]}, 400, "too large"),
+    ("/api/interpolate", {"za": [0, 0, 0], "zb": [-3e38, 1, 1], "method": "spherical"}, 400, "too large"),
+    ("/api/encode", {"x": [[[3e38] * 8] * 8]}, 400, "too large"),
+    ("/api/encode", {"x": [[[1e39] * 8] * 8]}, 400, "NaN or infinite"),
+    ("/api/encode", {"x": [[[10 ** 400] * 8] * 8]}, 400, "numeric arrays"),
+    # wrong types anywhere
+    ("/api/interpolate", {"a": 0, "b": 1, "method": ["linear"]}, 400, "method"),
+    ("/api/interpolate", {"a": 0, "b": 1, "method": {"x": 1}}, 400, "method"),
+    ("/api/interpolate", {"a": 0, "b": 1, "steps": "5"}, 400, "steps"),
+    ("/api/interpolate", {"a": 0, "b": 1, "steps": 10 ** 1000}, 400, "steps"),
+    ("/api/interpolate", {"a": 1.5, "b": 1}, 400, "item index"),
+    ("/api/decode", {"z": [[0, 0, 0]], "format": ["png"]}, 400, "format"),
+    ("/api/decode", {"z": {"a": 1}}, 400, "non-empty list"),
+    ("/api/decode", {"z": [[0, 0, 0]], "run": {"a": 1}}, 404, "unknown run"),
+    ("/api/encode", {"index": "3"}, 400, "index"),
+    ("/api/encode", {"x": "abc"}, 400, "non-empty list"),
 ]
 
 
@@ -152,6 +179,9 @@ def test_bad_input_is_a_4xx_with_a_message(client, path, body, status, words):
     (b"\xff\xfe{}", "malformed JSON"),
     ("[1, 2]", "JSON object"),
     ('{"z": ' + "[" * 100000, "malformed JSON"),
+    ('{"z": [[' + "9" * 5000 + ', 0, 0]]}', "too many digits"),         # beyond Python's int-parsing limit
+    ('{"index": -' + "1" * 5000 + '}', "too many digits"),
+    ('{"z": [[1e999, 0, 0]]}', "NaN or infinite"),                          # a literal that overflows a double
 ])
 def test_malformed_json_is_a_400(client, raw, words):
     r = client.post("/api/decode", content=raw, headers={"content-type": "application/json"})
@@ -159,7 +189,7 @@ def test_malformed_json_is_a_400(client, raw, words):
 
 
 def test_huge_body_is_refused_before_parsing(client):
-    r = client.post("/api/decode", content=b"[" + b"0," * MAX_BODY + b"0]")
+    r = client.post("/api/decode", content=b"[" + b"0," * MAX_BODY + b"0]", headers={"content-type": "application/json"})
     assert r.status_code == 413 and "too large" in r.json()["error"]
     assert client.get("/api/info?run=nope").status_code == 404
 
@@ -193,7 +223,7 @@ def test_load_run_errors(tmp_path):
 def test_field_and_font_views():
     torch.manual_seed(0)
     field = build("vae", data_shape=(30,), latent_dim=2, hidden=(16,), likelihood="gaussian", sigma=0.1)
-    c = TestClient(create_app(Explorer(field, torch.randn(20, 30))))
+    c = local_client(Explorer(field, torch.randn(20, 30)))
     assert c.get("/api/info").json()["kind"] == "field"
     items = c.post("/api/decode", json={"z": [[0, 0], [1, 0]]}).json()["items"]   # a field comes back as numbers
     assert np.asarray(items).shape == (2, 30)
@@ -206,7 +236,7 @@ def test_field_and_font_views():
     serif = np.array([np.nan, 1, 0] * 4)
     ex = Explorer(font, torch.rand(12, 62, 8, 8), attributes={"bold": bold, "italic": np.zeros(12, bool),
                                                               "serif": serif})
-    c = TestClient(create_app(ex))
+    c = local_client(ex)
     info = c.get("/api/info").json()
     assert info["kind"] == "font"
     assert [d["name"] for d in info["directions"] if d["type"] == "attribute"] == ["bold", "serif"]   # italic: none have it
@@ -238,7 +268,8 @@ def serve_in_thread(explorer):
     """Serve `explorer` with uvicorn on a free port in a daemon thread: (url, stop)."""
     uvicorn = pytest.importorskip("uvicorn")
     port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(explorer), host="127.0.0.1", port=port, log_level="warning"))
+    srv = uvicorn.Server(uvicorn.Config(create_app(explorer, port=port), host="127.0.0.1", port=port,
+                                        log_level="warning"))
     t = threading.Thread(target=srv.run, daemon=True)
     t.start()
     deadline = time.time() + 20
@@ -318,9 +349,18 @@ def test_browser_page(server, tmp_path):
         driver.find_element(By.ID, "interp").click()
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#path img")) == 8)
 
-        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]      # CSP violations among them
         assert not errors, errors
         assert "error" not in driver.find_element(By.ID, "status").get_attribute("class")
+        # the browser enforces the CSP on this page: inline styles and scripts put in as markup do nothing
+        colour, ran = driver.execute_script("""
+            const d = document.createElement("div");
+            d.innerHTML = '<i style="color: rgb(255, 0, 0)">x</i><img src="x" onerror="window.pwned = 1">';
+            document.body.append(d);
+            await new Promise((ok) => setTimeout(ok, 300));
+            return [getComputedStyle(d.firstChild).color, window.pwned === 1];""")
+        assert colour != "rgb(255, 0, 0)" and not ran
+        assert any("Content Security Policy" in e["message"] for e in driver.get_log("browser"))
 
         shot = tmp_path / "explore.png"
         assert driver.save_screenshot(str(shot))
@@ -367,6 +407,20 @@ def test_cli_serves_the_run_on_localhost(run):
         conn.request("POST", "/api/decode", body=b'{"z": [[0, 0, 0]]}', headers={"Content-Type": "application/json"})
         r = conn.getresponse()
         assert r.status == 200 and json.loads(r.read())["items"][0].startswith("data:image/png")
+        assert r.getheader("Content-Security-Policy") == SECURITY_HEADERS["Content-Security-Policy"]
+        # the served app is made for this port: another Host (DNS rebinding) or Origin (CSRF) is refused
+        for host in ("evil.example.com", f"evil.example.com:{port}", f"127.0.0.1:{port + 1}"):
+            conn.request("GET", "/api/info", headers={"Host": host})
+            r = conn.getresponse()
+            assert r.status == 400 and b"points" not in r.read()
+        conn.request("POST", "/api/decode", body=b'{"z": [[0, 0, 0]]}',
+                     headers={"Content-Type": "text/plain", "Origin": "http://evil.example.com"})
+        r = conn.getresponse()
+        assert r.status == 403 and b"cross-origin" in r.read()
+        for host in (f"localhost:{port}", f"[::1]:{port}"):
+            conn.request("GET", "/api/info", headers={"Host": host})
+            r = conn.getresponse()
+            assert r.status == 200 and json.loads(r.read())["run"] == "digits-vae"
     finally:
         proc.terminate()
         proc.wait(10)
@@ -417,7 +471,7 @@ def mol_explorer(mol_run):
 
 @pytest.fixture(scope="module")
 def mol_client(mol_explorer):
-    return TestClient(create_app(mol_explorer))
+    return local_client(mol_explorer)
 
 
 def svg_text(url: str) -> str:
@@ -508,7 +562,8 @@ def mol_bad_cases():
         ("/api/decode", {"z": [[1.0, 2.0, 3.0]]}, 400, f"list of {d} numbers"),
         ("/api/decode", {"z": [row + [0.0]]}, 400, f"list of {d} numbers"),
         ("/api/decode", {"z": [row[:-1] + ["a"]]}, 400, "numbers only"),
-        ("/api/decode", {"z": [row[:-1] + [1e39]]}, 400, "NaN or infinite"),
+        ("/api/decode", {"z": [row[:-1] + [1e39]]}, 400, "too large"),
+        ("/api/decode", {"z": [row[:-1] + [3e38]]}, 400, "too large"),
         ("/api/decode", {"z": [row] * (MAX_BATCH + 1)}, 413, "at most"),
         ("/api/decode", {"z": [row], "format": "png"}, 400, "'svg' or 'array'"),
         ("/api/encode", {"smiles": ["C[U]"]}, 400, "not in the vocabulary"),
@@ -628,3 +683,240 @@ def test_molecule_subset_keeps_names_and_colours_together(mol_explorer):
     assert torch.allclose(ex.z, mol_explorer.z[idx], atol=1e-5)
     with pytest.raises(VaekitError, match="colour values"):
         Explorer(mol_explorer.model, mol_explorer.x[:10], values=[1.0] * 9)
+
+
+# -- other hosts and origins, security headers ----------------------------------------------------
+FOREIGN_HOSTS = ["evil.example.com", f"evil.example.com:{PORT}", "127.0.0.1", f"127.0.0.1:{PORT + 1}",
+                 f"localhost.evil.example.com:{PORT}", f"{OWN}.evil.example.com", f"{OWN}@evil.example.com",
+                 "testserver", f"0.0.0.0:{PORT}", ""]
+REQUESTS = [("GET", "/", None), ("GET", "/api/info", None), ("GET", "/static/app.js", None),
+            ("POST", "/api/decode", {"z": [[0, 0, 0]]}), ("POST", "/api/encode", {"index": [0]}),
+            ("POST", "/api/interpolate", {"a": 0, "b": 1})]
+
+
+def has_security_headers(r) -> bool:
+    return all(r.headers.get(k) == v for k, v in SECURITY_HEADERS.items())
+
+
+@pytest.mark.parametrize("host", FOREIGN_HOSTS)
+def test_other_hosts_are_refused(client, host):
+    """DNS rebinding: a page of evil.example.com whose name now points at 127.0.0.1 sends its own name as the
+    Host; the app answers nothing but a short plain refusal, whatever the path."""
+    for method, path, body in REQUESTS:
+        r = client.request(method, path, json=body, headers={"host": host})
+        assert r.status_code == 400, (host, path, r.text)
+        assert r.headers["content-type"].startswith("text/plain") and has_security_headers(r)
+        assert r.text.count("\n") == 1 and f"http://{OWN}/" in r.text
+        assert "points" not in r.text and "items" not in r.text
+
+
+@pytest.mark.parametrize("host", [OWN, f"localhost:{PORT}", f"[::1]:{PORT}", f"LocalHost:{PORT}"])
+def test_own_names_are_answered(client, host):
+    for method, path, body in REQUESTS:
+        r = client.request(method, path, json=body, headers={"host": host})
+        assert r.status_code == 200, (host, path, r.text)
+
+
+def test_allowed_hosts_follow_the_bound_address(explorer):
+    assert allowed_hosts("127.0.0.1", 8000) == {"127.0.0.1:8000", "localhost:8000", "[::1]:8000"}
+    assert allowed_hosts("::1", 8000) == allowed_hosts("127.0.0.1", 8000)
+    assert allowed_hosts("box.lan", 8000) == {"box.lan:8000"} | allowed_hosts("127.0.0.1", 8000)
+    assert "[fd00::5]:8000" in allowed_hosts("fd00::5", 8000)
+    assert {"127.0.0.1", "localhost", "127.0.0.1:80"} <= allowed_hosts("127.0.0.1", 80)   # browsers omit port 80
+    assert "127.0.0.1" not in allowed_hosts("127.0.0.1", 8000)
+    wide = allowed_hosts("0.0.0.0", 8000)               # every interface: this machine's name too
+    assert {"127.0.0.1:8000", f"{socket.gethostname().lower()}:8000"} <= wide
+    c = TestClient(create_app(explorer, host="box.lan", port=8000), base_url="http://box.lan:8000")
+    assert c.get("/api/info").status_code == 200
+    assert c.get("/api/info", headers={"host": "box.lan"}).status_code == 400
+    assert c.get("/api/info", headers={"host": "127.0.0.1:8000"}).status_code == 200
+    assert c.get("/api/info", headers={"host": OWN}).status_code == 400
+
+
+@pytest.mark.parametrize("origin", ["http://evil.example.com", "null", f"http://localhost:{PORT}", f"https://{OWN}",
+                                    f"http://{OWN}.evil.example.com", f"http://{OWN}/", "http://127.0.0.1"])
+@pytest.mark.parametrize("kind", ["text/plain", "application/json"])
+def test_cross_origin_posts_are_refused(client, origin, kind):
+    """CSRF: a page elsewhere posting to the explorer (a "simple" text/plain POST needs no preflight) gets a 403,
+    before the body is read; any Origin but exactly the server's own counts as elsewhere."""
+    for path, body in [(p, b) for m, p, b in REQUESTS if m == "POST"]:
+        r = client.post(path, content=json.dumps(body), headers={"content-type": kind, "origin": origin})
+        assert r.status_code == 403, (origin, path, r.text)
+        assert "cross-origin" in r.json()["error"] and has_security_headers(r)
+
+
+def test_same_origin_posts_and_any_gets_are_answered(client):
+    for path, body in [(p, b) for m, p, b in REQUESTS if m == "POST"]:
+        assert client.post(path, json=body, headers={"origin": f"http://{OWN}"}).status_code == 200
+        assert client.post(path, json=body).status_code == 200          # no Origin: not a browser's cross-site request
+    r = client.post("/api/encode", json={"index": [0]}, headers={"host": f"localhost:{PORT}",
+                                                                 "origin": f"http://localhost:{PORT}"})
+    assert r.status_code == 200
+    r = client.get("/api/info", headers={"origin": "http://evil.example.com"})    # reading: the browser's CORS
+    assert r.status_code == 200 and "access-control-allow-origin" not in r.headers   # keeps the answer from the page
+
+
+@pytest.mark.parametrize("kind", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
+                                  "application/jsonx", "text/json"])
+def test_posts_must_be_json(client, kind):
+    headers = {} if kind is None else {"content-type": kind}
+    r = client.post("/api/decode", content=b'{"z": [[0, 0, 0]]}', headers=headers)
+    assert r.status_code == 415 and "Content-Type: application/json" in r.json()["error"]
+    ok = client.post("/api/decode", content=b'{"z": [[0, 0, 0]]}',
+                     headers={"content-type": "Application/JSON; charset=utf-8"})
+    assert ok.status_code == 200
+
+
+def test_the_page_sends_json_posts():
+    """app.js's only request helper posts with Content-Type: application/json (the server's rule above)."""
+    js = (STATIC / "app.js").read_text()
+    assert js.count("fetch(") == 1 and 'headers: { "Content-Type": "application/json" }' in js
+
+
+def test_security_headers_on_every_answer(client):
+    answers = [client.get("/"), client.get("/static/style.css"), client.get("/api/info"),
+               client.post("/api/decode", json={"z": [[0, 0, 0]]}), client.post("/api/decode", json={"z": 1}),
+               client.get("/static/nope.js"), client.get("/api/decode"), client.get("/nope"),
+               client.post("/api/decode", content=b"{}", headers={"content-type": "text/plain"}),
+               client.post("/api/decode", json={}, headers={"origin": "http://evil.example.com"}),
+               client.get("/", headers={"host": "evil.example.com"})]
+    assert [r.status_code for r in answers] == [200, 200, 200, 200, 400, 404, 405, 404, 415, 403, 400]
+    for r in answers:
+        assert has_security_headers(r), (r.request.url, r.headers)
+    csp = dict((d.split()[0], d.split()[1:]) for d in SECURITY_HEADERS["Content-Security-Policy"].split("; "))
+    assert csp["default-src"] == ["'none'"] and csp["script-src"] == ["'self'"] and csp["style-src"] == ["'self'"]
+    assert csp["frame-ancestors"] == ["'none'"] and csp["connect-src"] == ["'self'"]
+    assert set(csp["img-src"]) == {"'self'", "data:"}                 # decoded images and drawings are data: URLs
+
+
+def test_the_page_has_nothing_the_csp_blocks(client):
+    """No inline script, style element, style attribute, event-handler attribute, markup built from strings or
+    string code in the page (the CSP allows only the page's own script and style files)."""
+    import re
+
+    page = client.get("/").text
+    scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page, re.S)
+    assert scripts == [(' src="/static/app.js"', "")]
+    assert not re.search(r"<style|\sstyle=|\son[a-z]+=|javascript:", page, re.I)
+    assert re.findall(r'(?:href|src)="([^"]*)"', page) == ["data:,", "/static/style.css", "/static/app.js"]
+    js = client.get("/static/app.js").text
+    for banned in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function",
+                   'setAttribute("style', "setAttribute('style", "cssText"):
+        assert banned not in js, banned
+    assert not re.search(r"set(Timeout|Interval)\(\s*[\"'`]", js)
+    css = client.get("/static/style.css").text
+    assert "@import" not in css and "url(" not in css
+
+
+# -- finite numbers of any size: never a 500 ---------------------------------------------------------
+def strict_json(text: str):
+    def refuse(c):
+        raise AssertionError(f"non-JSON constant {c} in the answer")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_numbers_at_the_limit_are_decoded(client, explorer):
+    lim = client.get("/api/info").json()["limits"]["z"]
+    assert lim == explorer.z_limit >= 1e4
+    for fmt in ("array", "png"):
+        r = client.post("/api/decode", json={"z": [[lim, -lim, lim], [0, 0, 0]], "format": fmt})
+        assert r.status_code == 200, r.text
+        strict_json(r.text)
+    r = client.post("/api/interpolate", json={"za": [lim, lim, lim], "zb": [-lim, -lim, -lim], "steps": 3})
+    assert r.status_code == 200 and np.allclose(strict_json(r.text)["z"][1], 0, atol=1e-3)
+    x = explorer.x_limit
+    r = client.post("/api/encode", json={"x": [[[x] * 8] * 8, [[-x] * 8] * 8]})
+    assert r.status_code in (200, 422) and strict_json(r.text)       # 422 only where the encoder overflows
+
+
+def test_limits_follow_the_data():
+    """A run whose data (or codes) hold large numbers takes numbers up to 100x the largest, not just 1e4."""
+    torch.manual_seed(0)
+    model = build("vae", data_shape=(30,), latent_dim=2, hidden=(16,), likelihood="gaussian", sigma=0.1)
+    ex = Explorer(model, 1e3 * torch.randn(20, 30))
+    assert ex.x_limit == pytest.approx(100 * float(ex.x.abs().max()))
+    assert ex.z_limit == max(1e4, 100 * float(ex.z.abs().max()))
+    c = local_client(ex)
+    big = (ex.x_limit * 0.99 * torch.ones(1, 30)).tolist()
+    assert c.post("/api/encode", json={"x": big}).status_code in (200, 422)
+    r = c.post("/api/encode", json={"x": (2 * ex.x_limit * torch.ones(1, 30)).tolist()})
+    assert r.status_code == 400 and "too large" in r.json()["error"]
+
+
+def test_non_finite_model_output_is_a_422(client, explorer, monkeypatch):
+    """Should the model overflow, the answer is a 422 with a message, never NaN in JSON nor a 500."""
+    monkeypatch.setattr(explorer.model, "generate", lambda z: torch.full((len(z), 8, 8), float("nan")))
+    for fmt in ("array", "png"):
+        r = client.post("/api/decode", json={"z": [[0, 0, 0]], "format": fmt})
+        assert r.status_code == 422 and "not finite" in r.json()["error"]
+    assert client.post("/api/interpolate", json={"a": 0, "b": 1}).status_code == 422
+    monkeypatch.setattr(explorer.model, "embed", lambda x: torch.full((len(x), 3), float("inf")))
+    r = client.post("/api/encode", json={"x": explorer.x[:1].tolist()})
+    assert r.status_code == 422 and "not finite" in r.json()["error"]
+    # whatever else yields a non-finite number, the answer is never serialised with it
+    monkeypatch.setattr(explorer, "to_map", lambda z: torch.full((len(z), 2), float("inf")))
+    r = client.post("/api/encode", json={"index": [0]})
+    assert r.status_code == 422 and "not finite" in r.json()["error"]
+
+
+# -- fuzzing the API ----------------------------------------------------------------------------------
+from hypothesis import HealthCheck, given, settings          # noqa: E402
+from hypothesis import strategies as st                       # noqa: E402
+
+FUZZ = settings(max_examples=int(os.environ.get("VAEKIT_FUZZ_CASES", "150")), deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FIELDS = ["z", "za", "zb", "x", "index", "a", "b", "steps", "method", "format", "word", "run", "smiles"]
+NUMBERS = st.one_of(st.integers(-10 ** 1000, 10 ** 1000), st.integers(-5, 5),
+                    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([3e38, -3e38, 1.7e308, 1e4, 5e-324]))
+SCALARS = st.one_of(st.none(), st.booleans(), NUMBERS, st.text(max_size=8),
+                    st.sampled_from(["png", "array", "svg", "linear", "spherical", "digits-vae"]))
+VALUES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                       st.dictionaries(st.text(max_size=3), inner, max_size=3)),
+                      max_leaves=12)
+CODES = st.lists(st.lists(NUMBERS, min_size=3, max_size=3), min_size=1, max_size=3)    # right shape, any numbers
+BODIES = st.dictionaries(st.sampled_from(FIELDS), st.one_of(VALUES, CODES, NUMBERS), max_size=5)
+POSTS = ["/api/decode", "/api/encode", "/api/interpolate"]
+
+
+@FUZZ
+@given(path=st.sampled_from(POSTS), body=BODIES)
+def test_fuzz_api_never_answers_500(client, path, body):
+    """Any JSON body (NaN/Infinity literals, integers of a thousand digits, huge finite floats, wrong types and
+    shapes): a 200 with strict JSON, or a 4xx with a one-line message."""
+    r = client.post(path, content=json.dumps(body), headers={"content-type": "application/json"})
+    assert r.status_code < 500, (body, r.text)
+    if r.status_code == 200:
+        strict_json(r.text)
+    else:
+        msg = r.json()["error"]
+        assert 400 <= r.status_code < 500 and msg and "\n" not in msg
+
+
+@FUZZ
+@given(raw=st.one_of(st.binary(max_size=64), st.text(max_size=64).map(str.encode),
+                     st.builds(lambda n, d: b'{"z": [[' + (b"9" * n) + (b"e%d" % d) + b', 0, 0]]}',
+                               st.integers(1, 6000), st.integers(-400, 400))))
+def test_fuzz_raw_bodies(client, raw):
+    r = client.post("/api/decode", content=raw, headers={"content-type": "application/json"})
+    assert r.status_code < 500 and (r.status_code == 200) == ("error" not in r.json()), (raw[:80], r.text)
+
+
+HOST_TEXT = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), max_size=30)
+
+
+@FUZZ
+@given(host=st.one_of(st.sampled_from([OWN, f"localhost:{PORT}", f"[::1]:{PORT}"] + FOREIGN_HOSTS), HOST_TEXT),
+       origin=st.one_of(st.none(), st.sampled_from([f"http://{OWN}", "http://evil.example.com", "null"]), HOST_TEXT),
+       request=st.sampled_from(REQUESTS))
+def test_fuzz_hosts_and_origins(client, host, origin, request):
+    """Only the server's own names are answered; a POST from any Origin but its own is refused."""
+    method, path, body = request
+    headers = {"host": host} | ({} if origin is None else {"origin": origin})
+    r = client.request(method, path, json=body, headers=headers)
+    if host.lower() not in allowed_hosts("127.0.0.1", PORT):
+        assert r.status_code == 400 and r.headers["content-type"].startswith("text/plain")
+    elif method == "POST" and origin is not None and origin.lower() != f"http://{host.lower()}":
+        assert r.status_code == 403
+    else:
+        assert r.status_code == 200, r.text
+    assert has_security_headers(r)

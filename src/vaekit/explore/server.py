@@ -16,8 +16,15 @@ test split by default) coloured by logP ("values"), and each decoded code is a d
 greedy-decoded SMILES, whether RDKit parses it, the canonical SMILES, logP/QED/SA of the molecule,
 the property head's prediction and an RDKit SVG drawing as a data: URL (None when invalid).
 
-Every request is checked (latent size, finite numbers, sizes, JSON); bad input is a 4xx with a
-one-line message. Static files come only from this package's `static/` folder.
+Every request is checked (latent size, finite numbers within range, sizes, JSON); bad input is a
+4xx with a one-line message, and an answer that would hold a non-finite number is a 422 instead.
+Static files come only from this package's `static/` folder.
+
+The server answers only to its own name (the Host header must be 127.0.0.1, localhost or [::1] with
+its port, or the --host it binds), so a web page cannot reach it through DNS rebinding; a POST must
+carry `Content-Type: application/json` and, when the browser sends an Origin, the server's own one,
+so no other site can drive it (CSRF). Every answer carries a Content-Security-Policy that allows
+only the page's own script and style files, and nosniff/no-referrer/no-framing headers.
 """
 from __future__ import annotations
 
@@ -26,6 +33,7 @@ import functools
 import io
 import json
 import math
+import socket
 import threading
 from pathlib import Path
 
@@ -47,6 +55,19 @@ COLOUR_BY = "logP"          # the property that colours a molecule map
 SVG_SIZE = (300, 220)       # pixels of a molecule drawing
 SMALL_LATENT = 8            # up to this size, one slider per latent coordinate
 N_AXES = 8                  # otherwise, this many principal-axis sliders
+LIMIT = 1e4                 # numbers taken (latent values, item values): within ±LIMIT, or ±100x the
+                            # largest in the run's data when that is larger
+LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+WILDCARD = ("0.0.0.0", "::", "")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                               "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
 
 
 class BadRequest(Exception):
@@ -78,6 +99,12 @@ def png_data_url(img: np.ndarray) -> str:
     buf = io.BytesIO()
     Image.fromarray(a).save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _range(t: torch.Tensor) -> float:
+    """The magnitude bound for numbers like those in `t`: LIMIT, or 100x the largest finite one."""
+    t = t[torch.isfinite(t)]
+    return max(LIMIT, 100 * float(t.abs().max())) if t.numel() else LIMIT
 
 
 def _finite(v: float) -> float | None:
@@ -142,6 +169,7 @@ class Explorer:
         self.value_name = value_name if self.values is not None else None
         self.smiles = smiles
         self.z = latent.embed(model, x)
+        self.x_limit, self.z_limit = _range(x), _range(self.z)   # the numbers requests may hold
         self.centre, self.plane = self._plane()
         self.xy = latent.project(self.z, "axes", axes=None if self.latent_dim == 2 else self.plane)
         self.directions = self._directions(attributes or {})
@@ -193,7 +221,8 @@ class Explorer:
             "properties": list(getattr(self.model.config, "properties", ())) if self.kind == "molecule" else None,
             "centre": self.centre.tolist(), "plane": self.plane.tolist(),
             "directions": self.directions, "chars": getattr(self, "chars", None),
-            "limits": {"batch": MAX_BATCH, "steps": MAX_STEPS, "body_bytes": MAX_BODY, "word": MAX_WORD},
+            "limits": {"batch": MAX_BATCH, "steps": MAX_STEPS, "body_bytes": MAX_BODY, "word": MAX_WORD,
+                       "z": self.z_limit, "x": self.x_limit},
         }
 
     # -- checked inputs ------------------------------------------------------------------------
@@ -211,13 +240,12 @@ class Explorer:
                 raise BadRequest(f"field {field!r} item {i} must be a list of {self.latent_dim} numbers, got {got}")
             if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in row):
                 raise BadRequest(f"field {field!r} item {i} must hold numbers only")
-        try:
-            z = torch.tensor(value, dtype=torch.float32)
-        except (OverflowError, RuntimeError, TypeError, ValueError):     # e.g. an integer with 400 digits
-            raise BadRequest(f"field {field!r} holds numbers too large for float32") from None
-        if not torch.isfinite(z).all():
-            raise BadRequest(f"field {field!r} holds NaN or infinite values (or numbers beyond float32)")
-        return z
+            if any(isinstance(v, float) and not math.isfinite(v) for v in row):
+                raise BadRequest(f"field {field!r} item {i} holds NaN or infinite values")
+            if any(abs(v) > self.z_limit for v in row):     # exact for ints of any size
+                raise BadRequest(f"field {field!r} item {i} holds a number too large for a latent value: "
+                                 f"this run takes finite numbers from {-self.z_limit:g} to {self.z_limit:g}")
+        return torch.tensor(value, dtype=torch.float32)
 
     def index(self, value, field: str) -> int:
         if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < len(self.z):
@@ -245,6 +273,9 @@ class Explorer:
         glyphs = self.word(word) if self.kind == "font" else None
         with self.lock:
             x = self.model.generate(z).cpu()
+        if not torch.isfinite(x).all():
+            raise BadRequest("the model's output for this code is not finite (NaN or infinite); "
+                             "try a code nearer the data", 422)
         if glyphs is not None:
             x = x[:, glyphs]                                        # (N, len(word), H, W)
         if fmt == "array" or self.kind == "field":
@@ -295,14 +326,17 @@ class Explorer:
         if tuple(t.shape[1:]) != self.data_shape:
             raise BadRequest(f"field 'x' items have shape {list(t.shape[1:])}, the model expects {list(self.data_shape)}")
         if not torch.isfinite(t).all():
-            raise BadRequest("field 'x' holds NaN or infinite values")
+            raise BadRequest("field 'x' holds NaN or infinite values (or numbers beyond float32)")
+        if (t.abs() > self.x_limit).any():
+            raise BadRequest(f"field 'x' holds numbers too large for this run's items: "
+                             f"it takes {-self.x_limit:g} to {self.x_limit:g}")
         if self.kind == "molecule":         # the first max_len numbers are token ids
             ids, n_tok = t[:, : self.model.config.max_len], len(self.model.vocab)
             if not ((ids == ids.round()) & (ids >= 0) & (ids < n_tok)).all():
                 raise BadRequest(f"field 'x' items must start with {self.model.config.max_len} token ids, "
                                  f"whole numbers from 0 to {n_tok - 1}")
         with self.lock:
-            return self.model.embed(t).cpu()
+            return self.finite_code(self.model.embed(t).cpu(), "x")
 
     @torch.no_grad()
     def encode_smiles(self, smiles) -> torch.Tensor:
@@ -320,9 +354,16 @@ class Explorer:
                 raise BadRequest(f"field 'smiles' item {i} must be a string of 1 to {MAX_SMILES} characters")
         try:
             with self.lock:
-                return self.model.encode_smiles(smiles).cpu()
+                return self.finite_code(self.model.encode_smiles(smiles).cpu(), "smiles")
         except VaekitError as e:           # a token outside the vocabulary, too long, not translatable
             raise BadRequest(" ".join(str(e).split())[:300]) from None
+
+    @staticmethod
+    def finite_code(z: torch.Tensor, field: str) -> torch.Tensor:
+        if not torch.isfinite(z).all():
+            raise BadRequest(f"the model's code for field {field!r} is not finite (NaN or infinite); "
+                             "try items nearer the data", 422)
+        return z
 
     def to_map(self, z: torch.Tensor) -> torch.Tensor:
         return (z - self.centre).matmul(self.plane.T)
@@ -353,7 +394,7 @@ class Explorer:
         if not isinstance(steps, int) or isinstance(steps, bool) or not 2 <= steps <= MAX_STEPS:
             raise BadRequest(f"field 'steps' must be an integer from 2 to {MAX_STEPS}, got {steps!r}")
         method = body.get("method", "linear")
-        path = {"linear": latent.lerp, "spherical": latent.slerp}.get(method)
+        path = {"linear": latent.lerp, "spherical": latent.slerp}.get(method) if isinstance(method, str) else None
         if path is None:
             raise BadRequest(f"field 'method' must be 'linear' or 'spherical', got {method!r}")
         if "a" in body or "b" in body:
@@ -417,8 +458,65 @@ def molecule_explorer(model, spec: str = "moses", split: str = "test", data_dir=
 
 
 # -- the web app ---------------------------------------------------------------------------------
-def create_app(explorers: dict[str, Explorer] | Explorer):
-    """A Starlette app serving the page and the API for one or more runs (`"run": name` picks one)."""
+def allowed_hosts(host: str = "127.0.0.1", port: int = 8765) -> frozenset[str]:
+    """The Host header values a server bound to `host`:`port` answers to: 127.0.0.1, localhost, [::1]
+    and `host` itself, each with the port (and without it too when the port is 80, which browsers
+    leave out). A wildcard bind (0.0.0.0 or ::) adds this machine's name and addresses."""
+    def bracket(h: str) -> str:
+        h = h.strip().lower()
+        return f"[{h}]" if ":" in h and not h.startswith("[") else h
+
+    names = {*LOOPBACK, bracket(host)}
+    if host in WILDCARD:
+        try:
+            me = socket.gethostname()
+            names |= {bracket(n) for n in (me, socket.getfqdn(me), *socket.gethostbyname_ex(me)[2])}
+        except OSError:         # no resolvable name: the loopback names only
+            pass
+    names.discard("")
+    return frozenset({f"{n}:{port}" for n in names} | (names if port == 80 else set()))
+
+
+class Guard:
+    """ASGI middleware around the whole app: answers only requests whose Host is one of `hosts`
+    (400 otherwise: DNS rebinding), refuses a request other than GET/HEAD whose Origin header is not
+    the server's own (403: cross-site requests), and adds SECURITY_HEADERS to every answer."""
+
+    def __init__(self, app, hosts):
+        self.app = app
+        self.hosts = frozenset(h.lower() for h in hosts)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        from starlette.datastructures import Headers, MutableHeaders
+        from starlette.responses import JSONResponse, PlainTextResponse
+
+        async def send_secured(message):
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for k, v in SECURITY_HEADERS.items():
+                    headers[k] = v
+            await send(message)
+
+        headers = Headers(scope=scope)
+        host = headers.get("host", "").lower()
+        if host not in self.hosts:
+            own = max(h for h in self.hosts if h.startswith("127.0.0.1"))     # with the port, if any
+            refusal = PlainTextResponse(f"vaekit explore answers only to its own address: open http://{own}/\n",
+                                        status_code=400)
+            return await refusal(scope, receive, send_secured)
+        origin = headers.get("origin")
+        if scope["method"] not in ("GET", "HEAD") and origin is not None and origin.lower() != f"http://{host}":
+            refusal = JSONResponse({"error": f"cross-origin request refused: Origin must be http://{host}"},
+                                   status_code=403)
+            return await refusal(scope, receive, send_secured)
+        await self.app(scope, receive, send_secured)
+
+
+def create_app(explorers: dict[str, Explorer] | Explorer, host: str = "127.0.0.1", port: int = 8765):
+    """The page and the API for one or more runs (`"run": name` picks one), as an ASGI app for a server
+    bound to `host`:`port`: it answers only to the names in `allowed_hosts(host, port)` (see `Guard`)."""
     from starlette.applications import Starlette
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
@@ -432,6 +530,15 @@ def create_app(explorers: dict[str, Explorer] | Explorer):
 
     def error(message: str, status: int = 400) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)
+
+    def answer(data) -> Response:
+        """Strict JSON (no NaN/Infinity): a result that holds a non-finite number is a 422, never a 500."""
+        try:
+            text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        except ValueError:
+            return error("the answer would hold numbers that are not finite (NaN or infinite); "
+                         "try values nearer the data", 422)
+        return Response(text, media_type="application/json")
 
     def pick(run) -> Explorer:
         if run is None:
@@ -456,16 +563,22 @@ def create_app(explorers: dict[str, Explorer] | Explorer):
             raise BadRequest(f"malformed JSON: {getattr(e, 'msg', 'not UTF-8 text')}") from None
         except RecursionError:
             raise BadRequest("malformed JSON: nested too deeply") from None
+        except ValueError:          # Python's limit on integer digits (4300)
+            raise BadRequest("malformed JSON: a number with too many digits") from None
         if not isinstance(body, dict):
             raise BadRequest("the request body must be a JSON object")
         return body
 
     def endpoint(method_name: str):
         async def handle(request: Request) -> Response:
+            kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+            if kind != "application/json":
+                return error(f"POST {request.url.path} needs Content-Type: application/json, "
+                             f"got {kind[:60] or 'none'!r}", 415)
             try:
                 body = await read_json(request)
                 ex = pick(body.get("run"))
-                return JSONResponse(await run_in_threadpool(getattr(ex, method_name), body))
+                return answer(await run_in_threadpool(getattr(ex, method_name), body))
             except BadRequest as e:
                 return error(str(e), e.status)
             except VaekitError as e:
@@ -474,7 +587,7 @@ def create_app(explorers: dict[str, Explorer] | Explorer):
 
     async def info(request: Request) -> Response:
         try:
-            return JSONResponse(pick(request.query_params.get("run")).info())
+            return answer(pick(request.query_params.get("run")).info())
         except BadRequest as e:
             return error(str(e), e.status)
 
@@ -493,7 +606,7 @@ def create_app(explorers: dict[str, Explorer] | Explorer):
               Route("/api/decode", endpoint("api_decode"), methods=["POST"]),
               Route("/api/interpolate", endpoint("api_interpolate"), methods=["POST"]),
               Route("/static/{path:path}", static)]
-    return Starlette(routes=routes)
+    return Guard(Starlette(routes=routes), allowed_hosts(host, port))
 
 
 def serve(run_dirs, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = True, data=None,
@@ -508,8 +621,9 @@ def serve(run_dirs, host: str = "127.0.0.1", port: int = 8765, open_browser: boo
     for rd in run_dirs:
         ex = load_run(rd, data=data, data_dir=data_dir)
         explorers[ex.name if ex.name not in explorers else str(rd)] = ex
-    app = create_app(explorers)
-    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}/"
+    app = create_app(explorers, host=host, port=port)
+    name = "127.0.0.1" if host in WILDCARD else f"[{host}]" if ":" in host and not host.startswith("[") else host
+    url = f"http://{name}:{port}/"
     print(f"vaekit explore: serving {', '.join(explorers)} at {url} (Ctrl-C to stop)")
     if open_browser:
         import webbrowser
