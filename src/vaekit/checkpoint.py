@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -18,7 +19,7 @@ from safetensors.torch import load as load_bytes
 from safetensors.torch import save_file
 
 from .errors import VaekitError
-from .models import config_dict, from_config
+from .models import config_dict, from_config, state_shapes
 
 FORMAT = "vaekit-checkpoint/1"
 
@@ -29,7 +30,7 @@ def _digest(tensors: dict[str, torch.Tensor], header: dict) -> str:
     for k in sorted(tensors):
         t = tensors[k].detach().cpu().contiguous()
         h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.reshape(-1).view(torch.uint8).numpy() if t.numel() else b"")   # hashed in place, not copied
     return h.hexdigest()
 
 
@@ -109,7 +110,10 @@ def save(path, model, optimizer: torch.optim.Optimizer | dict | None = None, rng
 
 
 def read(path) -> tuple[dict[str, torch.Tensor], dict]:
-    """Tensors and header of a checkpoint, verified; VaekitError naming the file if anything is off."""
+    """Tensors and header of a checkpoint, verified; VaekitError naming the file if anything is off.
+
+    The model config in the header is checked against the file's tensor shapes (see `check_model_fits`)
+    before any tensor is allocated, so a crafted header cannot make a reader build a huge model."""
     path = Path(path)
     if not path.is_file():
         raise VaekitError(f"{path}: no checkpoint here")
@@ -118,9 +122,9 @@ def read(path) -> tuple[dict[str, torch.Tensor], dict]:
         n = int.from_bytes(data[:8], "little")
         if len(data) < 8 or n > len(data) - 8:
             raise ValueError("header length beyond the end of the file")
-        raw = json.loads(data[8:8 + n]).get("__metadata__", {}).get("vaekit")
-        tensors = load_bytes(data)
-    except (SafetensorError, OSError, ValueError, RuntimeError, AttributeError) as e:
+        index = json.loads(data[8:8 + n])
+        raw = index.get("__metadata__", {}).get("vaekit")
+    except (OSError, ValueError, AttributeError, RecursionError) as e:
         raise VaekitError(f"{path}: corrupt or truncated checkpoint ({str(e).splitlines()[0][:120]})") from None
     try:
         header = json.loads(raw)
@@ -128,9 +132,49 @@ def read(path) -> tuple[dict[str, torch.Tensor], dict]:
         assert isinstance(header.get("meta", {}), dict)
     except Exception:
         raise VaekitError(f"{path}: not a vaekit checkpoint (missing or bad 'vaekit' metadata)") from None
+    check_model_fits(path, header["model"], index, len(data))
+    try:
+        tensors = load_bytes(data)
+    except (SafetensorError, ValueError, RuntimeError) as e:
+        raise VaekitError(f"{path}: corrupt or truncated checkpoint ({str(e).splitlines()[0][:120]})") from None
+    del data
     if _digest(tensors, header) != header.get("sha256"):
         raise VaekitError(f"{path}: checksum mismatch, the checkpoint is corrupt")
     return tensors, header
+
+
+def check_model_fits(path, config: dict, index: dict, file_size: int) -> None:
+    """Refuse a checkpoint whose model `config` does not describe exactly its `model.*` tensors.
+
+    `index` is the file's safetensors header ({name: {"dtype", "shape", "data_offsets"}}).  The model is
+    built on the meta device, which allocates no memory whatever sizes the config names; its parameter
+    count and then every tensor shape are compared with the file's before a real model is ever built."""
+    shapes = {}
+    for key, entry in index.items():
+        if key.startswith("model."):
+            shape = entry.get("shape") if isinstance(entry, dict) else None
+            if not isinstance(shape, list) or not all(type(s) is int and s >= 0 for s in shape):
+                raise VaekitError(f"{path}: corrupt or truncated checkpoint (bad shape for tensor {key[:60]})")
+            shapes[key[len("model."):]] = tuple(shape)
+    try:
+        want = state_shapes(config)
+    except VaekitError as e:
+        raise VaekitError(f"{path}: {e}") from None
+    n_want = sum(math.prod(s) for s, _ in want.values())
+    n_have = sum(math.prod(s) for s in shapes.values())
+    if n_want != n_have:
+        size = sum(math.prod(s) * b for s, b in want.values())
+        raise VaekitError(f"{path}: the model config in the header implies {n_want:,} parameters ({size:,} bytes) "
+                          f"but the file holds {n_have:,} ({file_size:,} bytes in all)")
+    for key, (shape, _) in want.items():
+        if key not in shapes:
+            raise VaekitError(f"{path}: weights do not fit the model (tensor model.{key} is missing)")
+        if shapes[key] != shape:
+            raise VaekitError(f"{path}: weights do not fit the model (tensor model.{key} has shape "
+                              f"{list(shapes[key])} in the file, the config implies {list(shape)})")
+    extra = sorted(set(shapes) - set(want))
+    if extra:
+        raise VaekitError(f"{path}: weights do not fit the model (unexpected tensor model.{extra[0][:60]})")
 
 
 def _load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, prefix: str, groups) -> None:
