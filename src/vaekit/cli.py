@@ -6,91 +6,144 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
+import warnings
 from pathlib import Path
 
-from .errors import VaekitError
+from .errors import VaekitError, VaekitWarning
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line, `vaekit: error: ...`, with exit status 2 (sub-commands'
+    parsers are of the same class)."""
+
+    def error(self, message):
+        where = self.prog.partition(" ")[2]
+        print(f"vaekit: error: {where + ': ' if where else ''}{' '.join(str(message).split())} "
+              f"(see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
 
 
 def _ints(text: str) -> tuple[int, ...]:
     try:
-        return tuple(int(t) for t in text.split(",") if t.strip())
+        values = tuple(int(t) for t in text.split(",") if t.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers >= 1, got {text!r}")
+    return values
+
+
+def _count(lo: int):
+    """argparse type: an integer >= lo."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < lo:
+            raise argparse.ArgumentTypeError(f"must be >= {lo}, got {value}")
+        return value
+
+    return parse
+
+
+def _real(lo: float = -math.inf, hi: float = math.inf, *, above: bool = False, below: bool = False):
+    """argparse type: a finite float in [lo, hi] (`above`/`below`: excluding that end)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (math.isfinite(value) and (value > lo if above else value >= lo) and (value < hi if below else value <= hi)):
+            left, right = "(" if above else "[", ")" if below else "]"
+            raise argparse.ArgumentTypeError(f"must be a finite number in {left}{lo:g}, {hi:g}{right}, got {text!r}")
+        return value
+
+    return parse
 
 
 def _data_args(p, split="train"):
     p.add_argument("--data", default=None, help="digits (default), mnist, fashion_mnist, a registered name, "
                    "a .npy/.npz file or an image folder (default for eval/encode: the run's training data)")
-    p.add_argument("--split", default=split, help=f"train or test (default {split})")
+    p.add_argument("--split", default=split, help=f"train, test or all (default {split}; a .npy file or an image "
+                   "folder has one set of items: train)")
     p.add_argument("--data-dir", default=None, help="folder holding the data sets (default $VAEKIT_DATA or ~/.cache/vaekit)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="vaekit", description=__doc__.splitlines()[0])
+    ap = _Parser(prog="vaekit", description=__doc__.splitlines()[0])
     ap.add_argument("--version", action="version", version=f"vaekit {__import__('vaekit').__version__}")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    # fit's flags default to None (not given): a new run takes TrainConfig's and the model's defaults, and
+    # --resume takes the run's config.json, refusing a flag that would change it (see RESUMABLE)
     p = sub.add_parser("fit", help="train a model into a run directory")
     p.add_argument("run_dir")
     _data_args(p)
+    p.set_defaults(split=None)
     m = p.add_argument_group("model")
-    m.add_argument("--model", default="vae", help="registered model name: vae, iwae, autoencoder, ...")
+    m.add_argument("--model", default=None, help="registered model name: vae (default), iwae, autoencoder, ...")
     m.add_argument("--config", default=None, help="JSON file with model config fields (command-line flags override it)")
-    m.add_argument("--latent-dim", type=int)
+    m.add_argument("--latent-dim", type=_count(1))
     m.add_argument("--hidden", type=_ints, help="encoder widths, e.g. 500,500 (the decoder mirrors them)")
     m.add_argument("--activation")
     m.add_argument("--arch", choices=["mlp", "conv"])
     m.add_argument("--channels", type=_ints)
     m.add_argument("--likelihood", choices=["bernoulli", "gaussian", "categorical"])
-    m.add_argument("--sigma", type=float, help="fixed std of a Gaussian likelihood (default: learned)")
-    m.add_argument("--beta", type=float, help="KL weight (beta-VAE)")
-    m.add_argument("--warmup-steps", type=int, help="KL warm-up steps")
-    m.add_argument("--k", type=int, help="importance samples of the IWAE bound")
+    m.add_argument("--sigma", type=_real(0, above=True), help="fixed std of a Gaussian likelihood (default: learned)")
+    m.add_argument("--beta", type=_real(0), help="KL weight (beta-VAE)")
+    m.add_argument("--warmup-steps", type=_count(0), help="KL warm-up steps")
+    m.add_argument("--k", type=_count(1), help="importance samples of the IWAE bound")
     c = p.add_argument_group("molecules (--model chemvae; --data moses, zinc250k or a CSV with a SMILES column)")
-    c.add_argument("--kind", choices=["smiles", "selfies"], default="smiles", help="string representation")
-    c.add_argument("--molecules", type=int, default=None, help="train on a seeded random subset of this many")
-    c.add_argument("--gru-hidden", type=int)
-    c.add_argument("--gru-layers", type=int)
-    t = p.add_argument_group("training")
-    t.add_argument("--epochs", type=int, default=10)
-    t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--lr", type=float, default=1e-3)
-    t.add_argument("--lr-schedule", choices=["constant", "cosine", "step"], default="constant")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--val-fraction", type=float, default=0.0, help="hold out this fraction for early stopping")
-    t.add_argument("--patience", type=int, default=None)
-    t.add_argument("--binarize", action="store_true", help="dynamic binarization of [0, 1] pixels")
-    t.add_argument("--on-nonfinite", choices=["raise", "skip"], default="raise")
-    t.add_argument("--checkpoint-every", type=int, default=0, help="steps between checkpoints (0: every epoch)")
-    t.add_argument("--max-steps", type=int, default=None)
-    t.add_argument("--max-seconds", type=float, default=None, help="training-time budget")
-    t.add_argument("--device", default="auto")
+    c.add_argument("--kind", choices=["smiles", "selfies"], default=None, help="string representation (default smiles)")
+    c.add_argument("--molecules", type=_count(1), default=None, help="train on a seeded random subset of this many")
+    c.add_argument("--gru-hidden", type=_count(1))
+    c.add_argument("--gru-layers", type=_count(1))
+    t = p.add_argument_group("training (with --resume only --epochs, --max-steps, --max-seconds, --checkpoint-every, "
+                             "--device and the display flags may differ from the run's)")
+    t.add_argument("--epochs", type=_count(0), help="passes over the data (default 10; --resume: the run's)")
+    t.add_argument("--batch-size", type=_count(1), help="(default 128)")
+    t.add_argument("--lr", type=_real(0, above=True), help="Adam's learning rate (default 0.001)")
+    t.add_argument("--lr-schedule", choices=["constant", "cosine", "step"], help="(default constant)")
+    t.add_argument("--seed", type=int, help="seeds the weights, the batches and a --molecules subset (default 0)")
+    t.add_argument("--val-fraction", type=_real(0, 1, below=True), help="hold out this fraction for early stopping")
+    t.add_argument("--patience", type=_count(1))
+    t.add_argument("--binarize", action="store_true", default=None, help="dynamic binarization of [0, 1] pixels")
+    t.add_argument("--on-nonfinite", choices=["raise", "skip"], help="(default raise)")
+    t.add_argument("--checkpoint-every", type=_count(0), help="steps between checkpoints (default 0: every epoch)")
+    t.add_argument("--max-steps", type=_count(0))
+    t.add_argument("--max-seconds", type=_real(0, above=True), help="training-time budget")
+    t.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--no-tensorboard", action="store_true")
-    p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint")
+    p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint, with "
+                   "the model, training settings and data its config.json records")
     p.add_argument("--init-from", default=None, metavar="RUN",
                    help="start from the weights of another run (a run directory or .safetensors file): its model "
                         "and config, with the model flags given here changing fields such as --beta; fresh "
                         "optimizer and step count")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in the directory")
     d = p.add_argument_group("distributed (torch.distributed; see README for several machines)")
-    d.add_argument("--nproc", type=int, default=1, help="processes on this machine, launched with torchrun")
-    d.add_argument("--max-restarts", type=int, default=0, help="torchrun restarts of a failed worker group; "
+    d.add_argument("--nproc", type=_count(1), default=1, help="processes on this machine, launched with torchrun")
+    d.add_argument("--max-restarts", type=_count(0), default=0, help="torchrun restarts of a failed worker group; "
                    "a restarted group resumes from the last checkpoint")
 
     p = sub.add_parser("eval", help="ELBO, IWAE-k bound, NLL and reconstruction error on a data set")
     p.add_argument("run_dir")
     _data_args(p, "test")
-    p.add_argument("--k", type=int, default=50, help="samples of the IWAE bound (default 50)")
-    p.add_argument("--nll-k", type=int, default=0, help="importance samples for the NLL estimate (e.g. 5000; 0 = skip)")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N items")
+    p.add_argument("--k", type=_count(1), default=50, help="samples of the IWAE bound (default 50)")
+    p.add_argument("--nll-k", type=_count(0), default=0, help="importance samples for the NLL estimate (e.g. 5000; 0 = skip)")
+    p.add_argument("--limit", type=_count(1), default=None, help="use only the first N items (N >= 1)")
     p.add_argument("--binarize", action="store_true", help="evaluate on a fixed (seeded) binarization of the data")
 
     p = sub.add_parser("sample", help="decode draws from the prior")
     p.add_argument("run_dir")
-    p.add_argument("-n", type=int, default=64)
+    p.add_argument("-n", type=_count(1), default=64, help="how many to draw (default 64)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output .png (image grid) or .npy (array); default RUN_DIR/samples.png")
 
@@ -108,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="train a 2-D VAE on the embedded digits and write figures + metrics")
     p.add_argument("run_dir", nargs="?", default="runs/demo")
-    p.add_argument("--epochs", type=int, default=150)
+    p.add_argument("--epochs", type=_count(1), default=150)
     p.add_argument("--overwrite", action="store_true")
 
     p = sub.add_parser("report", help="reproduce a paper: our numbers beside the paper's")
@@ -134,6 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 MODEL_FLAGS = ("latent_dim", "hidden", "activation", "arch", "channels", "likelihood", "sigma", "beta",
                "warmup_steps", "k", "gru_hidden", "gru_layers")
+TRAIN_FLAGS = ("epochs", "batch_size", "lr", "lr_schedule", "seed", "val_fraction", "patience", "binarize",
+               "on_nonfinite", "checkpoint_every", "max_steps", "max_seconds", "device")    # TrainConfig fields
+# what `fit --resume` may change: how long, how often it checkpoints and where it runs, not what it computes
+RESUMABLE = ("epochs", "max_steps", "max_seconds", "checkpoint_every", "device")
 
 
 def _read_json(path) -> dict:
@@ -150,17 +207,70 @@ def _read_json(path) -> dict:
     return d
 
 
-def _run_data(run_dir: Path, args):
-    """The data a command should use: --data, else the run's training data spec."""
+def _run_dir(path) -> Path:
+    """The directory of a trained run, as eval, sample and encode take it: an existing folder."""
+    run_dir = Path(path)
+    if not run_dir.exists():
+        raise VaekitError(f"{run_dir}: no such run directory")
+    if not run_dir.is_dir():
+        raise VaekitError(f"{run_dir}: not a run directory (give the folder that holds config.json and "
+                          "checkpoint.safetensors)")
+    return run_dir
+
+
+def _saved_data(run_dir: Path) -> dict:
+    """The "data" record of a run's config.json: where its training data came from (checked field by field)."""
+    cfg = run_dir / "config.json"
+    if not cfg.is_file():
+        raise VaekitError(f"{run_dir}: no config.json, so the run's data is unknown; give --data")
+    saved = _read_json(cfg).get("data", {})
+    if not isinstance(saved, dict):
+        raise VaekitError(f"{cfg}: field 'data' must be a JSON object, got {json.dumps(saved)[:40]}")
+    for key, may_be_null in (("spec", False), ("data_dir", True)):
+        value = saved.get(key)
+        if key in saved and not ((isinstance(value, str) and value) or (may_be_null and value is None)):
+            raise VaekitError(f"{cfg}: field 'data.{key}' must be a data set name or path, got {json.dumps(value)[:40]}")
+    return saved
+
+
+def _run_data(run_dir: Path, args, model=None):
+    """The data a command should use: --data, else the run's training data spec; items checked against the
+    model's data_shape."""
     from .data import load
 
     spec, data_dir = args.data, args.data_dir
     if spec is None:
-        cfg = run_dir / "config.json"
-        saved = _read_json(cfg).get("data", {}) if cfg.is_file() else {}
+        saved = _saved_data(run_dir)
         spec = saved.get("spec", "digits")
         data_dir = data_dir or saved.get("data_dir")
-    return load(spec, args.split, data_dir)
+    data = load(spec, args.split, data_dir)
+    shape = getattr(getattr(model, "config", None), "data_shape", None)
+    if shape is not None and tuple(data.shape) != tuple(shape):
+        raise VaekitError(f"data {spec} ({args.split}): items have shape {tuple(data.shape)} but the model of "
+                          f"{run_dir} expects {tuple(shape)}")
+    return data
+
+
+IMAGE_SUFFIXES = (".png", ".pdf", ".svg")
+
+
+def _out_file(path, suffixes) -> Path:
+    """An output file a command will write: one of `suffixes`, in an existing folder (checked before any work)."""
+    out = Path(path)
+    if out.suffix.lower() not in suffixes:
+        raise VaekitError(f"{out}: unsupported output type {out.suffix or '(none)'!r}; use {', '.join(suffixes)}")
+    if out.is_dir():
+        raise VaekitError(f"{out}: is a folder; give a file name")
+    if not out.parent.is_dir():
+        raise VaekitError(f"{out}: folder {out.parent} does not exist")
+    return out
+
+
+def _shows_as_images(shape) -> bool:
+    """Items that `latent.plot_images` can tile: (H, W), (1 or 3, H, W) or square flat vectors."""
+    shape = tuple(shape)
+    return (len(shape) == 2 or (len(shape) == 3 and shape[0] in (1, 3))
+            or (len(shape) == 1 and math.isqrt(shape[0]) ** 2 == shape[0]))
 
 
 def launch_torchrun(argv: list[str], nproc: int, max_restarts: int) -> int:
@@ -197,50 +307,63 @@ def cmd_fit(args) -> None:
 
     if args.init_from and (args.config or args.resume):
         raise VaekitError("--init-from takes the model config from that run: give it without --config and --resume")
+    if args.resume and args.overwrite:
+        raise VaekitError("--resume continues the run in the directory and --overwrite replaces it: give one of them")
     init = None
-    if args.init_from:                 # read once: its header sets the config, its tensors the weights
-        from .checkpoint import read, weights_file
-
-        init_tensors, init_header = read(weights_file(args.init_from))
-        init = init_header["model"]
-    cfg = init or (_read_json(args.config) if args.config else {})
-    if "config" in cfg and "model" in cfg:      # a saved {"model": ..., "config": ...} file or the --init-from run
-        args.model = args.model if args.model != "vae" else cfg["model"]
-        cfg = cfg["config"]
-    cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()}
-    flags = {k: getattr(args, k) for k in MODEL_FLAGS if getattr(args, k) is not None}
-    cfg.update(flags)
-    cls = models.get(args.model)
-    if args.model == "chemvae":
-        data, cfg, spec = _molecules(args, cfg)
+    if args.resume:                    # config.json is the source of truth: model, training settings, data
+        saved, train, spec = _resumed(Path(args.run_dir), args)
+        name, cfg, flags = saved["model"], dict(saved["config"]), {}
     else:
-        spec = args.data or "digits"
-        data = load(spec, args.split, args.data_dir)
-        cfg["data_shape"] = data.shape
+        train = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k) is not None}
+        if args.init_from:             # read once: its header sets the config, its tensors the weights
+            from .checkpoint import read, weights_file
+
+            init_tensors, init_header = read(weights_file(args.init_from))
+            init = init_header["model"]
+        name, cfg = _model_file(init or (_read_json(args.config) if args.config else {}), args.init_from or args.config)
+        name = args.model or name or "vae"
+        flags = {k: getattr(args, k) for k in MODEL_FLAGS if getattr(args, k) is not None}
+        cfg.update(flags)
+    tc = TrainConfig(**{**train, "progress": not args.no_progress, "tensorboard": not args.no_tensorboard})
+    if not args.resume:                # (TrainConfig has checked the training flags: nothing is read or written yet)
+        spec = _data_spec(args, name == "chemvae", tc.seed)
+        if init is not None:
+            spec["init_from"] = os.path.abspath(args.init_from)
+    cls = models.get(name)
+    if name == "chemvae":
+        data = _molecules(spec)
+        if not args.resume:
+            from .chem.dataset import data_fields
+
+            cfg.update(data_fields(data, spec["kind"], conv_kernels=cfg.get("conv_kernels")))
+    else:
+        data = load(spec["spec"], spec["split"], spec["data_dir"])
+        if not args.resume:
+            cfg["data_shape"] = data.shape
     import dataclasses
 
     fields = {f.name for f in dataclasses.fields(cls.Config)}
     ignored = sorted(k for k in cfg if k not in fields and k in MODEL_FLAGS)
     if ignored:
-        raise VaekitError(f"model {args.model!r} has no config field(s) {ignored}")
+        raise VaekitError(f"model {name!r} has no config field(s) {ignored}")
     import torch
 
-    torch.manual_seed(args.seed)          # the initial weights follow --seed too
-    model = models.build(args.model, **cfg)
+    torch.manual_seed(tc.seed)            # the initial weights follow --seed too
+    model = models.build(name, **cfg)
     if init is not None:
         _start_from(model, init, init_tensors, args.init_from, flags)
-    if args.model == "chemvae":
+    if name == "chemvae":
         data = model.items(data.smiles, data.props)
-    tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
-                     seed=args.seed, val_fraction=args.val_fraction, patience=args.patience, binarize=args.binarize,
-                     on_nonfinite=args.on_nonfinite, checkpoint_every=args.checkpoint_every, max_steps=args.max_steps,
-                     max_seconds=args.max_seconds, device=args.device, progress=not args.no_progress, tensorboard=not args.no_tensorboard)
+    digest = _fingerprint(data)
+    if spec.get("sha256", digest) != digest:
+        raise VaekitError(f"{args.run_dir} was trained on other items than {spec['spec']} ({spec['split']}) now holds "
+                          f"(SHA-256 {spec['sha256'][:12]}..., now {digest[:12]}...); --resume cannot change the data "
+                          "(start a new run, or --init-from)")
+    spec["sha256"] = digest
     from .distributed import end_worker, teardown
 
     try:
-        hist = fit(model, data, tc, args.run_dir, resume=args.resume, overwrite=args.overwrite,
-                   meta={"spec": spec, "split": args.split, "data_dir": args.data_dir, "molecules": args.molecules,
-                         **({"init_from": str(args.init_from)} if init else {})})
+        hist = fit(model, data, tc, args.run_dir, resume=args.resume, overwrite=args.overwrite, meta=spec)
     except BaseException:
         teardown(wait=False)
         raise
@@ -255,6 +378,130 @@ def cmd_fit(args) -> None:
              "resumed": bool(args.resume)}, indent=1))
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         end_worker(0)                     # a torchrun worker: done; skip the interpreter's shutdown
+
+
+_NAMED_MOLECULES = ("moses", "zinc250k")        # the names data.smiles.load_molecules knows
+
+
+def _spec_path(spec: str) -> str:
+    """A data spec as config.json records it: a registered name as it is, an existing file or folder as an
+    absolute path (so the run's data is found from any folder)."""
+    import os
+
+    from .data.core import BUILTIN
+
+    if spec in BUILTIN or spec in _NAMED_MOLECULES or not os.path.exists(spec):
+        return spec
+    return os.path.abspath(spec)
+
+
+def _data_spec(args, molecules: bool, seed: int) -> dict:
+    """config.json's "data" for a new run: every option that picks the training items."""
+    import os
+
+    if not molecules and (args.kind is not None or args.molecules is not None):
+        raise VaekitError("--kind and --molecules are options of --model chemvae")
+    return {"spec": _spec_path(args.data or ("moses" if molecules else "digits")), "split": args.split or "train",
+            "data_dir": os.path.abspath(args.data_dir) if args.data_dir else None, "molecules": args.molecules,
+            "kind": (args.kind or "smiles") if molecules else None, "seed": seed}
+
+
+def _model_file(d: dict, source) -> tuple[str | None, dict]:
+    """(model name or None, config fields) of a --config file or an --init-from header: the fields themselves, or
+    a saved {"model": name, "config": {...}}."""
+    name = None
+    if "config" in d and "model" in d:
+        name, d = d["model"], d["config"]
+        if not isinstance(name, str) or not isinstance(d, dict):
+            raise VaekitError(f"{source}: 'model' must be a model name and 'config' an object of config fields")
+    return name, {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+
+
+def _same(a, b) -> bool:
+    """Equal as config.json stores them (tuples as lists, 1 == 1.0)."""
+    return json.loads(json.dumps(a)) == json.loads(json.dumps(b))
+
+
+def _resumed(run_dir: Path, args) -> tuple[dict, dict, dict]:
+    """What `fit --resume` continues with: the model ({"model", "config"}), the training config and the data spec
+    that the run's config.json records.  A flag given on the command line must agree with them, except the
+    RESUMABLE training flags (and the display flags), which replace the recorded values."""
+    import dataclasses
+    import os
+
+    from .train import TrainConfig, show
+
+    cfg_file = run_dir / "config.json"
+    if not (run_dir / "checkpoint.safetensors").is_file():
+        raise VaekitError(f"{run_dir}: nothing to resume (no checkpoint.safetensors)")
+    if not cfg_file.is_file():
+        raise VaekitError(f"{cfg_file}: not found; a run resumes with the settings recorded there")
+    saved = _read_json(cfg_file)
+    model, train, data = saved.get("model"), saved.get("train"), saved.get("data") or {}
+    if not (isinstance(model, dict) and isinstance(model.get("model"), str) and isinstance(model.get("config"), dict)
+            and isinstance(train, dict) and isinstance(data, dict)):
+        raise VaekitError(f"{cfg_file}: needs the objects 'model' (with 'model' and 'config'), 'train' and 'data' "
+                          "to resume the run")
+    unknown = sorted(set(train) - {f.name for f in dataclasses.fields(TrainConfig)})
+    if unknown:
+        raise VaekitError(f"{cfg_file}: unknown training field(s) {unknown}")
+
+    def refuse(field, old, new):
+        raise VaekitError(f"{run_dir} was trained with {field} {show(old)}; --resume cannot change it to {show(new)} "
+                          "(start a new run, or --init-from)")
+
+    name = model["model"]
+    file_name, given = _model_file(_read_json(args.config), args.config) if args.config else (None, {})
+    for asked in (args.model, file_name):
+        if asked is not None and asked != name:
+            refuse("model", name, asked)
+    given.update({k: getattr(args, k) for k in MODEL_FLAGS if getattr(args, k) is not None})
+    for k, v in given.items():
+        if k not in model["config"]:
+            raise VaekitError(f"{run_dir} holds a {name}, which has no config field {k}")
+        if not _same(v, model["config"][k]):
+            raise VaekitError(f"{run_dir} holds a {name} with {k} {show(model['config'][k])}, the flags ask for "
+                              f"{show(v)}; --resume cannot change it (start a new run, or --init-from)")
+
+    train = {**dataclasses.asdict(TrainConfig()), **train}
+    for k in TRAIN_FLAGS:
+        v = getattr(args, k)
+        if v is None:
+            continue
+        if k in RESUMABLE:
+            train[k] = v
+        elif not _same(v, train[k]):
+            refuse(k, train[k], v)
+
+    molecules = name == "chemvae"
+    if "spec" not in data:             # a run made with the Python API records no data: it must be given
+        if args.data is None:
+            raise VaekitError(f"{cfg_file}: records no training data (a run made with the Python API?); give --data")
+        return model, train, _data_spec(args, molecules, train["seed"])
+    spec = {"split": "train", "data_dir": None, "molecules": None, "seed": train["seed"],
+            "kind": model["config"].get("kind") if molecules else None, **data}
+    spec["spec"] = _spec_path(spec["spec"])
+    if spec["data_dir"]:
+        spec["data_dir"] = os.path.abspath(spec["data_dir"])
+    asked = {"data": _spec_path(args.data) if args.data else None, "split": args.split, "molecules": args.molecules,
+             "data_dir": os.path.abspath(args.data_dir) if args.data_dir else None, "kind": args.kind}
+    for k, v in asked.items():
+        old = spec["spec" if k == "data" else k]
+        if v is not None and v != old:
+            refuse(k, old, v)
+    return model, train, spec
+
+
+def _fingerprint(data) -> str:
+    """SHA-256 of the training items (their shape and float32 values), recorded so --resume refuses other data."""
+    import hashlib
+
+    from .data.core import check_array
+
+    x = check_array(data, "training data").contiguous()
+    h = hashlib.sha256(repr(tuple(x.shape)).encode())
+    h.update(x.numpy())
+    return h.hexdigest()
 
 
 def _start_from(model, init: dict, tensors: dict, path, flags: dict) -> None:
@@ -274,16 +521,15 @@ def _start_from(model, init: dict, tensors: dict, path, flags: dict) -> None:
     load_tensors(model, tensors, path)
 
 
-def _molecules(args, cfg: dict):
-    """Scored molecules and the chemical VAE's vocabulary/standardisation fields for `vaekit fit --model chemvae`."""
-    from .chem.dataset import data_fields, scored
+def _molecules(spec: dict):
+    """The scored molecules a `vaekit fit --model chemvae` run's data spec names (see _data_spec)."""
+    from .chem.dataset import scored
 
-    spec = args.data or "moses"
-    mols = scored(spec, args.split, args.data_dir, limit=args.molecules, seed=args.seed)
+    mols = scored(spec["spec"], spec["split"], spec["data_dir"], limit=spec["molecules"], seed=spec["seed"])
     if mols.invalid:
-        print(f"{spec}: {len(mols.invalid)} SMILES are not valid molecules and were left out, e.g. line "
+        print(f"{spec['spec']}: {len(mols.invalid)} SMILES are not valid molecules and were left out, e.g. line "
               f"{mols.invalid[0][0]}: {mols.invalid[0][1]!r}")
-    return mols, {**cfg, **data_fields(mols, args.kind, conv_kernels=cfg.get("conv_kernels"))}, spec
+    return mols
 
 
 def cmd_eval(args) -> None:
@@ -292,12 +538,15 @@ def cmd_eval(args) -> None:
     from .checkpoint import atomic_write_text, load_model
     from .evaluate import evaluate
 
-    run_dir = Path(args.run_dir)
+    run_dir = _run_dir(args.run_dir)
     model = load_model(run_dir)
-    data = _run_data(run_dir, args)
+    data = _run_data(run_dir, args, model)
     x = data.x[: args.limit] if args.limit else data.x
     if args.binarize:
+        if float(x.min()) < 0 or float(x.max()) > 1:
+            raise VaekitError(f"--binarize needs values in [0, 1], got {float(x.min()):.4g} to {float(x.max()):.4g}")
         x = torch.bernoulli(x, generator=torch.Generator().manual_seed(0))
+    _check_likelihood(model, x, f"data {args.data or 'of the run'} ({args.split})")
     t0 = time.perf_counter()
     res = evaluate(model, x, k=args.k, nll_k=args.nll_k)
     res.update({"data": args.data or "run", "split": args.split, "binarized": args.binarize,
@@ -311,40 +560,72 @@ def cmd_eval(args) -> None:
 
 
 def cmd_sample(args) -> None:
-    import numpy as np
     import torch
 
     from .checkpoint import load_model
 
-    model = load_model(args.run_dir)
+    run_dir = _run_dir(args.run_dir)
+    model = load_model(run_dir)
+    shape = tuple(getattr(model.config, "data_shape", ()))
+    images = _shows_as_images(shape)
+    out = _out_file(args.out or run_dir / ("samples.png" if images else "samples.npy"), (".npy", *IMAGE_SUFFIXES))
+    if out.suffix.lower() != ".npy" and not images:
+        raise VaekitError(f"{out}: items of shape {shape} cannot be drawn as an image grid; write them as .npy")
     x = model.sample(args.n, generator=torch.Generator().manual_seed(args.seed))
-    out = Path(args.out) if args.out else Path(args.run_dir) / "samples.png"
-    if out.suffix == ".npy":
-        np.save(out, x.numpy())
+    if out.suffix.lower() == ".npy":
+        _save_npy(out, x.numpy())
     else:
+        import io
+
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
+        from .checkpoint import atomic_write_bytes
         from .latent import plot_images
 
         fig, ax = plt.subplots(figsize=(6, 6))
         plot_images(ax, x)
-        fig.savefig(out, dpi=120, bbox_inches="tight")
+        buf = io.BytesIO()
+        fig.savefig(buf, format=out.suffix.lower()[1:], dpi=120, bbox_inches="tight")
+        plt.close(fig)
+        atomic_write_bytes(out, buf.getvalue())
     print(f"wrote {out}")
 
 
-def cmd_encode(args) -> None:
+def _save_npy(out: Path, array) -> None:
+    """np.save, written atomically (temp file, then rename)."""
+    import io
+
     import numpy as np
 
+    from .checkpoint import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.save(buf, array)
+    atomic_write_bytes(out, buf.getvalue())
+
+
+def _check_likelihood(model, x, name: str) -> None:
+    """Data within the support of the model's likelihood (when its config names one), else a one-line error."""
+    from .likelihoods import check_data
+
+    kind = getattr(model.config, "likelihood", None)
+    if kind is not None:
+        check_data(kind, x, name, getattr(model.config, "n_categories", 256))
+
+
+def cmd_encode(args) -> None:
     from .checkpoint import load_model
 
-    model = load_model(args.run_dir)
-    data = _run_data(Path(args.run_dir), args)
+    run_dir = _run_dir(args.run_dir)
+    out = _out_file(args.out, (".npy",))
+    model = load_model(run_dir)
+    data = _run_data(run_dir, args, model)
     z = model.embed(data.x).numpy()
-    np.save(args.out, z)
-    print(f"wrote {args.out}: {z.shape}")
+    _save_npy(out, z)
+    print(f"wrote {out}: {z.shape}")
 
 
 def cmd_data(args) -> None:
@@ -395,15 +676,74 @@ COMMANDS = {"fit": cmd_fit, "eval": cmd_eval, "sample": cmd_sample, "encode": cm
             "demo": cmd_demo, "report": cmd_report, "explore": cmd_explore}
 
 
-def main(argv=None) -> None:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
-    args.argv = argv
+def _one_line_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):
+    """Show a VaekitWarning as `vaekit: warning: ...` (other warnings as Python shows them)."""
+    if issubclass(category, VaekitWarning):
+        print(f"vaekit: warning: {' '.join(str(message).split())}", file=sys.stderr)
+    else:
+        _default(message, category, filename, lineno, file, line)
+
+
+def crash_report(argv, exc: BaseException) -> Path | None:
+    """Write the traceback and the command line of an unexpected error to a new file under
+    $VAEKIT_CACHE/crashes (default ~/.cache/vaekit/crashes; the system's temp folder if that cannot be
+    written), atomically; returns its path, or None if no file could be written."""
+    import os
+    import tempfile
+    import traceback
+
+    from . import __version__
+
+    text = (f"vaekit {__version__}, Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d %H:%M:%S %z')}\n"
+            f"argv: {json.dumps(list(argv))}\n\n" + "".join(traceback.format_exception(exc)))
+    name = f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+    folders = []
     try:
-        COMMANDS[args.command](args)
-    except VaekitError as e:
-        print(f"vaekit: error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("vaekit: interrupted", file=sys.stderr)
-        sys.exit(130)
+        from .data.core import cache_root
+
+        folders.append(cache_root() / "crashes")
+    except Exception:
+        pass
+    folders.append(Path(tempfile.gettempdir()))
+    for folder in folders:
+        tmp = None
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
+            with os.fdopen(fd, "w") as f:
+                f.write(text)
+            os.replace(tmp, folder / name)
+            return folder / name
+        except OSError:
+            if tmp is not None and os.path.exists(tmp):
+                os.unlink(tmp)
+    return None
+
+
+def main(argv=None) -> None:
+    """Run one command. Every error a user can fix is one line, `vaekit: error: ...`, exit status 2
+    (130 when interrupted); an unexpected one is one line naming a crash report, exit status 1."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _one_line_warning
+        try:
+            args = build_parser().parse_args(argv)
+            args.argv = argv
+            COMMANDS[args.command](args)
+        except VaekitError as e:
+            print(f"vaekit: error: {e}", file=sys.stderr)
+            sys.exit(2)
+        except OSError as e:                # a path the user gave: missing, a folder, not writable, disk full
+            what = f"{e.filename}: {e.strerror}" if e.filename and e.strerror else (e.strerror or str(e))
+            print(f"vaekit: error: {' '.join(str(what).split())}", file=sys.stderr)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            print("vaekit: error: interrupted", file=sys.stderr)
+            sys.exit(130)
+        except Exception as e:
+            path = crash_report(argv, e)
+            where = f"the details are in {path}" if path else "no crash report could be written"
+            first = " ".join(str(e).split())[:200]
+            print(f"vaekit: internal error ({type(e).__name__}{': ' + first if first else ''}); {where}; "
+                  "please report it", file=sys.stderr)
+            sys.exit(1)

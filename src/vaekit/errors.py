@@ -1,4 +1,5 @@
-"""The one error type users see: a one-line message that names the file, field or shape."""
+"""The one error type users see: a one-line message that names the file, field or shape; and the one
+warning type, for input that works but probably not as meant (the CLI prints it as one line too)."""
 
 
 class VaekitError(Exception):
@@ -16,3 +17,8 @@ class NonFiniteLossError(VaekitError):
         self.batch_index = batch_index
         where = f"; offending batch indices saved to {path}" if path else ""
         super().__init__(f"non-finite loss at step {step}{where} (use on_nonfinite='skip' to skip such batches)")
+
+
+class VaekitWarning(UserWarning):
+    """Input that is accepted but likely to give a poor or surprising result; the message is one line
+    and says what to do instead."""

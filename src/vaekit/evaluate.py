@@ -8,12 +8,21 @@ import math
 import torch
 
 from . import bounds, likelihoods
+from .errors import VaekitError
 from .models.autoencoder import AutoEncoder
 
 
 @torch.no_grad()
 def evaluate(model, x: torch.Tensor, *, k: int = 50, nll_k: int = 0, batch_size: int = 500, seed: int = 0) -> dict:
     """Averages over x. `nll_k > 0` adds `nll` = -log p(x) estimated with nll_k importance samples."""
+    if k < 1 or nll_k < 0:
+        raise VaekitError(f"evaluation needs k >= 1 and nll_k >= 0 importance samples, got k={k}, nll_k={nll_k}")
+    if len(x) == 0:
+        raise VaekitError("evaluation data is empty")
+    shape = getattr(model.config, "data_shape", None)
+    if shape is not None and tuple(x.shape[1:]) != tuple(shape):
+        raise VaekitError(f"evaluation data: items have shape {tuple(x.shape[1:])} but the model expects "
+                          f"data_shape {tuple(shape)}")
     model.eval()
     device = next(model.parameters()).device
     out: dict[str, float] = {"n": len(x)}

@@ -7,10 +7,13 @@ reshapes them and returns an `Independent` distribution whose event shape is the
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
 from torch import distributions as D
+
+from .errors import VaekitError, VaekitWarning
 
 KINDS = ("bernoulli", "gaussian", "categorical")
 
@@ -57,3 +60,27 @@ def mean(dist: D.Distribution) -> torch.Tensor:
 def gaussian_log_norm(sigma: float, n_features: int) -> float:
     """log normaliser of a fixed-sigma Gaussian over n features (useful to convert nats to squared error)."""
     return -n_features * (math.log(sigma) + 0.5 * math.log(2 * math.pi))
+
+
+def check_data(kind: str, x: torch.Tensor, name: str = "data", n_categories: int = 256) -> None:
+    """Refuse data outside the likelihood's support (VaekitError naming `name` and the fix); warn
+    (VaekitWarning) when a Gaussian is asked to fit data far from unit scale.
+
+    bernoulli: values in [0, 1].  categorical: whole numbers 0 .. n_categories - 1 (level indices).
+    """
+    lo, hi = float(x.min()), float(x.max())
+    if kind == "bernoulli" and (lo < 0 or hi > 1):
+        raise VaekitError(f"{name}: values run from {lo:.4g} to {hi:.4g}, but the bernoulli likelihood needs them "
+                          "in [0, 1]; use the gaussian likelihood (--likelihood gaussian) or scale the data into [0, 1]")
+    if kind == "categorical":
+        if lo < 0 or hi > n_categories - 1 or not torch.equal(x, x.round()):
+            raise VaekitError(f"{name}: the categorical likelihood needs whole numbers from 0 to {n_categories - 1} "
+                              f"(level indices), got values from {lo:.4g} to {hi:.4g}"
+                              f"{'' if torch.equal(x, x.round()) else ' that are not whole numbers'}; "
+                              "use --likelihood gaussian for real values (or bernoulli for values in [0, 1])")
+    if kind == "gaussian":
+        m, sd = float(x.mean()), float(x.std()) if x.numel() > 1 else 0.0
+        if abs(m) > 10 or sd > 10:
+            warnings.warn(f"{name}: values have mean {m:.4g} and standard deviation {sd:.4g}; a gaussian likelihood "
+                          "learns slowly and reports huge losses far from unit scale: standardise the data per "
+                          "feature (vaekit fit --standardize)", VaekitWarning, stacklevel=2)

@@ -8,27 +8,48 @@ import numpy as np
 import torch
 
 from ..errors import VaekitError
-from .core import Dataset, check_array
+from .core import SINGLE, SINGLE_HINT, Dataset, SplitError, check_array, check_single_split
+
+NPY_MAGIC = b"\x93NUMPY"
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")      # an .npz is a zip archive (the second: an empty one)
 
 
 def load_array(path: str | Path, split_name: str = "train") -> Dataset:
-    """`.npy`: the items. `.npz`: key `x` (or `x_train`/`x_test` by split, or the only array), labels `y`."""
+    """`.npy`: the items, one set (split train or all). `.npz`: arrays `x_<split>` (with labels `y_<split>`),
+    or one set under `x` (or `X`, `data`, or the only array; split train or all) with labels `y`."""
     path = Path(path)
     if not path.is_file():
         raise VaekitError(f"{path}: no such file")
     try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError as e:
+        raise VaekitError(f"{path}: cannot read ({e.strerror})") from None
+    if head != NPY_MAGIC and head[:4] not in ZIP_MAGIC:     # else NumPy would talk of pickles
+        raise VaekitError(f"{path}: not a NumPy {path.suffix or '.npy'} file (it does not start with the "
+                          f"{'zip' if path.suffix == '.npz' else 'NumPy'} signature)")
+    try:
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.ndarray):
+            check_single_split(str(path), split_name)
             x, y = loaded, None
         else:
             with loaded as f:
                 keys = list(f.keys())
-                xk = next((k for k in (f"x_{split_name}", "x", "X", "data") if k in keys), None)
-                if xk is None and len(keys) == 1:
-                    xk = keys[0]
-                if xk is None:
-                    raise VaekitError(f"{path}: no array named 'x' (found {keys})")
-                yk = next((k for k in (f"y_{split_name}", "y", "labels") if k in keys), None)
+                splits = sorted(k[2:] for k in keys if k.startswith("x_") and k[2:])
+                xk = f"x_{split_name}" if f"x_{split_name}" in keys else None
+                single = next((k for k in ("x", "X", "data") if k in keys), None)
+                if single is None and len(keys) == 1 and not splits:
+                    single = keys[0]
+                if xk is None and single is not None and split_name in SINGLE:
+                    xk = single
+                    yk = next((k for k in ("y", "labels") if k in keys), None)
+                elif xk is None and (splits or single is not None):
+                    raise SplitError(str(path), split_name, splits or SINGLE, "" if splits else SINGLE_HINT)
+                elif xk is None:
+                    raise VaekitError(f"{path}: no array named 'x' or 'x_{split_name}' (found {keys})")
+                else:
+                    yk = f"y_{split_name}" if f"y_{split_name}" in keys else None
                 x, y = f[xk], (f[yk] if yk else None)
     except VaekitError:
         raise

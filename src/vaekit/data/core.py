@@ -52,11 +52,16 @@ def check_array(x, name: str = "data", *, min_rank: int = 2) -> torch.Tensor:
         raise VaekitError(f"{name}: the data set is empty (shape {tuple(x.shape)})")
     if any(s == 0 for s in x.shape[1:]):
         raise VaekitError(f"{name}: items have an empty dimension (shape {tuple(x.shape)})")
-    x = x.float()
     bad = ~torch.isfinite(x)
     if bad.any():
         i = int(bad.flatten(1).any(1).nonzero()[0])
         raise VaekitError(f"{name}: contains NaN or inf (first at item {i})")
+    x = x.float()
+    bad = ~torch.isfinite(x)                      # finite as float64, beyond float32's +-3.4e38
+    if bad.any():
+        i = int(bad.flatten(1).any(1).nonzero()[0])
+        raise VaekitError(f"{name}: values out of float32 range (magnitude above 3.4e38; first at item {i}); "
+                          "scale the data")
     return x
 
 
@@ -94,13 +99,33 @@ def digits(split_name: str = "train") -> Dataset:
     d = load_digits()
     full = Dataset(torch.from_numpy(d.images.astype(np.float32) / 16.0), torch.from_numpy(d.target), "digits")
     train, test = split(full, 0.2, seed=0)
-    return _pick(split_name, {"train": train, "test": test, "all": full})
+    return _pick(split_name, {"train": train, "test": test, "all": full}, "digits")
 
 
-def _pick(split_name, parts):
+class SplitError(VaekitError):
+    """A data set has no split of the name asked for; `splits` are the ones it has."""
+
+    def __init__(self, name: str, split_name: str, splits, hint: str = ""):
+        self.name, self.split_name, self.splits = name, split_name, tuple(splits)
+        super().__init__(f"{name}: no split {split_name!r}; it has {', '.join(self.splits)}{hint}")
+
+
+def _pick(split_name, parts, name: str = "data"):
     if split_name not in parts:
-        raise VaekitError(f"unknown split {split_name!r}; choose one of {sorted(parts)}")
+        raise SplitError(name, split_name, sorted(parts))
     return parts[split_name]
+
+
+#: what a source holding one set of items (a .npy file, an image folder) answers to: there is no test split
+SINGLE = ("train", "all")
+SINGLE_HINT = ("; it holds one set of items, so --split train scores the training items, and held-out items "
+               "need a file or folder of their own (--data)")
+
+
+def check_single_split(name: str, split_name: str) -> None:
+    """Refuse a split other than train/all for a source that holds one set of items."""
+    if split_name not in SINGLE:
+        raise SplitError(name, split_name, SINGLE, SINGLE_HINT)
 
 
 def mnist(split_name: str = "train", data_dir=None, name: str = "mnist") -> Dataset:
@@ -110,7 +135,7 @@ def mnist(split_name: str = "train", data_dir=None, name: str = "mnist") -> Data
     root = data_root(data_dir)
     prefix = {"train": "train", "test": "t10k"}
     if split_name not in prefix:
-        raise VaekitError(f"unknown split {split_name!r} for {name}; choose 'train' or 'test'")
+        raise SplitError(name, split_name, prefix)
     flat = any(root.glob(f"{prefix[split_name]}-images*"))       # files directly in the folder given
     folder = root if flat and not (root / name).is_dir() else root / name
     files = [find_idx(folder, f"{prefix[split_name]}-{kind}", name) for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")]
@@ -144,7 +169,12 @@ def register_dataset(name: str):
 def load(spec: str, split_name: str = "train", data_dir=None) -> Dataset:
     """A built-in name (digits, mnist, ...), a .npy/.npz file, or a folder of images."""
     if spec in BUILTIN:
-        return BUILTIN[spec](split_name, data_dir)
+        try:
+            return BUILTIN[spec](split_name, data_dir)
+        except SplitError as e:           # name the data set, whatever its loader called it
+            if e.name == spec:
+                raise
+            raise SplitError(spec, e.split_name, e.splits) from None
     path = Path(spec)
     if path.suffix in (".npy", ".npz"):
         from .arrays import load_array
@@ -153,6 +183,7 @@ def load(spec: str, split_name: str = "train", data_dir=None) -> Dataset:
     if path.is_dir():
         from .images import load_image_folder
 
+        check_single_split(str(path), split_name)
         return load_image_folder(path)
     if not path.exists():
         raise VaekitError(f"unknown data set {spec!r}: not a built-in name ({', '.join(sorted(BUILTIN))}) nor an existing file or folder")
