@@ -595,6 +595,10 @@ def test_molecule_token_ids_are_checked(mol_client, mol_explorer):
         r = mol_client.post("/api/encode", json={"x": x.tolist()})
         assert r.status_code == 400 and "token ids" in r.json()["error"], (bad, r.text)
     assert x.shape[1] == n
+    x = mol_explorer.x[:1].clone()
+    x[0, -1] = 3e38                         # a property value (after the token ids): finite, but beyond the range
+    r = mol_client.post("/api/encode", json={"x": x.tolist()})
+    assert r.status_code == 400 and "too large" in r.json()["error"], r.text
 
 
 def test_smiles_need_a_molecule_run(client):

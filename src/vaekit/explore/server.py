@@ -327,14 +327,14 @@ class Explorer:
             raise BadRequest(f"field 'x' items have shape {list(t.shape[1:])}, the model expects {list(self.data_shape)}")
         if not torch.isfinite(t).all():
             raise BadRequest("field 'x' holds NaN or infinite values (or numbers beyond float32)")
-        if (t.abs() > self.x_limit).any():
-            raise BadRequest(f"field 'x' holds numbers too large for this run's items: "
-                             f"it takes {-self.x_limit:g} to {self.x_limit:g}")
         if self.kind == "molecule":         # the first max_len numbers are token ids
             ids, n_tok = t[:, : self.model.config.max_len], len(self.model.vocab)
             if not ((ids == ids.round()) & (ids >= 0) & (ids < n_tok)).all():
                 raise BadRequest(f"field 'x' items must start with {self.model.config.max_len} token ids, "
                                  f"whole numbers from 0 to {n_tok - 1}")
+        if (t.abs() > self.x_limit).any():
+            raise BadRequest(f"field 'x' holds numbers too large for this run's items: "
+                             f"it takes {-self.x_limit:g} to {self.x_limit:g}")
         with self.lock:
             return self.finite_code(self.model.embed(t).cpu(), "x")
 
