@@ -102,9 +102,10 @@ def png_data_url(img: np.ndarray) -> str:
 
 
 def _range(t: torch.Tensor) -> float:
-    """The magnitude bound for numbers like those in `t`: LIMIT, or 100x the largest finite one."""
+    """The magnitude bound for numbers like those in `t`: LIMIT, or 100x the largest finite one (at most
+    1e30, well inside float32)."""
     t = t[torch.isfinite(t)]
-    return max(LIMIT, 100 * float(t.abs().max())) if t.numel() else LIMIT
+    return max(LIMIT, min(1e30, 100 * float(t.abs().max()))) if t.numel() else LIMIT
 
 
 def _finite(v: float) -> float | None:
