@@ -1,6 +1,7 @@
 """Data loading: IDX, arrays, image folders, digits, and downloads against a loopback server."""
 import functools
 import gzip
+import json
 import hashlib
 import http.server
 import shutil
@@ -80,6 +81,95 @@ def test_numpy_files(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 not really a zip")
     with pytest.raises(VaekitError, match="junk.npz"):
         load(str(tmp_path / "junk.npz"))
+
+
+def test_numpy_file_errors_say_what_is_wrong(tmp_path):
+    (tmp_path / "text.npy").write_bytes(b"a,b\n1,2\n")
+    with pytest.raises(VaekitError) as e:
+        load(str(tmp_path / "text.npy"))
+    assert "not a NumPy .npy file" in str(e.value) and "pickle" not in str(e.value)
+    (tmp_path / "text.npz").write_bytes(b"a,b\n1,2\n")
+    with pytest.raises(VaekitError, match="text.npz: not a NumPy .npz file"):
+        load(str(tmp_path / "text.npz"))
+    np.save(tmp_path / "huge.npy", np.array([[1.0, 2.0], [3.0, -1e300]]))
+    with pytest.raises(VaekitError, match=r"huge.npy: values out of float32 range .*first at item 1"):
+        load(str(tmp_path / "huge.npy"))
+    np.save(tmp_path / "fits.npy", np.array([[1.0, 2.0], [3.0, -3e38]]))          # float64 within float32's range
+    assert float(load(str(tmp_path / "fits.npy")).x.min()) == pytest.approx(-3e38)
+
+
+def test_splits_a_file_has_and_has_not(tmp_path):
+    from vaekit.data.core import SplitError
+
+    x, xt = np.random.rand(5, 3).astype(np.float32), np.random.rand(2, 3).astype(np.float32)
+    np.save(tmp_path / "a.npy", x)
+    np.savez(tmp_path / "one.npz", x=x, y=np.arange(5))
+    np.savez(tmp_path / "two.npz", x_train=x, x_test=xt, y_test=np.arange(2))
+    for name in ("a.npy", "one.npz"):
+        assert torch.equal(load(str(tmp_path / name), "all").x, load(str(tmp_path / name), "train").x)
+        with pytest.raises(SplitError, match=f"{name}: no split 'test'; it has train, all") as e:
+            load(str(tmp_path / name), "test")          # no held-out items: refused, never the training items
+        assert e.value.splits == ("train", "all")
+    assert torch.equal(load(str(tmp_path / "two.npz"), "test").x, torch.from_numpy(xt))
+    assert load(str(tmp_path / "two.npz"), "test").y.tolist() == [0, 1] and load(str(tmp_path / "two.npz")).y is None
+    with pytest.raises(SplitError, match="two.npz: no split 'all'; it has test, train"):
+        load(str(tmp_path / "two.npz"), "all")
+    with pytest.raises(SplitError, match="digits: no split 'bogus'; it has all, test, train"):
+        load("digits", "bogus")
+
+
+def test_colour_images_keep_their_channels(tmp_path):
+    from PIL import Image
+
+    rgb = np.zeros((6, 5, 3), np.uint8)
+    rgb[..., 0] = 255                                           # pure red
+    Image.fromarray(rgb).save(tmp_path / "red.png")
+    Image.fromarray(np.full((6, 5), 128, np.uint8)).save(tmp_path / "grey.png")
+    d = load(str(tmp_path))
+    assert d.x.shape == (2, 3, 6, 5)                            # a colour image makes the folder RGB
+    red = d.x[1]                                                # files sorted: grey.png, red.png
+    assert red[0].eq(1).all() and red[1:].eq(0).all() and d.x[0].eq(128 / 255).all()
+    (tmp_path / "red.png").unlink()
+    Image.fromarray(np.stack([np.full((6, 5), 7, np.uint8)] * 3, -1)).save(tmp_path / "rgb_grey.png")
+    assert load(str(tmp_path)).x.shape == (2, 6, 5)           # grey pixels stored as RGB stay one channel
+
+
+def test_standardization_round_trip(tmp_path):
+    from vaekit.data import Standardization
+
+    x = torch.randn(50, 3, 2, dtype=torch.float64).float() * torch.tensor([1.0, 100.0, 0.01])[:, None] + 5
+    x[:, 0, 0] = 3.0                                             # a constant feature keeps std 1
+    st = Standardization.fit(x)
+    xs = st.apply(x)
+    assert torch.allclose(xs.mean(0), torch.zeros(3, 2), atol=1e-4) and st.std[0, 0] == 1
+    assert torch.allclose(xs.std(0, unbiased=False)[1:], torch.ones(2, 2), atol=1e-4)
+    assert torch.allclose(st.undo(xs), x, rtol=1e-5, atol=1e-5)
+    again = Standardization.from_json(json.loads(json.dumps(st.to_json())), (3, 2))
+    assert torch.equal(again.mean, st.mean) and torch.equal(again.std, st.std)
+    for bad, match in [({"mean": [0.0] * 6}, "lists 'mean' and 'std'"), ({"mean": [0.0] * 5, "std": [1.0] * 5}, "5 means"),
+                       ({"mean": [0.0] * 6, "std": [1.0] * 5 + [0.0]}, "positive"), ([1], "lists")]:
+        with pytest.raises(VaekitError, match=match):
+            Standardization.from_json(bad, (3, 2))
+
+
+def test_likelihood_support(tmp_path):
+    import warnings
+
+    from vaekit.errors import VaekitWarning
+    from vaekit.likelihoods import check_data
+
+    check_data("bernoulli", torch.rand(4, 3))
+    with pytest.raises(VaekitError, match="from -1 to 2.*--likelihood gaussian"):
+        check_data("bernoulli", torch.tensor([[-1.0, 2.0]]), "d")
+    check_data("categorical", torch.tensor([[0.0, 3.0]]), n_categories=4)
+    for x in ([[0.0, 4.0]], [[0.5, 1.0]], [[-1.0, 0.0]]):
+        with pytest.raises(VaekitError, match="whole numbers from 0 to 3"):
+            check_data("categorical", torch.tensor(x), n_categories=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_data("gaussian", torch.randn(100, 3))              # unit scale: no warning
+    with pytest.warns(VaekitWarning, match=r"mean (99|100)[.0-9]* and .*--standardize"):
+        check_data("gaussian", torch.randn(100, 3) + 100)
 
 
 def test_image_folder(tmp_path):

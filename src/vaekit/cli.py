@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--val-fraction", type=_real(0, 1, below=True), help="hold out this fraction for early stopping")
     t.add_argument("--patience", type=_count(1))
     t.add_argument("--binarize", action="store_true", default=None, help="dynamic binarization of [0, 1] pixels")
+    t.add_argument("--standardize", action="store_true", help="train on the items standardised per feature (the "
+                   "statistics are saved in config.json; eval, encode and sample apply and undo them); for a "
+                   "gaussian likelihood on data far from unit scale")
     t.add_argument("--on-nonfinite", choices=["raise", "skip"], help="(default raise)")
     t.add_argument("--checkpoint-every", type=_count(0), help="steps between checkpoints (default 0: every epoch)")
     t.add_argument("--max-steps", type=_count(0))
@@ -141,8 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_count(1), default=None, help="use only the first N items (N >= 1)")
     p.add_argument("--binarize", action="store_true", help="evaluate on a fixed (seeded) binarization of the data")
 
-    p = sub.add_parser("sample", help="decode draws from the prior")
+    p = sub.add_parser("sample", help="decode codes drawn from the prior or from a density fitted on the training codes")
     p.add_argument("run_dir")
+    p.add_argument("--sampler", default="prior", help="where the codes come from: prior (the model's own, default), "
+                   "gmm (a Gaussian mixture fitted on the training codes) or twostage (a second VAE fitted on them); "
+                   "a fitted sampler is kept in RUN_DIR/sampler-<name>.safetensors")
     p.add_argument("-n", type=_count(1), default=64, help="how many to draw (default 64)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="output .png (image grid) or .npy (array); default RUN_DIR/samples.png")
@@ -324,7 +330,10 @@ def cmd_fit(args) -> None:
         name = args.model or name or "vae"
         flags = {k: getattr(args, k) for k in MODEL_FLAGS if getattr(args, k) is not None}
         cfg.update(flags)
-    tc = TrainConfig(**{**train, "progress": not args.no_progress, "tensorboard": not args.no_tensorboard})
+    for shown, off in (("progress", args.no_progress), ("tensorboard", args.no_tensorboard)):
+        if off:
+            train[shown] = False
+    tc = TrainConfig(**train)
     if not args.resume:                # (TrainConfig has checked the training flags: nothing is read or written yet)
         spec = _data_spec(args, name == "chemvae", tc.seed)
         if init is not None:
@@ -338,6 +347,7 @@ def cmd_fit(args) -> None:
             cfg.update(data_fields(data, spec["kind"], conv_kernels=cfg.get("conv_kernels")))
     else:
         data = load(spec["spec"], spec["split"], spec["data_dir"])
+        data = _standardized(data, spec, args, tc.binarize)
         if not args.resume:
             cfg["data_shape"] = data.shape
     import dataclasses
@@ -354,6 +364,8 @@ def cmd_fit(args) -> None:
         _start_from(model, init, init_tensors, args.init_from, flags)
     if name == "chemvae":
         data = model.items(data.smiles, data.props)
+    else:
+        _check_likelihood(model, data.x, f"training data {spec['spec']} ({spec['split']})")
     digest = _fingerprint(data)
     if spec.get("sha256", digest) != digest:
         raise VaekitError(f"{args.run_dir} was trained on other items than {spec['spec']} ({spec['split']}) now holds "
@@ -425,7 +437,7 @@ def _same(a, b) -> bool:
 def _resumed(run_dir: Path, args) -> tuple[dict, dict, dict]:
     """What `fit --resume` continues with: the model ({"model", "config"}), the training config and the data spec
     that the run's config.json records.  A flag given on the command line must agree with them, except the
-    RESUMABLE training flags (and the display flags), which replace the recorded values."""
+    RESUMABLE training flags, which replace the recorded values (and --no-progress, --no-tensorboard)."""
     import dataclasses
     import os
 
@@ -492,6 +504,37 @@ def _resumed(run_dir: Path, args) -> tuple[dict, dict, dict]:
     return model, train, spec
 
 
+def _standardized(data, spec: dict, args, binarize: bool):
+    """`fit --standardize`: the items standardised per feature, with the statistics recorded in `spec` (config.json's
+    "data"), so that eval, encode and sample apply and undo them; a resumed run uses the recorded statistics."""
+    from .data import Dataset, Standardization
+
+    if "standardize" in spec:
+        st = Standardization.from_json(spec["standardize"], data.shape, str(Path(args.run_dir) / "config.json"))
+    elif args.standardize and args.resume:
+        raise VaekitError(f"{args.run_dir} was trained without --standardize; --resume cannot add it")
+    elif args.standardize:
+        st = Standardization.fit(data.x)
+        spec["standardize"] = st.to_json()
+    else:
+        return data
+    if binarize:
+        raise VaekitError("--binarize draws 0/1 pixels from values in [0, 1]; it does not go with --standardize")
+    return Dataset(st.apply(data.x), data.y, data.name)
+
+
+def _standardization(run_dir: Path, model):
+    """The `Standardization` a run was trained with (fit --standardize), or None."""
+    from .data import Standardization
+
+    if not (run_dir / "config.json").is_file():
+        return None
+    saved = _saved_data(run_dir)
+    if "standardize" not in saved:
+        return None
+    return Standardization.from_json(saved["standardize"], tuple(model.config.data_shape), str(run_dir / "config.json"))
+
+
 def _fingerprint(data) -> str:
     """SHA-256 of the training items (their shape and float32 values), recorded so --resume refuses other data."""
     import hashlib
@@ -542,13 +585,18 @@ def cmd_eval(args) -> None:
     model = load_model(run_dir)
     data = _run_data(run_dir, args, model)
     x = data.x[: args.limit] if args.limit else data.x
+    st = _standardization(run_dir, model)
     if args.binarize:
+        if st is not None:
+            raise VaekitError(f"{run_dir} was trained with --standardize; --binarize does not go with it")
         if float(x.min()) < 0 or float(x.max()) > 1:
             raise VaekitError(f"--binarize needs values in [0, 1], got {float(x.min()):.4g} to {float(x.max()):.4g}")
         x = torch.bernoulli(x, generator=torch.Generator().manual_seed(0))
+    if st is not None:
+        x = st.apply(x)
     _check_likelihood(model, x, f"data {args.data or 'of the run'} ({args.split})")
     t0 = time.perf_counter()
-    res = evaluate(model, x, k=args.k, nll_k=args.nll_k)
+    res = evaluate(model, x, k=args.k, nll_k=args.nll_k, standardization=st)
     res.update({"data": args.data or "run", "split": args.split, "binarized": args.binarize,
                 "seconds": time.perf_counter() - t0})
     out = run_dir / "metrics.json"
@@ -559,9 +607,26 @@ def cmd_eval(args) -> None:
         print(f"{k_:>10}  {v:.4f}" if isinstance(v, float) else f"{k_:>10}  {v}")
 
 
+def _run_sampler(run_dir: Path, model, name: str, st=None):
+    """Sampler `name` for the run's model: cached in RUN_DIR/sampler-<name>.safetensors, fitted (when it fits
+    anything) on the posterior means of the run's training data, read from its config.json."""
+    from . import samplers
+
+    samplers.get(name)                       # an unknown name fails before any data is read
+
+    def training_codes():
+        saved = _saved_data(run_dir)
+        data = _run_data(run_dir, argparse.Namespace(data=None, split=saved.get("split") or "train", data_dir=None), model)
+        print(f"fitting the {name} sampler on the codes of {len(data)} training items")
+        return samplers.codes(model, data.x if st is None else st.apply(data.x))
+
+    return samplers.cached(run_dir / f"sampler-{name}.safetensors", name, model, training_codes)
+
+
 def cmd_sample(args) -> None:
     import torch
 
+    from . import samplers
     from .checkpoint import load_model
 
     run_dir = _run_dir(args.run_dir)
@@ -571,7 +636,11 @@ def cmd_sample(args) -> None:
     out = _out_file(args.out or run_dir / ("samples.png" if images else "samples.npy"), (".npy", *IMAGE_SUFFIXES))
     if out.suffix.lower() != ".npy" and not images:
         raise VaekitError(f"{out}: items of shape {shape} cannot be drawn as an image grid; write them as .npy")
-    x = model.sample(args.n, generator=torch.Generator().manual_seed(args.seed))
+    st = _standardization(run_dir, model)
+    sampler = _run_sampler(run_dir, model, args.sampler, st)
+    x = samplers.generate(model, sampler, args.n, torch.Generator().manual_seed(args.seed)).cpu()
+    if st is not None:
+        x = st.undo(x)
     if out.suffix.lower() == ".npy":
         _save_npy(out, x.numpy())
     else:
@@ -623,7 +692,8 @@ def cmd_encode(args) -> None:
     out = _out_file(args.out, (".npy",))
     model = load_model(run_dir)
     data = _run_data(run_dir, args, model)
-    z = model.embed(data.x).numpy()
+    st = _standardization(run_dir, model)
+    z = model.embed(data.x if st is None else st.apply(data.x)).numpy()
     _save_npy(out, z)
     print(f"wrote {out}: {z.shape}")
 

@@ -13,8 +13,13 @@ from .models.autoencoder import AutoEncoder
 
 
 @torch.no_grad()
-def evaluate(model, x: torch.Tensor, *, k: int = 50, nll_k: int = 0, batch_size: int = 500, seed: int = 0) -> dict:
-    """Averages over x. `nll_k > 0` adds `nll` = -log p(x) estimated with nll_k importance samples."""
+def evaluate(model, x: torch.Tensor, *, k: int = 50, nll_k: int = 0, batch_size: int = 500, seed: int = 0,
+             standardization=None) -> dict:
+    """Averages over x. `nll_k > 0` adds `nll` = -log p(x) estimated with nll_k importance samples.
+
+    `standardization` (a `data.Standardization`): x is standardised data, as the model was trained on; the
+    log-likelihoods and `sq_err` are then given in the original units (log p(x) = log p(x_std) - sum log std).
+    """
     if k < 1 or nll_k < 0:
         raise VaekitError(f"evaluation needs k >= 1 and nll_k >= 0 importance samples, got k={k}, nll_k={nll_k}")
     if len(x) == 0:
@@ -32,7 +37,10 @@ def evaluate(model, x: torch.Tensor, *, k: int = 50, nll_k: int = 0, batch_size:
         for xb in x.split(batch_size):
             xb = xb.to(device)
             p_x = model.decode(model.embed(xb))           # p(x | z = posterior mean)
-            terms = {"sq_err": (likelihoods.mean(p_x) - xb).pow(2).flatten(1).sum(1).sum()}
+            err = (likelihoods.mean(p_x) - xb).pow(2)
+            if standardization is not None:
+                err = err * standardization.std.to(device).pow(2)
+            terms = {"sq_err": err.flatten(1).sum(1).sum()}
             if not isinstance(model, AutoEncoder):
                 r, kl = bounds.elbo_terms(model, xb)
                 terms["elbo"] = (r - kl).sum()
@@ -46,6 +54,13 @@ def evaluate(model, x: torch.Tensor, *, k: int = 50, nll_k: int = 0, batch_size:
             for name, v in terms.items():
                 sums[name] = sums.get(name, 0.0) + float(v)
     out.update({name: v / len(x) for name, v in sums.items()})
+    if standardization is not None:           # the change of variables x = mean + std * x_std
+        log_det = float(standardization.std.double().log().sum())
+        for name in out:
+            if name == "elbo" or name.startswith("iwae"):
+                out[name] -= log_det
+            elif name in ("nll", "rec_nll"):
+                out[name] += log_det
     if "nll" in out:
         out["nll_k"] = nll_k
     return out

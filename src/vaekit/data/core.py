@@ -1,4 +1,5 @@
-"""`Dataset` and `load(spec)`: one entry point for every source the CLI and reports accept."""
+"""`Dataset` and `load(spec)`: one entry point for every source the CLI and reports accept; `Standardization`
+of items per feature."""
 from __future__ import annotations
 
 import os
@@ -63,6 +64,47 @@ def check_array(x, name: str = "data", *, min_rank: int = 2) -> torch.Tensor:
         raise VaekitError(f"{name}: values out of float32 range (magnitude above 3.4e38; first at item {i}); "
                           "scale the data")
     return x
+
+
+@dataclass
+class Standardization:
+    """Per-feature standardisation x -> (x - mean) / std, fitted on training items; `mean` and `std` have the
+    item shape. A feature that (all but) never varies gets std 1. Saved in a run's config.json ("data": {"standardize":
+    {"mean": [...], "std": [...]}}, flat lists) so every command can apply and undo it."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    @classmethod
+    def fit(cls, x: torch.Tensor) -> "Standardization":
+        x = x.double()
+        std = x.std(0, unbiased=False) if len(x) > 1 else torch.ones(x.shape[1:], dtype=x.dtype)
+        return cls(x.mean(0).float(), torch.where(std > 1e-6 * (1 + x.mean(0).abs()), std, 1.0).float())
+
+    def apply(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean.to(x.device)) / self.std.to(x.device)
+
+    def undo(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.std.to(x.device) + self.mean.to(x.device)
+
+    def to_json(self) -> dict:
+        return {"mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist()}
+
+    @classmethod
+    def from_json(cls, d, shape, name: str = "config.json") -> "Standardization":
+        """From `to_json`'s dict, for items of `shape`; VaekitError naming `name` if anything is off."""
+        n = int(np.prod(shape))
+        try:
+            assert isinstance(d, dict)
+            mean, std = (torch.tensor([float(v) for v in d[k]], dtype=torch.float32) for k in ("mean", "std"))
+        except (AssertionError, KeyError, TypeError, ValueError, OverflowError):
+            raise VaekitError(f"{name}: field 'data.standardize' must be an object with lists 'mean' and 'std'") from None
+        if len(mean) != n or len(std) != n:
+            raise VaekitError(f"{name}: field 'data.standardize' holds {len(mean)} means and {len(std)} stds for items "
+                              f"of shape {tuple(shape)} ({n} features)")
+        if not (torch.isfinite(mean).all() and torch.isfinite(std).all() and (std > 0).all()):
+            raise VaekitError(f"{name}: field 'data.standardize' needs finite means and positive finite stds")
+        return cls(mean.reshape(shape), std.reshape(shape))
 
 
 def data_root(data_dir: str | os.PathLike | None = None) -> Path:
