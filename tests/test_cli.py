@@ -148,6 +148,7 @@ def tiny(tmp_path_factory):
 @pytest.mark.parametrize("argv, match", [
     (["sample", "{run}", "-n", "0"], "argument -n: must be >= 1, got 0"),
     (["sample", "{run}", "-n", "-3"], "argument -n: must be >= 1, got -3"),
+    (["sample", "{run}", "-n", "99999999999999999999"], "argument -n: must be <= 100,000"),
     (["sample", "{run}", "--out", "{d}/x.txt"], "unsupported output type '.txt'"),
     (["sample", "{run}", "--out", "{d}/nodir/x.png"], "nodir does not exist"),
     (["encode", "{run}", "--out", "{d}/nodir/z.npy"], "nodir does not exist"),
@@ -235,6 +236,13 @@ def test_interrupt_and_os_errors_are_one_line(tiny, capsys, monkeypatch):
     assert one_line_error(capsys, ["sample", tiny / "run"], code=130) == "vaekit: error: interrupted"
     monkeypatch.setitem(cli.COMMANDS, "sample", denied)
     assert one_line_error(capsys, ["sample", tiny / "run"]) == "vaekit: error: /some/where: Permission denied"
+
+    def too_big(args):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: not enough memory: you tried "
+                           "to allocate 8000000000000 bytes.")
+
+    monkeypatch.setitem(cli.COMMANDS, "sample", too_big)
+    assert one_line_error(capsys, ["sample", tiny / "run"]).startswith("vaekit: error: out of memory; use fewer")
 
 
 def test_sample_writes_npy_for_items_that_are_not_images(tiny, tmp_path, capsys):

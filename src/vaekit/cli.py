@@ -36,8 +36,8 @@ def _ints(text: str) -> tuple[int, ...]:
     return values
 
 
-def _count(lo: int):
-    """argparse type: an integer >= lo."""
+def _count(lo: int, hi: int = 2**31 - 1):
+    """argparse type: an integer from lo to hi."""
 
     def parse(text: str) -> int:
         try:
@@ -46,6 +46,8 @@ def _count(lo: int):
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
         if value < lo:
             raise argparse.ArgumentTypeError(f"must be >= {lo}, got {value}")
+        if value > hi:
+            raise argparse.ArgumentTypeError(f"must be <= {hi:,}, got {value:,}")
         return value
 
     return parse
@@ -98,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--sigma", type=_real(0, above=True), help="fixed std of a Gaussian likelihood (default: learned)")
     m.add_argument("--beta", type=_real(0), help="KL weight (beta-VAE)")
     m.add_argument("--warmup-steps", type=_count(0), help="KL warm-up steps")
-    m.add_argument("--k", type=_count(1), help="importance samples of the IWAE bound")
+    m.add_argument("--k", type=_count(1, 100_000), help="importance samples of the IWAE bound")
     c = p.add_argument_group("molecules (--model chemvae; --data moses, zinc250k or a CSV with a SMILES column)")
     c.add_argument("--kind", choices=["smiles", "selfies"], default=None, help="string representation (default smiles)")
     c.add_argument("--molecules", type=_count(1), default=None, help="train on a seeded random subset of this many")
@@ -110,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=_count(1), help="(default 128)")
     t.add_argument("--lr", type=_real(0, above=True), help="Adam's learning rate (default 0.001)")
     t.add_argument("--lr-schedule", choices=["constant", "cosine", "step"], help="(default constant)")
-    t.add_argument("--seed", type=int, help="seeds the weights, the batches and a --molecules subset (default 0)")
+    t.add_argument("--seed", type=_count(0, 2**63 - 1), help="seeds the weights, the batches and a --molecules subset (default 0)")
     t.add_argument("--val-fraction", type=_real(0, 1, below=True), help="hold out this fraction for early stopping")
     t.add_argument("--patience", type=_count(1))
     t.add_argument("--binarize", action="store_true", default=None, help="dynamic binarization of [0, 1] pixels")
@@ -139,8 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="ELBO, IWAE-k bound, NLL and reconstruction error on a data set")
     p.add_argument("run_dir")
     _data_args(p, "test")
-    p.add_argument("--k", type=_count(1), default=50, help="samples of the IWAE bound (default 50)")
-    p.add_argument("--nll-k", type=_count(0), default=0, help="importance samples for the NLL estimate (e.g. 5000; 0 = skip)")
+    p.add_argument("--k", type=_count(1, 100_000), default=50, help="samples of the IWAE bound (default 50)")
+    p.add_argument("--nll-k", type=_count(0, 1_000_000), default=0, help="importance samples for the NLL estimate (e.g. 5000; 0 = skip)")
     p.add_argument("--limit", type=_count(1), default=None, help="use only the first N items (N >= 1)")
     p.add_argument("--binarize", action="store_true", help="evaluate on a fixed (seeded) binarization of the data")
 
@@ -149,8 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sampler", default="prior", help="where the codes come from: prior (the model's own, default), "
                    "gmm (a Gaussian mixture fitted on the training codes) or twostage (a second VAE fitted on them); "
                    "a fitted sampler is kept in RUN_DIR/sampler-<name>.safetensors")
-    p.add_argument("-n", type=_count(1), default=64, help="how many to draw (default 64)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-n", type=_count(1, 100_000), default=64, help="how many to draw (default 64)")
+    p.add_argument("--seed", type=_count(0, 2**63 - 1), default=0)
     p.add_argument("--out", default=None, help="output .png (image grid) or .npy (array); default RUN_DIR/samples.png")
 
     p = sub.add_parser("encode", help="posterior means of a data set, saved as .npy")
@@ -176,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrained", action="store_true", help="use the trained model committed under models/ (chemvae)")
     p.add_argument("--out", default="reports", help="reports folder (default ./reports)")
     p.add_argument("--data-dir", default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_count(0, 2**63 - 1), default=0)
     p.add_argument("--list", action="store_true", help="list the available reports")
     p.add_argument("--index", action="store_true", help="write OUT/index.html linking all reports")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="report-specific option")
@@ -810,10 +812,21 @@ def main(argv=None) -> None:
         except KeyboardInterrupt:
             print("vaekit: error: interrupted", file=sys.stderr)
             sys.exit(130)
+        except (MemoryError, RuntimeError) as e:
+            if isinstance(e, RuntimeError) and not ("not enough memory" in str(e) or "out of memory" in str(e)):
+                _crash(argv, e)
+            print("vaekit: error: out of memory; use fewer items at a time (-n, --k, --nll-k, --batch-size, "
+                  "--limit) or a smaller model", file=sys.stderr)
+            sys.exit(2)
         except Exception as e:
-            path = crash_report(argv, e)
-            where = f"the details are in {path}" if path else "no crash report could be written"
-            first = " ".join(str(e).split())[:200]
-            print(f"vaekit: internal error ({type(e).__name__}{': ' + first if first else ''}); {where}; "
-                  "please report it", file=sys.stderr)
-            sys.exit(1)
+            _crash(argv, e)
+
+
+def _crash(argv, e: Exception):
+    """An unexpected exception: one line naming its crash report; exit status 1."""
+    path = crash_report(argv, e)
+    where = f"the details are in {path}" if path else "no crash report could be written"
+    first = " ".join(str(e).split())[:200]
+    print(f"vaekit: internal error ({type(e).__name__}{': ' + first if first else ''}); {where}; please report it",
+          file=sys.stderr)
+    sys.exit(1)
