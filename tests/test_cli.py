@@ -305,3 +305,17 @@ def test_a_relative_data_path_is_found_from_any_folder(tiny, tmp_path, monkeypat
     monkeypatch.chdir(tmp_path)
     main(["eval", "a/run", "--split", "train", "--k", "2"])
     assert json.loads((tmp_path / "a" / "run" / "metrics.json").read_text())["train"]["n"] == 20
+
+
+def test_squared_error_of_a_categorical_model_is_in_pixel_units():
+    import torch
+
+    from vaekit import models
+    from vaekit.evaluate import evaluate
+
+    torch.manual_seed(0)
+    model = models.build("vae", data_shape=(5,), latent_dim=2, hidden=(4,), likelihood="categorical", n_categories=4)
+    x = torch.randint(0, 4, (30, 5)).float()                  # level indices 0..3, pixels 0, 1/3, 2/3, 1
+    res = evaluate(model, x, k=2)
+    want = (model.reconstruct(x) - x / 3).pow(2).sum(1).mean()
+    assert res["sq_err"] == pytest.approx(float(want), rel=1e-5) and res["sq_err"] <= 5

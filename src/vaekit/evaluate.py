@@ -28,6 +28,7 @@ def evaluate(model, x: torch.Tensor, *, k: int = 50, nll_k: int = 0, batch_size:
     if shape is not None and tuple(x.shape[1:]) != tuple(shape):
         raise VaekitError(f"evaluation data: items have shape {tuple(x.shape[1:])} but the model expects "
                           f"data_shape {tuple(shape)}")
+    categorical = getattr(model.config, "likelihood", None) == "categorical"
     model.eval()
     device = next(model.parameters()).device
     out: dict[str, float] = {"n": len(x)}
@@ -37,7 +38,8 @@ def evaluate(model, x: torch.Tensor, *, k: int = 50, nll_k: int = 0, batch_size:
         for xb in x.split(batch_size):
             xb = xb.to(device)
             p_x = model.decode(model.embed(xb))           # p(x | z = posterior mean)
-            err = (likelihoods.mean(p_x) - xb).pow(2)
+            target = xb / (model.config.n_categories - 1) if categorical else xb   # levels -> [0, 1], as mean gives
+            err = (likelihoods.mean(p_x) - target).pow(2)
             if standardization is not None:
                 err = err * standardization.std.to(device).pow(2)
             terms = {"sq_err": err.flatten(1).sum(1).sum()}
