@@ -17,6 +17,7 @@ what the gradient lab (`vaekit report estimators`) plots against the number of s
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -27,7 +28,7 @@ from .bounds import Loss, kl
 from .errors import VaekitError
 
 __all__ = ["Estimate", "MovingAverage", "reparam", "score_function", "evolution_strategies", "module_q",
-           "GradientStats", "gradient_variance", "elbo", "ESTIMATORS"]
+           "GradientStats", "gradient_variance", "PooledGradient", "pooled_gradient", "elbo", "ESTIMATORS"]
 
 
 @dataclass
@@ -232,6 +233,46 @@ def gradient_variance(estimate: Callable[[], "Estimate | torch.Tensor"], params:
             m.add_(d / i)
             m2_.add_(d * (g - m))
     return GradientStats([m.float() for m in mean], [(v / (n_repeats - 1)).float() for v in m2], n_repeats)
+
+
+@dataclass
+class PooledGradient:
+    """A gradient estimated from `n_samples` draws, taken `per_call` at a time (see `pooled_gradient`).
+
+    `value`, `value_se`: E_q[f] and its standard error; `mean`, `standard_error`: the gradient and its
+    standard error, per parameter; `variance_per_sample`: per_call times the variance of one call's
+    estimate, i.e. the variance of a one-draw estimate when the draws of a call are independent.
+    """
+
+    value: float
+    value_se: float
+    mean: list[torch.Tensor]
+    standard_error: list[torch.Tensor]
+    variance_per_sample: list[torch.Tensor]
+    n_samples: int
+    per_call: int
+
+
+def pooled_gradient(estimate: Callable[[int], "Estimate"], params: Sequence[torch.Tensor], n_samples: int = 100_000,
+                    per_call: int = 1000) -> PooledGradient:
+    """`gradient_variance` over n_samples // per_call calls of `estimate(per_call)`, each using per_call draws.
+
+    The mean of the calls uses all the draws; the spread between calls gives the standard errors.
+    `estimate(n)` returns an `Estimate` whose value is a scalar (or sums to one) from n draws.
+    """
+    per_call = _check_samples(per_call, "per_call")
+    n_calls = _check_samples(n_samples // per_call, "n_samples // per_call", least=2)
+    values = []
+
+    def draw():
+        est = estimate(per_call)
+        values.append(float(est.value.sum()))
+        return est
+
+    st = gradient_variance(draw, params, n_calls)
+    v = torch.tensor(values, dtype=torch.float64)
+    return PooledGradient(float(v.mean()), float(v.std() / math.sqrt(n_calls)), st.mean, st.standard_error(),
+                          [var * per_call for var in st.variance], n_calls * per_call, per_call)
 
 
 # -- an objective that uses them ----------------------------------------------------------------------
