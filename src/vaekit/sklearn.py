@@ -4,6 +4,7 @@
     Z = est.transform(X)                        # posterior means
     X_hat = est.inverse_transform(Z)            # decoder means
     est.score_samples(X)                        # log p(x) per sample (importance sampled, nats)
+    est.sample(16)                              # decoded codes from `sampler`: "prior", "gmm" or "twostage"
 
 Parameters are stored as given; learned state ends in an underscore. `likelihood="auto"` picks a
 Bernoulli decoder for data in [0, 1] and a Gaussian one with learned variance otherwise (data are
@@ -18,6 +19,7 @@ import torch
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from . import samplers
 from .bounds import log_likelihood
 from .models import build
 from .train import TrainConfig, fit
@@ -27,7 +29,7 @@ class _LatentEstimator(TransformerMixin, BaseEstimator):
     _model_name = "vae"
 
     def __init__(self, latent_dim=2, hidden=(128,), activation="relu", likelihood="auto", epochs=50,
-                 batch_size=64, lr=1e-3, n_importance=100, random_state=None, device="cpu"):
+                 batch_size=64, lr=1e-3, n_importance=100, random_state=None, device="cpu", sampler="prior"):
         self.latent_dim = latent_dim
         self.hidden = hidden
         self.activation = activation
@@ -38,6 +40,7 @@ class _LatentEstimator(TransformerMixin, BaseEstimator):
         self.n_importance = n_importance
         self.random_state = random_state
         self.device = device
+        self.sampler = sampler
 
     # -- helpers ----------------------------------------------------------------------------
     def _extra_config(self) -> dict:
@@ -76,6 +79,9 @@ class _LatentEstimator(TransformerMixin, BaseEstimator):
         cfg = TrainConfig(epochs=self.epochs, batch_size=min(self.batch_size, len(X)), lr=self.lr, seed=seed,
                           device=self.device, progress=False, tensorboard=False)
         self.history_ = fit(self.model_, self._to_model_space(X), cfg)
+        # where `sample` draws codes: the prior, or a density fitted now on the training codes (posterior means)
+        codes = samplers.codes(self.model_, self._to_model_space(X)) if samplers.get(self.sampler).uses_codes else None
+        self.sampler_ = samplers.fit(self.sampler, self.model_, codes, seed=seed)
         return self
 
     def transform(self, X):
@@ -113,10 +119,11 @@ class _LatentEstimator(TransformerMixin, BaseEstimator):
         return float(np.mean(self.score_samples(X)))
 
     def sample(self, n_samples=1, random_state=None):
-        """Decoder means of draws from the prior, shape (n_samples, n_features)."""
+        """Decoder means of codes drawn from `sampler_` (the prior, or the density fitted on the training
+        codes that `sampler` names), shape (n_samples, n_features)."""
         check_is_fitted(self)
         g = torch.Generator().manual_seed(0 if random_state is None else int(random_state))
-        out = self.model_.sample(n_samples, generator=g).cpu().numpy()
+        out = samplers.generate(self.model_, self.sampler_, n_samples, g).cpu().numpy()
         return (out * self.scale_ + self.mean_).astype(np.float64)
 
     def __sklearn_tags__(self):
@@ -131,9 +138,10 @@ class VAEEstimator(_LatentEstimator):
     _model_name = "vae"
 
     def __init__(self, latent_dim=2, hidden=(128,), activation="relu", likelihood="auto", epochs=50,
-                 batch_size=64, lr=1e-3, n_importance=100, beta=1.0, random_state=None, device="cpu"):
+                 batch_size=64, lr=1e-3, n_importance=100, beta=1.0, random_state=None, device="cpu",
+                 sampler="prior"):
         super().__init__(latent_dim, hidden, activation, likelihood, epochs, batch_size, lr, n_importance,
-                         random_state, device)
+                         random_state, device, sampler)
         self.beta = beta
 
     def _extra_config(self):
@@ -146,8 +154,9 @@ class AutoEncoderEstimator(_LatentEstimator):
     _model_name = "autoencoder"
 
     def __init__(self, latent_dim=2, hidden=(128,), activation="relu", likelihood="auto", epochs=50,
-                 batch_size=64, lr=1e-3, random_state=None, device="cpu"):
-        super().__init__(latent_dim, hidden, activation, likelihood, epochs, batch_size, lr, 0, random_state, device)
+                 batch_size=64, lr=1e-3, random_state=None, device="cpu", sampler="prior"):
+        super().__init__(latent_dim, hidden, activation, likelihood, epochs, batch_size, lr, 0, random_state, device,
+                         sampler)
         del self.n_importance
 
     def score_samples(self, X):
