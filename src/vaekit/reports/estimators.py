@@ -228,6 +228,8 @@ def run(ctx):
     import matplotlib.pyplot as plt
 
     quick = ctx.quick
+    if ctx.option("only", "", str) == "problems":
+        return problem_sections(ctx)
     torch.manual_seed(ctx.seed)
     names = list(LABELS)
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.6))
@@ -271,6 +273,9 @@ def run(ctx):
     best = min(tv, key=lambda k: tv[k]["total_variance"][ns.index(16)])
     ctx.row("toy 10-D, quadratic f", "lowest variance estimator (N=16)", None, note=LABELS[best],
             target="re-parametrization", met=best == "reparam")
+
+    # 1b. the trick where it matters: option Greeks, the newsvendor, a policy-gradient bandit ----------
+    problem_sections(ctx)
 
     # 2. VAE encoder on MNIST ---------------------------------------------------------------------
     try:
@@ -420,3 +425,278 @@ def run(ctx):
                "gradient and the KL term is analytic. Dashed: adversarial variational Bayes (implicit posterior, KL "
                "replaced by a critic's density-ratio estimate), whose curve is its own (critic-based) ELBO estimate. "
                "Left against CPU seconds, right against steps.")
+
+
+# -- the trick where the lecture says it matters: pricing, inventory, policy learning ------------------
+def problem_sections(ctx):
+    """Derivative pricing, inventory control and policy learning, each against its closed form.
+
+    Runs alone with `vaekit report estimators --option only=problems` (a few CPU-minutes at full size).
+    """
+    for section in (pricing_section, inventory_section, policy_section):
+        t0, c0 = time.perf_counter(), time.process_time()
+        section(ctx)
+        ctx.extra[f"{section.__name__}_cpu_seconds"] = time.process_time() - c0
+        ctx.log(f"{section.__name__}: {time.perf_counter() - t0:.1f} s wall, {time.process_time() - c0:.1f} CPU-s")
+
+
+PW, LR, LR_LOO = "pathwise", "likelihood_ratio", "likelihood_ratio_loo"
+PROBLEM_LABELS = {PW: "pathwise (re-param.)", LR: "likelihood ratio", LR_LOO: "likelihood ratio, leave-one-out baseline",
+                  "reinforce": "REINFORCE", "reinforce_baseline": "REINFORCE, leave-one-out baseline",
+                  "es": "evolution strategies"}
+PROBLEM_COLORS = {PW: "C0", LR: "C1", LR_LOO: "C2", "reinforce": "C1", "reinforce_baseline": "C2", "es": "C3"}
+
+
+def tail_mean(path) -> np.ndarray:
+    """For every k, the mean of the iterates k // 2 .. k: the Polyak-Ruppert average that SGD reports."""
+    c = np.concatenate([[0.0], np.cumsum(np.asarray(path, dtype=float))])
+    k = np.arange(len(path))
+    return (c[k + 1] - c[k // 2]) / (k + 1 - k // 2)
+
+
+def _z(est, se, truth) -> float:
+    return abs(est - truth) / se if se > 0 else (0.0 if est == truth else math.inf)
+
+
+def pricing_section(ctx):
+    """Delta and vega of a European call and a cash-or-nothing call under Black-Scholes."""
+    import matplotlib.pyplot as plt
+
+    from ..pricing import BlackScholes, Call, Digital, greeks
+
+    n = 20_000 if ctx.quick else 100_000
+    market = BlackScholes(spot=100.0, rate=0.05, volatility=0.2, maturity=1.0)
+    data = "Black-Scholes S0=100 r=5% sigma=20% T=1y"
+    cite = "closed form (Black-Scholes)"
+    torch.manual_seed(ctx.seed)
+    out = {}
+    for option, name in ((Call(100.0), "call K=100"), (Digital(100.0, cash=1.0), "digital K=100 (pays 1)")):
+        res = {}
+        for est in (PW, LR, LR_LOO):
+            t0 = time.perf_counter()
+            g = greeks(market, option, est, n)
+            res[est] = g
+            for greek in ("delta", "vega"):
+                truth, value, se = getattr(option, greek)(market), getattr(g, greek), g.standard_error[greek]
+                z = _z(value, se, truth)
+                wrong = isinstance(option, Digital) and est == PW
+                ctx.row(data, f"{name}: {greek}, {PROBLEM_LABELS[est]}", value, paper=truth, citation=cite,
+                        seconds=time.perf_counter() - t0 if greek == "delta" else None,
+                        note=f"s.e. {se:.3g}; variance per sample {g.variance_per_sample[greek]:.4g}; {n:,} paths"
+                             + ("; 0 on every path: the payoff's derivative misses the mass at the strike"
+                                if wrong else ""),
+                        target="0 (wrong, as the theory says)" if wrong else "within 4 s.e.",
+                        met=(value == 0.0) if wrong else z < 4)
+        out[name] = {est: {"delta": g.delta, "delta_se": g.standard_error["delta"], "vega": g.vega,
+                           "vega_se": g.standard_error["vega"], "variance_per_sample": g.variance_per_sample}
+                     for est, g in res.items()}
+        out[name]["closed_form"] = {"price": option.price(market), "delta": option.delta(market),
+                                    "vega": option.vega(market)}
+        if isinstance(option, Call):
+            ratio = res[LR].variance_per_sample["delta"] / res[PW].variance_per_sample["delta"]
+            ctx.row(data, "call delta: variance per sample, likelihood ratio / pathwise", ratio,
+                    note=f"pathwise {res[PW].variance_per_sample['delta']:.3g}, likelihood ratio "
+                         f"{res[LR].variance_per_sample['delta']:.3g}; vega ratio "
+                         f"{res[LR].variance_per_sample['vega'] / res[PW].variance_per_sample['vega']:.1f}",
+                    target="> 1 (pathwise lower)", met=ratio > 1)
+    ctx.extra["pricing"] = out
+
+    # delta against the strike, both options --------------------------------------------------------
+    strikes = [80.0, 90.0, 100.0, 110.0, 120.0] if ctx.quick else [70.0, 80.0, 90.0, 100.0, 110.0, 120.0, 130.0]
+    m = 10_000 if ctx.quick else 50_000
+    fig, axes = plt.subplots(2, 2, figsize=(12, 7.5), sharex=True)
+    fine = np.linspace(strikes[0], strikes[-1], 200)
+    for col, make in enumerate((Call, Digital)):
+        top, bottom = axes[0, col], axes[1, col]
+        top.plot(fine, [make(k).delta(market) for k in fine], "k-", lw=1.2, label="closed form")
+        for i, est in enumerate((PW, LR)):
+            gs = [greeks(market, make(k), est, m) for k in strikes]
+            shift = (i - 0.5) * 0.8
+            top.errorbar(np.array(strikes) + shift, [g.delta for g in gs],
+                         yerr=[2 * g.standard_error["delta"] for g in gs],
+                         fmt="o", ms=4, capsize=2, color=PROBLEM_COLORS[est], label=PROBLEM_LABELS[est] + " (± 2 s.e.)")
+            var = [g.variance_per_sample["delta"] for g in gs]
+            if any(v > 0 for v in var):
+                bottom.semilogy(strikes, [max(v, 1e-300) for v in var], "o-", color=PROBLEM_COLORS[est],
+                                label=PROBLEM_LABELS[est])
+            else:
+                bottom.plot([], [], "o-", color=PROBLEM_COLORS[est], label=PROBLEM_LABELS[est] + ": 0 (and wrong)")
+        top.set_title(("European call" if make is Call else "digital (cash-or-nothing) call, pays 1") + ": delta")
+        top.set_ylabel("delta = dV/dS0")
+        bottom.set_ylabel("variance per path of the delta estimate")
+        bottom.set_xlabel("strike K (S0 = 100)")
+        for a in (top, bottom):
+            a.grid(True, alpha=0.3)
+            a.legend(fontsize=8)
+    ctx.figure(fig, "pricing_greeks.png",
+               f"Delta of a European call (left) and a digital call (right) under Black-Scholes (S0 = 100, r = 5 %, "
+               f"sigma = 20 %, T = 1 year) against the strike: closed form (line), pathwise and likelihood-ratio "
+               f"estimates from {m:,} paths (points, ± 2 standard errors). Bottom: variance per path. The digital's "
+               f"payoff is a step; its derivative is 0 on every path, so the pathwise delta is 0 for every strike.")
+
+
+def inventory_section(ctx):
+    """Newsvendor: gradient estimates against J'(theta), SGD against the critical fractile."""
+    import matplotlib.pyplot as plt
+
+    from ..inventory import Newsvendor
+
+    n = 20_000 if ctx.quick else 100_000
+    steps = 2000
+
+    def f64(x):
+        return torch.tensor(x, dtype=torch.float64)
+
+    laws = {"normal demand N(100, 20^2), h=1, p=4": Newsvendor(1.0, 4.0, D.Normal(f64(100.0), f64(20.0))),
+            "exponential demand (mean 50), h=2, p=3": Newsvendor(2.0, 3.0, D.Exponential(f64(1 / 50)))}
+    torch.manual_seed(ctx.seed)
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.4))
+    out = {}
+    for ax, (data, nv) in zip(axes, laws.items()):
+        star = nv.optimum()
+        res = {"optimum": star, "change": nv.change}
+        for theta in (0.7 * star, 1.3 * star):
+            for est in (PW, LR, LR_LOO):
+                pg = nv.estimate_gradient(theta, est, n)
+                g, se, truth = float(pg.mean[0]), float(pg.standard_error[0]), nv.gradient(theta)
+                ctx.row(data, f"J'({theta:.1f}) by {PROBLEM_LABELS[est]} ({nv.change}: Y = "
+                              f"{'D - theta' if nv.change == 'shift' else 'D / theta'})", g, paper=truth,
+                        citation="closed form (h + p) F(theta) - p",
+                        note=f"s.e. {se:.3g}; variance per sample {float(pg.variance_per_sample[0]):.4g}; {n:,} draws",
+                        target="within 4 s.e.", met=_z(g, se, truth) < 4)
+                res.setdefault("gradients", []).append({"theta": theta, "estimator": est, "estimate": g, "se": se,
+                                                        "closed_form": truth})
+        for est in (PW, LR, LR_LOO):
+            c0 = time.process_time()
+            path = nv.sgd(est, steps=steps)
+            err = path.final / star - 1
+            ctx.row(data, f"SGD with {PROBLEM_LABELS[est]}: order after {steps} steps of {path.evaluations_per_step}",
+                    path.final, paper=star, citation="critical fractile F^-1(p/(p+h))",
+                    seconds=time.process_time() - c0,
+                    note=f"{100 * err:+.2f} % (mean of the second half of the iterates); seconds = CPU",
+                    target="within 1 %", met=abs(err) < 0.01)
+            k = np.arange(1, len(path.theta) + 1)
+            ax.plot(k, path.theta, color=PROBLEM_COLORS[est], lw=0.5, alpha=0.35)
+            ax.plot(k, tail_mean(path.theta), color=PROBLEM_COLORS[est], lw=1.8, label=PROBLEM_LABELS[est])
+            res.setdefault("sgd", {})[est] = {"final": path.final, "relative_error": err, "steps": steps}
+        ax.axhline(star, color="k", ls="--", lw=1, label="critical fractile theta*")
+        ax.set_xscale("log")
+        ax.set_ylim(star * 0.75, star * 1.25)
+        ax.set_title(data)
+        ax.set_xlabel("SGD step + 1")
+        ax.set_ylabel("order quantity theta (units)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+        out[data] = res
+    # the lesson of the support: the shift on a demand bounded below misses the boundary term
+    nv = Newsvendor(2.0, 3.0, D.Exponential(f64(1 / 50)), change="shift")
+    theta = 60.0
+    pg = nv.estimate_gradient(theta, LR, n)
+    g, se = float(pg.mean[0]), float(pg.standard_error[0])
+    ctx.row("exponential demand (mean 50), h=2, p=3", f"J'({theta:.0f}) by likelihood ratio with the shift "
+            "Y = D - theta (support moves with theta)", g, paper=nv.gradient(theta),
+            citation="closed form (h + p) F(theta) - p",
+            note=f"s.e. {se:.3g}; biased by the missed boundary term h theta p_D(0) = {nv.holding * theta / 50:.3f}: "
+                 f"truth - that = {nv.gradient(theta) - nv.holding * theta / 50:.4f}",
+            target="biased (the score needs a fixed support)", met=_z(g, se, nv.gradient(theta)) > 4)
+    ctx.extra["inventory"] = out
+    ctx.figure(fig, "newsvendor_sgd.png",
+               f"Newsvendor: SGD on the expected cost h (theta - D)^+ + p (D - theta)^+ with each gradient estimator "
+               f"(256 demand draws a step, step size decaying as k^-0.6): thin, the iterates; thick, the mean of the "
+               f"second half of the iterates so far (what is reported); against the critical fractile "
+               f"theta* = F^-1(p / (p + h)) (dashed). Left: normal demand (shift Y = D - theta); right: "
+               f"exponential demand (scale Y = D / theta, so that the support does not move with theta).")
+
+
+def policy_section(ctx):
+    """Gaussian-policy bandit: learning curves at equal reward evaluations, gradient variance at the start."""
+    import matplotlib.pyplot as plt
+
+    from ..policy import POLICY_METHODS, Bumps, Quadratic, learn, policy_gradient
+
+    sigma, per_step = 0.5, 8
+    budget = 4000 if ctx.quick else 8000
+    quad, bumps = Quadratic(optimum=2.0, curvature=1.0), Bumps()
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.4))
+    out = {"sigma": sigma, "evaluations": budget, "per_step": per_step}
+
+    # gradient variance at the start, equal evaluations -------------------------------------------------
+    mu0 = 0.0
+    mu = torch.tensor(mu0, dtype=torch.float64, requires_grad=True)
+    truth = -2 * quad.curvature * (mu0 - quad.optimum)
+    repeats = 500 if ctx.quick else 2000
+    var = {}
+    torch.manual_seed(ctx.seed)
+    for method in POLICY_METHODS:
+        t0 = time.perf_counter()
+        st = E.gradient_variance(lambda: policy_gradient(quad, mu, sigma, method, per_step), [mu], repeats)
+        m, se, v = float(st.mean[0]), float(st.standard_error()[0]), float(st.variance[0])
+        var[method] = v
+        ctx.row("bandit: quadratic reward -(a - 2)^2, policy N(mu, 0.5^2), mu = 0",
+                f"dJ/dmu by {PROBLEM_LABELS[method]} ({per_step} rewards per estimate)", m, paper=truth,
+                citation="closed form -2 (mu - 2)", seconds=time.perf_counter() - t0,
+                note=f"s.e. {se:.3g}; variance of one estimate {v:.4g}; {repeats} estimates",
+                target="within 4 s.e.", met=_z(m, se, truth) < 4)
+    order = var["pathwise"] < var["reinforce_baseline"] < var["reinforce"]
+    ctx.row("bandit: quadratic reward, mu = 0", "variance ordering at equal rewards", None,
+            note=", ".join(f"{PROBLEM_LABELS[k]} {v:.3g}" for k, v in var.items()),
+            target="pathwise < REINFORCE + baseline < REINFORCE", met=order)
+    out["start_variance"] = var
+    ax = axes[2]
+    ax.bar(range(len(var)), list(var.values()), color=[PROBLEM_COLORS[k] for k in var])
+    ax.set_xticks(range(len(var)))
+    ax.set_xticklabels([PROBLEM_LABELS[k].replace(", ", ",\n") for k in var], fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel(f"variance of dJ/dmu from {per_step} rewards")
+    ax.set_title("quadratic reward: gradient variance at the start (mu = 0)")
+    ax.grid(True, axis="y", alpha=0.3)
+
+    # learning curves ----------------------------------------------------------------------------------
+    for ax, bandit, name in ((axes[0], quad, "quadratic reward -(a - 2)^2"),
+                             (axes[1], bumps, "two bumps, at -1 (0.6) and 2 (1.0)")):
+        local, best = bandit.best_mean(sigma, start=mu0), bandit.best_mean(sigma)
+        for method in POLICY_METHODS:
+            torch.manual_seed(ctx.seed + 1)
+            c0 = time.process_time()
+            curve = learn(bandit, method, sigma=sigma, mu0=mu0, evaluations=budget, per_step=per_step)
+            seconds = time.process_time() - c0
+            avg = tail_mean(curve.mu)
+            if bandit is quad:      # the gap of each iterate, and its mean over a window of 25 steps
+                gap = float(bandit.value(best, sigma)) - bandit.value(np.asarray(curve.mu), sigma)
+                ax.semilogy(curve.evaluations, np.maximum(gap, 1e-8), color=PROBLEM_COLORS[method], lw=0.5, alpha=0.25)
+                w = 25
+                ax.semilogy(curve.evaluations[w - 1:], smooth(gap, w), color=PROBLEM_COLORS[method], lw=1.8,
+                            label=PROBLEM_LABELS[method])
+            else:
+                ax.plot(curve.evaluations, curve.mu, color=PROBLEM_COLORS[method], lw=0.5, alpha=0.3)
+                ax.plot(curve.evaluations, avg, color=PROBLEM_COLORS[method], lw=1.8, label=PROBLEM_LABELS[method])
+            ctx.row(f"bandit: {name}, policy N(mu, 0.5^2), from mu = 0",
+                    f"{PROBLEM_LABELS[method]}: mu after {budget} rewards", curve.final, paper=local,
+                    citation="closed-form J, its maximum" + ("" if local == best else " uphill of the start"),
+                    seconds=seconds,
+                    note=f"mean of the second half of {len(curve.mu) - 1} steps of {per_step} rewards; "
+                    "seconds = CPU" + ("" if local == best else f"; the global maximum is at {best:.2f}"),
+                    target="within 0.05" if bandit is quad else "",
+                    met=abs(curve.final - local) < 0.05 if bandit is quad else None)
+            out.setdefault(name, {})[method] = {"final": curve.final, "target": local, "global": best}
+        ax.set_xlabel("reward evaluations")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+        if bandit is quad:
+            ax.set_ylabel("J(mu*) - J(mu_k), closed form")
+            ax.set_title(name)
+        else:
+            for v, lab in ((local, "local maximum of J (uphill of the start)"), (best, "global maximum of J")):
+                ax.axhline(v, color="k", ls="--" if v == local else ":", lw=1, label=lab)
+            ax.set_ylabel("policy mean mu")
+            ax.set_title(name)
+            ax.legend(fontsize=8)
+    ctx.extra["policy"] = out
+    ctx.figure(fig, "bandit_learning.png",
+               f"One-step bandit with a Gaussian policy N(mu, 0.5^2), each method given {per_step} reward evaluations "
+               f"a step. Left: gap J(mu*) - J(mu_k) of each iterate to the best expected reward (closed form; thin) "
+               f"and its mean over 25 steps (thick) against reward evaluations, quadratic reward. Middle: thin lines the "
+               f"iterates, thick lines the mean of the second half of the iterates so far (what is reported), on a "
+               f"two-bump reward: every gradient method climbs the smoothed objective J to the maximum uphill of its "
+               f"start (dashed), not to the global one (dotted). Right: variance of one gradient estimate at the "
+               f"start.")
