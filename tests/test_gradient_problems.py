@@ -149,11 +149,18 @@ def test_newsvendor_sgd_reaches_the_critical_fractile(make, estimator):
 
 
 @pytest.mark.parametrize("kw, name", [(dict(holding=0.0), "holding"), (dict(shortage=-1.0), "shortage"),
-                                      (dict(change="rotate"), "change")])
+                                      (dict(holding=float("nan")), "holding"), (dict(change="rotate"), "change")])
 def test_bad_newsvendor_is_a_one_line_error(kw, name):
     with pytest.raises(VaekitError, match=name) as e:
         Newsvendor(**kw)
     assert "\n" not in str(e.value)
+
+
+def test_demand_without_closed_form_is_a_one_line_error():
+    nv = Newsvendor(1.0, 4.0, D.Gamma(f64(2.0), f64(0.04)))
+    assert nv.change == "scale"
+    with pytest.raises(VaekitError, match="icdf"):
+        nv.optimum()
 
 
 # -- policy learning ----------------------------------------------------------------------------------------
@@ -203,3 +210,15 @@ def test_bad_policy_is_a_one_line_error():
         assert "\n" not in str(e.value)
     with pytest.raises(VaekitError, match="method"):
         learn(Quadratic(), "q_learning")
+
+
+@pytest.mark.slow
+def test_report_sections_meet_their_targets(tmp_path):
+    """`vaekit report estimators --quick --option only=problems`: every row with a target meets it."""
+    from vaekit.reports import run_report
+
+    ctx = run_report("estimators", out_root=tmp_path, quick=True, only="problems")
+    missed = [f"{r.data}: {r.metric}" for r in ctx.rows if r.met is False]
+    assert not missed, missed
+    for name in ("pricing_greeks.png", "newsvendor_sgd.png", "bandit_learning.png"):
+        assert (tmp_path / "estimators" / name).stat().st_size > 10_000

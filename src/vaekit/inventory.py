@@ -81,15 +81,20 @@ class Newsvendor:
         """c(theta, d), currency; broadcasts."""
         return self.holding * torch.relu(theta - d) + self.shortage * torch.relu(d - theta)
 
+    def _law(self, method: str, x: float) -> float:
+        try:
+            return float(getattr(self.demand, method)(torch.tensor(float(x), dtype=self.demand.mean.dtype)))
+        except NotImplementedError:
+            raise VaekitError(f"the closed form needs the demand's {method}, which {type(self.demand).__name__} "
+                              "does not implement") from None
+
     def gradient(self, theta: float) -> float:
         """J'(theta) = (h + p) F(theta) - p, currency per unit ordered."""
-        f = float(self.demand.cdf(torch.tensor(float(theta), dtype=torch.float64)))
-        return (self.holding + self.shortage) * f - self.shortage
+        return (self.holding + self.shortage) * self._law("cdf", theta) - self.shortage
 
     def optimum(self) -> float:
         """theta* = F^{-1}(p / (p + h)), units."""
-        q = self.shortage / (self.shortage + self.holding)
-        return float(self.demand.icdf(torch.tensor(q, dtype=torch.float64)))
+        return self._law("icdf", self.shortage / (self.shortage + self.holding))
 
     # -- the change of variables -------------------------------------------------------------------
     def law_of_y(self, theta: torch.Tensor) -> D.Distribution:
