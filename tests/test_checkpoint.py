@@ -123,6 +123,7 @@ def test_config_types_come_from_the_field_annotations():
     for name, config, message in [
         ("vae", {"hidden": [8, 2.5]}, "config field hidden must be a list of integers, got [8, 2.5]"),
         ("vae", {"hidden": 8}, "config field hidden must be a list of integers, got 8"),
+        ("vae", {"hidden": [1] * 5000}, "config field hidden holds 5000 entries, more than 1024"),   # no 5000 layers
         ("vae", {"sigma": "0.1"}, 'config field sigma must be a finite number or null, got "0.1"'),
         ("vae", {"beta": float("inf")}, "config field beta must be a finite number, got Infinity"),
         ("vae", {"activation": ["relu"]}, 'config field activation must be a string, got ["relu"]'),

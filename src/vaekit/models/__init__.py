@@ -115,15 +115,21 @@ def _field_types(config_cls: type) -> dict:
     return {f.name: hints[f.name] for f in dataclasses.fields(config_cls) if f.init}
 
 
+MAX_ENTRIES = 1024     # a config is small data: no list in it is longer (layer widths, shapes, a vocabulary)
+
+
 def typed_config(config_cls: type, config: dict) -> dict:
     """`config` with every value checked against, and converted to, the annotated type of its field in the
     dataclass `config_cls` (lists become tuples, integral numbers ints); unknown fields are left as they are.
     A VaekitError names the first field whose value does not fit:
-    ``config field latent_dim must be an integer, got 2.5``."""
+    ``config field latent_dim must be an integer, got 2.5``.  Lists hold at most MAX_ENTRIES entries, so that
+    a config cannot ask for a million layers (each one costs time to build, even on the meta device)."""
     types_ = _field_types(config_cls)
     out = dict(config)
     for name, value in config.items():
         if name in types_:
+            if isinstance(value, (list, tuple)) and len(value) > MAX_ENTRIES:
+                raise VaekitError(f"config field {name} holds {len(value)} entries, more than {MAX_ENTRIES}")
             try:
                 out[name] = _typed(value, types_[name])
             except TypeError:
