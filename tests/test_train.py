@@ -1,6 +1,7 @@
 """The training loop: exact resume, NaN guard, early stopping, run-directory safety."""
 import csv
 import json
+import re
 
 import pytest
 import torch
@@ -123,8 +124,67 @@ def test_run_directory_is_never_clobbered(tmp_path, digits):
     with pytest.raises(VaekitError, match="not empty"):
         fit(small_vae(), digits, TrainConfig(epochs=1, **FAST), tmp_path / "r")
     other = vaekit.build("autoencoder", data_shape=(8, 8), latent_dim=2, hidden=(32,))
-    with pytest.raises(VaekitError, match="different model"):
+    with pytest.raises(VaekitError, match=r"different model \(vae; this one is autoencoder\)"):
         fit(other, digits, TrainConfig(epochs=2, **FAST), tmp_path / "r", resume=True)
+    wider = vaekit.build("vae", data_shape=(8, 8), latent_dim=2, hidden=(16,))
+    with pytest.raises(VaekitError, match=r"holds a vae with hidden \(32,\), this model has \(16,\)"):
+        fit(wider, digits, TrainConfig(epochs=2, **FAST), tmp_path / "r", resume=True)
+
+
+def test_overwrite_replaces_the_runs_files_and_keeps_others(tmp_path, digits):
+    fit(small_vae(), digits, TrainConfig(epochs=1, val_fraction=0.25, progress=False, tensorboard=True), tmp_path / "r")
+    (tmp_path / "r" / "notes.txt").write_text("mine")
+    assert {"best.safetensors", "tb"} <= {p.name for p in (tmp_path / "r").iterdir()}
+    fit(small_vae(), digits, TrainConfig(epochs=1, batch_size=200, **FAST), tmp_path / "r", overwrite=True)
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["checkpoint.safetensors", "config.json", "log.csv",
+                                                                  "notes.txt"]
+    assert len(losses(tmp_path / "r")) == 2           # 400 items in batches of 200: the new run's log only
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("lr", -1.0, "lr must be a finite number > 0, got -1.0"),
+    ("lr", float("nan"), "lr must be a finite number > 0, got nan"),
+    ("lr", float("inf"), "lr must be a finite number > 0"),
+    ("batch_size", 0, "batch_size must be an integer >= 1"),
+    ("epochs", 2.5, "epochs must be an integer >= 0"),
+    ("max_seconds", float("nan"), "max_seconds must be None or a finite number > 0"),
+    ("patience", 0, "patience must be None or an integer >= 1"),
+    ("grad_clip", -1.0, "grad_clip"),
+    ("betas", (0.9, 1.0), "betas must be two numbers in [0, 1)"),
+    ("checkpoint_every", -5, "checkpoint_every"),
+    ("val_fraction", 1.0, "val_fraction"),
+])
+def test_train_config_refuses_bad_values_naming_the_field(field, value, match):
+    with pytest.raises(VaekitError, match=re.escape(f"train config field {match}")):
+        TrainConfig(**{field: value})
+
+
+def test_a_start_that_fails_writes_no_run_directory(tmp_path, digits):
+    with pytest.raises(VaekitError, match="device"):
+        fit(small_vae(), digits, TrainConfig(epochs=1, device="no-such-device", **FAST), tmp_path / "runs" / "r")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_run_directory_appears_with_a_step_0_checkpoint_to_resume_from(tmp_path, digits):
+    """epochs=0 writes the initial checkpoint; resuming from it is the same as having run straight through."""
+    h = fit(small_vae(), digits, TrainConfig(epochs=0, batch_size=64, **FAST), tmp_path / "r", meta={"spec": "mine"})
+    assert h.loss == [] and checkpoint.read(tmp_path / "r" / "checkpoint.safetensors")[1]["meta"]["step"] == 0
+    fit(small_vae(seed=5), digits, TrainConfig(epochs=2, batch_size=64, **FAST), tmp_path / "r", resume=True)
+    fit(small_vae(), digits, TrainConfig(epochs=2, batch_size=64, **FAST), tmp_path / "s")
+    assert losses(tmp_path / "r") == losses(tmp_path / "s")
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert saved["data"] == {"spec": "mine"} and saved["train"]["epochs"] == 2     # resume keeps the data record
+
+
+def test_the_log_is_written_through_a_temp_file_the_sweep_removes(tmp_path, digits, monkeypatch):
+    import fnmatch
+    import os
+
+    renames, real = [], os.replace
+    monkeypatch.setattr(os, "replace", lambda src, dst: (renames.append((str(src), str(dst))), real(src, dst))[1])
+    fit(small_vae(), digits, TrainConfig(epochs=1, **FAST), tmp_path / "r")
+    temps = [os.path.basename(src) for src, dst in renames if os.path.basename(dst) == "log.csv"]
+    assert temps and all(fnmatch.fnmatch(t, ".*.tmp") for t in temps)      # as init_run_dir sweeps: .*.tmp
 
 
 @pytest.mark.parametrize("bad, match", [

@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import math
+import numbers
 import os
+import re
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -69,10 +73,36 @@ class TrainConfig:
             raise VaekitError(f"train config field lr_schedule must be constant, cosine or step, got {self.lr_schedule!r}")
         if self.on_nonfinite not in ("raise", "skip"):
             raise VaekitError(f"train config field on_nonfinite must be 'raise' or 'skip', got {self.on_nonfinite!r}")
-        if self.batch_size < 1 or self.epochs < 0:
-            raise VaekitError("train config fields batch_size must be >= 1 and epochs >= 0")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise VaekitError(f"train config field val_fraction must be in [0, 1), got {self.val_fraction}")
+        for name, (ok, want) in _RULES.items():       # before anything is read or written
+            value = getattr(self, name)
+            if not ok(value):
+                raise VaekitError(f"train config field {name} must be {want}, got {value!r}")
+
+
+def _integer(v) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _number(v) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+_RULES = {      # TrainConfig field: (test, what it must be)
+    "epochs": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    "batch_size": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "lr": (lambda v: _number(v) and v > 0, "a finite number > 0"),
+    "lr_final": (lambda v: _number(v) and v >= 0, "a finite number >= 0"),
+    "betas": (lambda v: len(v) == 2 and all(_number(b) and 0 <= b < 1 for b in v), "two numbers in [0, 1)"),
+    "eps": (lambda v: _number(v) and v > 0, "a finite number > 0"),
+    "weight_decay": (lambda v: _number(v) and v >= 0, "a finite number >= 0"),
+    "grad_clip": (lambda v: v is None or _number(v) and v > 0, "None or a finite number > 0"),
+    "seed": (_integer, "an integer"),
+    "val_fraction": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "patience": (lambda v: v is None or _integer(v) and v >= 1, "None or an integer >= 1"),
+    "checkpoint_every": (lambda v: _integer(v) and v >= 0, "an integer >= 0 (0: at the end of every epoch)"),
+    "max_steps": (lambda v: v is None or _integer(v) and v >= 0, "None or an integer >= 0"),
+    "max_seconds": (lambda v: v is None or _number(v) and v > 0, "None or a finite number > 0"),
+}
 
 
 @dataclass(frozen=True)
@@ -142,10 +172,23 @@ def lr_at(cfg: TrainConfig, step: int, total: int, lr: float | None = None, spen
     return lr
 
 
-def epoch_batches(n: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
-    """Index batches of one epoch, a permutation fixed by (seed, epoch)."""
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, lengths: torch.Tensor | None = None,
+                  pool: int = 50) -> list[torch.Tensor]:
+    """Index batches of one epoch, a permutation fixed by (seed, epoch).
+
+    With `lengths` (one per item, e.g. tokens per molecule) the batches are length buckets: the
+    permutation is cut into pools of `pool` batches, each pool sorted by length and cut into batches,
+    and the batches shuffled, so a batch holds items of similar length and a sequence model skips
+    most of the padding, while every item is still seen once per epoch in a seeded order."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return list(torch.randperm(n, generator=g).split(batch_size))
+    perm = torch.randperm(n, generator=g)
+    if lengths is None:
+        return list(perm.split(batch_size))
+    batches = []
+    for chunk in perm.split(batch_size * pool):
+        order = torch.argsort(lengths[chunk], stable=True)
+        batches += list(chunk[order].split(batch_size))
+    return [batches[i] for i in torch.randperm(len(batches), generator=g).tolist()]
 
 
 @dataclass
@@ -177,22 +220,28 @@ def evaluate_loss(model, x: torch.Tensor, batch_size: int = 1000, seed: int = 12
 
 
 class RunLog:
-    """CSV (always) and TensorBoard (when installed and asked for) logs in the run directory."""
+    """CSV (always) and TensorBoard (when installed and asked for) logs in the run directory.
 
-    def __init__(self, run_dir: Path | None, resume_step: int, tensorboard: bool):
+    `resume_step`: None for a new log; else the step of the checkpoint a resumed run starts from (rows
+    logged after it, by a run killed before its next checkpoint, are dropped)."""
+
+    def __init__(self, run_dir: Path | None, resume_step: int | None, tensorboard: bool):
         self.path = run_dir / "log.csv" if run_dir else None
         self.rows: list[dict] = []
         self.tb = None
         if self.path is None:
             return
-        if resume_step and self.path.is_file():   # drop rows logged after the checkpoint we resume from
-            with open(self.path, newline="") as f:
-                self.rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
+        if resume_step is not None and self.path.is_file():
+            try:
+                with open(self.path, newline="") as f:
+                    self.rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
+            except (KeyError, TypeError, ValueError, UnicodeDecodeError, csv.Error):
+                raise VaekitError(f"{self.path}: not a vaekit training log (a 'step' column of integers)") from None
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=resume_step or None)
+                self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=resume_step)
             except ImportError:
                 self.tb = None
 
@@ -207,42 +256,131 @@ class RunLog:
         if self.path is None:
             return
         keys = list(dict.fromkeys(k for r in self.rows for k in r))
-        with open(self.path.with_suffix(".csv.tmp"), "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=keys)
-            w.writeheader()
-            w.writerows(self.rows)
-        os.replace(self.path.with_suffix(".csv.tmp"), self.path)
+        text = io.StringIO()
+        w = csv.DictWriter(text, fieldnames=keys)
+        w.writeheader()
+        w.writerows(self.rows)
+        checkpoint.atomic_write_text(self.path, text.getvalue())     # via .log.csv.*.tmp, swept when left behind
         if self.tb is not None:
             self.tb.flush()
+
+
+RUN_FILES = ("checkpoint.safetensors", "best.safetensors", "config.json", "log.csv", "training.json",
+             "metrics.json", "nonfinite_batch.json")      # what a run writes (and tb/); overwrite removes them
+
+
+def show(value) -> str:
+    """A config value as an error message shows it: tuples and lists as (32,), the rest as str()."""
+    return repr(tuple(value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def model_difference(saved: dict, model_cfg: dict) -> str | None:
+    """How the model config `saved` ({"model", "config"}, as read from JSON) differs from `model_cfg`, in words
+    ("holds a vae with hidden (32,), this model has (64,)"); None when they are the same."""
+    model_cfg = json.loads(json.dumps(model_cfg))
+    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
+        return "holds no readable model config"
+    if saved.get("model") != model_cfg["model"]:
+        return f"holds a different model ({saved.get('model')}; this one is {model_cfg['model']})"
+    a, b = saved["config"], model_cfg["config"]
+    diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    if not diff:
+        return None
+    more = f" (and {len(diff) - 1} more fields differ: {diff[1:]})" if len(diff) > 1 else ""
+    return f"holds a {model_cfg['model']} with {diff[0]} {show(a.get(diff[0]))}, this model has {show(b.get(diff[0]))}{more}"
+
+
+def _never_started(run_dir: Path) -> bool:
+    """A folder left by a start that failed before training began (older versions wrote config.json, log.csv and tb/
+    first): no checkpoint, and nothing but those."""
+    return not (run_dir / "checkpoint.safetensors").exists() and all(
+        p.name in ("config.json", "log.csv", "tb") or p.name.endswith(".tmp") for p in run_dir.iterdir())
 
 
 def check_run_dir(run_dir, model, *, resume: bool, overwrite: bool) -> None:
     """Refuse to clobber a run (unless `overwrite`) or to resume a different model. Writes nothing."""
     run_dir = Path(run_dir)
     cfg_file = run_dir / "config.json"
+    if run_dir.exists() and not run_dir.is_dir():
+        raise VaekitError(f"{run_dir}: exists and is not a directory")
     if resume:
         if not (run_dir / "checkpoint.safetensors").is_file():
             raise VaekitError(f"{run_dir}: nothing to resume (no checkpoint.safetensors)")
-        saved = json.loads(cfg_file.read_text()) if cfg_file.is_file() else None
-        if saved and saved.get("model") != json.loads(json.dumps(config_dict(model))):
-            raise VaekitError(f"{cfg_file}: the run directory holds a different model ({saved['model']['model']}); "
-                              "choose another run directory")
-    elif run_dir.exists() and any(run_dir.iterdir()) and not overwrite:
+        if cfg_file.is_file():
+            try:
+                saved = json.loads(cfg_file.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise VaekitError(f"{cfg_file}: invalid JSON") from None
+            diff = model_difference(saved.get("model") if isinstance(saved, dict) else None, config_dict(model))
+            if diff:
+                raise VaekitError(f"{cfg_file}: the run directory {diff}; resume it with its own model, or choose "
+                                  "another run directory")
+    elif run_dir.exists() and any(run_dir.iterdir()) and not overwrite and not _never_started(run_dir):
         raise VaekitError(f"{run_dir}: run directory is not empty; pass overwrite=True (--overwrite) or resume=True (--resume)")
 
 
-def init_run_dir(run_dir, model, train_cfg: TrainConfig, *, resume: bool, meta: dict | None = None) -> Path:
-    """Create the run directory (clearing an old run's files unless resuming) and write config.json."""
+def _sweep(folder: Path) -> None:
+    """Remove the temporary files of a writer killed mid-write (they all match .*.tmp)."""
+    for stale in folder.glob(".*.tmp"):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
+def init_run_dir(run_dir, model, train_cfg: TrainConfig, *, resume: bool, meta: dict | None = None,
+                 start: Callable[[Path], None] | None = None) -> Path:
+    """Make `run_dir` a run directory: config.json (the model's config, `train_cfg` and `meta` as "data") and,
+    for a new run, whatever `start(folder)` writes into it (`fit`: the step-0 checkpoint).
+
+    A new run is written into a hidden sibling folder (.NAME.PID.tmp) and renamed into place, so the run
+    directory appears complete, with a checkpoint to resume from, or not at all.  A run it replaces (overwrite)
+    loses its files first (RUN_FILES and tb/; other files stay).  Resuming rewrites config.json, keeping its
+    "data" when `meta` is None.  Temporary files of a writer killed mid-write are swept."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    for stale in run_dir.glob(".*.tmp"):              # left by a process killed while writing
-        stale.unlink(missing_ok=True)
-    if not resume:
-        for name in ("checkpoint.safetensors", "best.safetensors", "log.csv", "metrics.json", "nonfinite_batch.json"):
-            (run_dir / name).unlink(missing_ok=True)
-    checkpoint.atomic_write_text(run_dir / "config.json", json.dumps(
-        {"model": config_dict(model), "train": dataclasses.asdict(train_cfg), "data": meta or {}}, indent=2))
+    if resume:
+        cfg_file = run_dir / "config.json"
+        if meta is None and cfg_file.is_file():
+            try:
+                meta = json.loads(cfg_file.read_text()).get("data")
+            except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+                meta = None
+        _sweep(run_dir)
+        _write_config(run_dir, model, train_cfg, meta)
+        return run_dir
+    if run_dir.is_dir():
+        for name in RUN_FILES:
+            (run_dir / name).unlink(missing_ok=True)       # the checkpoint first: the old run is no longer resumable
+        shutil.rmtree(run_dir / "tb", ignore_errors=True)
+        _sweep(run_dir)
+        if not any(run_dir.iterdir()):
+            run_dir.rmdir()
+    if run_dir.is_dir():                  # the replaced run's folder holds other files too: write in place
+        folder = run_dir
+    else:
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        stale = re.compile(re.escape(f".{run_dir.name}.") + r"\d+\.tmp")
+        for p in run_dir.parent.iterdir():                 # left by a start killed before its rename
+            if stale.fullmatch(p.name):
+                shutil.rmtree(p, ignore_errors=True)
+        folder = run_dir.parent / f".{run_dir.name}.{os.getpid()}.tmp"
+        folder.mkdir()
+    try:
+        _write_config(folder, model, train_cfg, meta)
+        if start is not None:
+            start(folder)
+        if folder != run_dir:
+            os.rename(folder, run_dir)
+    except BaseException:
+        if folder != run_dir:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
     return run_dir
+
+
+def _write_config(folder: Path, model, train_cfg: TrainConfig, meta: dict | None) -> None:
+    checkpoint.atomic_write_text(folder / "config.json", json.dumps(
+        {"model": config_dict(model), "train": dataclasses.asdict(train_cfg), "data": meta or {}}, indent=2))
 
 
 def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume: bool = False,
@@ -258,7 +396,9 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
 
     With `run_dir`, writes config.json, log.csv, tb/, checkpoint.safetensors (latest) and
     best.safetensors (best validation loss, when there is a validation split). `meta` (JSON-able,
-    e.g. where the data came from) is stored in config.json under "data".
+    e.g. where the data came from) is stored in config.json under "data". The directory appears
+    only when training starts, already holding config.json and a step-0 checkpoint (see
+    `init_run_dir`): a start that fails writes nothing.
 
     Under torchrun every process calls fit; a restarted worker group (torchrun --max-restarts)
     resumes from the last checkpoint by itself.
@@ -283,14 +423,14 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
             resume = (run_dir / "checkpoint.safetensors").is_file()
             overwrite = not resume
         check_run_dir(run_dir, model, resume=resume, overwrite=overwrite)
-        dd.barrier()                                   # every rank has checked before rank 0 writes
-        if dd.main:
-            init_run_dir(run_dir, model, cfg, resume=resume, meta=meta)
-        dd.barrier()
-
-    device = pick_device(cfg.device, dd)
+    # everything that can fail at the start fails here, before the run directory is written
+    try:
+        device = pick_device(cfg.device, dd)
+        model.to(device).train()
+    except (RuntimeError, AssertionError, ValueError) as e:
+        raise VaekitError(f"train config field device: cannot train on {cfg.device!r} "
+                          f"({(str(e).splitlines() or [type(e).__name__])[0][:120]})") from None
     torch.manual_seed(cfg.seed + 7919 * dd.rank)       # ranks draw independent noise
-    model.to(device).train()
     phases = resolve_phases(model, objective)
     game = len(phases) > 1
     current = CurrentPhase(phases)
@@ -308,12 +448,23 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
                              weight_decay=cfg.weight_decay, fused=fused) for p, ps in zip(phases, params)]
     opt = dict(zip((p.name for p in phases), opts)) if game else opts[0]   # what checkpoints hold
 
+    # a model of sequences says how long each item is; its batches are then length buckets
+    lengths = model.item_lengths(x).cpu() if callable(getattr(model, "item_lengths", None)) else None
     n_batches = math.ceil(len(x) / cfg.batch_size)
     total = cfg.epochs * n_batches if cfg.max_steps is None else min(cfg.epochs * n_batches, cfg.max_steps)
     state = {"step": 0, "epoch": 0, "batch": 0, "best_val": math.inf, "bad_epochs": 0, "skipped": 0}
     if resume:
         state.update(checkpoint.restore(run_dir / "checkpoint.safetensors", model, opt, rng=True, rank=dd.rank))
-    log = RunLog(run_dir if dd.main else None, state["step"] if resume else 0, cfg.tensorboard)
+    if run_dir is not None:        # training starts: the run directory appears, with a step-0 checkpoint if new
+        rng = dd.gather(torch.get_rng_state())        # (every rank has checked the directory by now)
+
+        def initial_checkpoint(folder):
+            checkpoint.save(folder / "checkpoint.safetensors", model, opt, rng_states=rng, **state)
+
+        if dd.main:
+            init_run_dir(run_dir, model, cfg, resume=resume, meta=meta, start=initial_checkpoint)
+        dd.barrier()
+    log = RunLog(run_dir if dd.main else None, state["step"] if resume else None, cfg.tensorboard)
     hist = History()
     t0, cpu0 = time.perf_counter(), time.process_time()
     clock, start = (time.perf_counter, t0) if cfg.budget_clock == "wall" else (time.process_time, cpu0)
@@ -333,7 +484,7 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
     try:
         out_of_time, spent = False, 0.0   # spent: the fraction of max_seconds used, agreed by all ranks
         while state["epoch"] < cfg.epochs and (cfg.max_steps is None or state["step"] < cfg.max_steps):
-            batches = epoch_batches(len(x), cfg.batch_size, cfg.seed, state["epoch"])
+            batches = epoch_batches(len(x), cfg.batch_size, cfg.seed, state["epoch"], lengths)
             while state["batch"] < len(batches):
                 idx = batches[state["batch"]]
                 xb = x[dd.shard(idx).to(device)]
