@@ -132,7 +132,8 @@ def vaekit_fit_cpu(argv: list[str]) -> None:
     result = {"torch": torch.__version__, "threads": torch.get_num_threads(), "train_molecules": got["items"],
               "steps": steps, "molecules_seen": sum(sizes[:steps]), "epochs": sum(sizes[:steps]) / got["items"], "stopped": hist.stopped, "cpu_seconds": hist.cpu_seconds,
               "wall_seconds": hist.seconds, "sample_cpu_seconds": sample_cpu, "sample_wall_seconds": sample_wall,
-              "samples": len(gen), "parameters": sum(p.numel() for p in model.parameters())}
+              "samples": len(gen), "parameters": sum(p.numel() for p in model.parameters()),
+              "recipe": shlex.join(fit_argv[1:])}
     tmp = out_json.with_name(f".{out_json.name}.tmp")
     tmp.write_text(json.dumps(result, indent=1))
     os.replace(tmp, out_json)
@@ -205,6 +206,19 @@ def moses_metrics_of(args, samples: Path, test_file: Path, out: Path) -> dict:
     return json.loads(out.read_text())
 
 
+def portable(argv: list[str]) -> list[str]:
+    """The command line with this machine's folders (the venv, --work) replaced by placeholders."""
+    out, hide = [], {"--venv": "VENV", "--work": "WORK"}
+    for i, a in enumerate(argv):
+        flag, eq, _ = a.partition("=")
+        if eq and flag in hide:
+            a = f"{flag}={hide[flag]}"
+        elif i and argv[i - 1] in hide:
+            a = hide[argv[i - 1]]
+        out.append(a)
+    return out
+
+
 def disagreements(ours: dict, theirs: dict) -> dict:
     """Metrics both compute whose values differ by more than TOLERANCE: name -> {ours, moses, diff}."""
     out = {}
@@ -222,6 +236,7 @@ def compare(args) -> None:
 
     from vaekit.chem import metrics
     from vaekit.data.smiles import moses_path
+    from vaekit.errors import VaekitError
 
     torch.set_num_threads(args.threads)
     work = Path(args.work)
@@ -229,7 +244,12 @@ def compare(args) -> None:
     subset = work / f"train-{args.molecules}-seed{args.seed}.smi"
     t0 = time.perf_counter()
     n_train = training_subset(args.molecules, args.seed, subset)
-    recipe = start_trainings(args, work, subset)
+    if args.score_only:                    # the trainings of an earlier call with the same --work
+        missing = [p for p in (work / "vaekit.json", work / "moses" / "train.json") if not p.is_file()]
+        if missing:
+            sys.exit(f"vs_moses_vae: --score-only: {missing[0]} not found; train first (without --score-only)")
+    else:
+        start_trainings(args, work, subset)
     t_train = time.perf_counter() - t0
     runs = {"moses": json.loads((work / "moses" / "train.json").read_text()),
             "vaekit": json.loads((work / "vaekit.json").read_text())}
@@ -249,10 +269,14 @@ def compare(args) -> None:
     rows = {}
     for name, path in sample_files.items():
         gen = read_lines(path)
-        ours = metrics.moses_metrics(gen, ref, train_set, n_jobs=args.jobs)
+        try:
+            ours = metrics.moses_metrics(gen, ref, train_set, n_jobs=args.jobs)
+        except VaekitError as e:           # no valid molecule: the validity alone
+            ours = {"valid": metrics.validity(gen), "error": str(e)}
         theirs = moses_metrics_of(args, path, test_file, work / f"{name}-moses-metrics.json")
         rows[name] = {"metrics": ours, "moses_get_all_metrics": theirs["metrics"],
                       "moses_used_shipped_test_statistics": theirs["shipped_test"],
+                      "moses_get_all_metrics_error": theirs.get("error"),
                       "disagreements_over_1e-3": disagreements(ours, theirs["metrics"]),
                       "training": runs[name], "cpu_minutes": runs[name]["cpu_seconds"] / 60,
                       "molecules_seen": runs[name]["molecules_seen"], "samples": len(gen)}
@@ -260,19 +284,20 @@ def compare(args) -> None:
     result = {"budget_cpu_minutes": args.budget_minutes, "threads": args.threads, "molecules": args.molecules,
               "train_molecules": n_train, "seed": args.seed, "samples": args.samples,
               "test_molecules": len(test), "test_subset": bool(args.test_limit),
-              "vaekit_recipe": shlex.join(recipe), "moses_version": runs["moses"].get("moses"),
+              "vaekit_recipe": args.vaekit_recipe,
+              "vaekit_fit": runs["vaekit"].get("recipe"), "moses_version": runs["moses"].get("moses"),
               "moses_patch": "bench/moses/molsets.patch", "sequential": args.sequential,
               "wall_seconds": {"training": t_train, "evaluation": t_eval},
-              "command": "python bench/vs_moses_vae.py " + shlex.join(a for a in sys.argv[1:]
-                                                                      if not a.startswith("/")),
+              "command": "python bench/vs_moses_vae.py " + shlex.join(portable(sys.argv[1:])),
               "rows": rows}
     table = [["model", "valid", "unique@10k", "novelty", "FCD/Test", "SNN/Test", "mols seen", "steps", "CPU-min",
               "MOSES metrics differ (>1e-3)"]]
     for name, r in rows.items():
         m = r["metrics"]
         diff = ", ".join(f"{k} {v['diff']:+.4f}" for k, v in r["disagreements_over_1e-3"].items()) or "none"
-        table.append([name, f"{m['valid']:.4f}", f"{m['unique@10000']:.4f}", f"{m.get('Novelty', math.nan):.4f}",
-                      f"{m['FCD/Test']:.3f}", f"{m['SNN/Test']:.4f}", f"{r['molecules_seen']:,}",
+        nan = math.nan
+        table.append([name, f"{m['valid']:.4f}", f"{m.get('unique@10000', nan):.4f}", f"{m.get('Novelty', nan):.4f}",
+                      f"{m.get('FCD/Test', nan):.3f}", f"{m.get('SNN/Test', nan):.4f}", f"{r['molecules_seen']:,}",
                       str(r["training"]["steps"]), f"{r['cpu_minutes']:.2f}", diff])
     if args.no_write:
         widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
@@ -303,6 +328,8 @@ def main():
     ap.add_argument("--work", default="runs/vs_moses_vae", help="folder for runs, samples and logs")
     ap.add_argument("--name", default="vs_moses_vae", help="result file bench/results/NAME.json")
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--score-only", action="store_true",
+                    help="no training: score the samples an earlier call left in --work")
     ap.add_argument("--throughput", action="store_true", help="only MOSES's training-step molecules/s")
     ap.add_argument("--steps", type=int, default=3, help="timed steps of --throughput")
     args = ap.parse_args()

@@ -66,3 +66,8 @@ def test_vaekit_fit_stops_at_the_cpu_budget_and_counts_molecules(vs, tmp_path, m
     assert 10 * full + 2 * rest <= r["molecules_seen"] <= 10 * full + 4 * rest
     assert r["epochs"] == pytest.approx(r["molecules_seen"] / 10)
     assert len(vs.read_lines(samples)) == 7 == r["samples"]
+
+
+def test_the_recorded_command_names_no_folder_of_this_machine(vs):
+    argv = ["--venv", "/somewhere/venv", "--budget-minutes", "1", "--work=/else/where", "--samples", "500"]
+    assert vs.portable(argv) == ["--venv", "VENV", "--budget-minutes", "1", "--work=WORK", "--samples", "500"]

@@ -189,9 +189,14 @@ def cmd_metrics(a):
     shipped_test = test == [str(s) for s in get_dataset("test")]
     shipped_train = train == [str(s) for s in get_dataset("train")]
     t0, c0 = time.perf_counter(), time.process_time()
-    m = moses.get_all_metrics(gen, k=[1000, 10000], n_jobs=1, device="cpu",
-                              test=None if shipped_test else test, train=None if shipped_train else train)
-    out = {"metrics": {k: float(v) for k, v in m.items()}, "shipped_test": shipped_test,
+    error = None
+    try:
+        m = moses.get_all_metrics(gen, k=[1000, 10000], n_jobs=1, device="cpu",
+                                  test=None if shipped_test else test, train=None if shipped_train else train)
+    except Exception as e:         # e.g. no valid molecule at all: the validity alone, and the reason
+        from moses.metrics import fraction_valid
+        m, error = {"valid": fraction_valid(gen)}, f"{type(e).__name__}: {e}"
+    out = {"metrics": {k: float(v) for k, v in m.items()}, "error": error, "shipped_test": shipped_test,
            "shipped_train": shipped_train, "n": len(gen), "cpu_seconds": time.process_time() - c0,
            "wall_seconds": time.perf_counter() - t0}
     tmp = a.out + ".tmp"
