@@ -4,15 +4,20 @@ A VAE with a 2-D latent is trained (or loaded from its run folder) on the sklear
 (quick, the default of `--quick`) and, in the full report, also on MNIST. For each it draws the
 manifold (a grid placed by the prior's inverse CDF, decoded), the test codes coloured by digit,
 linear and spherical interpolations between test digits, and nearest neighbours in latent space.
+It then draws codes three ways (`vaekit.samplers`) and decodes them side by side: from the prior, from a
+Gaussian mixture fitted on the training codes (ex-post density estimation, Ghosh et al. 2020) and from
+a second VAE fitted on them (two-stage VAE, Dai & Wipf 2019); a row per sampler gives the test codes'
+mean log density under it (the samplers are kept in the run folder, `sampler-<name>.safetensors`).
 """
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from .. import latent
+from .. import latent, samplers
 from ..bounds import elbo_terms
 from ..data import load
 from ..train import TrainConfig
@@ -69,6 +74,54 @@ def latent_figures(ctx, model, test, tag: str, title: str, shape, n_grid: int = 
     ctx.figure(fig, f"{tag}_neighbours.png", f"{title}: each row a test item and its 8 nearest neighbours in latent space.")
 
 
+SAMPLERS = ("prior", "gmm", "twostage")
+C_SAMPLERS = "Ghosh et al. 2020 (ex-post GMM); Dai & Wipf 2019 (two-stage VAE)"
+
+
+def sampler_figures(ctx, model, train, test, tag: str, title: str, shape, run_dir, twostage_steps: int = 3000,
+                    n_shown: int = 64, n_codes: int = 2000):
+    """Codes from the prior and from densities fitted on the training codes (posterior means), decoded side by
+    side (and, for a 2-D latent, drawn over the test codes); a row per sampler: the test codes' mean log density."""
+    import matplotlib.pyplot as plt
+
+    fitted_on = {}
+
+    def train_codes():                       # computed once, and only if a sampler has to be fitted
+        if "z" not in fitted_on:
+            fitted_on["z"] = samplers.codes(model, train.x)
+        return fitted_on["z"]
+
+    options = {"prior": {}, "gmm": {}, "twostage": {"steps": twostage_steps}}
+    z_test = samplers.codes(model, test.x)
+    two_d = model.config.latent_dim == 2
+    fig, axes = plt.subplots(1 + two_d, len(SAMPLERS), figsize=(3.2 * len(SAMPLERS), 3.4 * (1 + two_d)), squeeze=False)
+    for i, name in enumerate(SAMPLERS):
+        t0 = time.perf_counter()
+        s = samplers.cached(Path(run_dir) / f"sampler-{name}.safetensors", name, model, train_codes,
+                            seed=ctx.seed, **options[name])
+        lp = float(s.log_prob(z_test).mean())
+        z = s.sample(n_codes, torch.Generator().manual_seed(ctx.seed))
+        x = model.generate(z[:n_shown].to(next(model.parameters()).device)).cpu()
+        ctx.row(tag, f"test codes' mean log density under the {name} sampler (nats per code)", lp,
+                citation=C_SAMPLERS if s.uses_codes else "", seconds=time.perf_counter() - t0,
+                note=(f"fitted on {s.n_codes} training codes (posterior means)" if s.uses_codes else "the model's prior")
+                + ("; an importance-sampled lower bound" if name == "twostage" else ""))
+        latent.plot_images(axes[0, i], x.reshape(-1, *shape), ncol=8, title=f"{name}")
+        if two_d:
+            ax = axes[1, i]
+            ax.scatter(z[:, 0], z[:, 1], s=2, c="C3", alpha=0.4, label=f"{name} draws")
+            ax.scatter(z_test[:, 0], z_test[:, 1], s=1, c="k", label="test codes")
+            lim = float(z_test.abs().max()) * 1.2
+            ax.set_xlim(-lim, lim)
+            ax.set_ylim(-lim, lim)
+            ax.set_aspect("equal")
+            ax.legend(loc="upper right", fontsize=7, markerscale=4)
+    ctx.figure(fig, f"{tag}_samplers.png", f"{title}: {n_shown} codes from each sampler, decoded (decoder means; the "
+                                           "same seed for each): the prior N(0, I), a 10-component Gaussian mixture "
+                                           "and a two-stage VAE fitted on the training codes"
+               + (f"; below, {n_codes} draws (red) under the test codes (black)." if two_d else "."))
+
+
 def one(ctx, name: str, train, test, cfg: dict, tcfg: TrainConfig, title: str, binarize_test: bool):
     t0 = time.perf_counter()
     model, info = trained(ctx, f"digits-{name}", "vae", cfg, train, tcfg)
@@ -80,6 +133,9 @@ def one(ctx, name: str, train, test, cfg: dict, tcfg: TrainConfig, title: str, b
             citation=CITATION, seconds=time.perf_counter() - t0,
             note=f"{training_note(info)}; the paper plots curves, no table value for Nz=2")
     latent_figures(ctx, model, test, name, title, test.shape)
+    run_dir = Path(ctx.options.get("run_root") or "runs") / f"report-digits-{name}"     # where `trained` keeps it
+    sampler_figures(ctx, model, train, test, name, title, test.shape, run_dir,
+                    ctx.option("twostage_steps", 1000 if ctx.quick else 3000, int))
     return model
 
 
