@@ -1,6 +1,10 @@
 """Checkpoints: one safetensors file holding weights, optimizer state and RNG state, with the JSON
 config and counters in its metadata and a SHA-256 of every tensor so that a flipped bit is caught.
 
+The SHA-256 is a checksum, not a signature: a reader also checks that the model config in the header
+describes exactly the tensors in the file (built on the meta device, which allocates nothing) before it
+loads a tensor or builds a model, so a crafted header cannot make it allocate what the header claims.
+
 Writes go to a temporary file in the same folder which is then renamed over the old one, so a
 crash during a write leaves the previous checkpoint intact. Nothing is ever unpickled.
 """
