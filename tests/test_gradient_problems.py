@@ -139,7 +139,7 @@ def test_shift_on_demand_bounded_below_misses_the_boundary_term():
 
 
 @pytest.mark.parametrize("make", [normal_demand, exponential_demand])
-@pytest.mark.parametrize("estimator", ["pathwise", "likelihood_ratio_loo"])
+@pytest.mark.parametrize("estimator", INVENTORY_ESTIMATORS)
 def test_newsvendor_sgd_reaches_the_critical_fractile(make, estimator):
     torch.manual_seed(5)
     nv = make()

@@ -127,7 +127,7 @@ class Newsvendor:
         return E.pooled_gradient(lambda n: self.estimate(t, estimator, n), [t], n_samples, per_call)
 
     # -- optimisation ------------------------------------------------------------------------------
-    def sgd(self, estimator: str = "pathwise", steps: int = 2000, batch: int = 256, theta0: float | None = None,
+    def sgd(self, estimator: str = "pathwise", steps: int = 2000, batch: int = 1024, theta0: float | None = None,
             lr: float | None = None, decay: float = 100.0, power: float = 0.6) -> SGDPath:
         """Stochastic gradient descent on J with step lr (1 + k / decay)^-power, and Polyak-Ruppert averaging.
 

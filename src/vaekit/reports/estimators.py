@@ -542,7 +542,7 @@ def inventory_section(ctx):
     from ..inventory import Newsvendor
 
     n = 20_000 if ctx.quick else 100_000
-    steps = 2000
+    steps, batch = 2000, 1024
 
     def f64(x):
         return torch.tensor(x, dtype=torch.float64)
@@ -568,7 +568,7 @@ def inventory_section(ctx):
                                                         "closed_form": truth})
         for est in (PW, LR, LR_LOO):
             c0 = time.process_time()
-            path = nv.sgd(est, steps=steps)
+            path = nv.sgd(est, steps=steps, batch=batch)
             err = path.final / star - 1
             ctx.row(data, f"SGD with {PROBLEM_LABELS[est]}: order after {steps} steps of {path.evaluations_per_step}",
                     path.final, paper=star, citation="critical fractile F^-1(p/(p+h))",
@@ -602,7 +602,7 @@ def inventory_section(ctx):
     ctx.extra["inventory"] = out
     ctx.figure(fig, "newsvendor_sgd.png",
                f"Newsvendor: SGD on the expected cost h (theta - D)^+ + p (D - theta)^+ with each gradient estimator "
-               f"(256 demand draws a step, step size decaying as k^-0.6): thin, the iterates; thick, the mean of the "
+               f"({batch} demand draws a step, step size decaying as k^-0.6): thin, the iterates; thick, the mean of the "
                f"second half of the iterates so far (what is reported); against the critical fractile "
                f"theta* = F^-1(p / (p + h)) (dashed). Left: normal demand (shift Y = D - theta); right: "
                f"exponential demand (scale Y = D / theta, so that the support does not move with theta).")
