@@ -105,6 +105,7 @@ class GRUDecoder(nn.Module):
         self.gru = nn.GRU(cfg.embed_dim + cfg.latent_dim, cfg.gru_hidden, cfg.gru_layers, batch_first=True)
         self.out = nn.Linear(cfg.gru_hidden, v)
         self.layers, self.hidden, self.max_len = cfg.gru_layers, cfg.gru_hidden, cfg.max_len
+        self.skip_padding = True    # teacher forcing stops at the batch's longest molecule (False: the ablation)
         # tokens that may be emitted at the first / any later position (grammar, not learned; not saved)
         self.register_buffer("open_ok", cfg.vocab.allowed(first=True), persistent=False)
         self.register_buffer("next_ok", cfg.vocab.allowed(), persistent=False)
@@ -165,6 +166,10 @@ class TokenSequence(D.Distribution):
 
     def log_prob(self, x):
         ids = x[..., : self.decoder.max_len].long()
+        # only the positions up to the longest molecule's end token: the padding after it is not modelled,
+        # and the GRU's outputs before a position do not depend on it (length-bucketed batches skip most of it)
+        if self.decoder.skip_padding:
+            ids = ids[..., : max(1, int((ids != Vocab.pad).sum(-1).max()))]
         lead = self.z.shape[:-1]
         z = self.z.reshape(-1, self.z.shape[-1])
         ids = ids.expand(*lead, ids.shape[-1]).reshape(-1, ids.shape[-1])
@@ -199,6 +204,10 @@ class ChemVAE(LatentVariableModel):
 
     def decode(self, z) -> TokenSequence:
         return TokenSequence(self.decoder_net, z)
+
+    def item_lengths(self, x) -> torch.Tensor:
+        """Tokens per molecule (incl. the end token), (N,): the training loop buckets batches by it."""
+        return (x[..., : self.config.max_len] != Vocab.pad).sum(-1)
 
     def beta_at(self, step: int) -> float:
         w = self.config.warmup_steps
