@@ -334,8 +334,9 @@ def init_run_dir(run_dir, model, train_cfg: TrainConfig, *, resume: bool, meta: 
     for a new run, whatever `start(folder)` writes into it (`fit`: the step-0 checkpoint).
 
     A new run is written into a hidden sibling folder (.NAME.PID.tmp) and renamed into place, so the run
-    directory appears complete, with a checkpoint to resume from, or not at all.  A run it replaces (overwrite)
-    loses its files first (RUN_FILES and tb/; other files stay).  Resuming rewrites config.json, keeping its
+    directory appears complete, with a checkpoint to resume from, or not at all.  In a folder that exists already
+    the files are written in place, a run it replaces (overwrite) losing its files first (RUN_FILES and tb/; other
+    files stay); there a start killed between config.json and the checkpoint leaves no run (see check_run_dir).  Resuming rewrites config.json, keeping its
     "data" when `meta` is None.  Temporary files of a writer killed mid-write are swept."""
     run_dir = Path(run_dir)
     if resume:
@@ -348,22 +349,20 @@ def init_run_dir(run_dir, model, train_cfg: TrainConfig, *, resume: bool, meta: 
         _sweep(run_dir)
         _write_config(run_dir, model, train_cfg, meta)
         return run_dir
-    if run_dir.is_dir():
+    where = Path(os.path.abspath(run_dir))
+    where.parent.mkdir(parents=True, exist_ok=True)
+    stale = re.compile(re.escape(f".{where.name}.") + r"\d+\.tmp")
+    for p in where.parent.iterdir():                       # left by a start killed before its rename
+        if stale.fullmatch(p.name):
+            shutil.rmtree(p, ignore_errors=True)
+    if run_dir.is_dir():                  # a folder that exists already (maybe the cwd) is written in place
         for name in RUN_FILES:
             (run_dir / name).unlink(missing_ok=True)       # the checkpoint first: the old run is no longer resumable
         shutil.rmtree(run_dir / "tb", ignore_errors=True)
         _sweep(run_dir)
-        if not any(run_dir.iterdir()):
-            run_dir.rmdir()
-    if run_dir.is_dir():                  # the replaced run's folder holds other files too: write in place
         folder = run_dir
     else:
-        run_dir.parent.mkdir(parents=True, exist_ok=True)
-        stale = re.compile(re.escape(f".{run_dir.name}.") + r"\d+\.tmp")
-        for p in run_dir.parent.iterdir():                 # left by a start killed before its rename
-            if stale.fullmatch(p.name):
-                shutil.rmtree(p, ignore_errors=True)
-        folder = run_dir.parent / f".{run_dir.name}.{os.getpid()}.tmp"
+        folder = where.parent / f".{where.name}.{os.getpid()}.tmp"
         folder.mkdir()
     try:
         _write_config(folder, model, train_cfg, meta)
