@@ -618,9 +618,15 @@ def _run_sampler(run_dir: Path, model, name: str, st=None):
 
     def training_codes():
         saved = _saved_data(run_dir)
-        data = _run_data(run_dir, argparse.Namespace(data=None, split=saved.get("split") or "train", data_dir=None), model)
-        print(f"fitting the {name} sampler on the codes of {len(data)} training items")
-        return samplers.codes(model, data.x if st is None else st.apply(data.x))
+        if saved.get("kind"):             # a molecule run (fit --model chemvae): its items, rebuilt as fit built them
+            mols = _molecules(saved)
+            x = model.items(mols.smiles, mols.props)
+        else:
+            data = _run_data(run_dir, argparse.Namespace(data=None, split=saved.get("split") or "train", data_dir=None),
+                             model)
+            x = data.x if st is None else st.apply(data.x)
+        print(f"fitting the {name} sampler on the codes of {len(x)} training items")
+        return samplers.codes(model, x)
 
     return samplers.cached(run_dir / f"sampler-{name}.safetensors", name, model, training_codes)
 
