@@ -10,6 +10,7 @@ import functools
 import json
 import math
 import numbers
+import threading
 import types
 import typing
 
@@ -166,24 +167,28 @@ def from_config(d: dict):
     return build(d["model"], **d["config"])
 
 
+_META_BUILD = threading.Lock()
+
+
 def state_shapes(d: dict) -> dict[str, tuple[tuple[int, ...], int]]:
     """{name: (shape, bytes per element)} of the state_dict of the model a saved config `d` describes,
     found by building it on PyTorch's meta device: no memory is allocated, whatever sizes `d` names.
 
     Distributions made while building skip their argument checks there (those need values).  A config
     that cannot be built raises VaekitError, whatever went wrong."""
-    validate = Distribution._validate_args
-    Distribution.set_default_validate_args(False)
-    try:
-        with torch.device("meta"):
-            model = from_config(d)
-    except VaekitError:
-        raise
-    except Exception as e:      # the sizes are the config's: any failure to build from it is the config's fault
-        first = str(e).splitlines()[0][:120] if str(e) else ""
-        raise VaekitError(f"the model config cannot be built ({type(e).__name__}: {first})") from None
-    finally:
-        Distribution.set_default_validate_args(validate)
+    with _META_BUILD:                # one at a time: the switch below is global (a server may load in threads)
+        validate = Distribution._validate_args
+        Distribution.set_default_validate_args(False)
+        try:
+            with torch.device("meta"):
+                model = from_config(d)
+        except VaekitError:
+            raise
+        except Exception as e:      # the sizes are the config's: any failure to build from it is the config's fault
+            first = str(e).splitlines()[0][:120] if str(e) else ""
+            raise VaekitError(f"the model config cannot be built ({type(e).__name__}: {first})") from None
+        finally:
+            Distribution.set_default_validate_args(validate)
     return {k: (tuple(t.shape), t.element_size()) for k, t in model.state_dict().items()}
 
 
@@ -195,4 +200,5 @@ from . import aae, autoencoder, avb, chemvae, fontvae, vae  # noqa: E402,F401  (
 from .autoencoder import AutoEncoder  # noqa: E402
 from .vae import IWAE, VAE  # noqa: E402
 
-__all__ = ["REGISTRY", "register", "get", "build", "typed_config", "state_shapes", "from_config", "config_dict", "to_json", "AutoEncoder", "VAE", "IWAE"]
+__all__ = ["REGISTRY", "register", "get", "build", "typed_config", "state_shapes", "from_config", "config_dict",
+           "to_json", "AutoEncoder", "VAE", "IWAE"]
