@@ -305,3 +305,20 @@ def test_sklearn_sample_with_a_sampler():
     assert ae.sample(3).shape == (3, 64)
     with pytest.raises(VaekitError, match="unknown sampler 'nope'"):
         VAEEstimator(epochs=1, sampler="nope").fit(X[:50])
+
+
+def test_a_sequence_model_draws_its_items_stochastically_from_sampler_codes():
+    pytest.importorskip("rdkit")
+    pytest.importorskip("selfies")
+    from vaekit.chem.dataset import chem_model
+    from vaekit.data.smiles import Molecules
+
+    mols = Molecules(["CCO", "c1ccccc1O", "CC(=O)N", "CCCCN"] * 20, {p: np.arange(80.0) for p in ("logP", "QED", "SAS")})
+    model = chem_model(mols, kind="selfies", latent_dim=3, gru_hidden=16, gru_layers=1).eval()
+    s = samplers.fit("gmm", model, torch.randn(40, 3, generator=torch.Generator().manual_seed(0)), n_components=2)
+    a = samplers.generate(model, s, 30, torch.Generator().manual_seed(1))
+    b = samplers.generate(model, s, 30, torch.Generator().manual_seed(1))
+    c = samplers.generate(model, s, 30, torch.Generator().manual_seed(2))
+    assert torch.equal(a, b) and not torch.equal(a, c)          # seeded, and not the greedy mode of each code
+    z = s.sample(30, torch.Generator().manual_seed(1))
+    assert not torch.equal(a, model.generate(z))

@@ -214,12 +214,13 @@ def fit(name: str, model, codes=None, **options) -> Sampler:
 
 @torch.no_grad()
 def generate(model, sampler: Sampler, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Items decoded from n codes of `sampler` (the model's `generate`: decoder means), on the model's device."""
+    """Items for n codes of `sampler` (the model's `draw`: decoder means, or a stochastic decoding of a
+    sequence model), on the model's device."""
     if sampler.fitted_for["latent_dim"] != model.config.latent_dim:
         raise VaekitError(f"sampler fitted for {describe(sampler.fitted_for)} cannot draw codes for a model "
                           f"with latent_dim {model.config.latent_dim}")
     z = sampler.sample(n, generator)
-    return model.generate(z.to(next(model.parameters()).device))
+    return model.draw(z.to(next(model.parameters()).device), generator)
 
 
 # -- files ---------------------------------------------------------------------------------------------

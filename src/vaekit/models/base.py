@@ -158,17 +158,22 @@ class LatentVariableModel(nn.Module):
     def generate(self, z) -> torch.Tensor:
         return likelihoods.mean(self.decode(z))
 
+    def draw(self, z, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Items for codes z when sampling (`sample`, the ex-post samplers): the decoder means here; a model
+        whose items are drawn from p(x|z) itself (token sequences) overrides it."""
+        return self.generate(z)
+
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Decoder means of n draws from the model's prior p(z) (whatever it is: Gaussian, mixture,
         ring), shape (n, *data_shape); a `generator` makes the draws reproducible without touching
         the global random state."""
         if generator is None:
-            return self.generate(self.prior().sample((n,)))
+            return self.draw(self.prior().sample((n,)))
         with torch.random.fork_rng(devices=[]):   # torch.distributions takes no generator: seed a forked global RNG
             torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
             z = self.prior().sample((n,))
-        return self.generate(z)
+        return self.draw(z, generator)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{f.name}={getattr(self.config, f.name)!r}" for f in dataclasses.fields(self.config))

@@ -281,6 +281,10 @@ class ChemVAE(LatentVariableModel):
 
     def sample(self, n: int, generator: torch.Generator | None = None):
         z = torch.randn(n, self.config.latent_dim, generator=generator).to(self._device())
+        return self.draw(z, generator)
+
+    def draw(self, z, generator: torch.Generator | None = None):
+        """Token ids decoded stochastically from codes z (the MOSES protocol samples p(x|z), not its mode)."""
         return self.decoder_net.generate(z, generator=generator)
 
 
