@@ -113,10 +113,17 @@ def test_a_time_budget_ends_the_learning_rate_schedule(digits):
     """A run cut by max_seconds still anneals: the cosine runs over the budget, not the planned epochs."""
     cfg = TrainConfig(epochs=10_000, batch_size=16, lr=1e-2, lr_schedule="cosine", lr_final=1e-4, max_seconds=1.0,
                       **FAST)
-    h = fit(small_vae(), digits, cfg)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)          # short steps: on a loaded machine two threads make a step of this tiny net slow
+    try:
+        h = fit(small_vae(), digits, cfg)
+    finally:
+        torch.set_num_threads(threads)
     lr = h.terms["lr"]
     assert h.stopped == "max_seconds" and lr[0] == pytest.approx(1e-2)
-    assert all(a >= b for a, b in zip(lr, lr[1:])) and lr[-1] < 2e-4      # annealed to the end of the budget
+    # annealed with the budget (by steps, 10,000 planned epochs, it would still be near 1e-2); the last step's rate
+    # is set before that step, so how close it gets to lr_final depends on how long a step takes
+    assert all(a >= b for a, b in zip(lr, lr[1:])) and lr[-1] < 1e-3
 
 
 def test_run_directory_is_never_clobbered(tmp_path, digits):
