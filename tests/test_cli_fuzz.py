@@ -10,6 +10,7 @@ to fix. The default run tries CLI_FUZZ_CASES cases (default 100); the slow test 
 import json
 import os
 import shutil
+import signal
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -22,6 +23,7 @@ from hypothesis import strategies as st
 from vaekit.cli import main
 
 CASES = int(os.environ.get("CLI_FUZZ_CASES", "100"))
+CASE_SECONDS = 300              # a case that runs longer counts as a hang
 FIT_FIXED = ["--max-steps", "2", "--epochs", "1", "--hidden", "4", "--no-progress", "--no-tensorboard",
              "--device", "cpu"]
 
@@ -126,7 +128,7 @@ FIT_FLAGS = DATA_FLAGS + [
     flag("--lr", reals()), flag("--lr-schedule", pick(["constant", "cosine", "step"], ["x"])), flag("--seed", ints()),
     flag("--val-fraction", reals("0", "0.2", "0.5", "0.99")), flag("--patience", ints()), switch("--binarize"),
     switch("--standardize"), flag("--on-nonfinite", pick(["raise", "skip"])), flag("--checkpoint-every", ints("0", "1")),
-    flag("--max-steps", ints("0", "1", "2")), flag("--max-seconds", reals("0.5", "5")),
+    flag("--max-steps", pick(["1", "2"], ["-1", "x"])), flag("--max-seconds", reals("0.5", "5")),   # never 0: no limit
     switch("--resume"), switch("--overwrite"), flag("--init-from", RUNS),
     flag("--kind", pick([], ["smiles", "selfies"])), flag("--molecules", pick([], ["1", "0"])),
 ]
@@ -171,14 +173,27 @@ def run_case(world, capsys, argv) -> tuple[int, str]:
     for name in LINKED:
         if (world / name).exists() and not (fresh / name).exists():
             (fresh / name).symlink_to(world / name)
+    def too_long(signum, frame):
+        raise CaseTimeout
+
+    old_handler = signal.signal(signal.SIGALRM, too_long)
+    signal.alarm(CASE_SECONDS)
     try:
         main(argv)
         code = 0
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    except CaseTimeout:
+        pytest.fail(f"{argv} ran for more than {CASE_SECONDS} s")
     finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old_handler)
         os.chdir(here)
     return code, capsys.readouterr().err
+
+
+class CaseTimeout(BaseException):
+    """A case that hangs (BaseException: the CLI's handlers let it through)."""
 
 
 def check(code: int, err: str, argv) -> None:
