@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from vaekit.cli import main
 
 CASES = int(os.environ.get("CLI_FUZZ_CASES", "100"))
-CASE_SECONDS = 300              # a case that runs longer counts as a hang
+CASE_SECONDS = int(os.environ.get("CLI_FUZZ_CASE_SECONDS", "300"))      # a case that runs longer counts as a hang
 FIT_FIXED = ["--max-steps", "2", "--epochs", "1", "--hidden", "4", "--no-progress", "--no-tensorboard",
              "--device", "cpu"]
 
@@ -166,6 +166,7 @@ def run_case(world, capsys, argv) -> tuple[int, str]:
     """Run one command line (paths relative to the world folder); returns (exit status, stderr)."""
     fresh = world / "cases" / f"c{time.monotonic_ns()}"
     fresh.mkdir(parents=True)
+    (world / "last-case.json").write_text(json.dumps(argv))      # the case running now, should it hang
     if argv[:2] == ["fit", "copy"]:
         shutil.copytree(world / "runs" / "vae", fresh / "copy")
     here = os.getcwd()
