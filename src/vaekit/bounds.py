@@ -9,18 +9,11 @@ and `terms` (named batch means for logging).  They are pure functions of (model,
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-
 import torch
 from torch import distributions as D
 
 from . import likelihoods
-
-
-@dataclass
-class Loss:
-    value: torch.Tensor                       # scalar, minimised by the training loop
-    terms: dict[str, torch.Tensor] = field(default_factory=dict)   # batch means, for logs
+from .objective import Loss
 
 
 def kl(q: D.Distribution, p: D.Distribution, n_samples: int = 1) -> torch.Tensor:

@@ -29,7 +29,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import torch
 from torch import nn
@@ -38,6 +38,7 @@ from . import checkpoint, distributed
 from .data.core import Dataset, check_array, split
 from .errors import NonFiniteLossError, VaekitError
 from .models import config_dict
+from .objective import Phase
 
 
 @dataclass
@@ -103,22 +104,6 @@ _RULES = {      # TrainConfig field: (test, what it must be)
     "max_steps": (lambda v: v is None or _integer(v) and v >= 0, "None or an integer >= 0"),
     "max_seconds": (lambda v: v is None or _number(v) and v > 0, "None or a finite number > 0"),
 }
-
-
-@dataclass(frozen=True)
-class Phase:
-    """One player's move: minimise `loss(model, x, step) -> bounds.Loss` over `parameters(model)`.
-
-    Each phase has its own Adam optimiser with TrainConfig's settings unless `lr` / `betas` are
-    given (the learning-rate schedule scales from the phase's lr).  `parameters=None` means all of
-    the model's parameters.  Gradients reaching other players' parameters are discarded.
-    """
-
-    name: str
-    loss: Callable
-    parameters: Callable[[nn.Module], Iterable[nn.Parameter]] | None = None
-    lr: float | None = None
-    betas: tuple[float, float] | None = None
 
 
 def resolve_phases(model, objective=None) -> list[Phase]:
