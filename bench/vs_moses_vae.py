@@ -339,6 +339,9 @@ def main():
     if not args.name.startswith("vs_moses_vae"):
         ap.error(f"--name must start with vs_moses_vae, got {args.name!r}")
     if args.throughput:
+        import torch
+
+        torch.set_num_threads(args.threads)     # the "threads" common.write records: the child's count
         r = moses_step_throughput(args.venv, args.molecules, args.steps, args.threads, args.seed, args.work)
         print(f"MOSES VAE training step: {r['molecules_per_cpu_s']:.1f} molecules per CPU second "
               f"({r['molecules_per_s']:.1f} per wall second) at batch {r['batch_size']}, "
