@@ -143,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     _data_args(p, "test")
     p.add_argument("--k", type=_count(1, 100_000), default=50, help="samples of the IWAE bound (default 50)")
     p.add_argument("--nll-k", type=_count(0, 1_000_000), default=0, help="importance samples for the NLL estimate (e.g. 5000; 0 = skip)")
-    p.add_argument("--limit", type=_count(1), default=None, help="use only the first N items (N >= 1)")
+    p.add_argument("--limit", type=_count(1), default=None, help="use only the first N items (N >= 1; molecules: a "
+                   "seeded random subset of N)")
     p.add_argument("--binarize", action="store_true", help="evaluate on a fixed (seeded) binarization of the data")
 
     p = sub.add_parser("sample", help="decode codes drawn from the prior or from a density fitted on the training codes")
@@ -153,7 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "a fitted sampler is kept in RUN_DIR/sampler-<name>.safetensors")
     p.add_argument("-n", type=_count(1, 100_000), default=64, help="how many to draw (default 64)")
     p.add_argument("--seed", type=_count(0, 2**63 - 1), default=0)
-    p.add_argument("--out", default=None, help="output .png (image grid) or .npy (array); default RUN_DIR/samples.png")
+    p.add_argument("--out", default=None, help="output .png (image grid) or .npy (array), default RUN_DIR/samples.png; "
+                   "a molecule model (chemvae) writes SMILES: .smi or .txt (one a line) or .csv (columns smiles, "
+                   "valid), default RUN_DIR/samples.smi")
 
     p = sub.add_parser("encode", help="posterior means of a data set, saved as .npy")
     p.add_argument("run_dir")
@@ -341,8 +344,9 @@ def cmd_fit(args) -> None:
         if init is not None:
             spec["init_from"] = os.path.abspath(args.init_from)
     cls = models.get(name)
+    mols = None
     if name == "chemvae":
-        data = _molecules(spec)
+        mols = data = _molecules(spec, Path(args.run_dir) / "invalid_smiles.csv")
         if not args.resume:
             from .chem.dataset import data_fields
 
@@ -381,6 +385,9 @@ def cmd_fit(args) -> None:
     except BaseException:
         teardown(wait=False)
         raise
+    finally:    # a run directory exists once training has started (fit creates it): list the rows left out
+        if mols is not None and mols.invalid and Path(args.run_dir).is_dir() and int(os.environ.get("RANK", "0")) == 0:
+            _save_invalid(Path(args.run_dir) / "invalid_smiles.csv", mols)
     teardown()
     last = f"{hist.loss[-1]:.4f}" if hist.loss else "n/a"
     if int(os.environ.get("RANK", "0")) == 0:
@@ -566,25 +573,93 @@ def _start_from(model, init: dict, tensors: dict, path, flags: dict) -> None:
     load_tensors(model, tensors, path)
 
 
-def _molecules(spec: dict):
-    """The scored molecules a `vaekit fit --model chemvae` run's data spec names (see _data_spec)."""
+def _molecules(spec: dict, listed_in: Path | None = None):
+    """The scored molecules a `vaekit fit --model chemvae` run's data spec names (see _data_spec); the invalid
+    ones are counted in one line, which names `listed_in` (where fit writes them, see _save_invalid)."""
     from .chem.dataset import scored
 
     mols = scored(spec["spec"], spec["split"], spec["data_dir"], limit=spec["molecules"], seed=spec["seed"])
     if mols.invalid:
         print(f"{spec['spec']}: {len(mols.invalid)} SMILES are not valid molecules and were left out, e.g. line "
+              f"{mols.invalid[0][0]}: {mols.invalid[0][1]!r}" + (f"; all are listed in {listed_in}" if listed_in else ""))
+    return mols
+
+
+def _save_invalid(path: Path, mols) -> None:
+    """The invalid SMILES of a molecule file as CSV (columns line, smiles; line empty where unknown), atomically."""
+    import csv
+    import io
+
+    from .checkpoint import atomic_write_text
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["line", "smiles"])
+    w.writerows([(line if line >= 0 else "", text) for line, text in mols.invalid])
+    atomic_write_text(path, buf.getvalue())
+
+
+def _run_molecules(run_dir: Path, args, limit: int | None = None):
+    """The scored molecules eval and encode use for a molecule model: --data (moses, zinc250k or a CSV file), else
+    the run's training data as its config.json records it, in the split --split names (a CSV file has one set);
+    `limit`: a seeded random subset of that many."""
+    from .chem.dataset import scored
+
+    spec, data_dir = args.data, args.data_dir
+    if spec is None:
+        saved = _saved_data(run_dir)
+        if "spec" not in saved:
+            raise VaekitError(f"{run_dir / 'config.json'}: records no training data (a run made with the Python API?); "
+                              "give --data")
+        spec, data_dir = saved["spec"], data_dir or saved.get("data_dir")
+    else:
+        spec = _spec_path(spec)
+    mols = scored(spec, args.split, data_dir, limit=limit, seed=0)
+    if mols.invalid:
+        print(f"{spec}: {len(mols.invalid)} SMILES are not valid molecules and were left out, e.g. line "
               f"{mols.invalid[0][0]}: {mols.invalid[0][1]!r}")
+    if not mols.smiles:
+        raise VaekitError(f"{spec}: no valid molecules to use")
     return mols
 
 
 def cmd_eval(args) -> None:
-    import torch
-
     from .checkpoint import atomic_write_text, load_model
-    from .evaluate import evaluate
 
     run_dir = _run_dir(args.run_dir)
     model = load_model(run_dir)
+    if model.item_kind == "molecule":
+        res = _eval_molecules(run_dir, args, model)
+    else:
+        res = _eval_arrays(run_dir, args, model)
+    res.update({"data": args.data or "run", "split": args.split, "binarized": args.binarize})
+    out = run_dir / "metrics.json"
+    all_metrics = _read_json(out) if out.is_file() else {}
+    all_metrics[args.split + (f"[:{args.limit}]" if args.limit else "")] = res
+    atomic_write_text(out, json.dumps(all_metrics, indent=2))
+    for k_, v in res.items():
+        print(f"{k_:>10}  {v:.4f}" if isinstance(v, float) else f"{k_:>10}  {v}")
+
+
+def _eval_molecules(run_dir: Path, args, model) -> dict:
+    """eval of a molecule model: ELBO terms, property-head errors and reconstruction accuracy (see
+    evaluate.evaluate_molecules) on the molecules of --data, or of the run's data."""
+    from .evaluate import evaluate_molecules
+
+    if args.binarize:
+        raise VaekitError(f"--binarize draws 0/1 pixels; {run_dir} holds a molecule model")
+    mols = _run_molecules(run_dir, args, args.limit)
+    t0 = time.perf_counter()
+    res = evaluate_molecules(model, mols.smiles, mols.props)
+    res["seconds"] = time.perf_counter() - t0
+    return res
+
+
+def _eval_arrays(run_dir: Path, args, model) -> dict:
+    import torch
+
+    from .evaluate import evaluate
+
     data = _run_data(run_dir, args, model)
     x = data.x[: args.limit] if args.limit else data.x
     st = _standardization(run_dir, model)
@@ -599,14 +674,8 @@ def cmd_eval(args) -> None:
     _check_likelihood(model, x, f"data {args.data or 'of the run'} ({args.split})")
     t0 = time.perf_counter()
     res = evaluate(model, x, k=args.k, nll_k=args.nll_k, standardization=st)
-    res.update({"data": args.data or "run", "split": args.split, "binarized": args.binarize,
-                "seconds": time.perf_counter() - t0})
-    out = run_dir / "metrics.json"
-    all_metrics = _read_json(out) if out.is_file() else {}
-    all_metrics[args.split + (f"[:{args.limit}]" if args.limit else "")] = res
-    atomic_write_text(out, json.dumps(all_metrics, indent=2))
-    for k_, v in res.items():
-        print(f"{k_:>10}  {v:.4f}" if isinstance(v, float) else f"{k_:>10}  {v}")
+    res["seconds"] = time.perf_counter() - t0
+    return res
 
 
 def _run_sampler(run_dir: Path, model, name: str, st=None):
@@ -639,6 +708,17 @@ def cmd_sample(args) -> None:
 
     run_dir = _run_dir(args.run_dir)
     model = load_model(run_dir)
+    if model.item_kind == "molecule":
+        out = Path(args.out or run_dir / "samples.smi")
+        if out.suffix.lower() not in SMILES_SUFFIXES:
+            raise VaekitError(f"{out}: {run_dir} holds a molecule model, whose samples are SMILES: write them as "
+                              f"{', '.join(SMILES_SUFFIXES)}, not {out.suffix or '(no suffix)'!r}")
+        out = _out_file(out, SMILES_SUFFIXES)
+        sampler = _run_sampler(run_dir, model, args.sampler)
+        ids = samplers.generate(model, sampler, args.n, torch.Generator().manual_seed(args.seed)).cpu()
+        valid = _write_smiles(out, model.vocab.decode(ids))
+        print(f"wrote {out}: {args.n} SMILES, {valid} valid")
+        return
     shape = tuple(getattr(model.config, "data_shape", ()))
     images = _shows_as_images(shape)
     out = _out_file(args.out or run_dir / ("samples.png" if images else "samples.npy"), (".npy", *IMAGE_SUFFIXES))
@@ -671,6 +751,31 @@ def cmd_sample(args) -> None:
     print(f"wrote {out}")
 
 
+SMILES_SUFFIXES = (".smi", ".txt", ".csv")
+
+
+def _write_smiles(out: Path, smiles: list[str]) -> int:
+    """SMILES strings to `out`, atomically: one a line (.smi, .txt), or CSV with the columns smiles and valid
+    (1 when RDKit parses it as a molecule); returns how many are valid."""
+    import csv
+    import io
+
+    from .checkpoint import atomic_write_text
+    from .chem.props import canonical
+
+    valid = [bool(s) and canonical(s) is not None for s in smiles]
+    if out.suffix.lower() == ".csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["smiles", "valid"])
+        w.writerows((s, int(v)) for s, v in zip(smiles, valid))
+        text = buf.getvalue()
+    else:
+        text = "".join(s + "\n" for s in smiles)
+    atomic_write_text(out, text)
+    return sum(valid)
+
+
 def _save_npy(out: Path, array) -> None:
     """np.save, written atomically (temp file, then rename)."""
     import io
@@ -699,6 +804,19 @@ def cmd_encode(args) -> None:
     run_dir = _run_dir(args.run_dir)
     out = _out_file(args.out, (".npy",))
     model = load_model(run_dir)
+    if model.item_kind == "molecule":
+        from .samplers import codes
+
+        mols = _run_molecules(run_dir, args)
+        x, kept = model.items(mols.smiles, mols.props, skip=True)
+        if not kept:
+            raise VaekitError(f"none of the {len(mols.smiles)} molecules fits the vocabulary of the model of {run_dir}")
+        z = codes(model, x).numpy()
+        _save_npy(out, z)
+        left = len(mols.smiles) - len(kept)
+        print(f"wrote {out}: {z.shape}" + (f"; {left} molecules that do not fit the model's vocabulary (tokens it "
+                                          "lacks, or too long) were left out" if left else ""))
+        return
     data = _run_data(run_dir, args, model)
     st = _standardization(run_dir, model)
     z = model.embed(data.x if st is None else st.apply(data.x)).numpy()

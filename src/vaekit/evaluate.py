@@ -73,3 +73,51 @@ def active_units(model, x, threshold: float = 0.01) -> int:
     """Latent dimensions whose posterior mean varies across the data by more than `threshold`
     (Burda et al. 2015's count of active units)."""
     return int((model.embed(x).var(0) > threshold).sum())
+
+
+@torch.no_grad()
+def evaluate_molecules(model, smiles, props: dict | None = None, *, batch_size: int = 500, seed: int = 0) -> dict:
+    """The numbers defined for a molecule model (`item_kind == "molecule"`, e.g. the chemical VAE), averaged over
+    the molecules that fit its vocabulary:
+
+    - `elbo`, `rec`, `kl`: the ELBO per molecule and its terms, E_q[log p(x|z)] (one code drawn from q(z|x)) and
+      KL(q(z|x) || p(z)), in nats;
+    - `mse_<property>`: the property head's squared error at the posterior mean, in the property's own units;
+    - `recon_acc`: the fraction of molecules whose greedy decoding of the posterior mean is the input molecule
+      (canonical SMILES compared);
+    - `n` (molecules evaluated) and `skipped` (molecules with tokens the vocabulary lacks, or too long).
+    """
+    from .chem.props import canonical
+
+    smiles = list(smiles)
+    names = tuple(getattr(model.config, "properties", ()))
+    x, kept = model.items(smiles, props if names else None, skip=True)
+    if len(kept) == 0:
+        raise VaekitError(f"evaluation data: none of the {len(smiles)} molecules fits the model's vocabulary "
+                          f"(tokens it lacks, or longer than max_len {model.config.max_len})")
+    model.eval()
+    device = next(model.parameters()).device
+    sums: dict[str, float] = {}
+    hits = 0
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for start in range(0, len(kept), batch_size):
+            xb = x[start:start + batch_size].to(device)
+            rec, kl = bounds.elbo_terms(model, xb)
+            terms = {"elbo": (rec - kl).sum(), "rec": rec.sum(), "kl": kl.sum()}
+            z = model.embed(xb)
+            if names:
+                pred = model.predict_properties(z).cpu().double()
+                truth = torch.tensor([[props[p][i] for p in names] for i in kept[start:start + batch_size]],
+                                     dtype=torch.float64)
+                for j, p in enumerate(names):
+                    terms[f"mse_{p}"] = (pred[:, j] - truth[:, j]).pow(2).sum()
+            decoded = model.decode_smiles(z, greedy=True)
+            hits += sum(canonical(d) is not None and canonical(d) == canonical(smiles[i])
+                        for d, i in zip(decoded, kept[start:start + batch_size]))
+            for name, v in terms.items():
+                sums[name] = sums.get(name, 0.0) + float(v)
+    out: dict[str, float] = {"n": len(kept), "skipped": len(smiles) - len(kept)}
+    out.update({name: v / len(kept) for name, v in sums.items()})
+    out["recon_acc"] = hits / len(kept)
+    return out

@@ -126,6 +126,10 @@ class LatentVariableModel(nn.Module):
 
     Config = NetConfig
     name = "base"
+    # what one item is, for the commands that read and write items: "array" (a row of numbers: an image, a
+    # vector; read from .npy/image data, written as .npy or an image grid) or "molecule" (read from SMILES,
+    # written as SMILES)
+    item_kind = "array"
 
     def __init__(self, config: NetConfig):
         super().__init__()

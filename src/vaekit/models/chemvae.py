@@ -26,7 +26,7 @@ from .. import bounds
 from ..chem.vocab import SPECIALS, Vocab
 from ..errors import VaekitError
 from ..nets import mlp
-from . import register
+from .registry import register
 from .base import GaussianEncoder, LatentVariableModel
 
 
@@ -193,6 +193,7 @@ class ChemVAE(LatentVariableModel):
     """Chemical VAE with a jointly trained property head; trained on the (beta-weighted) ELBO + property MSE."""
 
     Config = ChemConfig
+    item_kind = "molecule"          # the CLI reads and writes SMILES for it
 
     def __init__(self, config: ChemConfig):
         super().__init__(config)
