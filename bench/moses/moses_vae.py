@@ -196,7 +196,7 @@ def cmd_metrics(a):
     except Exception as e:         # e.g. no valid molecule at all: the validity alone, and the reason
         from moses.metrics import fraction_valid
         m, error = {"valid": fraction_valid(gen)}, f"{type(e).__name__}: {e}"
-    out = {"metrics": {k: float(v) for k, v in m.items()}, "error": error, "shipped_test": shipped_test,
+    out = {"metrics": {k: float(v) for k, v in m.items()}, "error": error, "test": a.test, "shipped_test": shipped_test,
            "shipped_train": shipped_train, "n": len(gen), "cpu_seconds": time.process_time() - c0,
            "wall_seconds": time.perf_counter() - t0}
     tmp = a.out + ".tmp"
