@@ -12,6 +12,8 @@ from vaekit import adversarial as A
 from vaekit import checkpoint
 from vaekit.errors import VaekitError
 from vaekit.models import build, config_dict, from_config
+from vaekit.models.aae import aae_phases
+from vaekit.models.gan import gan_phases
 from vaekit.train import Phase, TrainConfig, fit
 
 CFG = dict(batch_size=32, progress=False, tensorboard=False, seed=3)
@@ -133,8 +135,8 @@ def test_each_phase_optimiser_changes_only_its_own_parameters():
     before = params(gan)
     # the generator's loss back-propagates through the discriminator; with the discriminator's lr at 0
     # nothing may change it
-    frozen_disc = [Phase("disc", A.gan_phases()[0].loss, lambda m: m.discriminator.parameters(), lr=0.0),
-                   A.gan_phases()[1]]
+    frozen_disc = [Phase("disc", gan_phases()[0].loss, lambda m: m.discriminator.parameters(), lr=0.0),
+                   gan_phases()[1]]
     fit(gan, x, TrainConfig(epochs=1, **CFG), objective=frozen_disc)
     after = params(gan)
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("discriminator."))
@@ -143,7 +145,7 @@ def test_each_phase_optimiser_changes_only_its_own_parameters():
     aae = build("aae", data_shape=(6,), latent_dim=2, hidden=(8,), disc_hidden=(8,), prior="mixture",
                 likelihood="gaussian", sigma=1.0)
     before = params(aae)
-    phases = A.aae_phases()
+    phases = aae_phases()
     phases[2] = Phase("gen", phases[2].loss, phases[2].parameters, lr=0.0)   # the encoder moves by rec only
     no_rec = [Phase("rec", phases[0].loss, phases[0].parameters, lr=0.0), phases[1], phases[2]]
     fit(aae, torch.randn(64, 6), TrainConfig(epochs=1, **CFG), objective=no_rec)
@@ -156,7 +158,7 @@ def test_phase_objectives_are_checked_and_checkpoints_refuse_other_optimisers(tm
     x = ring_data(64)
     gan = small_gan()
     with pytest.raises(VaekitError, match="distinct identifiers"):
-        fit(gan, x, TrainConfig(epochs=1, **CFG), objective=[A.gan_phases()[0], A.gan_phases()[0]])
+        fit(gan, x, TrainConfig(epochs=1, **CFG), objective=[gan_phases()[0], gan_phases()[0]])
     with pytest.raises(VaekitError, match="sequence of Phase"):
         fit(gan, x, TrainConfig(epochs=1, **CFG), objective=["disc"])
     fit(gan, x, TrainConfig(epochs=1, **CFG), tmp_path / "run")
@@ -174,10 +176,10 @@ def test_nonfinite_phase_is_caught_and_named(tmp_path):
 
     def bad(model, x, step):           # the generator's third call is NaN
         calls.append(step)
-        loss = A.gan_phases()[1].loss(model, x, step)
+        loss = gan_phases()[1].loss(model, x, step)
         return type(loss)(loss.value * float("nan") if len(calls) == 3 else loss.value, loss.terms)
 
-    phases = [A.gan_phases()[0], Phase("gen", bad, lambda m: m.generator.parameters())]
+    phases = [gan_phases()[0], Phase("gen", bad, lambda m: m.generator.parameters())]
     with pytest.raises(NonFiniteLossError):
         fit(small_gan(), ring_data(), TrainConfig(epochs=1, **CFG), tmp_path / "r", objective=phases)
     assert '"phase": "gen"' in (tmp_path / "r" / "nonfinite_batch.json").read_text()
@@ -226,13 +228,14 @@ SCRIPT = textwrap.dedent('''
     import sys, torch
     from vaekit import adversarial as A, distributed
     from vaekit.models import build
+    from vaekit.models.aae import aae_phases
     from vaekit.train import Phase, TrainConfig, fit
 
     def disc(model, x, step):      # deterministic "prior" samples, so 1 and 2 processes can be compared
         z_real = 0.5 * x[:, :2] + 1
         return A.discriminator_loss(model.discriminator(z_real), model.discriminator(model.encode(x).mean.detach()))
 
-    rec, _, _ = A.aae_phases()
+    rec, _, _ = aae_phases()
     torch.manual_seed(0)
     model = build("aae", data_shape=(6,), latent_dim=2, hidden=(8,), disc_hidden=(8,), likelihood="gaussian", sigma=1.0)
     x = torch.randn(128, 6, generator=torch.Generator().manual_seed(1))
@@ -290,3 +293,43 @@ def test_sample_draws_from_the_models_own_prior_and_is_reproducible():
     a = model.sample(3, generator=torch.Generator().manual_seed(2))
     assert torch.equal(a, model.sample(3, generator=torch.Generator().manual_seed(2)))
     assert not torch.equal(model.sample(3), model.sample(3))   # no generator: fresh draws each call
+
+
+# -- sampling a GAN: G(eps) for eps ~ N(0, I), from Python and from the command line ------------------------
+def test_gan_samples_generate_standard_normal_noise_reproducibly():
+    model = small_gan(noise_dim=3)
+    seen = []
+    generate = model.generate
+    model.generate = lambda eps: seen.append(eps) or generate(eps)   # record the noise sample() maps
+    state = torch.get_rng_state()
+    a = model.sample(4000, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(torch.get_rng_state(), state)                 # a generator leaves the global RNG alone
+    eps = seen[-1]
+    assert eps.shape == (4000, 3) and a.shape == (4000, 2)
+    assert eps.mean(0).abs().max() < 0.1 and (eps.std(0) - 1).abs().max() < 0.1   # N(0, I): 4000 draws
+    assert torch.equal(a, model.sample(4000, generator=torch.Generator().manual_seed(5)))
+    assert not torch.equal(a[:3], model.sample(3, generator=torch.Generator().manual_seed(6)))
+    assert not torch.equal(model.sample(3), model.sample(3))         # no generator: fresh draws each call
+
+
+def test_vaekit_sample_on_a_gan_run(tmp_path, capsys):
+    import numpy as np
+
+    from vaekit.cli import main
+
+    run = tmp_path / "gan"
+    main(["fit", str(run), "--model", "gan", "--data", "digits", "--max-steps", "2", "--batch-size", "32",
+          "--no-progress", "--no-tensorboard"])
+    main(["sample", str(run), "-n", "9", "--seed", "4", "--out", str(tmp_path / "a.npy")])
+    main(["sample", str(run), "-n", "9", "--seed", "4", "--out", str(tmp_path / "b.npy")])
+    a, b = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
+    assert a.shape == (9, 8, 8) and np.isfinite(a).all()             # 8x8 digits
+    np.testing.assert_array_equal(a, b)                              # the seed fixes the draws
+    main(["sample", str(run), "-n", "9", "--seed", "5", "--out", str(tmp_path / "c.npy")])
+    assert not np.array_equal(a, np.load(tmp_path / "c.npy"))
+    main(["sample", str(run), "-n", "4"])                            # default: an image grid in the run
+    assert (run / "samples.png").read_bytes().startswith(b"\x89PNG")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:                             # no encoder: no codes to fit a sampler on
+        main(["sample", str(run), "--sampler", "gmm", "--out", str(tmp_path / "d.npy")])
+    assert e.value.code == 2 and "GAN has no encoder" in capsys.readouterr().err

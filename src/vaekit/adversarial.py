@@ -6,9 +6,10 @@ log p_real(x) / p_fake(x).  The generator then moves its samples to where T is l
 *non-saturating* loss (Goodfellow et al. 2014) the generator minimises -log D(G(z)) rather than
 log(1 - D(G(z))), which has a useful gradient even while D rejects every fake.
 
-Each player is a `train.Phase`; the one training loop runs them in order on every batch:
+This module holds the game's pieces; the models that play it declare their moves as phases
+(`objective.Phase`), which the one training loop runs in order on every batch:
 
-* GAN (`GAN`, the smallest demo): discriminator phase (data vs G(noise)), generator phase.
+* GAN (`models/gan.py`, the smallest demo): discriminator phase (data vs G(noise)), generator phase.
 * Adversarial auto-encoder (`models/aae.py`, Makhzani et al. 2015): reconstruction phase (encoder
   and decoder), discriminator phase on codes z = f(x) ("fake") against prior samples z ~ p(z)
   ("real"), generator phase in which the encoder makes its codes look like prior samples.  Any
@@ -21,22 +22,17 @@ Gaussians on a circle (10 for the AAE, 8 in the usual 2-D GAN benchmark) and a 2
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import distributions as D
-from torch import nn
 
-from .bounds import Loss
 from .errors import VaekitError
-from .nets import ACTIVATIONS, mlp
-from .models import register
+from .objective import Loss
 from .ratio import Critic, logistic_loss
-from .train import Phase
 
-__all__ = ["discriminator_loss", "generator_loss", "Discriminator", "gaussian", "mixture_on_circle", "Ring",
-           "ring", "prior", "PRIORS", "GAN", "gan_phases", "aae_phases", "mmd2", "mode_coverage"]
+__all__ = ["discriminator_loss", "generator_loss", "Discriminator", "gaussian", "circle_points", "mixture_on_circle",
+           "Ring", "ring", "prior", "PRIORS", "mmd2", "mode_coverage"]
 
 
 # -- the two losses of the game ---------------------------------------------------------------------
@@ -128,97 +124,6 @@ def prior(kind: str, dim: int = 2, device=None) -> D.Distribution:
     return PRIORS[kind](dim, device)
 
 
-# -- the smallest demo: a GAN on 2-D points ---------------------------------------------------------
-@register("gan")
-class GAN(nn.Module):
-    """x = G(eps), eps ~ N(0, I): a generator MLP from noise, and a discriminator on data space.
-
-    `fit(gan, data)` trains it: the model declares its two phases (`phases()`), discriminator first.
-    """
-
-    @dataclass
-    class Config:
-        data_shape: tuple[int, ...] = (2,)
-        noise_dim: int = 2
-        hidden: tuple[int, ...] = (128, 128)          # generator widths
-        disc_hidden: tuple[int, ...] = (128, 128)
-        activation: str = "relu"
-        disc_lr: float | None = None                  # the discriminator's Adam lr (None: TrainConfig.lr)
-
-        def __post_init__(self):
-            self.data_shape = tuple(int(s) for s in self.data_shape)
-            self.hidden, self.disc_hidden = tuple(map(int, self.hidden)), tuple(map(int, self.disc_hidden))
-            if not self.data_shape or min(self.data_shape) < 1 or self.noise_dim < 1:
-                raise VaekitError(f"GAN config: data_shape and noise_dim must be positive, got "
-                                  f"{self.data_shape}, {self.noise_dim}")
-            if min(self.hidden + self.disc_hidden, default=1) < 1:
-                raise VaekitError(f"GAN config: hidden widths must be positive, got {self.hidden}, {self.disc_hidden}")
-            if self.activation not in ACTIVATIONS:
-                raise VaekitError(f"GAN config field activation must be one of {sorted(ACTIVATIONS)}, "
-                                  f"got {self.activation!r}")
-
-    def __init__(self, config: Config):
-        super().__init__()
-        self.config = config
-        d = math.prod(config.data_shape)
-        self.generator = mlp([config.noise_dim, *config.hidden, d], config.activation)
-        self.discriminator = Discriminator(d, config.disc_hidden, config.activation)
-
-    def noise(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.config.noise_dim, device=next(self.parameters()).device)
-
-    def generate(self, eps: torch.Tensor) -> torch.Tensor:
-        return self.generator(eps).reshape(len(eps), *self.config.data_shape)
-
-    @torch.no_grad()
-    def sample(self, n: int) -> torch.Tensor:
-        return self.generate(self.noise(n))
-
-    def phases(self) -> list[Phase]:
-        return gan_phases(self.config.disc_lr)
-
-
-def _gan_discriminator(model, x, step):
-    fake = model.generate(model.noise(len(x))).detach()
-    return discriminator_loss(model.discriminator(x), model.discriminator(fake))
-
-
-def _gan_generator(model, x, step):
-    return generator_loss(model.discriminator(model.generate(model.noise(len(x)))))
-
-
-def gan_phases(disc_lr: float | None = None) -> list[Phase]:
-    """Discriminator step (data vs G(noise)), then generator step (non-saturating loss)."""
-    return [Phase("disc", _gan_discriminator, lambda m: m.discriminator.parameters(), lr=disc_lr),
-            Phase("gen", _gan_generator, lambda m: m.generator.parameters())]
-
-
-# -- the adversarial auto-encoder's three phases (Makhzani et al. 2015) ---------------------------
-def _aae_reconstruction(model, x, step):
-    return model.loss(x, step)
-
-
-def _aae_discriminator(model, x, step):
-    z_fake = model.encode(x).rsample().detach()
-    z_real = model.prior().sample((len(x),))
-    return discriminator_loss(model.discriminator(z_real), model.discriminator(z_fake))
-
-
-def _aae_generator(model, x, step):
-    return generator_loss(model.discriminator(model.encode(x).rsample()))
-
-
-def aae_phases(adversarial_lr: float | None = None) -> list[Phase]:
-    """Reconstruction (encoder + decoder), discriminator (codes vs prior samples), generator (encoder).
-
-    The model needs `encode`, `decode`, `prior()`, `loss(x, step)` (the reconstruction loss) and a
-    `discriminator` on codes; `adversarial_lr` sets both adversarial phases' learning rate.
-    """
-    return [Phase("rec", _aae_reconstruction, lambda m: [*m.encoder.parameters(), *m.decoder.parameters()]),
-            Phase("disc", _aae_discriminator, lambda m: m.discriminator.parameters(), lr=adversarial_lr),
-            Phase("gen", _aae_generator, lambda m: m.encoder.parameters(), lr=adversarial_lr)]
-
-
 # -- how well do samples match a target? -----------------------------------------------------------
 def mmd2(x: torch.Tensor, y: torch.Tensor, bandwidths=(0.25, 0.5, 1.0, 2.0, 4.0)) -> float:
     """Unbiased squared maximum mean discrepancy between samples x (n, d) and y (m, d).
@@ -255,5 +160,3 @@ def mode_coverage(samples: torch.Tensor, centres: torch.Tensor, std: float, *, w
     counts = torch.bincount(nearest[good], minlength=len(centres))
     return int((counts >= min_fraction * len(samples)).sum()), float(good.double().mean())
 
-
-from .models import aae  # noqa: E402,F401  (registers "aae", whose phases are defined above)

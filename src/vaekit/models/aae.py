@@ -3,8 +3,8 @@
 An auto-encoder whose aggregate code distribution q(z) = E_x[delta(z - f(x))] is pushed onto a chosen
 prior p(z) by a discriminator on codes, instead of a KL term: any prior one can sample from works
 (a Gaussian, a mixture of 10 Gaussians on a circle, a ring).  Training is a game of three phases
-(`vaekit.adversarial.aae_phases`): reconstruction, discriminator (prior samples vs codes), and the
-encoder as generator.  `fit(model, data)` runs them; `model.loss` is the reconstruction phase.
+(`aae_phases`): reconstruction, discriminator (prior samples vs codes), and the encoder as
+generator.  `fit(model, data)` runs them; `model.loss` is the reconstruction phase.
 """
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from torch import nn
 
 from .. import adversarial, bounds
 from ..errors import VaekitError
-from . import register
+from ..objective import Phase
+from .registry import register
 from .autoencoder import PointEncoder
 from .base import Decoder, LatentVariableModel, NetConfig, make_bodies
 
@@ -66,5 +67,31 @@ class AAE(LatentVariableModel):
         """The reconstruction phase: -log p(x | z = f(x))."""
         return bounds.reconstruction(self, x)
 
-    def phases(self):
-        return adversarial.aae_phases(self.config.adversarial_lr)
+    def phases(self) -> list[Phase]:
+        return aae_phases(self.config.adversarial_lr)
+
+
+# -- the three phases of the game --------------------------------------------------------------------
+def _aae_reconstruction(model, x, step):
+    return model.loss(x, step)
+
+
+def _aae_discriminator(model, x, step):
+    z_fake = model.encode(x).rsample().detach()
+    z_real = model.prior().sample((len(x),))
+    return adversarial.discriminator_loss(model.discriminator(z_real), model.discriminator(z_fake))
+
+
+def _aae_generator(model, x, step):
+    return adversarial.generator_loss(model.discriminator(model.encode(x).rsample()))
+
+
+def aae_phases(adversarial_lr: float | None = None) -> list[Phase]:
+    """Reconstruction (encoder + decoder), discriminator (codes vs prior samples), generator (encoder).
+
+    The model needs `encode`, `decode`, `prior()`, `loss(x, step)` (the reconstruction loss) and a
+    `discriminator` on codes; `adversarial_lr` sets both adversarial phases' learning rate.
+    """
+    return [Phase("rec", _aae_reconstruction, lambda m: [*m.encoder.parameters(), *m.decoder.parameters()]),
+            Phase("disc", _aae_discriminator, lambda m: m.discriminator.parameters(), lr=adversarial_lr),
+            Phase("gen", _aae_generator, lambda m: m.encoder.parameters(), lr=adversarial_lr)]

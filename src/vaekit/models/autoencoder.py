@@ -8,7 +8,7 @@ from torch import distributions as D
 from torch import nn
 
 from .. import bounds
-from . import register
+from .registry import register
 from .base import Decoder, LatentVariableModel, NetConfig, make_bodies
 
 

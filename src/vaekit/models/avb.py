@@ -26,7 +26,7 @@ from ..bounds import Loss
 from ..errors import VaekitError
 from ..nets import mlp
 from ..ratio import Critic, logistic_loss
-from . import register
+from .registry import register
 from .base import Decoder, LatentVariableModel, NetConfig, make_bodies
 
 __all__ = ["AVB", "ImplicitPosterior", "ImplicitEncoder"]

@@ -26,7 +26,7 @@ from .. import bounds
 from ..chem.vocab import SPECIALS, Vocab
 from ..errors import VaekitError
 from ..nets import mlp
-from . import register
+from .registry import register
 from .base import GaussianEncoder, LatentVariableModel
 
 

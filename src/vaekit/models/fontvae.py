@@ -25,7 +25,7 @@ from torch import nn
 from ..errors import VaekitError
 from ..likelihoods import params_per_feature
 from ..nets import ConvDecoderBody, ConvEncoderBody, MLPDecoderBody, MLPEncoderBody, mlp
-from . import register
+from .registry import register
 from .base import Decoder, GaussianEncoder, LatentVariableModel
 from .vae import VAE
 

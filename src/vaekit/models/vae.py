@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import bounds
-from . import register
+from .registry import register
 from .base import Decoder, GaussianEncoder, LatentVariableModel, NetConfig, make_bodies
 
 __all__ = ["VAE", "IWAE", "Decoder"]
