@@ -1,8 +1,8 @@
 """Molecule data, vocabularies and the chemical VAE (RDKit and selfies needed: the `chem` extra)."""
 import gzip
+import math
 import os
 from pathlib import Path
-import math
 
 import numpy as np
 import pytest
@@ -221,6 +221,19 @@ def test_quick_report_runs_end_to_end(tmp_path):
     assert prior[1].paper == 0.7 and prior[1].met is None and 0 <= prior[1].ours <= 100
     assert {"valid", "FCD/Test", "SNN/Test", "Novelty", "reconstruction accuracy (10 encodings x 10 decodings)"} <= metrics
     assert (tmp_path / "chemvae" / "top_molecules.png").is_file() and (tmp_path / "chemvae" / "index.html").is_file()
+    # the MOSES table once per code source: the prior (the protocol), then each ex-post sampler in rows of its own
+    protocol = {r.metric for r in res.rows if r.data == "MOSES"}
+    assert {"valid", "FCD/Test", "Novelty"} <= protocol
+    for name in ("gmm", "twostage"):
+        rows = [r for r in res.rows if r.data == f"MOSES, {name} sampler"]
+        assert {r.metric for r in rows} == protocol
+        assert all(r.note.startswith("ex-post (not the MOSES protocol)") and r.paper is None for r in rows)
+        assert 0 < next(r.ours for r in rows if r.metric == "valid") <= 1
+    # the diagnostic: reconstruction-distribution FCD beside the prior's at the same count
+    diag = {r.metric.split(" (")[0]: r for r in res.rows if r.data == "diagnostic"}
+    assert set(diag) == {"FCD/Test of the reconstruction distribution", "FCD/Test of prior samples"}
+    assert all(math.isfinite(r.ours) and r.ours >= 0 for r in diag.values())
+    assert f"{diag['FCD/Test of prior samples'].ours:.3f}" in diag["FCD/Test of the reconstruction distribution"].note
     con = {r.metric.split(", ")[1].split(":")[0]: r for r in res.rows if r.metric.startswith("constrained")}
     assert list(con) == ["sim >= 0.0", "sim >= 0.2", "sim >= 0.4", "sim >= 0.6"]
     assert con["sim >= 0.4"].paper == 0.84 and all(r.ours >= 0 for r in con.values())
