@@ -1,7 +1,7 @@
 """Side by side with MOSES's own VAE: the same CPU-minutes, the same training molecules, the same metrics.
 
-    bash bench/moses/setup.sh /tmp/mosesvenv            # once: MOSES 0.3.1 (molsets) in its own venv
-    VAEKIT_DATA=... nice -n 10 python bench/vs_moses_vae.py --venv /tmp/mosesvenv \\
+    bash bench/moses/setup.sh "$MOSES_VENV"            # once: MOSES 0.3.1 (molsets) in its own venv
+    VAEKIT_DATA=... nice -n 10 python bench/vs_moses_vae.py --venv "$MOSES_VENV" \\
         [--budget-minutes 60] [--molecules 150000] [--samples 30000] [--vaekit-recipe "..."]
 
 Two trainings, each one process with `--threads` torch threads (OMP_NUM_THREADS too), run side by side (or one
@@ -225,7 +225,7 @@ def disagreements(ours: dict, theirs: dict) -> dict:
     for k in SHOWN:
         if k in ours and k in theirs:
             a, b = float(ours[k]), float(theirs[k])
-            if not (abs(a - b) <= TOLERANCE):
+            if not (abs(a - b) <= TOLERANCE or (math.isnan(a) and math.isnan(b))):   # both NaN: both undefined
                 out[k] = {"vaekit_metrics": a, "moses_metrics": b, "diff": a - b}
     return out
 

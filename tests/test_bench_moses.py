@@ -37,6 +37,7 @@ def test_disagreements_flag_only_differences_over_the_tolerance(vs):
     d = vs.disagreements(ours, theirs)
     assert set(d) == {"FCD/Test", "Novelty", "IntDiv"}           # a NaN on one side is a disagreement too
     assert d["Novelty"]["diff"] == pytest.approx(0.1) and d["FCD/Test"]["moses_metrics"] == 1.0 + 2e-3
+    assert vs.disagreements({"Scaf/Test": math.nan}, {"Scaf/Test": math.nan}) == {}   # undefined for both
 
 
 def test_sample_files_keep_empty_samples(vs, tmp_path):

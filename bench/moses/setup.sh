@@ -4,7 +4,7 @@
 #
 #     bash bench/moses/setup.sh VENV_DIR
 #
-# The venv lives outside the repository (e.g. /tmp/mosesvenv); nothing of MOSES enters vaekit.
+# The venv lives outside the repository (e.g. one in /tmp); nothing of MOSES enters vaekit.
 # `molsets` is installed without its dependencies: it pins pomegranate==0.12 (for its HMM baseline), which
 # no longer builds and is not needed here.  torch is pinned to the CPU build this machine already has.
 set -euo pipefail
