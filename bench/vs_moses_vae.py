@@ -143,11 +143,12 @@ def moses_step_throughput(venv, molecules: int = 20000, steps: int = 3, threads:
                           work: Path | None = None) -> dict:
     """MOSES's VAE training step, molecules per CPU second (and per wall second), at its published size and batch,
     on the seeded `molecules` subset of the MOSES training split, in a child process with `threads` threads."""
+    py = venv_python(venv)
     work = Path(work or "runs/vs_moses_vae")
     work.mkdir(parents=True, exist_ok=True)
     subset = work / f"train-{molecules}-seed{seed}.smi"
     training_subset(molecules, seed, subset)
-    cmd = [str(venv_python(venv)), str(DRIVER), "throughput", "--smiles", str(subset), "--steps", str(steps),
+    cmd = [str(py), str(DRIVER), "throughput", "--smiles", str(subset), "--steps", str(steps),
            "--threads", str(threads), "--seed", str(seed)]
     done = subprocess.run(cmd, env=thread_env(threads), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     if done.returncode:
@@ -239,6 +240,7 @@ def compare(args) -> None:
     from vaekit.errors import VaekitError
 
     torch.set_num_threads(args.threads)
+    venv_python(args.venv)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     subset = work / f"train-{args.molecules}-seed{args.seed}.smi"
@@ -364,5 +366,14 @@ def main():
     compare(args)
 
 
+def run():
+    from vaekit.errors import VaekitError
+
+    try:
+        main()
+    except VaekitError as e:               # e.g. the MOSES splits not found: one line
+        sys.exit(f"vs_moses_vae: {e}")
+
+
 if __name__ == "__main__":
-    main()
+    run()
