@@ -81,10 +81,9 @@ class BadRequest(Exception):
 def data_kind(model) -> str:
     """'font' (a fontvae), 'molecule' (a chemvae), 'image' (2-D or 3-D items, or flat square vectors)
     or 'field' (1-D)."""
-    if type(model).__name__ == "FontVAE":
-        return "font"
-    if type(model).__name__ == "ChemVAE":
-        return "molecule"
+    kind = getattr(model, "item_kind", "array")      # the model says what its items are
+    if kind in ("font", "molecule"):
+        return kind
     shape = tuple(model.config.data_shape)
     if len(shape) >= 2 or math.isqrt(shape[0]) ** 2 == shape[0] and shape[0] >= 16:
         return "image"
@@ -416,6 +415,7 @@ def load_run(run_dir, data: str | None = None, split: str = "test", data_dir=Non
     of `n_molecules` molecules of its spec's `split` (see `molecule_explorer`)."""
     from ..checkpoint import load_model
     from ..data import load
+    from ..data.core import SplitError
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -438,7 +438,12 @@ def load_run(run_dir, data: str | None = None, split: str = "test", data_dir=Non
         return molecule_explorer(model, data or saved.get("spec", "moses"), split, data_dir or saved.get("data_dir"),
                                  n=n_molecules, name=run_dir.name, max_points=max_points)
     spec = data or saved.get("spec", "digits")
-    ds = load(spec, split, data_dir or saved.get("data_dir"))
+    try:
+        ds = load(spec, split, data_dir or saved.get("data_dir"))
+    except SplitError as e:         # a .npy file or an image folder holds one set of items: map those
+        if split != "test" or "train" not in e.splits:
+            raise
+        ds = load(spec, "train", data_dir or saved.get("data_dir"))
     return Explorer(model, ds.x, ds.y, name=run_dir.name, max_points=max_points)
 
 

@@ -79,6 +79,8 @@ class GlyphDecoderBody(nn.Module):
 class FontVAE(VAE):
     """Per-font VAE: q(z | all glyphs of a font), p(glyph | z, character). Trained on the (beta-)ELBO."""
 
+    item_kind = "font"              # an item is one font: all its glyphs
+
     @dataclass
     class Config(VAE.Config):
         data_shape: tuple[int, ...] = (62, 32, 32)   # (n_chars, H, W)
