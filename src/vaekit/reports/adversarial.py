@@ -2,7 +2,7 @@
 
     vaekit report adversarial [--quick] [--option gan_steps=N] [--option steps=N]
 
-1. GAN (`adversarial.GAN`) on the usual 2-D benchmark, a mixture of 8 Gaussians (std 0.02) on a
+1. GAN (`models.gan.GAN`) on the usual 2-D benchmark, a mixture of 8 Gaussians (std 0.02) on a
    circle of radius 2: samples against data at several points of training (the run is stopped and
    resumed from its checkpoint between snapshots), the discriminator's accuracy on real and on fake
    points over training (it should approach 0.5), modes covered (>= 1 % of samples within 3 std of
