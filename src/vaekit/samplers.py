@@ -59,29 +59,15 @@ import torch
 from torch import nn
 
 from .errors import VaekitError
+from .names import Registry
 
 FORMAT = "vaekit-sampler/1"
-SAMPLERS: dict[str, type] = {}
-
-
-def register_sampler(name: str):
-    """Class decorator: make a sampler fittable (and loadable from its file) by `name`."""
-
-    def deco(cls):
-        if name in SAMPLERS:
-            raise ValueError(f"sampler name {name!r} registered twice")
-        cls.name = name
-        SAMPLERS[name] = cls
-        return cls
-
-    return deco
+SAMPLERS = Registry("sampler")
+register_sampler = SAMPLERS.register   # class decorator: make a sampler fittable (and loadable from its file) by name
 
 
 def get(name: str) -> type:
-    try:
-        return SAMPLERS[name]
-    except (KeyError, TypeError):
-        raise VaekitError(f"unknown sampler {name!r}; known samplers: {', '.join(sorted(SAMPLERS))}") from None
+    return SAMPLERS.find(name)
 
 
 # -- which model a sampler belongs to ------------------------------------------------------------------

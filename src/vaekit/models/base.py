@@ -121,6 +121,16 @@ def make_bodies(cfg: NetConfig):
     return enc, dec
 
 
+def prior_draws(prior, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """n draws from a distribution; a `generator` makes them reproducible without touching the global
+    random state (torch.distributions takes no generator: a forked global RNG is seeded from it)."""
+    if generator is None:
+        return prior.sample((n,))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+        return prior.sample((n,))
+
+
 class LatentVariableModel(nn.Module):
     """Base class: holds `encoder`, `decoder`, `prior` and the config; subclasses set `loss`."""
 
@@ -172,12 +182,7 @@ class LatentVariableModel(nn.Module):
         """Decoder means of n draws from the model's prior p(z) (whatever it is: Gaussian, mixture,
         ring), shape (n, *data_shape); a `generator` makes the draws reproducible without touching
         the global random state."""
-        if generator is None:
-            return self.draw(self.prior().sample((n,)))
-        with torch.random.fork_rng(devices=[]):   # torch.distributions takes no generator: seed a forked global RNG
-            torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
-            z = self.prior().sample((n,))
-        return self.draw(z, generator)
+        return self.draw(prior_draws(self.prior(), n, generator), generator)
 
     def extra_repr(self) -> str:
         return ", ".join(f"{f.name}={getattr(self.config, f.name)!r}" for f in dataclasses.fields(self.config))

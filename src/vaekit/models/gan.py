@@ -21,6 +21,7 @@ from ..adversarial import Discriminator, discriminator_loss, gaussian, generator
 from ..errors import VaekitError
 from ..nets import ACTIVATIONS, mlp
 from ..objective import Phase
+from .base import prior_draws
 from .registry import register
 
 __all__ = ["GAN", "gan_phases"]
@@ -90,12 +91,7 @@ class GAN(nn.Module):
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """G(eps) for n draws eps ~ N(0, I), shape (n, *data_shape); a `generator` makes the draws
         reproducible without touching the global random state (the same noise as the prior sampler's)."""
-        if generator is None:
-            return self.draw(self.prior().sample((n,)))
-        with torch.random.fork_rng(devices=[]):   # torch.distributions takes no generator: seed a forked global RNG
-            torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
-            eps = self.prior().sample((n,))
-        return self.draw(eps, generator)
+        return self.draw(prior_draws(self.prior(), n, generator), generator)
 
     def embed(self, x):
         raise VaekitError("a GAN has no encoder: no code is inferred from an item, so only the model's own "

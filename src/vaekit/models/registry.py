@@ -18,27 +18,14 @@ import torch
 from torch.distributions import Distribution
 
 from ..errors import VaekitError
+from ..names import Registry
 
-REGISTRY: dict[str, type] = {}
-
-
-def register(name: str):
-    """Class decorator: make a model buildable by `name` (and from a saved JSON config)."""
-
-    def deco(cls):
-        if name in REGISTRY:
-            raise ValueError(f"model name {name!r} registered twice")
-        cls.name = name
-        REGISTRY[name] = cls
-        return cls
-
-    return deco
+REGISTRY = Registry("model")
+register = REGISTRY.register      # class decorator: make a model buildable by name (and from a saved JSON config)
 
 
 def get(name: str) -> type:
-    if not isinstance(name, str) or name not in REGISTRY:
-        raise VaekitError(f"unknown model {name!r:.60}; registered models: {', '.join(sorted(REGISTRY))}")
-    return REGISTRY[name]
+    return REGISTRY.find(name)
 
 
 # -- config values are checked against the types their dataclass fields declare ---------------------

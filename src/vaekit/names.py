@@ -1,0 +1,28 @@
+"""Classes found by name: the models and the samplers each keep one table (a leaf module)."""
+from __future__ import annotations
+
+from .errors import VaekitError
+
+
+class Registry(dict):
+    """name -> class.  `@table.register("name")` adds a class (and sets its `name`); `table.find(name)`
+    returns it, or raises a one-line error listing the known names."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+
+    def register(self, name: str):
+        def deco(cls):
+            if name in self:
+                raise ValueError(f"{self.kind} name {name!r} registered twice")
+            cls.name = name
+            self[name] = cls
+            return cls
+
+        return deco
+
+    def find(self, name) -> type:
+        if not isinstance(name, str) or name not in self:
+            raise VaekitError(f"unknown {self.kind} {name!r:.60}; known {self.kind}s: {', '.join(sorted(self))}")
+        return self[name]
