@@ -18,9 +18,9 @@ number means the same thing for each. Each library's own loss on the test set is
 
 Run it with an interpreter that has pythae (kept out of vaekit's dependencies), e.g.
 
-    python -m venv --system-site-packages /work/venvs/pythae
-    /work/venvs/pythae/bin/pip install -c constraints.txt pythae
-    VAEKIT_DATA=/work/shared/data /work/venvs/pythae/bin/python bench/vs_pythae.py [--epochs 3] [--repeats 2]
+    python -m venv --system-site-packages $PYTHAE_VENV
+    $PYTHAE_VENV/bin/pip install -c constraints.txt pythae
+    VAEKIT_DATA=DATA_DIR $PYTHAE_VENV/bin/python bench/vs_pythae.py [--epochs 3] [--repeats 2]
 
 Without pythae it says so and compares vaekit with the plain loop only.  `--quick` (6,000 training and
 1,000 test images) and `--no-write` print the table without touching bench/results.
