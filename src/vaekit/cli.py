@@ -339,13 +339,14 @@ def cmd_fit(args) -> None:
         if off:
             train[shown] = False
     tc = TrainConfig(**train)
+    cls = models.get(name)
+    molecules = cls.item_kind == "molecule"      # the model says what its items are
     if not args.resume:                # (TrainConfig has checked the training flags: nothing is read or written yet)
-        spec = _data_spec(args, name == "chemvae", tc.seed)
+        spec = _data_spec(args, molecules, tc.seed)
         if init is not None:
             spec["init_from"] = os.path.abspath(args.init_from)
-    cls = models.get(name)
     mols = None
-    if name == "chemvae":
+    if molecules:
         mols = data = _molecules(spec, Path(args.run_dir) / "invalid_smiles.csv")
         if not args.resume:
             from .chem.dataset import data_fields
@@ -368,7 +369,7 @@ def cmd_fit(args) -> None:
     model = models.build(name, **cfg)
     if init is not None:
         _start_from(model, init, init_tensors, args.init_from, flags)
-    if name == "chemvae":
+    if molecules:
         data = model.items(data.smiles, data.props)
     else:
         _check_likelihood(model, data.x, f"training data {spec['spec']} ({spec['split']})")
@@ -494,7 +495,9 @@ def _resumed(run_dir: Path, args) -> tuple[dict, dict, dict]:
         elif not _same(v, train[k]):
             refuse(k, train[k], v)
 
-    molecules = name == "chemvae"
+    from . import models
+
+    molecules = models.get(name).item_kind == "molecule"
     if "spec" not in data:             # a run made with the Python API records no data: it must be given
         if args.data is None:
             raise VaekitError(f"{cfg_file}: records no training data (a run made with the Python API?); give --data")
