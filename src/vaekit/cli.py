@@ -106,12 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--molecules", type=_count(1), default=None, help="train on a seeded random subset of this many")
     c.add_argument("--gru-hidden", type=_count(1))
     c.add_argument("--gru-layers", type=_count(1))
-    t = p.add_argument_group("training (with --resume only --epochs, --max-steps, --max-seconds, --checkpoint-every, "
+    t = p.add_argument_group("training (with --resume only --epochs, --max-steps, --max-seconds, --budget-clock, --checkpoint-every, "
                              "--device and the display flags may differ from the run's)")
     t.add_argument("--epochs", type=_count(0), help="passes over the data (default 10; --resume: the run's)")
     t.add_argument("--batch-size", type=_count(1), help="(default 128)")
     t.add_argument("--lr", type=_real(0, above=True), help="Adam's learning rate (default 0.001)")
     t.add_argument("--lr-schedule", choices=["constant", "cosine", "step"], help="(default constant)")
+    t.add_argument("--lr-final", type=_real(0), help="cosine: the learning rate at the run's end (default 0)")
     t.add_argument("--seed", type=_count(0, 2**63 - 1), help="seeds the weights, the batches and a --molecules subset (default 0)")
     t.add_argument("--val-fraction", type=_real(0, 1, below=True), help="hold out this fraction for early stopping")
     t.add_argument("--patience", type=_count(1))
@@ -123,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--checkpoint-every", type=_count(0), help="steps between checkpoints (default 0: every epoch)")
     t.add_argument("--max-steps", type=_count(0))
     t.add_argument("--max-seconds", type=_real(0, above=True), help="training-time budget")
+    t.add_argument("--budget-clock", choices=["wall", "cpu"], help="--max-seconds counts wall seconds (default) "
+                   "or this process's CPU seconds, which a busy machine does not eat into")
     t.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--no-tensorboard", action="store_true")
@@ -198,10 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 MODEL_FLAGS = ("latent_dim", "hidden", "activation", "arch", "channels", "likelihood", "sigma", "beta",
                "warmup_steps", "k", "gru_hidden", "gru_layers")
-TRAIN_FLAGS = ("epochs", "batch_size", "lr", "lr_schedule", "seed", "val_fraction", "patience", "binarize",
-               "on_nonfinite", "checkpoint_every", "max_steps", "max_seconds", "device")    # TrainConfig fields
+TRAIN_FLAGS = ("epochs", "batch_size", "lr", "lr_schedule", "lr_final", "seed", "val_fraction", "patience",
+               "binarize", "on_nonfinite", "checkpoint_every", "max_steps", "max_seconds", "budget_clock", "device")    # TrainConfig fields
 # what `fit --resume` may change: how long, how often it checkpoints and where it runs, not what it computes
-RESUMABLE = ("epochs", "max_steps", "max_seconds", "checkpoint_every", "device")
+RESUMABLE = ("epochs", "max_steps", "max_seconds", "budget_clock", "checkpoint_every", "device")
 
 
 def _read_json(path) -> dict:
