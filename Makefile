@@ -2,7 +2,7 @@ PYTHON ?= python
 PIP ?= $(PYTHON) -m pip
 INSTALL = $(PIP) install -q -c constraints.txt
 
-.PHONY: demo test install install-test bench slow fonts-data browser-test
+.PHONY: demo test install install-test bench slow tutorials fonts-data browser-test
 
 install:
 	$(INSTALL) torch==2.13.0
@@ -19,6 +19,10 @@ test: install-test
 
 slow: install-test
 	$(PYTHON) -m pytest -m slow
+
+# Every tutorial in notebooks/ run as a script in quick mode (QUICK=1).
+tutorials: install-test
+	$(PYTHON) -m pytest -m tutorials -q
 
 bench: install
 	$(PYTHON) bench/throughput.py

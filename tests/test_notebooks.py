@@ -1,4 +1,8 @@
-"""Every tutorial in notebooks/ (jupytext percent scripts) runs to the end as a plain script in quick mode."""
+"""Every tutorial in notebooks/ (jupytext percent scripts) runs to the end as a plain script in quick mode.
+
+Running them all takes minutes, so that test carries the `tutorials` marker and is left out of the default
+run: `python -m pytest -m tutorials` (or `make tutorials`) runs it; CI does.  The two checks of the
+machinery itself stay in the default run."""
 import os
 import subprocess
 import sys
@@ -30,6 +34,7 @@ def test_a_failing_tutorial_is_caught(tmp_path):
     assert run_tutorial(bad, tmp_path).returncode == 3
 
 
+@pytest.mark.tutorials
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_tutorial_runs_in_quick_mode(path, tmp_path):
     done = run_tutorial(path, tmp_path)
