@@ -182,11 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", help="report name (see --list)")
     p.add_argument("--quick", action="store_true", help="small subsets, for tests (minutes)")
     p.add_argument("--pretrained", action="store_true", help="use the trained model committed under models/ (chemvae)")
-    p.add_argument("--out", default="reports", help="reports folder (default ./reports)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="write the report into DIR itself (default reports/NAME); with --index alone, the "
+                        "folder of reports to link (default reports)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--seed", type=_count(0, 2**63 - 1), default=0)
     p.add_argument("--list", action="store_true", help="list the available reports")
-    p.add_argument("--index", action="store_true", help="write OUT/index.html linking all reports")
+    p.add_argument("--index", action="store_true",
+                   help="write index.html linking all reports in the reports folder (that of NAME's when given)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="report-specific option")
 
     p = sub.add_parser("explore", help="interactive latent-space explorer in the browser (local web app)")
@@ -849,11 +852,10 @@ def cmd_report(args) -> None:
     if args.list or (args.name is None and not args.index):
         print("\n".join(reports.available()))
         return
-    if args.index:
-        path = reports.write_index(args.out)
-        print(f"wrote {path}")
-        if args.name is None:
-            return
+    out_dir = Path(args.out) if args.out else None
+    if args.index and args.name is None:
+        print(f"wrote {reports.write_index(out_dir or 'reports')}")
+        return
     opts = {}
     for kv in args.option:
         if "=" not in kv:
@@ -862,7 +864,10 @@ def cmd_report(args) -> None:
         opts[k.replace("-", "_")] = v
     if args.pretrained:
         opts["pretrained"] = "1"
-    reports.run_report(args.name, args.out, quick=args.quick, data_dir=args.data_dir, seed=args.seed, **opts)
+    ctx = reports.run_report(args.name, quick=args.quick, data_dir=args.data_dir, seed=args.seed, out_dir=out_dir,
+                             **opts)
+    if args.index:                  # the folder holding this report's folder
+        print(f"wrote {reports.write_index(ctx.out_dir.parent)}")
 
 
 def cmd_explore(args) -> None:

@@ -2,7 +2,8 @@
 
 A report module registers a function `run(ctx) -> None` with `@report("name")`; it adds rows with
 `ctx.row(...)` and figures with `ctx.figure(...)`. `run_report` times it, prints the table, and
-writes `reports/NAME/results.json` and `reports/NAME/index.html` (readable offline).
+writes `results.json` and `index.html` (readable offline) into the report's folder: `reports/NAME`
+by default, or the folder given as `out_dir` (`vaekit report NAME --out DIR` writes into DIR itself).
 """
 from __future__ import annotations
 
@@ -177,11 +178,14 @@ code{{background:#f4f4f4;padding:.1em .3em}}</style></head><body>
 {notes}{figs}</body></html>"""
 
 
-def run_report(name: str, out_root="reports", quick=False, data_dir=None, seed=0, **options) -> Context:
+def run_report(name: str, out_root="reports", quick=False, data_dir=None, seed=0, *, out_dir=None,
+               **options) -> Context:
+    """Run report `name` and write its results, page and figures into `out_dir` itself when given,
+    else into `out_root`/NAME."""
     names = available()
     if name not in REPORTS:
         raise VaekitError(f"unknown report {name!r}; available: {', '.join(names)}")
-    out_dir = Path(out_root) / name
+    out_dir = Path(out_root) / name if out_dir is None else Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     argv = ["vaekit", "report", name] + (["--quick"] if quick else [])
     for k, v in options.items():          # the command line that reruns this report
