@@ -17,5 +17,5 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 def shared_data(name: str) -> Path:
     root = Path(os.environ.get("VAEKIT_DATA", SHARED))
     if not (root / name).is_dir():
-        pytest.skip(f"data set {name!r} not found under {root} (set VAEKIT_DATA)")
+        pytest.skip(f"data set {name!r} not found under $VAEKIT_DATA (set it to the folder of the staged data sets)")
     return root / name

@@ -1,6 +1,6 @@
 """bench/vs_pythae.py: the one ELBO function it scores every model with, checked against closed forms and
 against each library's own objective; a smoke run when pythae is installed (it is not a vaekit dependency:
-run these with an interpreter that has it, e.g. /work/venvs/pythae/bin/python -m pytest tests/test_bench_pythae.py)."""
+run these with an interpreter that has it, e.g. $PYTHAE_VENV/bin/python -m pytest tests/test_bench_pythae.py)."""
 from __future__ import annotations
 
 import importlib.util

@@ -449,7 +449,7 @@ def mol_run(tmp_path_factory):
     pytest.importorskip("rdkit", reason="the molecule view needs RDKit")
     pytest.importorskip("selfies", reason="the molecule view's test model uses SELFIES")
     if _moses_test_file() is None:
-        pytest.skip("needs the MOSES test split under $VAEKIT_DATA (set VAEKIT_DATA=/work/shared/data)")
+        pytest.skip("needs the MOSES test split under $VAEKIT_DATA (set VAEKIT_DATA to the folder of the staged data sets)")
     from vaekit.chem.dataset import chem_model, scored
 
     torch.manual_seed(0)
