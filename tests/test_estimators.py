@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import distributions as D
 
-from vaekit import estimators as E
+from vaekit import bounds, estimators as E
 from vaekit.errors import VaekitError
 from vaekit.models import build
 
@@ -98,7 +98,7 @@ def test_batched_q_and_decoder_parameters_get_gradients():
     x = torch.bernoulli(torch.full((5, 6), 0.5))
     for est in E.ESTIMATORS:
         model.zero_grad()
-        loss = E.elbo(model, x, estimator=est, n_samples=2)
+        loss = bounds.elbo(model, x, estimator=est, n_samples=2)
         assert loss.value.shape == () and torch.isfinite(loss.value)
         loss.value.backward()
         for name, p in model.named_parameters():
@@ -114,7 +114,7 @@ def test_elbo_estimators_agree_on_decoder_gradient_in_expectation():
     w = model.decoder.body.net[-1].bias
     means = {}
     for est in ("reparam", "score"):
-        st = E.gradient_variance(lambda: E.elbo(model, x, estimator=est, n_samples=2).value, [w], n_repeats=800)
+        st = E.gradient_variance(lambda: bounds.elbo(model, x, estimator=est, n_samples=2).value, [w], n_repeats=800)
         means[est] = (st.mean[0], st.standard_error()[0])
     diff = (means["reparam"][0] - means["score"][0]).abs()
     se = (means["reparam"][1] ** 2 + means["score"][1] ** 2).sqrt()
@@ -137,7 +137,7 @@ def test_bad_input_errors():
     with pytest.raises(VaekitError, match="no rsample"):
         E.reparam(D.Bernoulli(probs=torch.tensor([0.3])), lambda z: z, 2)
     with pytest.raises(VaekitError, match="estimator"):
-        E.elbo(build("vae", data_shape=(6,), latent_dim=2, hidden=(8,)), torch.zeros(2, 6), estimator="magic")
+        bounds.elbo(build("vae", data_shape=(6,), latent_dim=2, hidden=(8,)), torch.zeros(2, 6), estimator="magic")
     with pytest.raises(VaekitError, match="decay"):
         E.MovingAverage(1.5)
 

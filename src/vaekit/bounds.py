@@ -1,19 +1,36 @@
-"""Variational bounds on log p(x), and an importance-sampled estimate of log p(x) itself.
+"""Variational bounds on log p(x), an importance-sampled estimate of log p(x) itself, and seeded evaluation.
 
 All values are in nats per data item.  Objectives return a `Loss`: `value` (a scalar to minimise)
 and `terms` (named batch means for logging).  They are pure functions of (model, x).
 
     log p(x) >= E_q[log p(x|z)] - KL(q(z|x) || p(z))                          (ELBO, by Jensen)
-    log p(x) >= E_{z_1..k ~ q}[log 1/k sum_i p(x, z_i) / q(z_i|x)]   (IWAE-k; k=1 is the ELBO)
+    log p(x) >= E_{z_1..k ~ r}[log 1/k sum_i p(x, z_i) / r(z_i|x)]   (IWAE-k; r = q, k = 1: the ELBO)
+
+The second holds for any proposal r(z|x), so models without an encoder density can be bounded too.
 """
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
+from typing import NamedTuple
+
 import torch
 from torch import distributions as D
 
-from . import likelihoods
+from . import estimators, likelihoods
 from .objective import Loss
+
+
+@contextmanager
+def seeded(seed: int):
+    """Run a block with torch's global random state seeded by `seed`, and give the caller's state back after.
+
+    Evaluations draw their noise under it, so they are reproducible and leave a training run's stream untouched.
+    """
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def kl(q: D.Distribution, p: D.Distribution, n_samples: int = 1) -> torch.Tensor:
@@ -25,36 +42,61 @@ def kl(q: D.Distribution, p: D.Distribution, n_samples: int = 1) -> torch.Tensor
         return (q.log_prob(z) - p.log_prob(z)).mean(0)
 
 
-def elbo_terms(model, x, n_samples: int = 1):
-    """Per-item (reconstruction log-likelihood, KL), each of shape (B,)."""
+def kl_weight(config, step: int) -> float:
+    """beta at a training step with KL warm-up: it grows linearly from 0 to `config.beta` over `config.warmup_steps`."""
+    w = config.warmup_steps
+    return config.beta * (min(1.0, step / w) if w > 0 else 1.0)
+
+
+class ElboTerms(NamedTuple):
+    """The ELBO's two terms per item, each of shape (B,)."""
+
+    rec: torch.Tensor     # E_q[log p(x|z)], a Monte Carlo estimate
+    kl: torch.Tensor      # KL(q(z|x) || p(z)), or an estimate of it
+
+    @property
+    def elbo(self) -> torch.Tensor:
+        return self.rec - self.kl
+
+    def loss(self, beta: float = 1.0) -> Loss:
+        """Negative (beta-weighted) ELBO of the batch as the loss; `terms` reports the plain ELBO (beta = 1)."""
+        rec, kl_ = self.rec.mean(), self.kl.mean()
+        return Loss(-(rec - beta * kl_), {"elbo": (rec - kl_).detach(), "rec": rec.detach(), "kl": kl_.detach()})
+
+
+def elbo_terms(model, x, n_samples: int = 1, estimator: str = "reparam", **options) -> ElboTerms:
+    """Per-item (reconstruction log-likelihood, KL); E_q[log p(x|z)] is differentiated by `estimator`
+    (see `estimators.encoder_expectation`: "reparam", "score", "es" and their `options`), the KL analytically."""
     q = model.encode(x)
-    z = q.rsample((n_samples,))                      # (S, B, latent)
-    rec = model.decode(z).log_prob(x).mean(0)        # (B,)
-    return rec, kl(q, model.prior())
+    rec = estimators.encoder_expectation(model, x, q, lambda z: model.decode(z).log_prob(x), estimator, n_samples,
+                                         **options)
+    return ElboTerms(rec.surrogate, kl(q, model.prior()))
 
 
-def elbo(model, x, *, beta: float = 1.0, n_samples: int = 1) -> Loss:
+def elbo(model, x, *, beta: float = 1.0, n_samples: int = 1, estimator: str = "reparam", **options) -> Loss:
     """Negative (beta-weighted) ELBO as the loss; `terms` reports the plain ELBO (beta = 1)."""
-    rec, kl_ = elbo_terms(model, x, n_samples)
-    rec_m, kl_m = rec.mean(), kl_.mean()
-    return Loss(-(rec_m - beta * kl_m), {"elbo": (rec_m - kl_m).detach(), "rec": rec_m.detach(), "kl": kl_m.detach()})
+    return elbo_terms(model, x, n_samples, estimator, **options).loss(beta)
 
 
-def log_weights(model, x, k: int, noise: torch.Tensor | None = None) -> torch.Tensor:
-    """log w_i = log p(x, z_i) - log q(z_i|x) for z_i ~ q(z|x); shape (k, B).
+def log_mean_exp(v: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """log (1/k sum_i exp v_i) over `dim` of size k, computed without overflow."""
+    return torch.logsumexp(v, dim) - math.log(v.shape[dim])
 
-    `noise` (k, B, latent), standard normal, fixes the draws z = mean + std * noise of a Gaussian q
+
+def log_weights(model, x, k: int, noise: torch.Tensor | None = None, proposal: D.Distribution | None = None):
+    """log w_i = log p(x, z_i) - log r(z_i|x) for z_i ~ r(z|x), the `proposal` (default q(z|x)); shape (k, B).
+
+    `noise` (k, B, latent), standard normal, fixes the draws z = mean + std * noise of a Gaussian r
     (common random numbers, e.g. to make a score reproducible per item).
     """
-    q = model.encode(x)
-    z = q.rsample((k,)) if noise is None else q.mean + q.stddev * noise
-    return model.decode(z).log_prob(x) + model.prior().log_prob(z) - q.log_prob(z)
+    r = model.encode(x) if proposal is None else proposal
+    z = r.rsample((k,)) if noise is None else r.mean + r.stddev * noise
+    return model.decode(z).log_prob(x) + model.prior().log_prob(z) - r.log_prob(z)
 
 
 def iwae_bound(model, x, *, k: int = 5) -> Loss:
     """Negative IWAE-k bound as the loss (Burda, Grosse & Salakhutdinov 2015)."""
-    lw = log_weights(model, x, k)
-    bound = (torch.logsumexp(lw, 0) - math.log(k)).mean()
+    bound = log_mean_exp(log_weights(model, x, k)).mean()
     return Loss(-bound, {f"iwae{k}": bound.detach()})
 
 
@@ -68,24 +110,27 @@ def reconstruction(model, x) -> Loss:
 
 @torch.no_grad()
 def log_likelihood(model, x, k: int = 5000, *, batch_size: int = 100, max_elements: int = 2**25,
-                   noise_fn=None) -> torch.Tensor:
+                   noise_fn=None, proposal=None) -> torch.Tensor:
     """Importance-sampled estimate of log p(x) per item with k samples from q(z|x), shape (B,).
 
     Computed in chunks of samples and items so memory stays below ~`max_elements` floats; the
     chunks are combined exactly with log-sum-exp.  The estimate is a stochastic lower bound whose
     bias vanishes as k grows (it is the IWAE-k bound).  `noise_fn(xb, start, m)` may supply the
     standard-normal draws (m, len(xb), latent) for samples start..start+m of batch xb.
+    `proposal(xb)` may give another proposal r(z|x) for a batch (a distribution over z, batch shape
+    (len(xb),)) in place of q(z|x): the estimate is a lower bound on log p(x) whatever r is.
     """
     n_feat = max(1, math.prod(x.shape[1:]))
     out = []
     for xb in x.split(batch_size):
+        r = None if proposal is None else proposal(xb)
         chunk = max(1, min(k, max_elements // (n_feat * len(xb))))
         acc = torch.full((len(xb),), float("-inf"), device=x.device, dtype=torch.float64)
         done = 0
         while done < k:
             m = min(chunk, k - done)
             noise = None if noise_fn is None else noise_fn(xb, done, m)
-            acc = torch.logaddexp(acc, torch.logsumexp(log_weights(model, xb, m, noise).double(), 0))
+            acc = torch.logaddexp(acc, torch.logsumexp(log_weights(model, xb, m, noise, r).double(), 0))
             done += m
         out.append((acc - math.log(k)).to(x.dtype))
     return torch.cat(out)

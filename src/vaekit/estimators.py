@@ -12,7 +12,8 @@ The convention for batches: `grad(surrogate.sum())` estimates `grad(sum_b E_q[f_
 `f` maps a sample z of shape (S, *batch_shape, *event_shape) to values of shape (S, *batch_shape);
 it may depend on parameters of its own (a decoder); their gradient is E_q[df/dphi] in all three.
 
-`gradient_variance` repeats an estimator and returns per-parameter means and variances, which is
+`encoder_expectation` picks one of them by name for a model's encoder: the ELBO's choice of estimator
+(`bounds.elbo(model, x, estimator=...)`).  `gradient_variance` repeats an estimator and returns per-parameter means and variances, which is
 what the gradient lab (`vaekit report estimators`) plots against the number of samples.
 """
 from __future__ import annotations
@@ -24,11 +25,11 @@ from typing import Callable, Sequence
 import torch
 from torch import distributions as D
 
-from .bounds import Loss, kl
 from .errors import VaekitError
 
 __all__ = ["Estimate", "MovingAverage", "reparam", "score_function", "evolution_strategies", "module_q",
-           "GradientStats", "gradient_variance", "PooledGradient", "pooled_gradient", "elbo", "ESTIMATORS"]
+           "GradientStats", "gradient_variance", "PooledGradient", "pooled_gradient", "encoder_expectation",
+           "ESTIMATORS"]
 
 
 @dataclass
@@ -275,34 +276,24 @@ def pooled_gradient(estimate: Callable[[int], "Estimate"], params: Sequence[torc
                           [var * per_call for var in st.variance], n_calls * per_call, per_call)
 
 
-# -- an objective that uses them ----------------------------------------------------------------------
-ESTIMATORS = ("reparam", "score", "es")
-
-
-def elbo(model, x, *, estimator: str = "reparam", n_samples: int = 1, baseline="loo",
-         n_pairs: int = 4, sigma: float = 0.01) -> Loss:
-    """Negative ELBO with E_q[log p(x|z)] differentiated by the chosen estimator and KL(q||p) analytic.
+# -- the expectation in the ELBO ---------------------------------------------------------------------
+def encoder_expectation(model, x, q: D.Distribution, f: Callable, estimator: str = "reparam", n_samples: int = 1,
+                        baseline="loo", n_pairs: int = 4, sigma: float = 0.01) -> Estimate:
+    """E_q[f(z)] per item for the model's encoder q = model.encode(x), differentiated by the named estimator.
 
     estimator: "reparam" | "score" (with `baseline`) | "es" (perturbs the encoder's parameters;
-    `n_pairs` antithetic pairs, `sigma` perturbation scale).  The decoder always gets its exact
-    gradient E_q[d log p(x|z)/d phi]; only the path into the encoder differs.
+    `n_pairs` antithetic pairs, `sigma` perturbation scale).  f's own parameters (a decoder) always
+    get their exact gradient E_q[df/dphi]; only the path into the encoder differs.
     """
-    q = model.encode(x)
-
-    def log_lik(z):
-        return model.decode(z).log_prob(x)
-
-    if estimator == "reparam":
-        est = reparam(q, log_lik, n_samples)
-    elif estimator == "score":
-        est = score_function(q, log_lik, n_samples, baseline)
-    elif estimator == "es":
-        q_fn, params = module_q(model.encoder, x)
-        est = evolution_strategies(q_fn, params, log_lik, n_pairs=n_pairs, sigma=sigma, n_samples=n_samples)
-    else:
+    choices = {
+        "reparam": lambda: reparam(q, f, n_samples),
+        "score": lambda: score_function(q, f, n_samples, baseline),
+        "es": lambda: evolution_strategies(*module_q(model.encoder, x), f, n_pairs=n_pairs, sigma=sigma,
+                                           n_samples=n_samples),
+    }
+    if estimator not in choices:
         raise VaekitError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")
-    kl_ = kl(q, model.prior())
-    rec, kl_m = est.surrogate.mean(), kl_.mean()
-    value = est.value.mean()
-    return Loss(-(rec - kl_m), {"elbo": (value - kl_m).detach(), "rec": value, "kl": kl_m.detach()})
+    return choices[estimator]()
 
+
+ESTIMATORS = ("reparam", "score", "es")

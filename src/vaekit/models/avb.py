@@ -22,7 +22,7 @@ import torch
 from torch import distributions as D
 from torch import nn
 
-from ..bounds import Loss
+from ..bounds import ElboTerms, Loss
 from ..errors import VaekitError
 from ..nets import mlp
 from ..ratio import Critic, logistic_loss
@@ -158,7 +158,8 @@ not depend on the draw it standardises).  Writing r(z|x) = N(z; m, s^2),
         else:
             kl = self.log_ratio(x, z, critic_grad=False).mean(0)
             pos = z.detach()
-        return -(rec - kl).mean(), {"rec": rec.mean().detach(), "kl": kl.mean().detach(), "critic_input": pos}
+        loss = ElboTerms(rec, kl).loss()
+        return loss.value, {**loss.terms, "critic_input": pos}
 
     def discriminator_loss(self, x, z_q) -> Loss:
         """Logistic loss of the critic: (x, z from q, or z~ with contrast) against (x, z ~ N(0, I))."""
@@ -168,4 +169,4 @@ not depend on the draw it standardises).  Writing r(z|x) = N(z; m, s^2),
         gen, terms = self.generator_loss(x)
         disc = self.discriminator_loss(x, terms.pop("critic_input"))
         value = gen + (disc.value - disc.value.detach())     # value: -ELBO; gradient: both players' own
-        return Loss(value, {"elbo": -gen.detach(), **terms, **disc.terms})
+        return Loss(value, {**terms, **disc.terms})

@@ -210,22 +210,17 @@ class ChemVAE(LatentVariableModel):
         """Tokens per molecule (incl. the end token), (N,): the training loop buckets batches by it."""
         return (x[..., : self.config.max_len] != Vocab.pad).sum(-1)
 
-    def beta_at(self, step: int) -> float:
-        w = self.config.warmup_steps
-        return self.config.beta * (min(1.0, step / w) if w > 0 else 1.0)
-
     def loss(self, x, step: int = 0):
         q = self.encode(x)
-        z = q.rsample()
-        rec, kl = self.decode(z).log_prob(x).mean(), bounds.kl(q, self.prior()).mean()
-        value = -(rec - self.beta_at(step) * kl)
-        terms = {"elbo": (rec - kl).detach(), "rec": rec.detach(), "kl": kl.detach()}
+        z = q.rsample()                   # one code per molecule: the ELBO's and the property head's
+        loss = bounds.ElboTerms(self.decode(z).log_prob(x), bounds.kl(q, self.prior())).loss(
+            bounds.kl_weight(self.config, step))
         if self.property_head is not None:
             target = x[:, self.config.max_len:]
             mse = (self.property_head(z) - target).pow(2).mean(0)
-            value = value + self.config.prop_weight * mse.sum()
-            terms.update({f"mse_{p}": m.detach() for p, m in zip(self.config.properties, mse)})
-        return bounds.Loss(value, terms)
+            loss.value = loss.value + self.config.prop_weight * mse.sum()
+            loss.terms.update({f"mse_{p}": m.detach() for p, m in zip(self.config.properties, mse)})
+        return loss
 
     # -- molecules in, molecules out -----------------------------------------------------------
     def items(self, smiles, props: dict | None = None, *, skip: bool = False):

@@ -29,8 +29,7 @@ class VAE(LatentVariableModel):
         self.decoder = Decoder(dec, config)
 
     def beta_at(self, step: int) -> float:
-        w = self.config.warmup_steps
-        return self.config.beta * (min(1.0, step / w) if w > 0 else 1.0)
+        return bounds.kl_weight(self.config, step)
 
     def loss(self, x, step: int = 0):
         return bounds.elbo(self, x, beta=self.beta_at(step))
