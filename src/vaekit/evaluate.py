@@ -3,8 +3,6 @@ reconstruction error as Hinton & Salakhutdinov define it (squared error summed o
 averaged over items, pixels in [0, 1]). All log-likelihoods in nats per item."""
 from __future__ import annotations
 
-import math
-
 import torch
 
 from . import bounds, likelihoods
@@ -13,6 +11,24 @@ from .models.autoencoder import AutoEncoder
 
 
 @torch.no_grad()
+def item_means(terms, n: int, *, seed: int = 0, batch_size: int = 1000) -> dict[str, float]:
+    """Means over n items of `terms(rows) -> {name: per-item values}`, called on the slices of rows
+    0..n in batches, with the noise drawn under a fixed seed (`bounds.seeded`)."""
+    sums: dict[str, float] = {}
+    with bounds.seeded(seed):
+        for start in range(0, n, batch_size):
+            for name, v in terms(slice(start, start + batch_size)).items():
+                sums[name] = sums.get(name, 0.0) + float(v.sum())
+    return {name: v / n for name, v in sums.items()}
+
+
+def mean_elbo(model, x: torch.Tensor, *, seed: int = 0, batch_size: int = 1000) -> float:
+    """Mean ELBO per item of x (nats): one posterior draw per item, under a fixed seed."""
+    device = next(model.parameters()).device
+    return item_means(lambda rows: {"elbo": bounds.elbo_terms(model, x[rows].to(device)).elbo}, len(x), seed=seed,
+                      batch_size=batch_size)["elbo"]
+
+
 def evaluate(model, x: torch.Tensor, *, k: int = 50, nll_k: int = 0, batch_size: int = 500, seed: int = 0,
              standardization=None) -> dict:
     """Averages over x. `nll_k > 0` adds `nll` = -log p(x) estimated with nll_k importance samples.
@@ -31,31 +47,24 @@ def evaluate(model, x: torch.Tensor, *, k: int = 50, nll_k: int = 0, batch_size:
     categorical = getattr(model.config, "likelihood", None) == "categorical"
     model.eval()
     device = next(model.parameters()).device
-    out: dict[str, float] = {"n": len(x)}
-    sums: dict[str, float] = {}
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for xb in x.split(batch_size):
-            xb = xb.to(device)
-            p_x = model.decode(model.embed(xb))           # p(x | z = posterior mean)
-            target = xb / (model.config.n_categories - 1) if categorical else xb   # levels -> [0, 1], as mean gives
-            err = (likelihoods.mean(p_x) - target).pow(2)
-            if standardization is not None:
-                err = err * standardization.std.to(device).pow(2)
-            terms = {"sq_err": err.flatten(1).sum(1).sum()}
-            if not isinstance(model, AutoEncoder):
-                r, kl = bounds.elbo_terms(model, xb)
-                terms["elbo"] = (r - kl).sum()
-                terms["kl"] = kl.sum()
-                lw = bounds.log_weights(model, xb, k)
-                terms[f"iwae{k}"] = (torch.logsumexp(lw, 0) - math.log(k)).sum()
-                if nll_k:
-                    terms["nll"] = -bounds.log_likelihood(model, xb, nll_k).sum()
-            else:
-                terms["rec_nll"] = -p_x.log_prob(xb).sum()
-            for name, v in terms.items():
-                sums[name] = sums.get(name, 0.0) + float(v)
-    out.update({name: v / len(x) for name, v in sums.items()})
+
+    def terms(rows):
+        xb = x[rows].to(device)
+        p_x = model.decode(model.embed(xb))           # p(x | z = posterior mean)
+        target = xb / (model.config.n_categories - 1) if categorical else xb   # levels -> [0, 1], as mean gives
+        err = (likelihoods.mean(p_x) - target).pow(2)
+        if standardization is not None:
+            err = err * standardization.std.to(device).pow(2)
+        out = {"sq_err": err.flatten(1).sum(1)}
+        if isinstance(model, AutoEncoder):
+            return {**out, "rec_nll": -p_x.log_prob(xb)}
+        t = bounds.elbo_terms(model, xb)
+        out.update({"elbo": t.elbo, "kl": t.kl, f"iwae{k}": bounds.log_mean_exp(bounds.log_weights(model, xb, k))})
+        if nll_k:
+            out["nll"] = -bounds.log_likelihood(model, xb, nll_k)
+        return out
+
+    out: dict[str, float] = {"n": len(x), **item_means(terms, len(x), seed=seed, batch_size=batch_size)}
     if standardization is not None:           # the change of variables x = mean + std * x_std
         log_det = float(standardization.std.double().log().sum())
         for name in out:
@@ -97,27 +106,20 @@ def evaluate_molecules(model, smiles, props: dict | None = None, *, batch_size: 
                           f"(tokens it lacks, or longer than max_len {model.config.max_len})")
     model.eval()
     device = next(model.parameters()).device
-    sums: dict[str, float] = {}
-    hits = 0
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for start in range(0, len(kept), batch_size):
-            xb = x[start:start + batch_size].to(device)
-            rec, kl = bounds.elbo_terms(model, xb)
-            terms = {"elbo": (rec - kl).sum(), "rec": rec.sum(), "kl": kl.sum()}
-            z = model.embed(xb)
-            if names:
-                pred = model.predict_properties(z).cpu().double()
-                truth = torch.tensor([[props[p][i] for p in names] for i in kept[start:start + batch_size]],
-                                     dtype=torch.float64)
-                for j, p in enumerate(names):
-                    terms[f"mse_{p}"] = (pred[:, j] - truth[:, j]).pow(2).sum()
-            decoded = model.decode_smiles(z, greedy=True)
-            hits += sum(canonical(d) is not None and canonical(d) == canonical(smiles[i])
-                        for d, i in zip(decoded, kept[start:start + batch_size]))
-            for name, v in terms.items():
-                sums[name] = sums.get(name, 0.0) + float(v)
-    out: dict[str, float] = {"n": len(kept), "skipped": len(smiles) - len(kept)}
-    out.update({name: v / len(kept) for name, v in sums.items()})
-    out["recon_acc"] = hits / len(kept)
-    return out
+
+    def terms(rows):
+        xb, idx = x[rows].to(device), kept[rows]
+        t = bounds.elbo_terms(model, xb)
+        out = {"elbo": t.elbo, "rec": t.rec, "kl": t.kl}
+        z = model.embed(xb)
+        if names:
+            pred = model.predict_properties(z).cpu().double()
+            truth = torch.tensor([[props[p][i] for p in names] for i in idx], dtype=torch.float64)
+            out.update({f"mse_{p}": (pred[:, j] - truth[:, j]).pow(2) for j, p in enumerate(names)})
+        decoded = model.decode_smiles(z, greedy=True)
+        out["recon_acc"] = torch.tensor([canonical(d) is not None and canonical(d) == canonical(smiles[i])
+                                         for d, i in zip(decoded, idx)], dtype=torch.float64)
+        return out
+
+    return {"n": len(kept), "skipped": len(smiles) - len(kept),
+            **item_means(terms, len(kept), seed=seed, batch_size=batch_size)}

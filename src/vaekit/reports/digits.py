@@ -18,24 +18,12 @@ import numpy as np
 import torch
 
 from .. import latent, samplers
-from ..bounds import elbo_terms
 from ..data import load
+from ..evaluate import mean_elbo
 from ..train import TrainConfig
 from . import report, trained, training_note
 
 CITATION = "Kingma & Welling 2013, Auto-Encoding Variational Bayes, Fig. 4"
-
-
-@torch.no_grad()
-def test_elbo(model, x, seed: int = 0, batch_size: int = 1000) -> float:
-    """Mean ELBO per test item (nats), one posterior sample per item, fixed noise."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        total = 0.0
-        for xb in x.split(batch_size):
-            rec, kl = elbo_terms(model, xb)
-            total += float((rec - kl).sum())
-    return total / len(x)
 
 
 def latent_figures(ctx, model, test, tag: str, title: str, shape, n_grid: int = 20, label_name: str = "digit"):
@@ -128,7 +116,7 @@ def one(ctx, name: str, train, test, cfg: dict, tcfg: TrainConfig, title: str, b
     x_test = test.x
     if binarize_test:
         x_test = torch.bernoulli(x_test, generator=torch.Generator().manual_seed(ctx.seed))
-    value = test_elbo(model, x_test, ctx.seed)
+    value = mean_elbo(model, x_test, seed=ctx.seed)
     ctx.row(name, "test ELBO, 2-D latent (nats)" + (", binarized pixels" if binarize_test else ""), value,
             citation=CITATION, seconds=time.perf_counter() - t0,
             note=f"{training_note(info)}; the paper plots curves, no table value for Nz=2")

@@ -26,6 +26,7 @@ from torch import nn
 from .. import bounds, estimators as E, ratio
 from ..data import load
 from ..errors import VaekitError
+from ..evaluate import mean_elbo
 from ..models import build
 from ..train import TrainConfig, fit
 from . import report
@@ -161,8 +162,7 @@ def avb_check(model, x, steps: int = 1000, seed: int = 0) -> dict:
         zs = model.encode(xb).rsample((n,))
         return model.standardise(zs) if contrast else (zs, torch.zeros(zs.shape[:-1]))
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with bounds.seeded(seed):
         exact, rec, t_model = [], [], []
         for xb in x.split(1000):
             zt, ex = draws(xb)
@@ -186,10 +186,9 @@ def avb_check(model, x, steps: int = 1000, seed: int = 0) -> dict:
     kl_checked = float(exact.mean()) + fresh.kl
     return {"rec": float(rec.mean()), "kl_model": float(t_model.mean()), "kl_checked": kl_checked,
             "kl_se": fresh.standard_error, "accuracy": fresh.accuracy,
-            "elbo_model": float((rec - t_model).mean()), "elbo_checked": float(rec.mean()) - kl_checked}
+            "elbo_model": float(bounds.ElboTerms(rec, t_model).elbo.mean()), "elbo_checked": float(rec.mean()) - kl_checked}
 
 
-@torch.no_grad()
 def proposal_bound(model, x, k: int = 200, n_moments: int = 32, widen: float = 1.5, batch: int = 50) -> float:
     """Mean IWAE-k lower bound on log p(x) (nats) for any model with a decoder and prior, using as proposal
     a Gaussian r(z|x) with the mean of `n_moments` draws of q(z|x) and their std times `widen`.
@@ -197,21 +196,11 @@ def proposal_bound(model, x, k: int = 200, n_moments: int = 32, widen: float = 1
     It is a true lower bound whatever r is, so models with implicit posteriors (AVB) can be compared
     with the VAE on the same footing.
     """
-    out = []
-    for xb in x.split(batch):
+    def proposal(xb):
         zq = model.encode(xb).rsample((n_moments,))
-        r = D.Independent(D.Normal(zq.mean(0), widen * zq.std(0).clamp_min(1e-3)), 1)
-        z = r.sample((k,))
-        lw = model.decode(z).log_prob(xb) + model.prior().log_prob(z) - r.log_prob(z)
-        out.append(torch.logsumexp(lw.double(), 0) - math.log(k))
-    return float(torch.cat(out).mean())
+        return D.Independent(D.Normal(zq.mean(0), widen * zq.std(0).clamp_min(1e-3)), 1)
 
-
-@torch.no_grad()
-def test_elbo(model, x, seed: int = 0) -> float:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return float(sum(bounds.elbo(model, xb, n_samples=1).terms["elbo"] * len(xb) for xb in x.split(1000)) / len(x))
+    return float(bounds.log_likelihood(model, x, k, batch_size=batch, proposal=proposal).double().mean())
 
 
 def smooth(v, w):
@@ -298,7 +287,7 @@ def run(ctx):
     vae = build("vae", **cfg)
     h = fit(vae, x_train, TrainConfig(epochs=pre_epochs, **tcfg))
     ctx.row("MNIST", f"test ELBO of the VAE whose encoder gradients are measured ({pre_epochs} epochs, re-param.)",
-            test_elbo(vae, x_test), seconds=h.seconds, note="nats; 784-200-10 MLP, Bernoulli")
+            mean_elbo(vae, x_test), seconds=h.seconds, note="nats; 784-200-10 MLP, Bernoulli")
 
     ax = axes[2]
     xb = x_test[:100]
@@ -362,7 +351,7 @@ def run(ctx):
         t = np.asarray(model.clock[: len(h.loss)])
         a1.plot(t[w - 1:], -smooth(h.loss, w), color=COLORS[name], label=LABELS[name])
         a2.plot(np.arange(w, len(h.loss) + 1), -smooth(h.loss, w), color=COLORS[name], label=LABELS[name])
-        te = test_elbo(model.model, x_test)
+        te = mean_elbo(model.model, x_test)
         cpu = float(t[-1])
         settings = {k: v for k, v in TRAIN_SETTINGS[name].items()}
         ctx.row("MNIST", f"test ELBO after {cpu:.0f} CPU-s of training with {LABELS[name]}", te, seconds=h.seconds,

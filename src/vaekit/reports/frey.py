@@ -13,10 +13,11 @@ import torch
 
 from ..data import frey as _frey  # noqa: F401  (registers the "frey" data set)
 from ..data import load
+from ..evaluate import mean_elbo
 from ..train import TrainConfig
 from . import report
 from . import trained, training_note
-from .digits import CITATION, latent_figures, test_elbo
+from .digits import CITATION, latent_figures
 
 
 @report("frey")
@@ -28,8 +29,8 @@ def run(ctx):
     cfg = dict(data_shape=(28, 20), latent_dim=2, hidden=(200,), activation="tanh", likelihood="gaussian", sigma=None)
     tcfg = TrainConfig(epochs=epochs, batch_size=100, lr=1e-3, seed=ctx.seed, progress=False, tensorboard=False)
     model, info = trained(ctx, "frey" + ("-quick" if ctx.quick else ""), "vae", cfg, train, tcfg)
-    ctx.row("frey", "train ELBO, 2-D latent (nats)", test_elbo(model, train.x, ctx.seed), citation=CITATION,
+    ctx.row("frey", "train ELBO, 2-D latent (nats)", mean_elbo(model, train.x, seed=ctx.seed), citation=CITATION,
             note=f"{training_note(info)}; Gaussian likelihood, pixels in [0, 1]")
-    ctx.row("frey", "test ELBO, 2-D latent (nats)", test_elbo(model, test.x, ctx.seed), citation=CITATION,
+    ctx.row("frey", "test ELBO, 2-D latent (nats)", mean_elbo(model, test.x, seed=ctx.seed), citation=CITATION,
             seconds=time.perf_counter() - t0, note="196 held-out faces; the paper plots curves, no table value")
     latent_figures(ctx, model, test, "frey", "Frey faces", (28, 20), n_grid=20)
