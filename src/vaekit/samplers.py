@@ -58,7 +58,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .bounds import log_likelihood, seeded
 from .errors import VaekitError
+from .models.base import prior_draws
 from .names import Registry
 
 FORMAT = "vaekit-sampler/1"
@@ -98,8 +100,7 @@ def codes(model, x, *, draw: bool = False, batch_size: int = 1000, seed: int = 0
     was_training = model.training
     model.eval()
     try:
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-            torch.manual_seed(seed)
+        with seeded(seed):
             out = [(model.encode(xb.to(device)).sample() if draw else model.embed(xb.to(device))).float().cpu()
                    for xb in x.split(batch_size)]
     finally:
@@ -322,11 +323,7 @@ class PriorSampler(Sampler):
 
     def sample(self, n, generator=None):
         n = _count(n)
-        if generator is None:
-            return self.prior().sample((n,)).float().cpu()
-        with torch.random.fork_rng(devices=[]):   # torch.distributions takes no generator (as model.sample)
-            torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
-            return self.prior().sample((n,)).float().cpu()
+        return prior_draws(self.prior(), n, generator).float().cpu()
 
     def log_prob(self, z):
         z = check_codes(z, self.latent_dim, "codes to score")
@@ -463,8 +460,7 @@ class TwoStageSampler(Sampler):
         super().__init__(model, config)
         from .models import build
 
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(config.seed)
+        with seeded(config.seed):
             self.vae = build("vae", data_shape=(self.latent_dim,), latent_dim=self.latent_dim,
                              hidden=tuple(config.hidden), likelihood="gaussian")
         self.loc, self.scale = torch.zeros(self.latent_dim), torch.ones(self.latent_dim)
@@ -484,11 +480,8 @@ class TwoStageSampler(Sampler):
 
     @torch.no_grad()
     def log_prob(self, z):
-        from .bounds import log_likelihood
-
         z = check_codes(z, self.latent_dim, "codes to score")
-        with torch.random.fork_rng(devices=[]), _one_thread():
-            torch.manual_seed(self.config.seed)
+        with seeded(self.config.seed), _one_thread():
             return log_likelihood(self.vae, (z - self.loc) / self.scale, k=self.config.k) - self.scale.log().sum()
 
     def tensors(self):

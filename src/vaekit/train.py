@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from . import checkpoint, distributed
+from .bounds import seeded
 from .data.core import Dataset, check_array, split
 from .errors import NonFiniteLossError, VaekitError
 from .models import config_dict
@@ -195,8 +196,7 @@ def evaluate_loss(model, x: torch.Tensor, batch_size: int = 1000, seed: int = 12
     was = model.training
     model.eval()
     mine = x[dd.rank::dd.world]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed + dd.rank)
+    with seeded(seed + dd.rank):
         loss = model.loss if objective is None else (lambda xb: objective(model, xb, 0))
         total = sum(float(loss(xb).value) * len(xb) for xb in mine.split(batch_size))
     model.train(was)

@@ -14,7 +14,7 @@ import torch
 from torch import distributions as D
 from torch import nn
 
-from .. import likelihoods
+from .. import bounds, likelihoods
 from ..errors import VaekitError
 from ..nets import ACTIVATIONS, ConvDecoderBody, ConvEncoderBody, MLPDecoderBody, MLPEncoderBody
 
@@ -126,8 +126,7 @@ def prior_draws(prior, n: int, generator: torch.Generator | None = None) -> torc
     random state (torch.distributions takes no generator: a forked global RNG is seeded from it)."""
     if generator is None:
         return prior.sample((n,))
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
+    with bounds.seeded(int(torch.randint(2**62, (1,), generator=generator))):
         return prior.sample((n,))
 
 
