@@ -13,8 +13,9 @@ The convention for batches: `grad(surrogate.sum())` estimates `grad(sum_b E_q[f_
 it may depend on parameters of its own (a decoder); their gradient is E_q[df/dphi] in all three.
 
 `encoder_expectation` picks one of them by name for a model's encoder: the ELBO's choice of estimator
-(`bounds.elbo(model, x, estimator=...)`).  `gradient_variance` repeats an estimator and returns per-parameter means and variances, which is
-what the gradient lab (`vaekit report estimators`) plots against the number of samples.
+(`bounds.elbo(model, x, estimator=...)`).  `gradient_variance` repeats an estimator and returns
+per-parameter means and variances, which is what the gradient lab (`vaekit report estimators`)
+plots against the number of samples.
 """
 from __future__ import annotations
 

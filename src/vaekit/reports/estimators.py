@@ -186,7 +186,8 @@ def avb_check(model, x, steps: int = 1000, seed: int = 0) -> dict:
     kl_checked = float(exact.mean()) + fresh.kl
     return {"rec": float(rec.mean()), "kl_model": float(t_model.mean()), "kl_checked": kl_checked,
             "kl_se": fresh.standard_error, "accuracy": fresh.accuracy,
-            "elbo_model": float(bounds.ElboTerms(rec, t_model).elbo.mean()), "elbo_checked": float(rec.mean()) - kl_checked}
+            "elbo_model": float(bounds.ElboTerms(rec, t_model).elbo.mean()),
+            "elbo_checked": float(rec.mean()) - kl_checked}
 
 
 def proposal_bound(model, x, k: int = 200, n_moments: int = 32, widen: float = 1.5, batch: int = 50) -> float:
