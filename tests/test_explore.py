@@ -1,7 +1,10 @@
 """The latent-space explorer: the JSON API (Starlette's TestClient), bad input, static files, the
 refusal of other hosts and origins (DNS rebinding, CSRF), security headers, fuzzing of the API, and a
-headless-Chromium test of the page (skipped when Chromium, chromedriver or Selenium are absent)."""
+headless-Chromium test of the page for an image and a molecule model (skipped when Chromium, chromedriver or
+Selenium are absent, unless VAEKIT_REQUIRE_BROWSER=1)."""
 import base64
+import importlib
+import importlib.util
 import io
 import json
 import os
@@ -10,13 +13,24 @@ import socket
 import threading
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("starlette", reason="the explorer needs starlette (pip install 'vaekit[explore]')")
-pytest.importorskip("httpx", reason="Starlette's TestClient needs httpx")
+# CI sets VAEKIT_REQUIRE_BROWSER=1: there the page's tests must run, so a missing package fails them instead of
+# skipping this module
+REQUIRE_BROWSER = os.environ.get("VAEKIT_REQUIRE_BROWSER") == "1"
+
+
+def needs(module: str, reason: str):
+    """pytest.importorskip, but an ImportError where VAEKIT_REQUIRE_BROWSER=1."""
+    return importlib.import_module(module) if REQUIRE_BROWSER else pytest.importorskip(module, reason=reason)
+
+
+needs("starlette", "the explorer needs starlette (pip install 'vaekit[explore]')")
+needs("httpx", "Starlette's TestClient needs httpx")
 
 from vaekit.data import load                                   # noqa: E402
 from vaekit.errors import VaekitError                          # noqa: E402
@@ -255,7 +269,18 @@ def test_cli_explore_rejects_a_missing_run(tmp_path, capsys):
 
 
 # -- the page in a real browser ------------------------------------------------------------------
+# A headless Chromium loads the page, hovers the map, moves a slider and runs an interpolation, for an
+# image model (the digits VAE above) and a molecule model (the committed pretrained chemical VAE). CI sets
+# VAEKIT_REQUIRE_BROWSER=1 and installs Chromium: there a browser test that cannot run fails, never skips.
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+PRETRAINED = Path(__file__).resolve().parents[1] / "models" / "chemvae-selfies"
+
+
+def cannot_run(reason: str):
+    """Skip a browser test that lacks a tool or data set, or fail it where VAEKIT_REQUIRE_BROWSER=1."""
+    if REQUIRE_BROWSER:
+        pytest.fail(f"{reason}; VAEKIT_REQUIRE_BROWSER=1 does not allow skipping the browser tests", pytrace=False)
+    pytest.skip(reason)
 
 
 def free_port() -> int:
@@ -266,7 +291,7 @@ def free_port() -> int:
 
 def serve_in_thread(explorer):
     """Serve `explorer` with uvicorn on a free port in a daemon thread: (url, stop)."""
-    uvicorn = pytest.importorskip("uvicorn")
+    uvicorn = needs("uvicorn", "the explorer's server needs uvicorn (pip install 'vaekit[explore]')")
     port = free_port()
     srv = uvicorn.Server(uvicorn.Config(create_app(explorer, port=port), host="127.0.0.1", port=port,
                                         log_level="warning"))
@@ -290,9 +315,35 @@ def server(explorer):
     stop()
 
 
-def chromium(tmp_path):
-    """A headless Chromium driven by Selenium, keeping the page's console log."""
-    webdriver = pytest.importorskip("selenium.webdriver", reason="headless browser test needs selenium (pip install selenium)")
+@pytest.fixture(scope="module")
+def pretrained_explorer():
+    """The committed pretrained chemical VAE (SELFIES, 56-D latent) on 300 MOSES test molecules, as
+    `vaekit explore models/chemvae-selfies` shows it."""
+    for module in ("rdkit", "selfies"):
+        if importlib.util.find_spec(module) is None:
+            cannot_run(f"the molecule page needs {module} (pip install 'vaekit[chem]')")
+    if _moses_test_file() is None:
+        cannot_run("the molecule page needs the MOSES test split under $VAEKIT_DATA "
+                   "(set VAEKIT_DATA to the folder of the staged data sets)")
+    torch.set_num_threads(1)
+    return load_run(PRETRAINED, n_molecules=N_MOL)
+
+
+@pytest.fixture
+def pretrained_server(pretrained_explorer):
+    url, stop = serve_in_thread(pretrained_explorer)
+    yield url
+    stop()
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """A headless Chromium driven by Selenium, keeping the page's console log; quit after the test."""
+    if CHROMIUM is None or CHROMEDRIVER is None:
+        cannot_run("headless browser test needs Chromium and chromedriver (`make browser-test` installs them)")
+    if importlib.util.find_spec("selenium") is None:
+        cannot_run("headless browser test needs selenium (pip install 'vaekit[test]')")
+    from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     opts = webdriver.ChromeOptions()
@@ -302,77 +353,129 @@ def chromium(tmp_path):
               f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,900"):
         opts.add_argument(a)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
 
 
-NEEDS_CHROMIUM = pytest.mark.skipif(
-    CHROMIUM is None or CHROMEDRIVER is None,
-    reason="headless browser test needs Chromium and chromedriver (`make browser-test` installs them)")
-
-
-@NEEDS_CHROMIUM
-def test_browser_page(server, tmp_path):
-    pytest.importorskip("selenium.webdriver", reason="headless browser test needs selenium (pip install selenium)")
+def walk_the_page(driver, url: str, decoded, path_items, shot: Path):
+    """Load the page; hover two points of the map, move the first slider to its end and run an interpolation,
+    checking after each that the decoded item changed (`decoded(driver)`: a text that identifies the item shown,
+    `path_items(driver)`: those of the interpolation path); no console errors; a screenshot saved as `shot`
+    (copied to $VAEKIT_SCREENSHOT_DIR when set, to look at). Returns the texts of every item seen."""
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    driver = chromium(tmp_path)
+    driver.get(url)
+    wait = WebDriverWait(driver, 30)
+    wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
+    view, canvas = driver.find_element(By.ID, "view"), driver.find_element(By.ID, "map")
+    seen = [decoded(driver)]
+
+    def changes(action):
+        """Do `action`; wait for a new decoding that shows another item than before."""
+        old, version = decoded(driver), view.get_attribute("data-version")
+        action()
+        wait.until(lambda d: view.get_attribute("data-version") != version and decoded(d) != old)
+        seen.append(decoded(driver))
+
     try:
-        driver.set_page_load_timeout(30)
-        driver.get(server)
-        wait = WebDriverWait(driver, 20)
-        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
-        img = driver.find_element(By.ID, "decoded")
-        view = driver.find_element(By.ID, "view")
-
-        def changed(old_src, old_version):
-            wait.until(lambda d: view.get_attribute("data-version") != old_version)
-            wait.until(lambda d: img.get_attribute("src") != old_src)
-
-        # clicking the map decodes the point under the mouse
-        src, version = img.get_attribute("src"), view.get_attribute("data-version")
-        assert src.startswith("data:image/png;base64,")
-        canvas = driver.find_element(By.ID, "map")
-        ActionChains(driver).move_to_element_with_offset(canvas, 180, -180).click().perform()
-        changed(src, version)
-
-        # moving the attribute slider re-decodes
-        slider = driver.find_element(By.CSS_SELECTOR, "input.slider.attribute")
-        src, version = img.get_attribute("src"), view.get_attribute("data-version")
-        slider.send_keys(Keys.END)
-        changed(src, version)
+        for dx, dy in ((-150, 150), (150, -150)):          # hovering (no click) decodes the point under the mouse
+            changes(lambda: ActionChains(driver).move_to_element_with_offset(canvas, dx, dy).perform())
+        slider = driver.find_element(By.CSS_SELECTOR, "#sliders input.slider")
+        changes(lambda: slider.send_keys(Keys.END))
         assert float(slider.get_attribute("value")) == 3.0
 
-        # interpolation draws the path
+        steps = int(driver.find_element(By.ID, "isteps").get_attribute("value"))
         driver.find_element(By.ID, "interp").click()
-        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#path img")) == 8)
+        wait.until(lambda d: len(path_items(d)) == steps)
+        path = path_items(driver)
+        assert path[0] != path[-1], path                   # the decoded items change along the path
+        seen += path
 
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]      # CSP violations among them
         assert not errors, errors
         assert "error" not in driver.find_element(By.ID, "status").get_attribute("class")
-        # the browser enforces the CSP on this page: inline styles and scripts put in as markup do nothing
-        colour, ran = driver.execute_script("""
-            const d = document.createElement("div");
-            d.innerHTML = '<i style="color: rgb(255, 0, 0)">x</i><img src="x" onerror="window.pwned = 1">';
-            document.body.append(d);
-            await new Promise((ok) => setTimeout(ok, 300));
-            return [getComputedStyle(d.firstChild).color, window.pwned === 1];""")
-        assert colour != "rgb(255, 0, 0)" and not ran
-        assert any("Content Security Policy" in e["message"] for e in driver.get_log("browser"))
-
-        shot = tmp_path / "explore.png"
-        assert driver.save_screenshot(str(shot))
-        from PIL import Image
-
-        assert Image.open(shot).size == tuple(driver.execute_script(
-            "return [window.innerWidth * devicePixelRatio, window.innerHeight * devicePixelRatio]"))
-        out = __import__("os").environ.get("VAEKIT_SCREENSHOT")
-        if out:                                   # keep a copy to look at
-            shutil.copy(shot, out)
     finally:
-        driver.quit()
+        assert driver.save_screenshot(str(shot))
+        if os.environ.get("VAEKIT_SCREENSHOT_DIR"):        # keep a copy to look at
+            shutil.copy(shot, Path(os.environ["VAEKIT_SCREENSHOT_DIR"]) / shot.name)
+    return seen
+
+
+def test_browser_image_page(browser, server, tmp_path):
+    """The digits VAE's page: the decoded digit (a PNG) changes with the mouse over the map, the attribute
+    slider and along an interpolation; the browser enforces the page's CSP."""
+    from PIL import Image
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def decoded(d):
+        src = d.find_element(By.ID, "decoded").get_attribute("src")
+        assert src.startswith("data:image/png;base64,")
+        return src
+
+    seen = walk_the_page(browser, server, decoded,
+                         lambda d: [i.get_attribute("src") for i in d.find_elements(By.CSS_SELECTOR, "#path img")],
+                         tmp_path / "explore-image.png")
+    assert len(set(seen)) >= 5 and all(png_size(s) == (8, 8) for s in seen)
+    assert browser.find_element(By.CSS_SELECTOR, "#sliders input.slider").get_attribute("data-name") == "z1"
+
+    # the attribute slider re-decodes too
+    slider = browser.find_element(By.CSS_SELECTOR, "input.slider.attribute")
+    old = decoded(browser)
+    slider.send_keys(Keys.HOME)
+    WebDriverWait(browser, 20).until(lambda d: decoded(d) != old)
+    assert float(slider.get_attribute("value")) == -3.0
+
+    # the browser enforces the CSP on this page: inline styles and scripts put in as markup do nothing
+    colour, ran = browser.execute_script("""
+        const d = document.createElement("div");
+        d.innerHTML = '<i style="color: rgb(255, 0, 0)">x</i><img src="x" onerror="window.pwned = 1">';
+        document.body.append(d);
+        await new Promise((ok) => setTimeout(ok, 300));
+        return [getComputedStyle(d.firstChild).color, window.pwned === 1];""")
+    assert colour != "rgb(255, 0, 0)" and not ran
+    assert any("Content Security Policy" in e["message"] for e in browser.get_log("browser"))
+    assert Image.open(tmp_path / "explore-image.png").size == tuple(browser.execute_script(
+        "return [window.innerWidth * devicePixelRatio, window.innerHeight * devicePixelRatio]"))
+
+
+def test_browser_molecule_page(browser, pretrained_server, pretrained_explorer, tmp_path):
+    """The pretrained chemical VAE's page: a logP colour bar; the decoded molecule (RDKit's drawing and its
+    SMILES) changes with the mouse over the map, a principal-axis slider and along an interpolation path of
+    molecules; no console errors."""
+    from selenium.webdriver.common.by import By
+
+    def decoded(d):               # the decoded SMILES; a valid one is drawn, an invalid one shows the "invalid" box
+        smiles = d.find_element(By.CSS_SELECTOR, "#mol-info tr:first-child td:nth-child(2)").text
+        img, bad = d.find_element(By.ID, "decoded"), d.find_element(By.ID, "invalid")
+        if img.is_displayed():
+            assert img.get_attribute("src").startswith("data:image/svg+xml;base64,")
+            assert d.execute_script("return arguments[0].naturalWidth", img) > 0
+        else:
+            assert bad.is_displayed() and "invalid" in d.find_element(By.ID, "mol-info").text
+        return smiles
+
+    def path_items(d):
+        figs = d.find_elements(By.CSS_SELECTOR, "#path figure")
+        assert all(f.find_elements(By.TAG_NAME, "img") or "invalid" in f.text for f in figs)
+        return [f.get_attribute("title") for f in figs]
+
+    seen = walk_the_page(browser, pretrained_server, decoded, path_items, tmp_path / "explore-molecule.png")
+    legend = browser.find_element(By.ID, "legend")
+    assert "continuous" in legend.get_attribute("class") and legend.text.startswith("logP")
+    lo, hi = (float(t) for t in legend.text.split()[1:3])
+    assert lo < hi
+    info = browser.find_element(By.ID, "run-info").text
+    assert info.startswith("chemvae-selfies:") and "56-D latent" in info and f"{N_MOL} molecules" in info
+    assert len(set(seen)) >= 4 and "" not in seen
 
 
 def test_info_is_json_serialisable_without_nan(client):
@@ -604,76 +707,6 @@ def test_molecule_token_ids_are_checked(mol_client, mol_explorer):
 def test_smiles_need_a_molecule_run(client):
     r = client.post("/api/encode", json={"smiles": ["CCO"]})
     assert r.status_code == 400 and "molecule run" in r.json()["error"]
-
-
-@pytest.fixture
-def mol_server(mol_explorer):
-    url, stop = serve_in_thread(mol_explorer)
-    yield url
-    stop()
-
-
-@NEEDS_CHROMIUM
-def test_browser_molecule_page(mol_server, tmp_path):
-    """The molecule page: a logP colour bar, a drawing of the decoded molecule that changes with the map and the
-    sliders, an interpolation path of molecules, no console errors."""
-    pytest.importorskip("selenium.webdriver", reason="headless browser test needs selenium (pip install selenium)")
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    driver = chromium(tmp_path)
-    try:
-        driver.set_page_load_timeout(30)
-        driver.get(mol_server)
-        wait = WebDriverWait(driver, 30)
-        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
-        legend = driver.find_element(By.ID, "legend")
-        assert "continuous" in legend.get_attribute("class") and legend.text.startswith("logP")
-        lo, hi = (float(t) for t in legend.text.split()[1:3])
-        assert lo < hi
-        view, info = driver.find_element(By.ID, "view"), driver.find_element(By.ID, "mol-info")
-
-        def shown():              # a drawing (an <img> with RDKit's SVG) or the "invalid" box
-            img, bad = driver.find_element(By.ID, "decoded"), driver.find_element(By.ID, "invalid")
-            if img.is_displayed():
-                assert img.get_attribute("src").startswith("data:image/svg+xml;base64,")
-                assert driver.execute_script("return arguments[0].naturalWidth", img) > 0
-                return "drawing"
-            assert bad.is_displayed() and "invalid" in info.text
-            return "invalid"
-
-        def decoded_after(action):
-            version = view.get_attribute("data-version")
-            action()
-            wait.until(lambda d: view.get_attribute("data-version") != version)
-            return shown()
-
-        assert shown() == "drawing" and "decoded" in info.text and "predicted" in info.text
-        canvas = driver.find_element(By.ID, "map")
-        kinds = [decoded_after(lambda: ActionChains(driver).move_to_element_with_offset(canvas, dx, dy).click().perform())
-                 for dx, dy in ((0, 0), (150, -150))]
-        assert "drawing" in kinds
-        slider = driver.find_element(By.CSS_SELECTOR, "#sliders input.slider")
-        decoded_after(lambda: slider.send_keys(Keys.END))
-        assert float(slider.get_attribute("value")) == 3.0
-
-        driver.find_element(By.ID, "interp").click()
-        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#path figure")) == 8)
-        figs = driver.find_elements(By.CSS_SELECTOR, "#path figure")
-        assert all(f.find_elements(By.TAG_NAME, "img") or "invalid" in f.text for f in figs)
-
-        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]
-        assert not errors, errors
-        assert "error" not in driver.find_element(By.ID, "status").get_attribute("class")
-        shot = tmp_path / "molecule.png"
-        assert driver.save_screenshot(str(shot))
-        out = os.environ.get("VAEKIT_MOLECULE_SCREENSHOT")
-        if out:                                   # keep a copy to look at
-            shutil.copy(shot, out)
-    finally:
-        driver.quit()
 
 
 def test_molecule_subset_keeps_names_and_colours_together(mol_explorer):
