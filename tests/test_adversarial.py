@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 import torch
 
@@ -277,6 +278,26 @@ def test_quick_report_writes_rows_and_figures(tmp_path):
     assert any("modes covered" in m for m in metrics) and any("high-quality" in m for m in metrics)
     assert sum("MMD^2" in m for m in metrics) == 6               # AE vs 3 priors, each AAE vs its prior
     assert set(ctx.extra["prior_match"]) == {"ae", "gaussian", "mixture", "ring"}
+    # every number is a mean over seeds (2 in quick mode), with its spread, the thread count and the versions
+    assert ctx.extra["gan"]["seeds"] == [0, 1] and len(ctx.extra["gan"]["modes"]["per_seed"]) == 2
+    acc = ctx.extra["prior_match"]["ring"]["ring"]["classifier_acc"]
+    assert acc["min"] <= acc["mean"] <= acc["max"] and acc["mean"] == pytest.approx(np.mean(acc["per_seed"]))
+    assert ctx.extra["threads"] >= 1 and ctx.extra["versions"]["torch"] == torch.__version__
+    assert all("over 2 seeds" in r.note for r in ctx.rows if r.ours is not None)
+
+
+def test_quick_report_reruns_to_the_same_numbers(tmp_path):
+    """A rerun (models retrained from scratch in a fresh run folder) gives the same rows, bit for bit."""
+    if not os.environ.get("VAEKIT_DATA"):
+        pytest.skip("VAEKIT_DATA is not set: MNIST is needed for the AAE part")
+    from vaekit.reports import run_report
+
+    runs = [run_report("adversarial", out_root=tmp_path / f"reports{i}", quick=True, seeds=2, gan_steps=60, steps=20,
+                       run_root=str(tmp_path / f"runs{i}")) for i in (1, 2)]
+    assert [(r.metric, r.ours) for r in runs[0].rows] == [(r.metric, r.ours) for r in runs[1].rows]
+    assert runs[0].extra["prior_match"] == runs[1].extra["prior_match"]
+    with pytest.raises(VaekitError, match="seeds must be >= 1"):
+        run_report("adversarial", out_root=tmp_path / "reports3", quick=True, seeds=0)
 
 
 def test_sample_draws_from_the_models_own_prior_and_is_reproducible():

@@ -242,3 +242,24 @@ def test_the_leftovers_of_a_start_that_failed_before_training_are_not_a_run(tmp_
     assert "not empty" in capsys.readouterr().err
     main(["fit", str(tmp_path / "mine"), "--epochs", "1", "--overwrite", *tiny(tmp_path), *QUIET])
     assert (tmp_path / "mine" / "notes.txt").is_file() and step_of(tmp_path / "mine") > 0
+
+
+def test_resume_of_a_chem_run_whose_data_brings_a_new_token_names_it(tmp_path, monkeypatch, capsys, one_thread):
+    pytest.importorskip("rdkit")
+    mols = ["CCO", "c1ccccc1O", "CC(=O)Oc1ccccc1C(=O)O", "O=C1CCCN1", "CC#N", "CCN(CC)CC"]
+    (tmp_path / "mols.csv").write_text("smiles\n" + "\n".join(mols) + "\n")
+    monkeypatch.chdir(tmp_path)
+    main(["fit", "chem", "--model", "chemvae", "--data", "mols.csv", "--latent-dim", "2", "--gru-hidden", "8",
+          "--gru-layers", "1", "--batch-size", "3", "--epochs", "1", *QUIET])
+    (tmp_path / "mols.csv").write_text("smiles\n" + "\n".join(mols + ["CCBr"]) + "\n")
+    with pytest.raises(SystemExit) as e:
+        main(["fit", "chem", "--resume", "--epochs", "2"])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and "'Br'" in err and "vocabulary" in err
+    assert step_of(tmp_path / "chem") == 2
+
+
+def test_resume_may_change_the_time_budget_and_its_clock(run):
+    main(["fit", str(run), "--resume", "--epochs", "2", "--max-seconds", "60", "--budget-clock", "cpu"])
+    cfg = json.loads((run / "config.json").read_text())["train"]
+    assert cfg["budget_clock"] == "cpu" and cfg["max_seconds"] == 60 and step_of(run) == 6

@@ -1,6 +1,10 @@
 """Adversarial games run by the one training loop: a GAN on 2-D points and adversarial auto-encoders.
 
-    vaekit report adversarial [--quick] [--option gan_steps=N] [--option steps=N]
+    vaekit report adversarial [--quick] [--option seeds=N] [--option gan_steps=N] [--option steps=N]
+
+Games are sensitive to the seed and to the machine's thread count, so every number is measured over
+several seeds (5 by default, 2 with --quick; seeds --seed, --seed + 1, ...) and given as the mean,
+with the standard deviation, minimum and maximum beside it; the figures show the first seed.
 
 1. GAN (`models.gan.GAN`) on the usual 2-D benchmark, a mixture of 8 Gaussians (std 0.02) on a
    circle of radius 2: samples against data at several points of training (the run is stopped and
@@ -21,8 +25,10 @@ measure Parzen likelihoods, so we make no claim against it.
 from __future__ import annotations
 
 import csv
+import platform
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +36,7 @@ import torch
 
 from .. import adversarial as A
 from .. import ratio
+from ..bounds import seeded
 from ..data import load
 from ..errors import VaekitError
 from ..models import build
@@ -46,22 +53,38 @@ def smooth(v, w):
     return np.convolve(v, np.ones(w) / w, mode="valid")
 
 
+def seeds(ctx) -> list[int]:
+    n = ctx.option("seeds", 2 if ctx.quick else 5, int)
+    if n < 1:
+        raise VaekitError(f"report {ctx.name}: option seeds must be >= 1, got {n}")
+    return [ctx.seed + i for i in range(n)]
+
+
+def spread(values) -> dict:
+    v = np.asarray(values, dtype=float)
+    return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "min": float(v.min()),
+            "max": float(v.max()), "per_seed": [float(a) for a in v]}
+
+
+def spread_note(values, digits=3) -> str:
+    """'mean ± sd over n seeds (min .. max)': how far the game's outcome moves with the seed."""
+    d = spread(values)
+    f = f"{{:.{digits}f}}"
+    return (f"{f.format(d['mean'])} ± {f.format(d['sd'])} (sd) over {len(values)} seeds, "
+            f"min {f.format(d['min'])}, max {f.format(d['max'])}")
+
+
 # -- 1. the 2-D GAN -------------------------------------------------------------------------------------
-def gan_part(ctx, plt):
-    quick = ctx.quick
-    steps = ctx.option("gan_steps", 200 if quick else 10000, int)
-    snaps = sorted({0, *(int(f * steps) for f in ((0.5, 1.0) if quick else (0.025, 0.1, 0.25, 0.5, 1.0)))})
-    radius, std, n_modes = 2.0, 0.02, 8
-    centres = A.circle_points(n_modes, radius)
-    torch.manual_seed(ctx.seed)
-    data = A.mixture_on_circle(n_modes, radius, std).sample((50000,))
-    torch.manual_seed(ctx.seed + 1)
-    hidden = (32, 32) if quick else (128, 128)
+def train_gan(seed, steps, snaps, hidden, centres, std, radius):
+    """One GAN game from seed `seed`: samples at every snapshot step (the same noise each time), the
+    discriminator's per-step terms, the training seconds, and the data it was trained on."""
+    torch.manual_seed(seed)
+    data = A.mixture_on_circle(len(centres), radius, std).sample((50000,))
+    torch.manual_seed(seed + 1)
     gan = build("gan", noise_dim=4, hidden=hidden, disc_hidden=hidden)
-    tcfg = dict(epochs=10**6, batch_size=256, lr=1e-3, betas=(0.5, 0.999), seed=ctx.seed, progress=False,
+    tcfg = dict(epochs=10**6, batch_size=256, lr=1e-3, betas=(0.5, 0.999), seed=seed, progress=False,
                 tensorboard=False)
-    shown = torch.Generator().manual_seed(ctx.seed + 2)
-    eps = torch.randn(2500, 4, generator=shown)          # the same noise at every snapshot
+    eps = torch.randn(2500, 4, generator=torch.Generator().manual_seed(seed + 2))
     samples, terms, seconds = {}, {}, 0.0
     with tempfile.TemporaryDirectory() as run:
         for i, s in enumerate(snaps):
@@ -72,23 +95,47 @@ def gan_part(ctx, plt):
                     terms.setdefault(k, []).extend(v)
             with torch.no_grad():
                 samples[s] = gan.generate(eps)
-    modes, hq = A.mode_coverage(samples[steps], centres, std)
-    ctx.row("2-D ring of 8 Gaussians", f"GAN: modes covered after {steps} steps (of {n_modes})", modes,
-            seconds=seconds, target="8", met=modes == n_modes,
-            note="a mode is covered if >= 1 % of 2,500 samples lie within 3 std (0.06) of it; non-saturating "
-                 f"loss, G and D {hidden} ReLU, Adam 1e-3 (0.5, 0.999), batch 256")
-    ctx.row("2-D ring of 8 Gaussians", "GAN: fraction of high-quality samples", hq,
-            note="within 3 std of the nearest mode; exact samples of the data give 1 - e^-4.5 = 0.989")
+    return samples, terms, seconds, data
+
+
+def gan_part(ctx, plt):
+    quick = ctx.quick
+    steps = ctx.option("gan_steps", 200 if quick else 10000, int)
+    snaps = sorted({0, *(int(f * steps) for f in ((0.5, 1.0) if quick else (0.025, 0.1, 0.25, 0.5, 1.0)))})
+    radius, std, n_modes = 2.0, 0.02, 8
+    centres = A.circle_points(n_modes, radius)
+    hidden = (32, 32) if quick else (128, 128)
     w = 20 if quick else 200
-    acc_r, acc_f = terms["disc/acc_real"], terms["disc/acc_fake"]
-    final = 0.5 * (np.mean(acc_r[-w:]) + np.mean(acc_f[-w:]))
-    ctx.row("2-D ring of 8 Gaussians", f"GAN: discriminator accuracy, mean of the last {w} steps", final,
-            target="near 0.5 (< 0.75)", met=bool(final < 0.75),
-            note=f"real {np.mean(acc_r[-w:]):.3f}, fake {np.mean(acc_f[-w:]):.3f}; at the start "
-                 f"{0.5 * (np.mean(acc_r[:w]) + np.mean(acc_f[:w])):.3f}")
-    ctx.extra["gan"] = {"steps": steps, "snapshots": snaps, "modes": modes, "high_quality": hq,
-                        "final_disc_acc": float(final), "seconds": seconds,
-                        "snapshot_quality": {s: A.mode_coverage(samples[s], centres, std) for s in snaps}}
+    per_seed, first = {"modes": [], "high_quality": [], "disc_acc": [], "acc_real": [], "acc_fake": [],
+                       "seconds": []}, None
+    for seed in seeds(ctx):
+        ctx.log(f"GAN, seed {seed}")
+        samples, terms, seconds, data = train_gan(seed, steps, snaps, hidden, centres, std, radius)
+        modes, hq = A.mode_coverage(samples[steps], centres, std)
+        acc_r, acc_f = np.mean(terms["disc/acc_real"][-w:]), np.mean(terms["disc/acc_fake"][-w:])
+        for k, v in (("modes", modes), ("high_quality", hq), ("disc_acc", 0.5 * (acc_r + acc_f)),
+                     ("acc_real", acc_r), ("acc_fake", acc_f), ("seconds", seconds)):
+            per_seed[k].append(float(v))
+        first = first or (samples, terms, data)
+    samples, terms, data = first
+    n = len(per_seed["modes"])
+    ctx.row("2-D ring of 8 Gaussians", f"GAN: modes covered after {steps} steps (of {n_modes}), mean of {n} seeds",
+            np.mean(per_seed["modes"]), seconds=sum(per_seed["seconds"]), target=f"{n_modes} in every seed",
+            met=min(per_seed["modes"]) == n_modes,
+            note=f"{spread_note(per_seed['modes'], 1)}; a mode is covered if >= 1 % of 2,500 samples lie within "
+                 f"3 std (0.06) of it; non-saturating loss, G and D {hidden} ReLU, Adam 1e-3 (0.5, 0.999), batch 256")
+    ctx.row("2-D ring of 8 Gaussians", f"GAN: fraction of high-quality samples, mean of {n} seeds",
+            np.mean(per_seed["high_quality"]),
+            note=f"{spread_note(per_seed['high_quality'])}; within 3 std of the nearest mode; exact samples of the "
+                 "data give 1 - e^-4.5 = 0.989")
+    final = np.mean(per_seed["disc_acc"])
+    ctx.row("2-D ring of 8 Gaussians", f"GAN: discriminator accuracy, mean of the last {w} steps and of {n} seeds",
+            final, target="near 0.5 (< 0.75)", met=bool(final < 0.75),
+            note=f"{spread_note(per_seed['disc_acc'])}; on real points {np.mean(per_seed['acc_real']):.3f}, on "
+                 f"fakes {np.mean(per_seed['acc_fake']):.3f} (means over seeds)")
+    ctx.extra["gan"] = {"steps": steps, "snapshots": snaps, "seeds": seeds(ctx),
+                        **{k: spread(v) for k, v in per_seed.items()},
+                        "first_seed_snapshot_quality": {s: A.mode_coverage(samples[s], centres, std) for s in snaps}}
 
     fig, axes = plt.subplots(1, len(snaps), figsize=(3.2 * len(snaps), 3.4))
     for ax, s in zip(axes, snaps):
@@ -103,8 +150,9 @@ def gan_part(ctx, plt):
         ax.set_yticks([])
     axes[0].legend(loc="lower left", fontsize=7, markerscale=4)
     ctx.figure(fig, "gan_snapshots.png",
-               "GAN samples (red, 2,500, the same noise each time) against data (grey) over training on a ring of "
-               "8 Gaussians (std 0.02); the run is stopped and resumed from its checkpoint at every snapshot.")
+               f"GAN samples (red, 2,500, the same noise each time) against data (grey) over training on a ring of "
+               f"8 Gaussians (std 0.02), seed {ctx.seed}; the run is stopped and resumed from its checkpoint at "
+               "every snapshot.")
     return terms, w
 
 
@@ -126,8 +174,7 @@ def prior_match(codes, kind, n, steps, seed) -> tuple[float, float]:
     p = A.prior(kind, 2)
     g = torch.Generator().manual_seed(seed)
     sub = codes[torch.randperm(len(codes), generator=g)[:n]]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         mmd = A.mmd2(sub, p.sample((n,)))
         acc = ratio.kl_divergence(codes, lambda m: p.sample((m,)), steps=steps, batch_size=256, hidden=(64, 64),
                                   lr=3e-3, seed=seed).accuracy
@@ -153,38 +200,57 @@ def aae_part(ctx, plt):
     suffix = "-quick" if quick else ""
     match_n, match_steps = (500, 100) if quick else (2000, 1000)
     kinds = list(PRIOR_LABELS)
-    models, codes, logs = {}, {}, {}
+    recon, match, seconds = {}, {}, {}       # per model (and prior): one value per seed
+    codes, logs, notes = {}, {}, {}          # the first seed's, for the figures
+    for seed in seeds(ctx):
+        tcfg_s = TrainConfig(**{**asdict(tcfg), "seed": seed})
+        for kind in ["ae", *kinds]:
+            torch.manual_seed(seed + 11)           # the same initial encoder and decoder for every model
+            if kind == "ae":
+                name, mcfg = "autoencoder", cfg
+            else:
+                name, mcfg = "aae", dict(cfg, prior=kind, disc_hidden=(64, 64) if quick else (256, 256))
+            ctx.log(f"training {name} {mcfg.get('prior', '')} for {steps} steps, seed {seed}")
+            tag = f"adversarial-{kind}-seed{seed}{suffix}"
+            model, info = trained(ctx, tag, name, mcfg, x, tcfg_s)
+            z = model.embed(x_test)
+            if kind not in codes:
+                codes[kind], logs[kind], notes[kind] = z, read_log(run_root / f"report-{tag}"), training_note(info)
+            recon.setdefault(kind, []).append(test_reconstruction(model, x_test))
+            seconds.setdefault(kind, []).append(info["seconds"])
+            for p in (kinds if kind == "ae" else [kind]):
+                mmd, acc = prior_match(z, p, match_n, match_steps, seed)
+                match.setdefault((kind, p), {"mmd2": [], "classifier_acc": []})
+                match[kind, p]["mmd2"].append(mmd)
+                match[kind, p]["classifier_acc"].append(acc)
+    n = len(seeds(ctx))
+    arch = f"784-{'-'.join(map(str, hidden))}-2 MLP, Bernoulli"
     for kind in ["ae", *kinds]:
-        torch.manual_seed(ctx.seed + 11)           # the same initial encoder and decoder for every model
-        if kind == "ae":
-            name, mcfg = "autoencoder", cfg
-        else:
-            name, mcfg = "aae", dict(cfg, prior=kind, disc_hidden=(64, 64) if quick else (256, 256))
-        ctx.log(f"training {name} {mcfg.get('prior', '')} for {steps} steps")
-        model, info = trained(ctx, f"adversarial-{kind}{suffix}", name, mcfg, x, tcfg)
-        models[kind], codes[kind] = model, model.embed(x_test)
-        logs[kind] = read_log(run_root / f"report-adversarial-{kind}{suffix}")
         label = "plain auto-encoder" if kind == "ae" else f"AAE, {PRIOR_LABELS[kind]} prior"
-        ctx.row("MNIST", f"{label}: test reconstruction error", test_reconstruction(model, x_test),
-                seconds=info["seconds"], note=f"squared error summed over pixels, mean over {n_test} test images; "
-                f"784-{'-'.join(map(str, hidden))}-2 MLP, Bernoulli; {training_note(info)}")
-        against = kinds if kind == "ae" else [kind]
-        for p in against:
-            t0 = time.perf_counter()
-            mmd, acc = prior_match(codes[kind], p, match_n, match_steps, ctx.seed)
-            ctx.extra.setdefault("prior_match", {}).setdefault(kind, {})[p] = {"mmd2": mmd, "classifier_acc": acc}
-            ctx.row("MNIST", f"{label}: MMD^2 of test codes vs {PRIOR_LABELS[p]} prior", mmd,
-                    seconds=time.perf_counter() - t0, note=f"{match_n} codes vs {match_n} prior samples, Gaussian "
-                    f"kernels h = 0.25..4; two-sample classifier accuracy {acc:.3f} (held out; 0.5 = no difference)")
+        ctx.row("MNIST", f"{label}: test reconstruction error, mean of {n} seeds", np.mean(recon[kind]),
+                seconds=sum(seconds[kind]), note=f"{spread_note(recon[kind], 2)}; squared error summed over pixels, "
+                f"mean over {n_test} test images; {arch}; first seed {notes[kind]}")
+        for p in (kinds if kind == "ae" else [kind]):
+            m = match[kind, p]
+            ctx.row("MNIST", f"{label}: MMD^2 of test codes vs {PRIOR_LABELS[p]} prior, mean of {n} seeds",
+                    np.mean(m["mmd2"]), note=f"{spread_note(m['mmd2'], 4)}; {match_n} codes vs {match_n} prior "
+                    "samples, Gaussian kernels h = 0.25..4")
+    ctx.extra["prior_match"] = {kind: {p: {k: spread(v) for k, v in match[kind, p].items()}
+                                       for p in (kinds if kind == "ae" else [kind])} for kind in ["ae", *kinds]}
+    ctx.extra["reconstruction"] = {kind: spread(v) for kind, v in recon.items()}
     for p in kinds:
-        ae, aae = ctx.extra["prior_match"]["ae"][p], ctx.extra["prior_match"][p][p]
-        ctx.row("MNIST", f"{PRIOR_LABELS[p]} prior: two-sample classifier accuracy, AAE vs plain AE",
-                aae["classifier_acc"], target=f"below the plain AE's {ae['classifier_acc']:.3f}",
-                met=bool(aae["classifier_acc"] < ae["classifier_acc"] and aae["mmd2"] < ae["mmd2"]),
-                note=f"AAE's MMD^2 {aae['mmd2']:.4f} vs plain AE's {ae['mmd2']:.4f} (target met when both are lower)")
+        ae, aae = match["ae", p], match[p, p]
+        wins = sum(a < b and c < d for a, b, c, d in zip(aae["classifier_acc"], ae["classifier_acc"], aae["mmd2"],
+                                                          ae["mmd2"]))
+        ctx.row("MNIST", f"{PRIOR_LABELS[p]} prior: two-sample classifier accuracy of the AAE's codes, mean of {n} "
+                "seeds", np.mean(aae["classifier_acc"]),
+                target=f"below the plain AE's ({np.mean(ae['classifier_acc']):.3f}) in every seed",
+                met=wins == n,
+                note=f"AAE {spread_note(aae['classifier_acc'])}; plain AE {spread_note(ae['classifier_acc'])}; held "
+                     f"out, 0.5 = indistinguishable; the AAE's accuracy and MMD^2 are both below the plain AE's in "
+                     f"{wins} of {n} seeds")
     ctx.row("MNIST", "AAE Parzen-window log-likelihood (paper, for context)", None, paper=340, citation=CITATION,
             note="paper: 340 +- 2 nats with a deeper model; not measured here (we report prior match instead)")
-
     # figures: codes beside prior samples, one column per prior, and the plain AE
     cols, drawn = [*kinds, "ae"], {}
     fig, axes = plt.subplots(2, len(cols), figsize=(4.2 * len(cols), 8.4))
@@ -212,7 +278,7 @@ def aae_part(ctx, plt):
             axes[r, j].grid(True, alpha=0.3)
     fig.colorbar(sc, cax=fig.add_axes([0.92, 0.56, 0.012, 0.3]), ticks=range(10), label="digit")
     ctx.figure(fig, "aae_latent.png",
-               f"Top: 2-D codes of {n_test} MNIST test images coloured by digit, for adversarial auto-encoders "
+               f"Top: 2-D codes of {n_test} MNIST test images coloured by digit (seed {ctx.seed}), for adversarial auto-encoders "
                "matching three priors and for a plain auto-encoder with the same networks (right). Bottom: samples "
                "of each prior, on the same axes as the codes above them.")
     return logs
@@ -261,4 +327,6 @@ def run(ctx):
     logs = aae_part(ctx, plt)
     accuracy_figure(ctx, plt, terms, w, logs)
     ctx.extra["cpu_minutes"] = (time.process_time() - cpu0) / 60      # this process, all of its threads
-    ctx.extra["threads"] = torch.get_num_threads()
+    ctx.extra["threads"] = torch.get_num_threads()      # the games' outcomes depend on it, and on the versions
+    ctx.extra["versions"] = {"python": platform.python_version(), "torch": torch.__version__,
+                             "numpy": np.__version__}
