@@ -291,6 +291,15 @@ def test_gaussian_on_unscaled_data_warns_and_standardize_trains_in_unit_scale(ti
     main(["sample", str(run), "-n", "200"])
     s = np.load(run / "samples.npy")
     assert abs(s.mean() - 100) < 10 and s.shape == (200, 6)
+    # the explorer too: the map is of standardised codes, decodings and encodings are in the data's own units
+    from vaekit.explore.server import load_run
+
+    ex = load_run(run, split="train")
+    assert torch.allclose(ex.z, model.embed(xs[: len(ex.z)]), atol=1e-5)
+    assert torch.allclose(ex.encode_items(x[:3].tolist()), model.embed(xs[:3]), atol=1e-5)
+    with torch.no_grad():
+        mean = model.generate(ex.z[:2]) * x.std(0, unbiased=False) + x.mean(0)
+    assert np.allclose(ex.decode(ex.z[:2], "array"), mean.numpy(), rtol=1e-4)
 
 
 def test_a_relative_data_path_is_found_from_any_folder(tiny, tmp_path, monkeypatch, capsys):

@@ -142,9 +142,10 @@ class Explorer:
 
     def __init__(self, model, x, labels=None, attributes: dict | None = None, name: str = "run",
                  chars: str | None = None, max_points: int = MAX_POINTS, seed: int = 0,
-                 values=None, value_name: str | None = None, smiles: list[str] | None = None):
+                 values=None, value_name: str | None = None, smiles: list[str] | None = None, standardization=None):
         """`values` (one number per item, e.g. logP) colour the map on a continuous scale instead of
-        `labels`; `smiles` names the items of a molecule run."""
+        `labels`; `smiles` names the items of a molecule run; `standardization` (a `data.Standardization`,
+        for a run trained with --standardize) maps items in their own units to the model's and back."""
         self.model = model.eval()
         self.name = name
         self.kind = data_kind(model)
@@ -168,7 +169,8 @@ class Explorer:
             raise VaekitError(f"{len(self.values)} colour values for {len(x)} data items")
         self.value_name = value_name if self.values is not None else None
         self.smiles = smiles
-        self.z = latent.embed(model, x)
+        self.st = standardization
+        self.z = latent.embed(model, x if self.st is None else self.st.apply(x))
         self.x_limit, self.z_limit = _range(x), _range(self.z)   # the numbers requests may hold
         self.centre, self.plane = self._plane()
         self.xy = latent.project(self.z, "axes", axes=None if self.latent_dim == 2 else self.plane)
@@ -273,6 +275,8 @@ class Explorer:
         glyphs = self.word(word) if self.kind == "font" else None
         with self.lock:
             x = self.model.generate(z).cpu()
+        if self.st is not None:
+            x = self.st.undo(x)                 # back to the items' own units
         if not torch.isfinite(x).all():
             raise BadRequest("the model's output for this code is not finite (NaN or infinite); "
                              "try a code nearer the data", 422)
@@ -335,6 +339,8 @@ class Explorer:
         if (t.abs() > self.x_limit).any():
             raise BadRequest(f"field 'x' holds numbers too large for this run's items: "
                              f"it takes {-self.x_limit:g} to {self.x_limit:g}")
+        if self.st is not None:
+            t = self.st.apply(t)
         with self.lock:
             return self.finite_code(self.model.embed(t).cpu(), "x")
 
@@ -444,7 +450,11 @@ def load_run(run_dir, data: str | None = None, split: str = "test", data_dir=Non
         if split != "test" or "train" not in e.splits:
             raise
         ds = load(spec, "train", data_dir or saved.get("data_dir"))
-    return Explorer(model, ds.x, ds.y, name=run_dir.name, max_points=max_points)
+    from ..data import Standardization
+
+    st = saved.get("standardize")
+    st = None if st is None else Standardization.from_json(st, tuple(model.config.data_shape), str(cfg_file))
+    return Explorer(model, ds.x, ds.y, name=run_dir.name, max_points=max_points, standardization=st)
 
 
 def molecule_explorer(model, spec: str = "moses", split: str = "test", data_dir=None, *, n: int = N_MOLECULES,
