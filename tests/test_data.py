@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from conftest import shared_data
-from vaekit.data import fetch, load, read_idx
+from vaekit.data import Dataset, fetch, load, read_idx
 from vaekit.data import download as fetch_mod
 from vaekit.data.download import Remote
 from vaekit.errors import VaekitError
@@ -192,6 +192,38 @@ def test_image_folder(tmp_path):
 def test_unknown_data_spec():
     with pytest.raises(VaekitError, match="unknown data set 'nope'"):
         load("nope")
+
+
+def test_loaders_register_themselves(tmp_path):
+    from vaekit.data import DATASETS, FORMATS
+    from vaekit.data.core import register_dataset, register_format
+
+    assert {"digits", "mnist", "fashion_mnist", "frey", "olivetti", "curves", "fonts"} <= set(DATASETS)
+    assert {".npy", ".npz", "folder"} <= set(FORMATS)
+    try:
+        register_dataset("ones")(lambda split_name, data_dir: Dataset(torch.ones(3, 2), None, f"ones_{split_name}"))
+        assert load("ones", "test").name == "ones_test"
+        with pytest.raises(ValueError, match="registered twice"):
+            register_dataset("ones")(lambda split_name, data_dir: None)
+        register_format(".txt")(lambda path, split_name: Dataset(torch.from_numpy(np.loadtxt(path, ndmin=2)).float()))
+        (tmp_path / "a.txt").write_text("1 2\n3 4\n")
+        assert load(str(tmp_path / "a.txt")).x.tolist() == [[1, 2], [3, 4]]
+    finally:
+        DATASETS.pop("ones", None)
+        FORMATS.pop(".txt", None)
+    with pytest.raises(VaekitError, match="unsupported data file; use .npy, .npz or a folder"):
+        load(str(tmp_path / "a.txt"))
+
+
+def test_data_core_imports_none_of_its_loaders():
+    """core is the leaf of the data package: no import of a sibling module, not even inside a function."""
+    import ast
+
+    import vaekit.data.core as core
+
+    tree = ast.parse(open(core.__file__, encoding="utf-8").read())
+    siblings = [node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 1]
+    assert siblings == []
 
 
 @pytest.fixture

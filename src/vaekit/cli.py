@@ -416,9 +416,9 @@ def _spec_path(spec: str) -> str:
     absolute path (so the run's data is found from any folder)."""
     import os
 
-    from .data.core import BUILTIN
+    from .data import DATASETS
 
-    if spec in BUILTIN or spec in _NAMED_MOLECULES or not os.path.exists(spec):
+    if spec in DATASETS or spec in _NAMED_MOLECULES or not os.path.exists(spec):
         return spec
     return os.path.abspath(spec)
 

@@ -1,11 +1,11 @@
-"""Classes found by name: the models and the samplers each keep one table (a leaf module)."""
+"""Things found by name: the models, the samplers and the data loaders each keep one table (a leaf module)."""
 from __future__ import annotations
 
 from .errors import VaekitError
 
 
 class Registry(dict):
-    """name -> class.  `@table.register("name")` adds a class (and sets its `name`); `table.find(name)`
+    """name -> class (or function).  `@table.register("name")` adds one (and sets its `name`); `table.find(name)`
     returns it, or raises a one-line error listing the known names."""
 
     def __init__(self, kind: str):

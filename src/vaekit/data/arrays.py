@@ -8,12 +8,14 @@ import numpy as np
 import torch
 
 from ..errors import VaekitError
-from .core import SINGLE, SINGLE_HINT, Dataset, SplitError, check_array, check_single_split
+from .core import SINGLE, SINGLE_HINT, Dataset, SplitError, check_array, check_single_split, register_format
 
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")      # an .npz is a zip archive (the second: an empty one)
 
 
+@register_format(".npz")
+@register_format(".npy")
 def load_array(path: str | Path, split_name: str = "train") -> Dataset:
     """`.npy`: the items, one set (split train or all). `.npz`: arrays `x_<split>` (with labels `y_<split>`),
     or one set under `x` (or `X`, `data`, or the only array; split train or all) with labels `y`."""

@@ -1,5 +1,8 @@
 """`Dataset` and `load(spec)`: one entry point for every source the CLI and reports accept; `Standardization`
-of items per feature."""
+of items per feature.
+
+The loaders live in their own modules and register themselves here (`register_dataset`, `register_format`);
+this module imports none of them: `vaekit.data` imports them all."""
 from __future__ import annotations
 
 import os
@@ -10,6 +13,7 @@ import numpy as np
 import torch
 
 from ..errors import VaekitError
+from ..names import Registry
 
 
 @dataclass
@@ -134,16 +138,6 @@ def split(data: Dataset, fraction: float, seed: int = 0) -> tuple[Dataset, Datas
     return data.subset(perm[n_b:]), data.subset(perm[:n_b])
 
 
-def digits(split_name: str = "train") -> Dataset:
-    """scikit-learn's 8x8 digits (1,797 items), scaled to [0, 1]; a fixed 80/20 train/test split."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    full = Dataset(torch.from_numpy(d.images.astype(np.float32) / 16.0), torch.from_numpy(d.target), "digits")
-    train, test = split(full, 0.2, seed=0)
-    return _pick(split_name, {"train": train, "test": test, "all": full}, "digits")
-
-
 class SplitError(VaekitError):
     """A data set has no split of the name asked for; `splits` are the ones it has."""
 
@@ -170,63 +164,29 @@ def check_single_split(name: str, split_name: str) -> None:
         raise SplitError(name, split_name, SINGLE, SINGLE_HINT)
 
 
-def mnist(split_name: str = "train", data_dir=None, name: str = "mnist") -> Dataset:
-    """MNIST (or Fashion-MNIST with name='fashion_mnist') from IDX files, pixels scaled to [0, 1]."""
-    from .idx import find_idx, read_idx
+#: the data sets by name: each loader module registers its loaders `f(split_name, data_dir) -> Dataset`
+DATASETS = Registry("data set")
+register_dataset = DATASETS.register
 
-    root = data_root(data_dir)
-    prefix = {"train": "train", "test": "t10k"}
-    if split_name not in prefix:
-        raise SplitError(name, split_name, prefix)
-    flat = any(root.glob(f"{prefix[split_name]}-images*"))       # files directly in the folder given
-    folder = root if flat and not (root / name).is_dir() else root / name
-    files = [find_idx(folder, f"{prefix[split_name]}-{kind}", name) for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")]
-    from .download import verify_known
-
-    for f in files:
-        verify_known(name, f)
-    images, labels = (read_idx(f) for f in files)
-    if len(images) != len(labels):
-        raise VaekitError(f"{folder}: {len(images)} images but {len(labels)} labels")
-    return Dataset(torch.from_numpy(images.astype(np.float32) / 255.0), torch.from_numpy(labels.astype(np.int64)), name)
-
-
-BUILTIN = {
-    "digits": lambda split_name, data_dir: digits(split_name),
-    "mnist": lambda split_name, data_dir: mnist(split_name, data_dir),
-    "fashion_mnist": lambda split_name, data_dir: mnist(split_name, data_dir, "fashion_mnist"),
-}
-
-
-def register_dataset(name: str):
-    """Decorator adding a loader `f(split_name, data_dir) -> Dataset` under `name`."""
-
-    def deco(f):
-        BUILTIN[name] = f
-        return f
-
-    return deco
+#: the file types by suffix (".npy"), and "folder" for a folder: `f(path, split_name) -> Dataset`
+FORMATS = Registry("data file type")
+register_format = FORMATS.register
 
 
 def load(spec: str, split_name: str = "train", data_dir=None) -> Dataset:
-    """A built-in name (digits, mnist, ...), a .npy/.npz file, or a folder of images."""
-    if spec in BUILTIN:
+    """A registered name (digits, mnist, ...), a file of a registered type (.npy, .npz) or a folder of images."""
+    if spec in DATASETS:
         try:
-            return BUILTIN[spec](split_name, data_dir)
+            return DATASETS[spec](split_name, data_dir)
         except SplitError as e:           # name the data set, whatever its loader called it
             if e.name == spec:
                 raise
             raise SplitError(spec, e.split_name, e.splits) from None
     path = Path(spec)
-    if path.suffix in (".npy", ".npz"):
-        from .arrays import load_array
-
-        return load_array(path, split_name)
-    if path.is_dir():
-        from .images import load_image_folder
-
-        check_single_split(str(path), split_name)
-        return load_image_folder(path)
+    kind = path.suffix if path.suffix in FORMATS else "folder" if path.is_dir() else None
+    if kind in FORMATS:
+        return FORMATS[kind](path, split_name)
     if not path.exists():
-        raise VaekitError(f"unknown data set {spec!r}: not a built-in name ({', '.join(sorted(BUILTIN))}) nor an existing file or folder")
-    raise VaekitError(f"{spec}: unsupported data file; use .npy, .npz or a folder of images")
+        raise VaekitError(f"unknown data set {spec!r}: not a built-in name ({', '.join(sorted(DATASETS))}) nor an existing file or folder")
+    types = ", ".join(sorted(k for k in FORMATS if k != "folder"))
+    raise VaekitError(f"{spec}: unsupported data file; use {types} or a folder of images")

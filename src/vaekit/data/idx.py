@@ -1,4 +1,5 @@
-"""IDX files (the MNIST format), gzipped or not, parsed with full header and size checks."""
+"""IDX files (the MNIST format), gzipped or not, parsed with full header and size checks; the MNIST and
+Fashion-MNIST data sets read from them."""
 from __future__ import annotations
 
 import gzip
@@ -8,8 +9,11 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..errors import VaekitError
+from .core import Dataset, SplitError, data_root, register_dataset
+from .download import verify_known
 
 _DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
@@ -49,3 +53,24 @@ def read_idx(path: str | Path, max_bytes: int = 2**31) -> np.ndarray:
         raise VaekitError(f"{path}: IDX body has {len(raw) - header} bytes, header {dims} needs {need} (truncated or corrupt)")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
 
+
+
+def mnist(split_name: str = "train", data_dir=None, name: str = "mnist") -> Dataset:
+    """MNIST (or Fashion-MNIST with name='fashion_mnist') from IDX files, pixels scaled to [0, 1]."""
+    root = data_root(data_dir)
+    prefix = {"train": "train", "test": "t10k"}
+    if split_name not in prefix:
+        raise SplitError(name, split_name, prefix)
+    flat = any(root.glob(f"{prefix[split_name]}-images*"))       # files directly in the folder given
+    folder = root if flat and not (root / name).is_dir() else root / name
+    files = [find_idx(folder, f"{prefix[split_name]}-{kind}", name) for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")]
+    for f in files:
+        verify_known(name, f)
+    images, labels = (read_idx(f) for f in files)
+    if len(images) != len(labels):
+        raise VaekitError(f"{folder}: {len(images)} images but {len(labels)} labels")
+    return Dataset(torch.from_numpy(images.astype(np.float32) / 255.0), torch.from_numpy(labels.astype(np.int64)), name)
+
+
+register_dataset("mnist")(lambda split_name, data_dir: mnist(split_name, data_dir))
+register_dataset("fashion_mnist")(lambda split_name, data_dir: mnist(split_name, data_dir, "fashion_mnist"))

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 
 from ..errors import VaekitError
-from .core import Dataset
+from .core import Dataset, check_single_split, register_format
 
 SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 
@@ -52,3 +52,9 @@ def load_image_folder(folder: str | Path, size: tuple[int, int] | None = None, m
         x = np.ascontiguousarray(x[..., 0])              # grey: R = G = B, which is what mode 'L' gives too
     y = torch.tensor(labels) if len(classes) > 1 else None
     return Dataset(torch.from_numpy(np.ascontiguousarray(x)), y, folder.name)
+
+
+@register_format("folder")
+def _load(path: Path, split_name: str) -> Dataset:
+    check_single_split(str(path), split_name)      # a folder holds one set of items
+    return load_image_folder(path)
