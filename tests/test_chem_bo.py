@@ -133,7 +133,7 @@ def test_bad_shapes_name_the_argument():
         bo.gradient_ascent(f, z, decode, score, lr=0)
     with pytest.raises(VaekitError, match="steps"):
         bo.gradient_ascent(f, z, decode, score, steps=0)
-    with pytest.raises(VaekitError, match="predict returned"):
+    with pytest.raises(VaekitError, match="returned 1 values for 5 codes"):
         bo.gradient_ascent(lambda c: c.sum(), z, decode, score, steps=1)
     with pytest.raises(VaekitError, match="no_grad"):
         bo.gradient_ascent(torch.no_grad()(f), z, decode, score, steps=1)

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from vaekit import latent
+from vaekit.errors import VaekitError
 from vaekit.models import build
 
 DATA = os.environ.get("VAEKIT_DATA")
@@ -185,3 +186,27 @@ def test_refine_codes_finds_the_map_code_of_a_linear_gaussian_decoder():
     z_map = torch.linalg.solve(W.T @ W + 0.25 * torch.eye(2), W.T @ (x - b).T).T
     assert torch.allclose(z, z_map, atol=2e-3)
     assert all(p.requires_grad for p in m.parameters()), "weights are left trainable"
+
+
+def test_ascend_climbs_to_the_maximum_with_prior_and_projection():
+    """f(z) = -||z - c||^2 per code; with the prior term -w/2 ||z||^2 the maximum is 2c / (2 + w)."""
+    c = torch.tensor([[1.0, -2.0], [0.5, 0.0]])
+
+    def f(z):
+        return -((z - c) ** 2).sum(1)
+
+    path, values = latent.ascend(f, torch.zeros(2, 2), steps=600, lr=0.05, every=200)
+    assert path.shape == (4, 2, 2) and values.shape == (4, 2)        # steps 0, 200, 400, 600
+    assert torch.equal(path[0], torch.zeros(2, 2)) and torch.allclose(path[-1], c, atol=1e-3)
+    assert torch.allclose(values[-1], f(path[-1]))
+    path, _ = latent.ascend(f, torch.zeros(2, 2), steps=600, lr=0.05, prior_weight=1.0)
+    assert path.shape[0] == 2 and torch.allclose(path[-1], 2 * c / 3, atol=1e-3)
+    path, _ = latent.ascend(f, torch.ones(2, 2), steps=5, lr=0.05, project=True)
+    assert torch.allclose(path[-1].norm(dim=1), torch.full((2,), 2 ** 0.5))
+
+
+def test_ascend_refuses_an_objective_without_gradient():
+    with pytest.raises(VaekitError, match="returned 1 values for 2 codes"):
+        latent.ascend(lambda z: z.sum(), torch.zeros(2, 3), steps=1)
+    with pytest.raises(VaekitError, match="no_grad"):
+        latent.ascend(torch.no_grad()(lambda z: z.sum(1)), torch.zeros(2, 3), steps=1)

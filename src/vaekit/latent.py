@@ -11,6 +11,7 @@ helpers draw them.
     attribute_vector(z, has)              mean(z | attribute) - mean(z | not attribute)
     apply_attribute / remove_attribute    z + alpha v;  set the coordinate along v to a reference
     nearest_neighbours(zq, zb, k)         Euclidean neighbours in latent space
+    ascend(f, z0, steps)                  gradient ascent of f(z) over codes (Adam)
     refine_codes(model, x)                MAP codes by gradient steps from the encoder's guess
 """
 from __future__ import annotations
@@ -111,8 +112,46 @@ def plot_scatter(ax, z, labels=None, title=None, max_points: int = 5000):
 
 
 # -- codes found by optimisation ------------------------------------------------------------------
+def ascend(f, z0: torch.Tensor, steps: int, lr: float = 0.05, prior_weight: float = 0.0, project: bool = False,
+           every: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradient ascent in latent space: Adam on sum_i f(z)_i - prior_weight/2 ||z_i||^2 over codes z, from z0 (n, d).
+
+    f(z) -> (n,), differentiable in z: a property head, a log-likelihood. Only z moves; the weights f uses
+    are not changed. project=True puts each code back on the prior's typical shell ||z|| = sqrt(d) after
+    every step. Returns the path (k, n, d) and f along it (k, n) at steps 0, every, 2*every, ..., steps
+    (default every = steps: the start and the end).
+    """
+    from .errors import VaekitError
+
+    every = every or max(steps, 1)
+    d = z0.shape[1]
+    z = z0.detach().clone().requires_grad_(True)
+    opt = torch.optim.Adam([z], lr=lr)
+    path, values = [], []
+    for t in range(steps + 1):
+        with torch.enable_grad():
+            v = f(z).reshape(-1)
+            if v.shape[0] != z.shape[0]:
+                raise VaekitError(f"f(z) returned {v.shape[0]} values for {z.shape[0]} codes")
+            if t % every == 0 or t == steps:
+                path.append(z.detach().clone()), values.append(v.detach().clone())
+            if t == steps:
+                break
+            if not v.requires_grad:
+                raise VaekitError("f(z) does not depend differentiably on z (is it under torch.no_grad?); "
+                                  "pass a differentiable f, e.g. model.predict_properties(z, grad=True)")
+            objective = v.sum() - 0.5 * prior_weight * (z * z).sum() if prior_weight else v.sum()
+            (grad,) = torch.autograd.grad(objective, z)
+        z.grad = -grad
+        opt.step()
+        if project:
+            with torch.no_grad():
+                z.mul_(math.sqrt(d) / z.norm(dim=1, keepdim=True).clamp_min(1e-12))
+    return torch.stack(path), torch.stack(values)
+
+
 def refine_codes(model, x, steps: int = 150, lr: float = 0.05, prior_weight: float = 1.0) -> torch.Tensor:
-    """MAP codes: maximise log p(x|z) + prior_weight * log p(z) over z by Adam, from the encoder's mean.
+    """MAP codes: maximise log p(x|z) + prior_weight * log p(z) over z by Adam (`ascend`), from the encoder's mean.
 
     The encoder is an amortised guess; on items unlike the training set (held-out fonts, say) a
     few gradient steps on z alone close part of the amortisation gap (cf. Kim et al. 2018,
@@ -121,22 +160,14 @@ def refine_codes(model, x, steps: int = 150, lr: float = 0.05, prior_weight: flo
     """
     device = next(model.parameters()).device
     x = torch.as_tensor(x).float().to(device)
-    flags = [p.requires_grad for p in model.parameters()]
-    for p in model.parameters():
-        p.requires_grad_(False)
-    try:
-        z = model.embed(x).detach().clone().requires_grad_(True)
-        opt = torch.optim.Adam([z], lr=lr)
-        with torch.enable_grad():
-            for _ in range(steps):
-                loss = -(model.decode(z).log_prob(x) + prior_weight * model.prior().log_prob(z)).mean()
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-    finally:
-        for p, f in zip(model.parameters(), flags):
-            p.requires_grad_(f)
-    return z.detach().cpu()
+    with torch.no_grad():
+        z0 = model.embed(x)
+
+    def log_joint(z):           # per item, divided by N: the steps of the mean over the batch
+        return (model.decode(z).log_prob(x) + prior_weight * model.prior().log_prob(z)) / len(x)
+
+    path, _ = ascend(log_joint, z0, steps, lr)
+    return path[-1].cpu()
 
 
 # -- scatter of codes ----------------------------------------------------------------------------

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ..errors import VaekitError
+from ..latent import ascend
 
 ACQUISITIONS = ("qEI", "qLogEI")
 
@@ -291,39 +292,6 @@ def random_search(score: Callable, decode: Callable, dim: int, rounds: int = 10,
 
 # ----------------------------------------------------------------------------------------- gradient ascent
 
-def ascend(predict: Callable, z0: torch.Tensor, steps: int, lr: float, prior_weight: float = 0.0,
-           project: bool = False, every: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
-    """Adam ascent on sum_i predict(z_i) - prior_weight/2 ||z_i||^2 from z0 (n, d).
-
-    project=True puts each code back on the prior's typical shell ||z|| = sqrt(d) after every step.
-    Returns the path (k, n, d) and the predictions along it (k, n) at steps 0, every, 2*every, ..., steps.
-    """
-    d = z0.shape[1]
-    z = z0.detach().clone().to(torch.get_default_dtype()).requires_grad_(True)
-    opt = torch.optim.Adam([z], lr=lr)
-    path, values = [], []
-    for t in range(steps + 1):
-        with torch.enable_grad():
-            p = predict(z).reshape(-1)
-            if p.shape[0] != z.shape[0]:
-                raise VaekitError(f"predict returned {p.shape[0]} values for {z.shape[0]} codes")
-            if t % every == 0 or t == steps:
-                path.append(z.detach().clone()), values.append(p.detach().clone())
-            if t == steps:
-                break
-            if not p.requires_grad:
-                raise VaekitError("predict(z) does not depend differentiably on z (is it under torch.no_grad?); "
-                                  "pass a differentiable predictor, e.g. the property head itself")
-            objective = p.sum() - 0.5 * prior_weight * (z * z).sum()
-            (grad,) = torch.autograd.grad(objective, z)
-        z.grad = -grad
-        opt.step()
-        if project:
-            with torch.no_grad():
-                z.mul_(math.sqrt(d) / z.norm(dim=1, keepdim=True).clamp_min(1e-12))
-    return torch.stack(path), torch.stack(values)
-
-
 def gradient_ascent(predict: Callable, z0, decode: Callable, score: Callable, steps: int = 100,
                     lr: float = 0.05, prior_weight: float = 0.0, project: bool = False, every: int = 10,
                     strings_init: Sequence[str] | None = None) -> Result:
@@ -343,7 +311,8 @@ def gradient_ascent(predict: Callable, z0, decode: Callable, score: Callable, st
     if not (isinstance(prior_weight, (int, float)) and prior_weight >= 0):
         raise VaekitError(f"prior_weight must be >= 0, got {prior_weight!r}")
     t0 = time.perf_counter()
-    path, predicted = ascend(predict, z0, steps, float(lr), float(prior_weight), project, every)
+    path, predicted = ascend(predict, z0.to(torch.get_default_dtype()), steps, float(lr), float(prior_weight),
+                             project, every)
     n, k = z0.shape[0], path.shape[0]
     strings0, scores0 = _evaluate(decode, score, path[0])
     strings, scores = _evaluate(decode, score, path[1:].reshape(-1, z0.shape[1]))
