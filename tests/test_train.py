@@ -230,3 +230,40 @@ def test_cpu_time_budget_stops_on_process_cpu_seconds(digits):
     assert h.stopped == "max_seconds" and h.cpu_seconds >= 0.5 and h.seconds > 0
     with pytest.raises(VaekitError, match="budget_clock"):
         TrainConfig(budget_clock="gpu")
+
+
+def test_on_step_sees_every_logged_row_with_its_cpu_seconds(tmp_path, digits):
+    seen = []
+    h = fit(small_vae(), digits, TrainConfig(epochs=1, batch_size=100, **FAST), tmp_path / "r",
+            on_step=lambda step, row: seen.append((step, row)))
+    assert [s for s, _ in seen] == h.steps == [1, 2, 3, 4]
+    assert [r["loss"] for _, r in seen] == h.loss and {"elbo", "kl", "lr"} <= set(seen[0][1])
+    cpu = [r["cpu_seconds"] for _, r in seen]
+    assert cpu == h.clock and all(0 <= a <= b for a, b in zip(cpu, cpu[1:]))
+    logged = [float(r["cpu_seconds"]) for r in csv.DictReader(open(tmp_path / "r" / "log.csv"))]
+    assert logged == cpu
+
+
+def test_cpu_seconds_count_on_across_a_resume(tmp_path, digits):
+    cfg = dict(batch_size=100, **FAST)
+    fit(small_vae(), digits, TrainConfig(epochs=1, **cfg), tmp_path / "r")
+    spent = checkpoint.read(tmp_path / "r" / "checkpoint.safetensors")[1]["meta"]["cpu_seconds"]
+    h = fit(small_vae(), digits, TrainConfig(epochs=2, **cfg), tmp_path / "r", resume=True)
+    assert spent > 0 and h.steps[0] == 5 and h.clock[0] >= spent
+
+
+def test_checkpoints_hold_an_optimiser_per_phase_and_older_single_optimiser_ones_resume(tmp_path, digits):
+    cfg = dict(batch_size=100, **FAST)
+    fit(small_vae(), digits, TrainConfig(epochs=1, **cfg), tmp_path / "r")
+    header = checkpoint.read(tmp_path / "r" / "checkpoint.safetensors")[1]
+    assert set(header["optimizer_groups"]) == {"loss"}           # a plain objective is the one phase "loss"
+    full = fit(small_vae(), digits, TrainConfig(epochs=2, **cfg))
+    # an older checkpoint held the one optimiser by itself: rewrite the step-4 checkpoint that way
+    model = small_vae()
+    opt = torch.optim.Adam(model.parameters())
+    meta = checkpoint.restore(tmp_path / "r" / "checkpoint.safetensors", model, {"loss": opt}, rng=True)
+    meta.pop("cpu_seconds")
+    checkpoint.save(tmp_path / "r" / "checkpoint.safetensors", model, opt, **meta)
+    assert isinstance(checkpoint.read(tmp_path / "r" / "checkpoint.safetensors")[1]["optimizer_groups"], list)
+    resumed = fit(small_vae(), digits, TrainConfig(epochs=2, **cfg), tmp_path / "r", resume=True)
+    assert resumed.loss == full.loss[4:]

@@ -202,6 +202,8 @@ def restore(path, model, optimizer: torch.optim.Optimizer | dict | None = None, 
     load_tensors(model, tensors, path)
     saved = header.get("optimizer_groups")
     if optimizer is not None and saved is not None:
+        if isinstance(optimizer, dict) and len(optimizer) == 1 and isinstance(saved, list):
+            optimizer = next(iter(optimizer.values()))     # an older checkpoint of a one-phase run: its one optimizer
         if isinstance(optimizer, dict) != isinstance(saved, dict) or (
                 isinstance(saved, dict) and set(saved) != set(optimizer)):
             has = f"optimizers of phases {sorted(saved)}" if isinstance(saved, dict) else "one optimizer"

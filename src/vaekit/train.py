@@ -183,9 +183,19 @@ class History:
     loss: list[float] = dataclasses.field(default_factory=list)
     val: list[float] = dataclasses.field(default_factory=list)
     terms: dict[str, list[float]] = dataclasses.field(default_factory=dict)   # logged terms, one per step
+    clock: list[float] = dataclasses.field(default_factory=list)   # CPU seconds since the run began, at each step
     stopped: str = "completed"
     seconds: float = 0.0                  # wall seconds
     cpu_seconds: float = 0.0              # CPU seconds of this process (all its threads)
+
+    def record(self, row: dict) -> None:
+        """A step's logged row: its step, loss and cpu_seconds, and the rest (but the epoch) as terms."""
+        self.steps.append(row["step"])
+        self.loss.append(row["loss"])
+        self.clock.append(row["cpu_seconds"])
+        for k, v in row.items():
+            if k not in ("step", "epoch", "loss", "cpu_seconds"):
+                self.terms.setdefault(k, []).append(v)
 
 
 @torch.no_grad()
@@ -248,6 +258,11 @@ class RunLog:
         checkpoint.atomic_write_text(self.path, text.getvalue())     # via .log.csv.*.tmp, swept when left behind
         if self.tb is not None:
             self.tb.flush()
+
+    def close(self) -> None:
+        self.flush()
+        if self.tb is not None:
+            self.tb.close()
 
 
 RUN_FILES = ("checkpoint.safetensors", "best.safetensors", "config.json", "log.csv", "training.json",
@@ -367,16 +382,192 @@ def _write_config(folder: Path, model, train_cfg: TrainConfig, meta: dict | None
         {"model": config_dict(model), "train": dataclasses.asdict(train_cfg), "data": meta or {}}, indent=2))
 
 
+# -- the pieces of the loop ---------------------------------------------------------------------------
+def make_optimisers(model, phases: list[Phase], cfg: TrainConfig, device: torch.device) -> dict[str, torch.optim.Adam]:
+    """One Adam per phase over the phase's parameters (its own lr and betas where it sets them), by phase name:
+    what checkpoints hold."""
+    fused = device.type in ("cpu", "cuda")      # one kernel per step instead of one per parameter and op
+    return {p.name: torch.optim.Adam(list(model.parameters() if p.parameters is None else p.parameters(model)),
+                                     lr=cfg.lr if p.lr is None else p.lr, betas=p.betas or cfg.betas, eps=cfg.eps,
+                                     weight_decay=cfg.weight_decay, fused=fused) for p in phases}
+
+
+def step_module(model, current: CurrentPhase, dd: distributed.Dist, device: torch.device):
+    """A callable (x, step) -> (value, terms) running the current phase; DDP-wrapped under torchrun, where each
+    phase of a game leaves the other players' parameters without gradients."""
+    module = distributed.LossModule(model, current)
+    if dd.world == 1:
+        return module
+    ids = [device.index] if device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(module, device_ids=ids, find_unused_parameters=len(current.phases) > 1)
+
+
+class Budget:
+    """The time budget: `max_seconds` on the `budget_clock` (wall, or this process's CPU seconds).  `spent` is the
+    fraction used and `over` whether it has run out, as all ranks agree (they average `used()` with each step's
+    numbers)."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.seconds = cfg.max_seconds
+        self.clock = time.perf_counter if cfg.budget_clock == "wall" else time.process_time
+        self.start, self.spent, self.over = self.clock(), 0.0, False
+
+    def used(self) -> torch.Tensor:
+        used = 0.0 if self.seconds is None else (self.clock() - self.start) / max(self.seconds, 1e-9)
+        return torch.tensor([float(used > 1), used])
+
+    def agree(self, mean: torch.Tensor) -> None:
+        self.over, self.spent = float(mean[0]) > 0, float(mean[1])
+
+
+@dataclass
+class Run:
+    """What the pieces of one `fit` share: the model, its phases and optimisers, and where the run is written."""
+
+    model: nn.Module
+    cfg: TrainConfig
+    phases: list[Phase]
+    opts: dict[str, torch.optim.Optimizer]
+    step_fn: Callable
+    current: CurrentPhase
+    dd: distributed.Dist
+    run_dir: Path | None
+    state: dict                     # the loop's counters (step, epoch, batch, ...), saved in checkpoints
+    total: int                      # the steps planned
+    budget: Budget | None = None    # (both set when training starts)
+    log: RunLog | None = None
+
+    @property
+    def game(self) -> bool:
+        return len(self.phases) > 1
+
+
+def check_finite(run: Run, value: float, idx: torch.Tensor, phase: Phase) -> bool:
+    """The non-finite guard: True for a finite loss; else False (on_nonfinite "skip"), or NonFiniteLossError ("raise")
+    with the step and the batch's item indices, also saved in RUN_DIR/nonfinite_batch.json."""
+    if math.isfinite(value):
+        return True
+    if run.cfg.on_nonfinite == "skip":
+        return False
+    where = None
+    if run.run_dir is not None and run.dd.main:
+        where = run.run_dir / "nonfinite_batch.json"
+        checkpoint.atomic_write_text(where, json.dumps(
+            {"step": run.state["step"], "epoch": run.state["epoch"], "batch_index": idx.tolist(),
+             **({"phase": phase.name} if run.game else {})}))
+    raise NonFiniteLossError(run.state["step"], idx.tolist(), str(where) if where else None)
+
+
+def train_step(run: Run, xb: torch.Tensor, idx: torch.Tensor) -> tuple[float, dict] | None:
+    """One step of every phase, in order, on the batch xb (items idx): the loss, the non-finite guard, the gradient
+    (clipped to grad_clip), the phase's optimiser step.  Returns the first phase's loss (the run's `loss`) and the
+    row to log: terms and lr (a game's as "<phase>/loss", "<phase>/<term>", "<phase>/lr"); None when a non-finite
+    loss is skipped (with the rest of the batch's phases)."""
+    first, row = None, {}
+    for i, phase in enumerate(run.phases):
+        opt = run.opts[phase.name]
+        lr = lr_at(run.cfg, run.state["step"], run.total, phase.lr, run.budget.spent)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        run.current.index = i
+        value_t, terms = run.step_fn(xb, run.state["step"])
+        stats = torch.stack([value_t.detach(), *(t.detach() for t in terms.values())]).float().cpu()
+        stats = run.dd.mean(torch.cat([stats, run.budget.used()]))       # the ranks agree on the budget too
+        run.budget.agree(stats[-2:])
+        value = float(stats[0])
+        if not check_finite(run, value, idx, phase):
+            return None
+        run.model.zero_grad(set_to_none=True)     # also drops gradients that reached other players
+        value_t.backward()
+        if run.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], run.cfg.grad_clip)
+        opt.step()
+        first = value if first is None else first
+        prefix = f"{phase.name}/" if run.game else ""
+        if run.game:
+            row[prefix + "loss"] = value
+        row.update({prefix + k: float(v) for k, v in zip(terms, stats[1:-2])})
+        row[prefix + "lr"] = lr
+    return first, row
+
+
+def save_checkpoint(run: Run, name: str = "checkpoint.safetensors") -> None:
+    """Weights, {phase: optimiser}, every rank's RNG state and the loop's counters into RUN_DIR/name, the log first."""
+    rng = run.dd.gather(torch.get_rng_state())
+    if run.run_dir is not None and run.dd.main:
+        run.log.flush()
+        checkpoint.save(run.run_dir / name, run.model, run.opts, rng_states=rng, **run.state)
+    run.dd.barrier()
+
+
+def validate(run: Run, x_val: torch.Tensor) -> float:
+    """The first phase's mean loss on the validation items at the end of an epoch: logged, and the best one's
+    weights kept in best.safetensors; counts the epochs without improvement (for `patience`)."""
+    v = evaluate_loss(run.model, x_val, dd=run.dd, objective=run.phases[0].loss)
+    run.log.add({"step": run.state["step"], "epoch": run.state["epoch"], "val_loss": v})
+    if v < run.state["best_val"]:
+        run.state["best_val"], run.state["bad_epochs"] = v, 0
+        save_checkpoint(run, "best.safetensors")
+    else:
+        run.state["bad_epochs"] += 1
+    return v
+
+
+def progress_bar(cfg: TrainConfig, dd: distributed.Dist, total: int, initial: int):
+    if cfg.progress and dd.main and sys.stderr.isatty() and not os.environ.get("CI"):
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, initial=initial, unit="step", leave=False)
+    return None
+
+
+def split_data(model, data, val_data, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Training and validation items (val_data, else a val_fraction split of data, else none), shapes checked."""
+    x = check_array(data, "training data")
+    if tuple(x.shape[1:]) != tuple(model.config.data_shape):
+        raise VaekitError(f"training data: items have shape {tuple(x.shape[1:])} but the model expects "
+                          f"data_shape {tuple(model.config.data_shape)}")
+    if val_data is not None:
+        return x, check_array(val_data, "validation data")
+    if cfg.val_fraction > 0:
+        tr, va = split(Dataset(x), cfg.val_fraction, seed=cfg.seed)
+        return tr.x, va.x
+    return x, None
+
+
+def prepare(model, cfg: TrainConfig, run_dir, resume: bool, overwrite: bool, dd: distributed.Dist):
+    """Everything that can fail at the start fails here, before the run directory is written: the run directory
+    checked (a torchrun restart resumes), the model moved to its device.  Returns (run_dir, resume, device)."""
+    if run_dir is not None:
+        run_dir = Path(run_dir)
+        if distributed.restart_count() > 0:       # torchrun restarted us: continue, or start again
+            resume = (run_dir / "checkpoint.safetensors").is_file()
+            overwrite = not resume
+        check_run_dir(run_dir, model, resume=resume, overwrite=overwrite)
+    try:
+        device = pick_device(cfg.device, dd)
+        model.to(device).train()
+    except (RuntimeError, AssertionError, ValueError) as e:
+        raise VaekitError(f"train config field device: cannot train on {cfg.device!r} "
+                          f"({(str(e).splitlines() or [type(e).__name__])[0][:120]})") from None
+    return run_dir, resume, device
+
+
 def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume: bool = False,
-        overwrite: bool = False, val_data=None, meta: dict | None = None, objective=None) -> History:
+        overwrite: bool = False, val_data=None, meta: dict | None = None, objective=None,
+        on_step: Callable[[int, dict], None] | None = None) -> History:
     """Train `model` on `data` (a Dataset or tensor (N, *shape)); returns the History.
 
-    The loss is `objective(model, x, step) -> bounds.Loss` when given (e.g.
+    The loss is `objective(model, x, step) -> Loss` when given (e.g.
     `lambda m, x, s: bounds.iwae_bound(m, x, k=50)`), else the model's own `model.loss(x, step)`.
     `objective` may also be a sequence of `Phase`s (a game; the model's own `phases()` when it has
     them), run in order on every batch, each with its own optimiser; then `loss` in the logs and the
     History is the first phase's, validation uses the first phase, and every phase's value and terms
     are logged as "<phase>/loss", "<phase>/<term>".
+
+    `on_step(step, row)` is called after every step with the row logged for it: "loss", the terms, "lr" and
+    "cpu_seconds" (this process's CPU seconds since the run began, counted on across a resume; also in log.csv
+    and History.clock).
 
     With `run_dir`, writes config.json, log.csv, tb/, checkpoint.safetensors (latest) and
     best.safetensors (best validation loss, when there is a validation split). `meta` (JSON-able,
@@ -388,177 +579,79 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
     resumes from the last checkpoint by itself.
     """
     cfg = config or TrainConfig()
-    x = check_array(data, "training data")
-    if tuple(x.shape[1:]) != tuple(model.config.data_shape):
-        raise VaekitError(f"training data: items have shape {tuple(x.shape[1:])} but the model expects "
-                          f"data_shape {tuple(model.config.data_shape)}")
-    if val_data is not None:
-        x_val = check_array(val_data, "validation data")
-    elif cfg.val_fraction > 0:
-        tr, va = split(Dataset(x), cfg.val_fraction, seed=cfg.seed)
-        x, x_val = tr.x, va.x
-    else:
-        x_val = None
-
+    x, x_val = split_data(model, data, val_data, cfg)
     dd = distributed.setup()
-    if run_dir is not None:
-        run_dir = Path(run_dir)
-        if distributed.restart_count() > 0:       # torchrun restarted us: continue, or start again
-            resume = (run_dir / "checkpoint.safetensors").is_file()
-            overwrite = not resume
-        check_run_dir(run_dir, model, resume=resume, overwrite=overwrite)
-    # everything that can fail at the start fails here, before the run directory is written
-    try:
-        device = pick_device(cfg.device, dd)
-        model.to(device).train()
-    except (RuntimeError, AssertionError, ValueError) as e:
-        raise VaekitError(f"train config field device: cannot train on {cfg.device!r} "
-                          f"({(str(e).splitlines() or [type(e).__name__])[0][:120]})") from None
+    run_dir, resume, device = prepare(model, cfg, run_dir, resume, overwrite, dd)
     torch.manual_seed(cfg.seed + 7919 * dd.rank)       # ranks draw independent noise
     phases = resolve_phases(model, objective)
-    game = len(phases) > 1
     current = CurrentPhase(phases)
-    if game and dd.world > 1:     # each phase leaves the other players' parameters without gradients
-        ids = [device.index] if device.type == "cuda" else None
-        step_fn = nn.parallel.DistributedDataParallel(distributed.LossModule(model, current), device_ids=ids,
-                                                      find_unused_parameters=True)
-    else:
-        step_fn = distributed.wrap(model, dd, device, current if game else objective)
-    x = x.to(device)
-    x_val = None if x_val is None else x_val.to(device)
-    params = [list(model.parameters() if p.parameters is None else p.parameters(model)) for p in phases]
-    fused = device.type in ("cpu", "cuda")      # one kernel per step instead of one per parameter and op
-    opts = [torch.optim.Adam(ps, lr=cfg.lr if p.lr is None else p.lr, betas=p.betas or cfg.betas, eps=cfg.eps,
-                             weight_decay=cfg.weight_decay, fused=fused) for p, ps in zip(phases, params)]
-    opt = dict(zip((p.name for p in phases), opts)) if game else opts[0]   # what checkpoints hold
-
+    x, x_val = x.to(device), None if x_val is None else x_val.to(device)
     # a model of sequences says how long each item is; its batches are then length buckets
     lengths = model.item_lengths(x).cpu() if callable(getattr(model, "item_lengths", None)) else None
-    n_batches = math.ceil(len(x) / cfg.batch_size)
-    total = cfg.epochs * n_batches if cfg.max_steps is None else min(cfg.epochs * n_batches, cfg.max_steps)
-    state = {"step": 0, "epoch": 0, "batch": 0, "best_val": math.inf, "bad_epochs": 0, "skipped": 0}
+    steps = cfg.epochs * math.ceil(len(x) / cfg.batch_size)
+    state = {"step": 0, "epoch": 0, "batch": 0, "best_val": math.inf, "bad_epochs": 0, "skipped": 0, "cpu_seconds": 0.0}
+    run = Run(model, cfg, phases, make_optimisers(model, phases, cfg, device), step_module(model, current, dd, device),
+              current, dd, run_dir, state, steps if cfg.max_steps is None else min(steps, cfg.max_steps))
     if resume:
-        state.update(checkpoint.restore(run_dir / "checkpoint.safetensors", model, opt, rng=True, rank=dd.rank))
+        state.update(checkpoint.restore(run_dir / "checkpoint.safetensors", model, run.opts, rng=True, rank=dd.rank))
     if run_dir is not None:        # training starts: the run directory appears, with a step-0 checkpoint if new
         rng = dd.gather(torch.get_rng_state())        # (every rank has checked the directory by now)
-
-        def initial_checkpoint(folder):
-            checkpoint.save(folder / "checkpoint.safetensors", model, opt, rng_states=rng, **state)
-
         if dd.main:
-            init_run_dir(run_dir, model, cfg, resume=resume, meta=meta, start=initial_checkpoint)
+            init_run_dir(run_dir, model, cfg, resume=resume, meta=meta, start=lambda folder: checkpoint.save(
+                folder / "checkpoint.safetensors", model, run.opts, rng_states=rng, **state))
         dd.barrier()
-    log = RunLog(run_dir if dd.main else None, state["step"] if resume else None, cfg.tensorboard)
-    hist = History()
+    run.log = log = RunLog(run_dir if dd.main else None, state["step"] if resume else None, cfg.tensorboard)
+    hist, bar = History(), progress_bar(cfg, dd, run.total, state["step"])
     t0, cpu0 = time.perf_counter(), time.process_time()
-    clock, start = (time.perf_counter, t0) if cfg.budget_clock == "wall" else (time.process_time, cpu0)
-
-    def save(name="checkpoint.safetensors"):
-        rng = dd.gather(torch.get_rng_state())
-        if run_dir is not None and dd.main:
-            log.flush()
-            checkpoint.save(run_dir / name, model, opt, rng_states=rng, **state)
-        dd.barrier()
-
-    bar = None
-    if cfg.progress and dd.main and sys.stderr.isatty() and not os.environ.get("CI"):
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, initial=state["step"], unit="step", leave=False)
+    cpu_start = cpu0 - state["cpu_seconds"]             # CPU seconds count on from the checkpoint's
+    run.budget = Budget(cfg)
+    max_steps = math.inf if cfg.max_steps is None else cfg.max_steps
     try:
-        out_of_time, spent = False, 0.0   # spent: the fraction of max_seconds used, agreed by all ranks
-        while state["epoch"] < cfg.epochs and (cfg.max_steps is None or state["step"] < cfg.max_steps):
+        while state["epoch"] < cfg.epochs and state["step"] < max_steps:
             batches = epoch_batches(len(x), cfg.batch_size, cfg.seed, state["epoch"], lengths)
             while state["batch"] < len(batches):
-                idx = batches[state["batch"]]
+                idx, state["batch"] = batches[state["batch"]], state["batch"] + 1
                 xb = x[dd.shard(idx).to(device)]
-                if cfg.binarize:
-                    xb = torch.bernoulli(xb)
-                state["batch"] += 1
-                row, skip = {}, False
-                for i, (phase, ps, o) in enumerate(zip(phases, params, opts)):
-                    lr = lr_at(cfg, state["step"], total, phase.lr, spent)
-                    for g in o.param_groups:
-                        g["lr"] = lr
-                    current.index = i
-                    value_t, terms = step_fn(xb, state["step"])
-                    names = list(terms)
-                    used = 0.0 if cfg.max_seconds is None else (clock() - start) / max(cfg.max_seconds, 1e-9)
-                    stats = torch.stack([value_t.detach(), *(terms[k].detach() for k in names)]).float().cpu()
-                    stats = dd.mean(torch.cat([stats, torch.tensor([float(used > 1), used])]))   # ranks agree on the budget
-                    out_of_time, spent = float(stats[-2]) > 0, float(stats[-1])
-                    value = float(stats[0])
-                    if not math.isfinite(value):
-                        if cfg.on_nonfinite == "raise":
-                            where = None
-                            if run_dir is not None and dd.main:
-                                where = run_dir / "nonfinite_batch.json"
-                                checkpoint.atomic_write_text(where, json.dumps(
-                                    {"step": state["step"], "epoch": state["epoch"], "batch_index": idx.tolist(),
-                                     **({"phase": phase.name} if game else {})}))
-                            raise NonFiniteLossError(state["step"], idx.tolist(), str(where) if where else None)
-                        skip = True            # the rest of this batch's phases are skipped too
-                        break
-                    model.zero_grad(set_to_none=True)    # also drops gradients that reached other players
-                    value_t.backward()
-                    if cfg.grad_clip:
-                        torch.nn.utils.clip_grad_norm_(ps, cfg.grad_clip)
-                    o.step()
-                    if i == 0:
-                        first = value
-                    prefix = f"{phase.name}/" if game else ""
-                    if game:
-                        row[prefix + "loss"] = value
-                    row.update({prefix + k: float(v) for k, v in zip(names, stats[1:-2])})
-                    row[prefix + "lr"] = lr
-                if skip:
+                out = train_step(run, torch.bernoulli(xb) if cfg.binarize else xb, idx)
+                if out is None:
                     state["skipped"] += 1
                     continue
-                value = first                     # the first phase's value is the run's `loss`
+                loss, row = out
+                cpu = state["cpu_seconds"] = time.process_time() - cpu_start
                 state["step"] += 1
-                hist.steps.append(state["step"])
-                hist.loss.append(value)
-                for k, v in row.items():
-                    hist.terms.setdefault(k, []).append(v)
-                log.add({"step": state["step"], "epoch": state["epoch"], "loss": value, **row})
+                row = {"step": state["step"], "epoch": state["epoch"], "loss": loss, **row, "cpu_seconds": cpu}
+                hist.record(row)
+                log.add(row)
+                if on_step is not None:
+                    on_step(state["step"], dict(row))
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(loss=f"{value:.3f}", refresh=False)
+                    bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
                 if cfg.checkpoint_every and state["step"] % cfg.checkpoint_every == 0:
-                    save()
-                if out_of_time or (cfg.max_steps is not None and state["step"] >= cfg.max_steps):
+                    save_checkpoint(run)
+                if run.budget.over or state["step"] >= max_steps:
                     break
             if state["batch"] < len(batches):   # stopped by max_steps or max_seconds inside the epoch
-                hist.stopped = "max_seconds" if out_of_time else "max_steps"
-                save()
+                hist.stopped = "max_seconds" if run.budget.over else "max_steps"
+                save_checkpoint(run)
                 break
-            state["epoch"] += 1
-            state["batch"] = 0
+            state["epoch"], state["batch"] = state["epoch"] + 1, 0
             if x_val is not None:
-                v = evaluate_loss(model, x_val, dd=dd, objective=phases[0].loss if game else objective)
-                hist.val.append(v)
-                log.add({"step": state["step"], "epoch": state["epoch"], "val_loss": v})
-                if v < state["best_val"]:
-                    state["best_val"], state["bad_epochs"] = v, 0
-                    save("best.safetensors")
-                else:
-                    state["bad_epochs"] += 1
-            save()
+                hist.val.append(validate(run, x_val))
+            save_checkpoint(run)
             if cfg.patience is not None and state["bad_epochs"] >= cfg.patience:
                 hist.stopped = "early_stopping"
                 break
-            if out_of_time:
+            if run.budget.over:
                 hist.stopped = "max_seconds"
                 break
         else:
-            if cfg.max_steps is not None and state["step"] >= cfg.max_steps:
+            if state["step"] >= max_steps:
                 hist.stopped = "max_steps"
     finally:
         if bar is not None:
             bar.close()
-        log.flush()
-        if log.tb is not None:
-            log.tb.close()
+        log.close()
     dd.barrier()                                       # every rank is done writing and reading
     if x_val is not None and run_dir is not None and (run_dir / "best.safetensors").is_file():
         checkpoint.restore(run_dir / "best.safetensors", model)
