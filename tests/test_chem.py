@@ -173,6 +173,46 @@ def test_training_learns_and_checkpoint_round_trips(tmp_path):
     assert torch.allclose(again.predict_properties(z), model.predict_properties(z))
 
 
+def test_predict_properties_with_gradients_in_natural_units():
+    model, _ = small_model()
+    model.eval()
+    z = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
+    plain = model.predict_properties(z)
+    assert not plain.requires_grad and plain.shape == (5, 3)
+    with torch.no_grad():                          # grad=True is differentiable even inside no_grad
+        differentiable = model.predict_properties(z, grad=True)
+    assert differentiable.requires_grad and torch.equal(differentiable.detach(), plain)
+    std = torch.tensor(model.config.prop_std)
+    standardised = model.property_head(z.detach().float())
+    assert torch.allclose(plain, standardised * std + torch.tensor(model.config.prop_mean))
+    (g,) = torch.autograd.grad(differentiable[:, 0].sum(), z)
+    w = torch.func.jacrev(lambda c: model.property_head(c)[0, 0])(z[:1].detach().float())
+    assert torch.allclose(g[:1].float(), w * std[0], atol=1e-6)      # the gradient of the natural-unit value
+
+
+def test_encode_smiles_skips_molecules_outside_the_vocabulary():
+    model, mols = small_model()
+    model.eval()
+    fits = mols.smiles[:3]
+    z, kept = model.encode_smiles([fits[0], "C" * 500, fits[1], "[Xe]", fits[2]], skip=True)
+    assert kept == [0, 2, 4] and torch.equal(z, model.encode_smiles(fits))
+    z, kept = model.encode_smiles(["C" * 500], skip=True)
+    assert z.shape == (0, 4) and kept == []
+    with pytest.raises(VaekitError):
+        model.encode_smiles(["C" * 500])
+
+
+def test_pretrained_finds_the_committed_models():
+    from vaekit.models import pretrained
+
+    folder = pretrained("chemvae-selfies")
+    assert (folder / "config.json").is_file() and folder.parent.name == "models"
+    for name in ("no-such-model", "../models", ""):
+        with pytest.raises(VaekitError, match=r"no pretrained model .* in .*models \(committed: chemvae-selfies") as e:
+            pretrained(name)
+        assert "\n" not in str(e.value)
+
+
 def test_selfies_samples_are_valid_molecules():
     from vaekit.chem.props import canonical
 

@@ -143,6 +143,18 @@ def test_bad_shapes_name_the_argument():
         bo.draw_molecules(["CCO"], ["a", "b"])
 
 
+def test_plots_leave_the_matplotlib_backend_to_the_caller(monkeypatch):
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a library function chose the matplotlib backend")
+
+    monkeypatch.setattr(matplotlib, "use", refuse)
+    res = bo.random_search(score, decode, 4, rounds=2, batch=3, seed=0)
+    plt.close(bo.plot_trajectory({"random": res}))
+
+
 # ---------------------------------------------------------------------------------------- with RDKit
 
 TABLE = ["CCO", "c1ccccc1", "CCCCCCCCCC", "c1ccc2ccccc2c1", "C1CC1", "OCC(O)CO", "CC(=O)Oc1ccccc1C(=O)O", "C#N"]

@@ -4,7 +4,7 @@ Model-agnostic: every optimiser takes callables and codes and returns a `Result`
 
     decode(z)  -> list of strings (None for a code that decodes to nothing)     z: Tensor (n, d)
     score(s)   -> float (NaN or None for an invalid string, e.g. `props.penalized_logp`)
-    predict(z) -> Tensor (n,), differentiable (a property head on the latent space)
+    predict(z) -> Tensor (n,), differentiable (a property head: `model.predict_properties(z, grad=True)[:, j]`)
 
     bayes_opt(score, decode, z_init, y_init)   GP on (code, score) pairs, batches proposed by q(Log)EI (botorch)
     gradient_ascent(predict, z0, decode, score) ascend the predictor from starting codes, decode along the path
@@ -403,9 +403,6 @@ def top_molecules(result: Result, k: int = 3) -> list[tuple[str, float]]:
 
 def plot_trajectory(results: dict, x: str = "evaluations", ax=None):
     """Best score so far for each named Result, against scored proposals ("evaluations") or "round"."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     if x not in ("evaluations", "round"):
@@ -430,9 +427,6 @@ def plot_trajectory(results: dict, x: str = "evaluations", ax=None):
 def draw_molecules(smiles: Sequence[str], labels: Sequence[str] | None = None, per_row: int = 3,
                    size: int = 250):
     """RDKit drawings of molecules in a grid, one label under each; returns a matplotlib Figure."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from rdkit import Chem
     from rdkit.Chem import Draw

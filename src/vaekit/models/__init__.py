@@ -7,7 +7,8 @@ from .registry import (MAX_ENTRIES, REGISTRY, build, config_dict, from_config, g
                        to_json, typed_config)
 from . import aae, autoencoder, avb, chemvae, fontvae, gan, vae  # noqa: F401  (register the built-in models)
 from .autoencoder import AutoEncoder
+from .pretrained import pretrained
 from .vae import IWAE, VAE
 
 __all__ = ["REGISTRY", "register", "get", "build", "typed_config", "state_shapes", "from_config", "config_dict",
-           "to_json", "AutoEncoder", "VAE", "IWAE"]
+           "to_json", "pretrained", "AutoEncoder", "VAE", "IWAE"]

@@ -247,11 +247,15 @@ class ChemVAE(LatentVariableModel):
         return next(self.parameters()).device
 
     @torch.no_grad()
-    def encode_smiles(self, smiles, sample: bool = False) -> torch.Tensor:
-        """Codes (n, latent_dim): posterior means, or one draw from q(z|x) each with sample=True."""
-        ids = self.vocab.encode(smiles).float().to(self._device())
-        q = self.encode(ids)
-        return q.sample() if sample else q.mean
+    def encode_smiles(self, smiles, sample: bool = False, *, skip: bool = False):
+        """Codes (n, latent_dim): posterior means, or one draw from q(z|x) each with sample=True.
+
+        A molecule outside the vocabulary is an error; with skip=True it is left out, and the result is
+        (codes, indices of the molecules kept), as `vocab.encode(smiles, skip=True)` gives."""
+        ids, kept = self.vocab.encode(smiles, skip=True) if skip else (self.vocab.encode(smiles), None)
+        q = self.encode(ids.float().to(self._device()))
+        z = q.sample() if sample else q.mean
+        return (z, kept) if skip else z
 
     @torch.no_grad()
     def decode_smiles(self, z, greedy: bool = False, temperature: float = 1.0, generator=None) -> list[str]:
@@ -259,15 +263,18 @@ class ChemVAE(LatentVariableModel):
         z = torch.as_tensor(z, dtype=torch.float32).to(self._device())
         return self.vocab.decode(self.decoder_net.generate(z, greedy, temperature, generator).cpu())
 
-    @torch.no_grad()
-    def predict_properties(self, z) -> torch.Tensor:
-        """Property head in natural units, (n, n_properties)."""
+    def predict_properties(self, z, grad: bool = False) -> torch.Tensor:
+        """Property head in natural units, (n, n_properties), for codes z (n, latent_dim).
+
+        grad=True keeps it differentiable in z (for gradient ascent on a property, `latent.ascend`);
+        by default it runs without gradients."""
         if self.property_head is None:
             raise VaekitError("this chemical VAE has no property head (config field properties is empty)")
-        z = torch.as_tensor(z, dtype=torch.float32).to(self._device())
-        mean = torch.tensor(self.config.prop_mean, device=z.device)
-        std = torch.tensor(self.config.prop_std, device=z.device)
-        return self.property_head(z) * std + mean
+        with torch.set_grad_enabled(grad):
+            z = torch.as_tensor(z, dtype=torch.float32).to(self._device())
+            mean = torch.tensor(self.config.prop_mean, device=z.device)
+            std = torch.tensor(self.config.prop_std, device=z.device)
+            return self.property_head(z) * std + mean
 
     def reconstruct(self, x):
         return self.decode(self.embed(x)).mode

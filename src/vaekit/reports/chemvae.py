@@ -63,7 +63,7 @@ C_CON = "Jin et al. 2018 (JT-VAE), Table 3"
 JTVAE_CONSTRAINED = {0.0: (1.91, 2.04, 97.5), 0.2: (1.68, 1.85, 97.1), 0.4: (0.84, 1.45, 83.6), 0.6: (0.21, 0.71, 46.4)}
 C_MOSES = "Polykovskiy et al. 2020 (MOSES), Tables: VAE row; CharRNN best FCD"
 ON_MOSES = "measured on MOSES test (published: ZINC250k)"
-PRETRAINED = Path(__file__).resolve().parents[3] / "models" / "chemvae-selfies"
+PRETRAINED = "chemvae-selfies"          # the committed model `--pretrained` uses (`models.pretrained`)
 
 
 def _train_quick(ctx):
@@ -85,15 +85,17 @@ def _load(ctx, run=None):
     """The trained model of `run` (default: --option run=..., --pretrained, or runs/chemvae-long) and what
     its run folder says about its training."""
     from ..checkpoint import load_model
+    from ..models import pretrained
+    from ..models.pretrained import ROOT as COMMITTED
 
     if run is None and ctx.quick and "run" not in ctx.options:
         return _train_quick(ctx)
-    run = Path(run or ctx.options.get("run", PRETRAINED if ctx.options.get("pretrained") else "runs/chemvae-long"))
+    run = Path(run or ctx.options.get("run", pretrained(PRETRAINED) if ctx.options.get("pretrained") else "runs/chemvae-long"))
     if not run.exists():
         raise VaekitError(f"{run}: no trained chemical VAE; train one (see `vaekit report chemvae` docs) or use --pretrained")
     model = load_model(run)
     # a user's run keeps its fitted ex-post samplers (as `vaekit sample --sampler` does); the committed one does not
-    info = {"source": str(run), "run_dir": None if run.resolve() == PRETRAINED else str(run)}
+    info = {"source": str(run), "run_dir": None if run.resolve().parent == COMMITTED else str(run)}
     log = run / "log.csv"
     if log.is_file():
         import csv
@@ -233,9 +235,8 @@ def run(ctx) -> None:
 
     # -- latent-space optimisation -------------------------------------------------------------------
     pool = scored("moses", "train", ctx.data_dir, limit=n_gp, seed=ctx.seed + 2)
-    _, pool_kept = model.vocab.encode(pool.smiles, skip=True)
-    pool_smiles = [pool.smiles[i] for i in pool_kept]
-    z0 = model.encode_smiles(pool_smiles).double()
+    z0, pool_kept = model.encode_smiles(pool.smiles, skip=True)
+    z0, pool_smiles = z0.double(), [pool.smiles[i] for i in pool_kept]
     y0 = torch.tensor([penalized_logp(s) for s in pool_smiles], dtype=torch.float64)
 
     def decode_greedy(zz):      # canonical strings, so "new" and "unique" count molecules, not spellings
@@ -252,7 +253,7 @@ def run(ctx) -> None:
         start = torch.argsort(y0, descending=True)[:batch]
 
         def predict(zz):      # the property head's logP minus its SA: the differentiable part of the score
-            out = model.property_head(zz.float()) * torch.tensor(cfg.prop_std) + torch.tensor(cfg.prop_mean)
+            out = model.predict_properties(zz, grad=True)
             return out[:, head] - out[:, cfg.properties.index("SAS")]
 
         results["gradient ascent (head)"] = bo.gradient_ascent(predict, z0[start], decode_greedy, penalized_logp,
