@@ -21,7 +21,6 @@ import time
 import numpy as np
 import torch
 from torch import distributions as D
-from torch import nn
 
 from .. import bounds, estimators as E, ratio
 from ..data import load
@@ -95,36 +94,17 @@ def slope(ns, vs) -> float:
 
 
 # -- VAE encoder on MNIST -------------------------------------------------------------------------------
-class Clocked(nn.Module):
-    """Wraps a model so `fit` trains it on `objective(model, x)` and the CPU time of every step is recorded.
-
-    Process CPU time (one thread) lets runs be compared at equal cost even when other processes share
-    the machine.  `Clocked(vae, estimator=E, ...)` is "a VAE trained on the ELBO with estimator E" (`bounds.elbo`).
-    """
-
-    def __init__(self, model, objective=None, **kw):
-        super().__init__()
-        self.model, self.kw, self.config = model, kw, model.config
-        self.objective = objective or bounds.elbo
-        self.clock: list[float] = []
-        self.t0 = time.process_time()
-
-    def loss(self, x, step: int = 0):
-        out = self.objective(self.model, x, **self.kw)
-        if self.training:
-            self.clock.append(time.process_time() - self.t0)
-        return out
-
-
 def fit_for(make, x, budget: float, tcfg: dict):
-    """Train `make()` for about `budget` CPU seconds: a 30-step pilot sizes the run. Returns (model, history)."""
-    pilot = make()
-    fit(pilot, x, TrainConfig(epochs=1, max_steps=30, **tcfg))
-    per_step = (pilot.clock[-1] - pilot.clock[9]) / 20
+    """Train for about `budget` CPU seconds (process CPU time, one thread, so that runs compare at equal cost even
+    when other processes share the machine; `fit` records it per step): `make()` gives (model, objective), and a
+    30-step pilot sizes the run.  Returns (model, history); `history.clock` holds the CPU seconds of every step."""
+    pilot, objective = make()
+    clock = fit(pilot, x, TrainConfig(epochs=1, max_steps=30, **tcfg), objective=objective).clock
+    per_step = (clock[-1] - clock[9]) / 20
     steps = max(10, int(budget / per_step))
-    model = make()
+    model, objective = make()
     h = fit(model, x, TrainConfig(epochs=math.ceil(steps / math.ceil(len(x) / tcfg["batch_size"])),
-                                  max_steps=steps, **tcfg))
+                                  max_steps=steps, **tcfg), objective=objective)
     return model, h
 
 
@@ -345,21 +325,21 @@ def run(ctx):
     def make(name):
         torch.manual_seed(ctx.seed + 7)          # the same initial weights for every estimator
         kw = dict(TRAIN_SETTINGS[name], **({"baseline": E.MovingAverage(0.9)} if name == "score_ma" else {}))
-        return Clocked(build("vae", **cfg), **kw)
+        return build("vae", **cfg), lambda m, x, step: bounds.elbo(m, x, **kw)    # the ELBO with estimator E
 
     for name in names:
         model, h = fit_for(lambda: make(name), x_train, budget, tcfg)
-        t = np.asarray(model.clock[: len(h.loss)])
+        t = np.asarray(h.clock)
         a1.plot(t[w - 1:], -smooth(h.loss, w), color=COLORS[name], label=LABELS[name])
         a2.plot(np.arange(w, len(h.loss) + 1), -smooth(h.loss, w), color=COLORS[name], label=LABELS[name])
-        te = mean_elbo(model.model, x_test)
+        te = mean_elbo(model, x_test)
         cpu = float(t[-1])
         settings = {k: v for k, v in TRAIN_SETTINGS[name].items()}
         ctx.row("MNIST", f"test ELBO after {cpu:.0f} CPU-s of training with {LABELS[name]}", te, seconds=h.seconds,
                 note=f"nats; {len(h.steps)} steps of batch 100; settings {settings}; seconds = wall time (shared machine)")
         if name == "reparam":
             t0 = time.perf_counter()
-            lb = proposal_bound(model.model, x_bound, k_bound)
+            lb = proposal_bound(model, x_bound, k_bound)
             ctx.row("MNIST", f"re-parametrized VAE: IWAE-{k_bound} lower bound on log p(x), {len(x_bound)} test images",
                     lb, seconds=time.perf_counter() - t0, note="nats; proposal N(mean, (1.5 std)^2) of q(z|x) draws; "
                     "the same bound as for the AVB rows below")
@@ -374,15 +354,14 @@ def run(ctx):
 
         def make_avb():
             torch.manual_seed(ctx.seed + 7)
-            return Clocked(build("avb", **cfg, contrast=contrast, n_moments=6, critic_hidden=(128, 128)),
-                           objective=lambda m, x: m.loss(x))
+            return build("avb", **cfg, contrast=contrast, n_moments=6, critic_hidden=(128, 128)), None
 
         model, h = fit_for(make_avb, x_train, budget, tcfg)
-        t = np.asarray(model.clock[: len(h.loss)])
+        t = np.asarray(h.clock)
         a1.plot(t[w - 1:], -smooth(h.loss, w), "--", color=color, label=label + " (its own ELBO estimate)")
         a2.plot(np.arange(w, len(h.loss) + 1), -smooth(h.loss, w), "--", color=color, label=label)
         t0 = time.perf_counter()
-        chk = avb_check(model.model, x_test, steps=300 if quick else 1000)
+        chk = avb_check(model, x_test, steps=300 if quick else 1000)
         cpu = float(t[-1])
         ctx.row("MNIST", f"{label}: test ELBO by its own critic after {cpu:.0f} CPU-s", chk["elbo_model"],
                 seconds=h.seconds, note=f"nats; {len(h.steps)} steps; KL term {chk['kl_model']:.2f} by the model's critic")
@@ -391,7 +370,7 @@ def run(ctx):
                 note=f"nats; fresh critic trained on a stream of fresh (x, z) pairs: KL {chk['kl_checked']:.2f} "
                      f"(+- {chk['kl_se']:.2f} MC), accuracy {chk['accuracy']:.3f}; not a bound: both are estimates")
         t0 = time.perf_counter()
-        lb = proposal_bound(model.model, x_bound, k_bound)
+        lb = proposal_bound(model, x_bound, k_bound)
         ctx.row("MNIST", f"{label}: IWAE-{k_bound} lower bound on log p(x), {len(x_bound)} test images", lb,
                 seconds=time.perf_counter() - t0, note="nats; a true bound (Gaussian proposal from q's draws), "
                 "comparable with the VAE's")
