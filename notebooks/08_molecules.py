@@ -37,7 +37,6 @@
 
 # %%
 import os
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -52,17 +51,7 @@ QUICK = os.environ.get("QUICK", "") not in ("", "0")
 torch.manual_seed(0)
 
 
-def find_pretrained(name="chemvae-selfies") -> Path:
-    """models/<name> of the vaekit checkout this notebook sits in (searched upwards from here)."""
-    starts = [Path.cwd()] + ([Path(__file__).resolve().parent] if "__file__" in globals() else [])
-    for start in starts:
-        for folder in (start, *start.parents):
-            if (folder / "models" / name / "config.json").is_file():
-                return folder / "models" / name
-    raise FileNotFoundError(f"models/{name} not found above {starts[0]}; run this notebook from a vaekit checkout")
-
-
-model = vaekit.checkpoint.load_model(find_pretrained()).eval()
+model = vaekit.checkpoint.load_model(vaekit.models.pretrained("chemvae-selfies")).eval()
 cfg = model.config
 print(f"{model.name}: {cfg.kind}, latent {cfg.latent_dim}-D, GRU {cfg.gru_layers}x{cfg.gru_hidden}, "
       f"{len(cfg.tokens)} tokens, up to {cfg.max_len} tokens per molecule; property head: {', '.join(cfg.properties)}")
@@ -122,10 +111,10 @@ print("a few:", ", ".join(prior_smiles[:5]))
 
 # %%
 valid = sorted({canonical(s) for s in prior_smiles if canonical(s)})
-_, kept = model.vocab.encode(valid, skip=True)             # canonical SMILES may need tokens outside the vocabulary
+z_valid, kept = model.encode_smiles(valid, skip=True)   # canonical SMILES may need tokens outside the vocabulary
 valid = [valid[i] for i in kept]
 true = np.array([[logp(s), qed(s), sa_score(s)] for s in valid])
-pred = model.predict_properties(model.encode_smiles(valid)).numpy()
+pred = model.predict_properties(z_valid).numpy()
 fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
 for j, (ax, name) in enumerate(zip(axes, cfg.properties)):
     r = np.corrcoef(true[:, j], pred[:, j])[0, 1]
@@ -169,13 +158,12 @@ plt.show()
 # process on codes (`chem.bo.bayes_opt`) is the alternative the paper used; `vaekit report chemvae` runs both.
 
 # %%
-std, mean = torch.tensor(cfg.prop_std), torch.tensor(cfg.prop_mean)
 i_logp = list(cfg.properties).index("logP")
 
 
 def predicted_logp(codes):
-    """The head's logP, differentiable in the codes (predict_properties is the no-gradient version)."""
-    return (model.property_head(codes.float()) * std + mean)[:, i_logp]
+    """The head's logP, differentiable in the codes (grad=True)."""
+    return model.predict_properties(codes, grad=True)[:, i_logp]
 
 
 result = bo.gradient_ascent(predicted_logp, z, lambda c: model.decode_smiles(c, greedy=True), logp,
