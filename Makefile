@@ -2,7 +2,7 @@ PYTHON ?= python
 PIP ?= $(PYTHON) -m pip
 INSTALL = $(PIP) install -q -c constraints.txt
 
-.PHONY: demo test install install-test bench slow tutorials fonts-data browser-deps browser-test installed
+.PHONY: demo test install install-test bench slow tutorials fonts-data browser-deps browser-test installed docs
 
 install:
 	$(INSTALL) torch==2.13.0
@@ -50,3 +50,10 @@ browser-test: install-test browser-deps
 # explorer's API run from outside the clone.
 installed: install-test
 	.ci/installed
+
+# The documentation site in site/: every warning is an error (--strict). The tutorials are executed as it is
+# built, in quick mode (QUICK=1, set by docs/hooks.py unless given). NO_MKDOCS_2_WARNING turns off a banner
+# the theme prints about MkDocs' next major version.
+docs: install
+	$(INSTALL) -e ".[docs,chem]"
+	NO_MKDOCS_2_WARNING=1 $(PYTHON) -m mkdocs build --strict
