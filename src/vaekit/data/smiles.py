@@ -1,7 +1,7 @@
 """Molecules as SMILES strings: the MOSES splits, ZINC250k, or any CSV with a SMILES column.
 
     mols = read_csv("my.csv")                      # column found by name ("smiles", any case)
-    mols = load_molecules("moses", "train")        # ../shared/data/moses/train.csv.gz or `vaekit data fetch moses`
+    mols = load_molecules("moses", "train")        # $VAEKIT_DATA/moses/train.csv.gz, or `vaekit data fetch moses`
     mols = load_molecules("zinc250k")              # `vaekit data fetch zinc250k` (checksum-verified)
 
 Every SMILES is canonicalised with RDKit.  Rows RDKit cannot parse are kept aside in

@@ -1,6 +1,6 @@
 """`vaekit report frey`: the Frey faces manifold of Kingma & Welling (2013), Fig. 4(a).
 
-1,965 greyscale faces of 28 x 20 (`shared/data/frey`), 90/10 train/test split; a VAE with a 2-D
+1,965 greyscale faces of 28 x 20 (`$VAEKIT_DATA/frey`), 90/10 train/test split; a VAE with a 2-D
 latent, one hidden layer of 200 units (as in the paper for the Frey faces, tanh) and a Gaussian
 likelihood whose mean and per-pixel standard deviation the decoder emits. The decoded 2-D grid
 shows pose turning along one axis and expression changing along the other.
