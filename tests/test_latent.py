@@ -210,3 +210,14 @@ def test_ascend_refuses_an_objective_without_gradient():
         latent.ascend(lambda z: z.sum(), torch.zeros(2, 3), steps=1)
     with pytest.raises(VaekitError, match="no_grad"):
         latent.ascend(torch.no_grad()(lambda z: z.sum(1)), torch.zeros(2, 3), steps=1)
+
+
+def test_principal_axes_are_the_pca_of_baselines():
+    from vaekit.baselines import PCA
+
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(200, 5, generator=g) @ torch.randn(5, 5, generator=g)
+    axes = latent.principal_axes(z, 3)
+    assert torch.equal(axes, torch.as_tensor(PCA(3).fit(z).components_))
+    assert torch.allclose(axes @ axes.T, torch.eye(3), atol=1e-5)
+    assert latent.principal_axes(torch.randn(10, 1, generator=g)).shape == (1, 1)     # at most D axes

@@ -119,11 +119,11 @@ class LogisticPCA:
             raise VaekitError(f"logistic PCA: n_components must be in [1, {min(n, d)}], got {k}")
         # start from PCA of the data: basis = principal directions, codes = scores, both scaled into logit units
         mean = x.mean(0).clamp(1e-3, 1 - 1e-3)
-        _, _, vt = torch.linalg.svd(x[: min(n, 5000)] - x.mean(0), full_matrices=False)
+        axes = torch.as_tensor(PCA(k).fit(x[:5000]).components_)
         scale = 4.0
         b = torch.logit(mean).contiguous().clone().requires_grad_(True)
-        v = (vt[:k] * scale).contiguous().clone().requires_grad_(True)
-        u = ((x - x.mean(0)) @ vt[:k].T).contiguous().clone().requires_grad_(True)
+        v = (axes * scale).contiguous().clone().requires_grad_(True)
+        u = ((x - x.mean(0)) @ axes.T).contiguous().clone().requires_grad_(True)
         torch.manual_seed(self.random_state)
         self.loss_ = self._minimise([u, v, b], lambda: self._loss_backward(x, u, v, b))
         self.components_, self.bias_ = v.detach(), b.detach()

@@ -21,6 +21,8 @@ import math
 import numpy as np
 import torch
 
+from .baselines import PCA
+
 
 def to_images(x) -> np.ndarray:
     """(N, *shape) -> (N, H, W) or (N, H, W, 3) float array for display; flat vectors become square-ish."""
@@ -50,10 +52,9 @@ def image_grid(images, ncol: int | None = None, pad: int = 1) -> np.ndarray:
 
 
 def principal_axes(z: torch.Tensor, n: int = 2) -> torch.Tensor:
-    """The first n principal directions of codes z (N, D), as rows of an (n, D) matrix."""
-    zc = z - z.mean(0)
-    _, _, vt = torch.linalg.svd(zc, full_matrices=False)
-    return vt[:n]
+    """The first n principal directions of codes z (N, D), as rows of an (n, D) matrix (`baselines.PCA`'s);
+    at most min(N, D) of them."""
+    return torch.as_tensor(PCA(min(n, *z.shape)).fit(z).components_)
 
 
 @torch.no_grad()
