@@ -116,6 +116,26 @@ def test_decode_matches_the_model(client, explorer):
     assert len(png) == 1 and png_size(png[0]) == (8, 8)
 
 
+def test_samples_from_the_prior_and_from_samplers_fitted_on_the_codes_shown(client, explorer):
+    assert client.get("/api/info").json()["samplers"] == ["gmm", "prior", "twostage"]
+    prior = client.post("/api/sample", json={"n": 5, "seed": 3, "format": "array"}).json()
+    assert prior["sampler"] == "prior" and prior["fitted_on"] == 0
+    z = torch.tensor(prior["z"])
+    from vaekit import samplers
+
+    want = samplers.fit("prior", explorer.model).sample(5, torch.Generator().manual_seed(3))
+    assert torch.equal(z, want.float()) and abs(float(z.mean())) < 2                       # p(z), seeded
+    with torch.no_grad():
+        assert np.allclose(prior["items"], explorer.model.generate(z).numpy(), atol=1e-6)
+    assert np.allclose(prior["xy"], explorer.to_map(z).numpy(), atol=1e-6)
+    gmm = client.post("/api/sample", json={"sampler": "gmm", "n": 256, "seed": 1}).json()
+    assert gmm["fitted_on"] == len(explorer.z) and len(gmm["items"]) == 256
+    drawn = torch.tensor(gmm["z"])             # drawn where the codes are: mean and spread near theirs
+    assert torch.allclose(drawn.mean(0), explorer.z.mean(0), atol=0.3 * float(explorer.z.std()))
+    again = client.post("/api/sample", json={"sampler": "gmm", "n": 256, "seed": 1}).json()
+    assert again["z"] == gmm["z"]              # fitted once, and the seed fixes the draw
+
+
 def test_encode_and_interpolate(client, explorer):
     out = client.post("/api/encode", json={"index": [3, 7]}).json()
     assert np.allclose(out["z"], explorer.z[[3, 7]].numpy(), atol=1e-6)
@@ -174,6 +194,14 @@ BAD = [
     ("/api/decode", {"z": [[0, 0, 0]], "run": {"a": 1}}, 404, "unknown run"),
     ("/api/encode", {"index": "3"}, 400, "index"),
     ("/api/encode", {"x": "abc"}, 400, "non-empty list"),
+    ("/api/sample", {"sampler": "flow"}, 400, "known samplers: gmm, prior, twostage"),
+    ("/api/sample", {"sampler": ["gmm"]}, 400, "unknown sampler"),
+    ("/api/sample", {"n": 0}, 400, "field 'n'"),
+    ("/api/sample", {"n": MAX_BATCH + 1}, 400, "field 'n'"),
+    ("/api/sample", {"n": "8"}, 400, "field 'n'"),
+    ("/api/sample", {"seed": -1}, 400, "field 'seed'"),
+    ("/api/sample", {"seed": 1.5}, 400, "field 'seed'"),
+    ("/api/sample", {"format": "gif"}, 400, "format"),
 ]
 
 
@@ -397,6 +425,15 @@ def walk_the_page(driver, url: str, decoded, path_items, shot: Path):
         path = path_items(driver)
         assert path[0] != path[-1], path                   # the decoded items change along the path
         seen += path
+
+        from selenium.webdriver.support.ui import Select     # draw samples from a sampler fitted on the codes
+
+        Select(driver.find_element(By.ID, "sampler")).select_by_value("gmm")
+        n = int(driver.find_element(By.ID, "sn").get_attribute("value"))
+        driver.find_element(By.ID, "draw").click()
+        box = driver.find_element(By.ID, "samples")
+        wait.until(lambda d: box.get_attribute("data-sampler") == "gmm"
+                   and len(box.find_elements(By.XPATH, "./*")) == n)
 
         errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]      # CSP violations among them
         assert not errors, errors

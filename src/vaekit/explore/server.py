@@ -10,6 +10,8 @@ does the geometry (z = centre + x a1 + y a2 + sum s_i d_i) and asks the server t
     POST /api/encode        {"index": [i, ...]} or {"x": [...]} (or {"smiles": [...]})  -> codes and map positions
     POST /api/decode        {"z": [[...], ...], "format": "png"|"svg"|"array", "word": "Latent"}
     POST /api/interpolate   {"a": i, "b": j} or {"za": [...], "zb": [...]}, "steps", "method"
+    POST /api/sample        {"sampler": "prior"|"gmm"|"twostage", "n": 8, "seed": 0}  -> codes, map positions, items
+                            (a fitted sampler is fitted on the codes of the items the map shows, once)
 
 A chemical VAE run is a "molecule" run: the map shows ~2,000 molecules of its data set (MOSES
 test split by default) coloured by logP ("values"), and each decoded code is a dict with the
@@ -40,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import latent
+from .. import latent, samplers
 from ..errors import VaekitError
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -170,6 +172,7 @@ class Explorer:
         self.value_name = value_name if self.values is not None else None
         self.smiles = smiles
         self.st = standardization
+        self.samplers = {}                  # name -> sampler fitted on the codes of the items shown, on first use
         self.z = latent.embed(model, x if self.st is None else self.st.apply(x))
         self.x_limit, self.z_limit = _range(x), _range(self.z)   # the numbers requests may hold
         self.centre, self.plane = self._plane()
@@ -223,6 +226,7 @@ class Explorer:
             "properties": list(getattr(self.model.config, "properties", ())) if self.kind == "molecule" else None,
             "centre": self.centre.tolist(), "plane": self.plane.tolist(),
             "directions": self.directions, "chars": getattr(self, "chars", None),
+            "samplers": sorted(samplers.SAMPLERS),
             "limits": {"batch": MAX_BATCH, "steps": MAX_STEPS, "body_bytes": MAX_BODY, "word": MAX_WORD,
                        "z": self.z_limit, "x": self.x_limit},
         }
@@ -394,6 +398,37 @@ class Explorer:
     def api_decode(self, body: dict) -> dict:
         z = self.codes(body.get("z"))
         return {"items": self.decode(z, body.get("format"), body.get("word"))}
+
+    def sampler(self, name):
+        """Sampler `name`, fitted (once, seeded) on the posterior means of the items the map shows."""
+        try:
+            cls = samplers.get(name)
+        except VaekitError as e:
+            raise BadRequest(f"field 'sampler': {e}") from None
+        if name not in self.samplers:
+            try:
+                self.samplers[name] = samplers.fit(name, self.model, self.z if cls.uses_codes else None)
+            except VaekitError as e:        # e.g. fewer codes than the sampler needs
+                raise BadRequest(f"sampler {name!r} cannot be fitted on this run's {len(self.z)} codes: {e}", 422) \
+                    from None
+        return self.samplers[name]
+
+    def api_sample(self, body: dict) -> dict:
+        """Codes drawn from a sampler (the prior, or one fitted ex post on the codes of the items shown),
+        their map positions and their decodings."""
+        n, seed = body.get("n", 8), body.get("seed", 0)
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_BATCH:
+            raise BadRequest(f"field 'n' must be an integer from 1 to {MAX_BATCH}, got {n!r:.40}")
+        if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**63:
+            raise BadRequest(f"field 'seed' must be an integer from 0 to 2**63 - 1, got {seed!r:.40}")
+        name = body.get("sampler", "prior")
+        with self.lock:
+            sampler = self.sampler(name)
+            z = sampler.sample(n, torch.Generator().manual_seed(seed)).float()
+        z = self.finite_code(z, "sampler")
+        return {"z": z.tolist(), "xy": self.to_map(z).tolist(),
+                "items": self.decode(z, body.get("format"), body.get("word")), "sampler": name,
+                "fitted_on": getattr(sampler, "n_codes", 0)}
 
     def api_interpolate(self, body: dict) -> dict:
         steps = body.get("steps", 10)
@@ -621,6 +656,7 @@ def create_app(explorers: dict[str, Explorer] | Explorer, host: str = "127.0.0.1
               Route("/api/encode", endpoint("api_encode"), methods=["POST"]),
               Route("/api/decode", endpoint("api_decode"), methods=["POST"]),
               Route("/api/interpolate", endpoint("api_interpolate"), methods=["POST"]),
+              Route("/api/sample", endpoint("api_sample"), methods=["POST"]),
               Route("/static/{path:path}", static)]
     return Guard(Starlette(routes=routes), allowed_hosts(host, port))
 

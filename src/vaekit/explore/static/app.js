@@ -6,7 +6,8 @@ const COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b
                  "#7f7f7f", "#bcbd22", "#17becf"];
 // a continuous scale (viridis, sampled at 9 points) for maps coloured by a number such as logP
 const SCALE = ["#440154", "#472d7b", "#3b528b", "#2c728e", "#21918c", "#28ae80", "#5ec962", "#addc30", "#fde725"];
-const state = { info: null, base: null, sliders: [], busy: false, pending: null, picks: [], version: 0, range: null };
+const state = { info: null, base: null, sliders: [], busy: false, pending: null, picks: [], version: 0, range: null,
+                samples: [] };
 const $ = (id) => document.getElementById(id);
 
 async function api(path, body) {
@@ -79,6 +80,12 @@ function drawMap(marker) {
     g.strokeStyle = "#000"; g.lineWidth = 2;
     g.strokeRect(px - 5, py - 5, 10, 10);
     g.fillStyle = "#000"; g.fillText(k === 0 ? "A" : "B", px + 7, py - 7);
+  }
+  g.strokeStyle = "#000"; g.lineWidth = 1.5;
+  for (const [x, y] of state.samples) {       // drawn codes: a cross each
+    const [px, py] = toCanvas(x, y, c);
+    g.beginPath(); g.moveTo(px - 4, py - 4); g.lineTo(px + 4, py + 4); g.moveTo(px + 4, py - 4); g.lineTo(px - 4, py + 4);
+    g.stroke();
   }
   if (marker) {
     const [px, py] = toCanvas(marker[0], marker[1], c);
@@ -235,22 +242,45 @@ async function interpolate() {
   if (state.info.kind === "font") body.word = $("word").value || "Latent";
   const box = $("path");
   try {
-    const out = await api("/api/interpolate", body);
-    box.replaceChildren();
-    for (const item of out.items) {
-      if (state.info.kind === "molecule") {
-        box.append(moleculeFigure(item, 90));
-      } else if (state.info.kind === "field") {
-        const c = document.createElement("canvas");
-        c.width = 120; c.height = 60;
-        plotLine(c, item);
-        box.append(c);
-      } else {
-        const img = document.createElement("img");
-        img.src = item;
-        box.append(img);
-      }
+    showItems(box, (await api("/api/interpolate", body)).items);
+  } catch (e) {
+    box.textContent = e.message;
+    box.className = "error";
+  }
+}
+
+// a row of small decoded items: an interpolation path or a set of samples
+function showItems(box, items) {
+  box.replaceChildren();
+  box.className = "";
+  for (const item of items) {
+    if (state.info.kind === "molecule") {
+      box.append(moleculeFigure(item, 90));
+    } else if (state.info.kind === "field") {
+      const c = document.createElement("canvas");
+      c.width = 120; c.height = 60;
+      plotLine(c, item);
+      box.append(c);
+    } else {
+      const img = document.createElement("img");
+      img.src = item;
+      box.append(img);
     }
+  }
+}
+
+// -- samples --------------------------------------------------------------------------------------
+async function drawSamples() {
+  const body = { sampler: $("sampler").value, n: parseInt($("sn").value, 10), seed: parseInt($("sseed").value, 10) };
+  if (state.info.kind === "font") body.word = $("word").value || "Latent";
+  const box = $("samples");
+  box.textContent = "drawing…";
+  try {
+    const out = await api("/api/sample", body);
+    showItems(box, out.items);
+    box.dataset.sampler = out.sampler;
+    state.samples = out.xy;
+    drawMap();
   } catch (e) {
     box.textContent = e.message;
     box.className = "error";
@@ -326,6 +356,13 @@ async function main() {
     document.querySelectorAll("#sliders input").forEach((s) => { s.value = 0; s.dispatchEvent(new Event("input")); });
   });
   $("interp").addEventListener("click", interpolate);
+  $("sampler").replaceChildren(...(info.samplers || ["prior"]).map((name) => {
+    const o = document.createElement("option");
+    o.value = o.textContent = name;
+    o.selected = name === "prior";
+    return o;
+  }));
+  $("draw").addEventListener("click", drawSamples);
   if (info.smiles) {           // a molecule run: name the two end molecules of the path
     const ends = () => {
       const name = (id) => info.smiles[parseInt($(id).value, 10)] || "?";
