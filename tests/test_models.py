@@ -97,3 +97,13 @@ def test_config_dataclasses_live_next_to_models():
     for name, cls in models.REGISTRY.items():
         assert dataclasses.is_dataclass(cls.Config), name
         assert cls.name == name
+
+
+def test_every_model_states_what_it_is_and_can_do():
+    from vaekit.models import REGISTRY
+
+    for name, cls in REGISTRY.items():
+        caps = {c: getattr(cls, c) for c in ("has_encoder", "encoder_density", "has_likelihood", "can_sample")}
+        assert all(isinstance(v, bool) for v in caps.values()), (name, caps)
+        assert cls.item_kind in ("array", "font", "molecule"), name
+        assert caps["has_encoder"] or not caps["encoder_density"], name      # a density needs an encoder

@@ -141,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--max-restarts", type=_count(0), default=0, help="torchrun restarts of a failed worker group; "
                    "a restarted group resumes from the last checkpoint")
 
-    p = sub.add_parser("eval", help="ELBO, IWAE-k bound, NLL and reconstruction error on a data set")
+    p = sub.add_parser("eval", help="the numbers defined for the model on a data set: ELBO, IWAE-k bound, NLL, "
+                       "reconstruction error, prior match")
     p.add_argument("run_dir")
     _data_args(p, "test")
     p.add_argument("--k", type=_count(1, 100_000), default=50, help="samples of the IWAE bound (default 50)")
@@ -692,7 +693,9 @@ def _run_sampler(run_dir: Path, model, name: str, st=None):
     anything) on the posterior means of the run's training data, read from its config.json."""
     from . import samplers
 
-    samplers.get(name)                       # an unknown name fails before any data is read
+    if not samplers.get(name).uses_codes and not model.can_sample:      # (an unknown name fails here too)
+        raise VaekitError(f"a {model.name} model fits no prior, so decoded prior draws are not its samples: use "
+                          "--sampler gmm or twostage (fitted on the codes of its training items)")
 
     def training_codes():
         saved = _saved_data(run_dir)

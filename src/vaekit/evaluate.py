@@ -7,7 +7,6 @@ import torch
 
 from . import bounds, likelihoods
 from .errors import VaekitError
-from .models.autoencoder import AutoEncoder
 
 
 @torch.no_grad()
@@ -31,13 +30,27 @@ def mean_elbo(model, x: torch.Tensor, *, seed: int = 0, batch_size: int = 1000) 
 
 def evaluate(model, x: torch.Tensor, *, k: int = 50, nll_k: int = 0, batch_size: int = 500, seed: int = 0,
              standardization=None) -> dict:
-    """Averages over x. `nll_k > 0` adds `nll` = -log p(x) estimated with nll_k importance samples.
+    """The numbers defined for the model, averaged over the items x; the model's capabilities say which:
 
-    `standardization` (a `data.Standardization`): x is standardised data, as the model was trained on; the
-    log-likelihoods and `sq_err` are then given in the original units (log p(x) = log p(x_std) - sum log std).
+    - an encoder and a likelihood: `sq_err`, the squared reconstruction error at the posterior mean;
+    - an encoder with a density (a VAE): `elbo`, its `kl` term and the IWAE-k bound `iwae<k>`, and with `nll_k > 0`
+      `nll` = -log p(x) estimated with nll_k importance samples;
+    - an encoder without one (a point mass, an implicit posterior): `rec_nll` = -log p(x | z = posterior mean),
+      and, for a model whose prior is fitted (an adversarial auto-encoder), `prior_mmd2`: the squared MMD between
+      the codes of (up to PRIOR_ITEMS) items and as many prior draws (see `prior_match`).
+
+    Log-likelihoods in nats per item.  `standardization` (a `data.Standardization`): x is standardised data, as the
+    model was trained on; the log-likelihoods and `sq_err` are then given in the original units
+    (log p(x) = log p(x_std) - sum log std).
     """
+    if not (model.has_encoder and model.has_likelihood):
+        raise VaekitError(f"a {model.name} model has no encoder or no likelihood: no test-set number of it is defined "
+                          "(draw samples from it instead)")
     if k < 1 or nll_k < 0:
         raise VaekitError(f"evaluation needs k >= 1 and nll_k >= 0 importance samples, got k={k}, nll_k={nll_k}")
+    if nll_k and not model.encoder_density:
+        raise VaekitError(f"the NLL estimate needs an encoder with a density as its proposal; a {model.name} model's "
+                          "encoder has none")
     if len(x) == 0:
         raise VaekitError("evaluation data is empty")
     shape = getattr(model.config, "data_shape", None)
@@ -56,7 +69,7 @@ def evaluate(model, x: torch.Tensor, *, k: int = 50, nll_k: int = 0, batch_size:
         if standardization is not None:
             err = err * standardization.std.to(device).pow(2)
         out = {"sq_err": err.flatten(1).sum(1)}
-        if isinstance(model, AutoEncoder):
+        if not model.encoder_density:
             return {**out, "rec_nll": -p_x.log_prob(xb)}
         t = bounds.elbo_terms(model, xb)
         out.update({"elbo": t.elbo, "kl": t.kl, f"iwae{k}": bounds.log_mean_exp(bounds.log_weights(model, xb, k))})
@@ -74,7 +87,25 @@ def evaluate(model, x: torch.Tensor, *, k: int = 50, nll_k: int = 0, batch_size:
                 out[name] += log_det
     if "nll" in out:
         out["nll_k"] = nll_k
+    if model.can_sample and not model.encoder_density and len(x) >= 2:
+        out["prior_mmd2"] = prior_match(model, x, seed=seed)
     return out
+
+
+PRIOR_ITEMS = 1000      # prior_match compares this many codes at most (its cost grows with their square)
+
+
+@torch.no_grad()
+def prior_match(model, x: torch.Tensor, *, n: int = PRIOR_ITEMS, seed: int = 0) -> float:
+    """Squared MMD (`adversarial.mmd2`) between the codes of the first n items of x and as many draws from the
+    model's prior, under a fixed seed: near 0 when the codes follow the prior, as an adversarial auto-encoder's
+    discriminator pushes them to."""
+    from .adversarial import mmd2
+
+    device = next(model.parameters()).device
+    with bounds.seeded(seed):
+        z = torch.cat([model.embed(xb.to(device)) for xb in x[:n].split(500)])
+        return mmd2(z.cpu(), model.prior().sample((len(z),)).cpu())
 
 
 @torch.no_grad()

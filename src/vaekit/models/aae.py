@@ -39,6 +39,8 @@ class Prior(nn.Module):
 class AAE(LatentVariableModel):
     """Deterministic encoder z = f(x), decoder p(x|z), a discriminator on z, and a prior to match."""
 
+    encoder_density = False     # a point mass; the prior is matched by the discriminator, not through a KL
+
     @dataclass
     class Config(NetConfig):
         prior: str = "gaussian"                       # "gaussian" | "mixture" (10 on a circle) | "ring"

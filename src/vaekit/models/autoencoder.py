@@ -53,6 +53,9 @@ class PointEncoder(nn.Module):
 class AutoEncoder(LatentVariableModel):
     """Minimises -log p(x | z = f(x)): cross-entropy for Bernoulli output, squared error for Gaussian."""
 
+    encoder_density = False     # a point mass
+    can_sample = False          # no prior is fitted: sample through a sampler fitted on the codes (gmm, twostage)
+
     @dataclass
     class Config(NetConfig):
         pass

@@ -97,6 +97,8 @@ not depend on the draw it standardises).  Writing r(z|x) = N(z; m, s^2),
     q(z|x) narrows, and lags behind it (it then under-estimates the KL).
     """
 
+    encoder_density = False     # an implicit q(z|x): its ELBO is the critic's estimate, not a number evaluate computes
+
     @dataclass
     class Config(NetConfig):
         noise_dim: int = 16                         # dimension of the noise fed to the encoder

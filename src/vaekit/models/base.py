@@ -135,10 +135,16 @@ class LatentVariableModel(nn.Module):
 
     Config = NetConfig
     name = "base"
-    # what one item is, for the commands that read and write items: "array" (a row of numbers: an image, a
-    # vector; read from .npy/image data, written as .npy or an image grid) or "molecule" (read from SMILES,
-    # written as SMILES)
+    # What the model is and can do.  The CLI, `evaluate`, the explorer and the reports ask these; no code outside
+    # models/ tests a model's class or name.
+    # What one item is, for the commands that read and write items: "array" (a row of numbers: an image, a
+    # vector; read from .npy/image data, written as .npy or an image grid), "font" (all glyphs of a font) or
+    # "molecule" (read from SMILES, written as SMILES).
     item_kind = "array"
+    has_encoder = True          # codes are inferred from items (`embed`, `encode`)
+    encoder_density = True      # q(z|x) has a density: the ELBO, the IWAE bound and the NLL estimate are defined
+    has_likelihood = True       # p(x|z) has a density: -log p(x|z) of a reconstruction is defined
+    can_sample = True           # the prior is fitted as part of the model: decoded prior draws are its samples
 
     def __init__(self, config: NetConfig):
         super().__init__()

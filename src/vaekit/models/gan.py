@@ -35,6 +35,10 @@ class GAN(nn.Module):
     """
 
     item_kind = "array"
+    has_encoder = False         # no code is inferred from an item
+    encoder_density = False
+    has_likelihood = False      # G(eps) is a point: p(x) has no density to evaluate
+    can_sample = True
 
     @dataclass
     class Config:
