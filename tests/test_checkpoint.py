@@ -127,7 +127,7 @@ def test_config_types_come_from_the_field_annotations():
         ("vae", {"sigma": "0.1"}, 'config field sigma must be a finite number or null, got "0.1"'),
         ("vae", {"beta": float("inf")}, "config field beta must be a finite number, got Infinity"),
         ("vae", {"activation": ["relu"]}, 'config field activation must be a string, got ["relu"]'),
-        ("vae", {"arch": "rnn"}, "config field arch must be 'mlp' or 'conv', got 'rnn'"),     # enumerations
+        ("vae", {"arch": "rnn"}, "config field arch must be 'mlp', 'conv' or 'conv1d', got 'rnn'"),     # enumerations
         ("avb", {"contrast": 1}, "config field contrast must be true or false, got 1"),
         ("gan", {"noise_dim": None}, "config field noise_dim must be an integer, got null"),
         ("chemvae", {"tokens": ["C", 1]}, 'config field tokens must be a list of strings, got ["C", 1]'),

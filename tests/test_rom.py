@@ -192,3 +192,21 @@ def test_quick_report(tmp_path):
     for f in d["figures"]:
         assert (tmp_path / "rom" / f).is_file()
     assert d["seconds"] < 120
+
+
+def test_a_conv1d_auto_encoder_is_rebuilt_from_its_checkpoint(tmp_path):
+    """The 1-D convolutional bodies are the model config's arch, so the saved config rebuilds the same model."""
+    from vaekit import checkpoint
+
+    torch.set_num_threads(1)
+    X = np.random.default_rng(1).normal(size=(16, 24))
+    ae = AutoEncoderROM(2, arch="conv1d", channels=(4, 4), hidden=(8,), epochs=1, batch_size=8).fit(X)
+    assert ae.model_.config.arch == "conv1d"
+    checkpoint.save(tmp_path / "rom.safetensors", ae.model_)
+    again = checkpoint.load_model(tmp_path / "rom.safetensors")
+    x = torch.from_numpy(ae._scaled(X))
+    assert again.config == ae.model_.config
+    assert torch.equal(again.embed(x), ae.model_.embed(x)) and torch.equal(again.generate(again.embed(x)),
+                                                                           ae.model_.generate(ae.model_.embed(x)))
+    with pytest.raises(VaekitError, match="n >= 5"):                # three stride-2 convolutions need 5 values
+        AutoEncoderROM(2, arch="conv1d", channels=(4, 4, 4), epochs=1).fit(np.ones((4, 4)))

@@ -126,3 +126,53 @@ class ConvDecoderBody(nn.Module):
             if i < len(self.ups) - 1:
                 x = self.act(x)
         return x.flatten(1)
+
+
+class Conv1dEncoderBody(nn.Module):
+    """1-D fields (B, n_x) -> (B, hidden[-1]): stride-2 1-D convolutions (kernel 5, circular padding), then a linear
+    layer."""
+
+    def __init__(self, n_x: int, channels=(16, 32, 64), hidden=(128,), act="elu", in_scale: float = 1.0):
+        super().__init__()
+        self.in_scale = in_scale
+        layers, c, n = [], 1, n_x
+        for c_out in channels:
+            layers += [nn.Conv1d(c, c_out, 5, stride=2, padding=2, padding_mode="circular"), activation(act)]
+            c, n = c_out, (n + 1) // 2
+        self.convs = nn.Sequential(*layers)
+        self.top = (c, n)
+        self.fc = mlp([c * n, *hidden], act, final_act=act)
+        self.out_features = hidden[-1]
+
+    def forward(self, x):
+        x = x.reshape(len(x), 1, -1)
+        if self.in_scale != 1.0:
+            x = x * self.in_scale
+        return self.fc(self.convs(x).flatten(1))
+
+
+class Conv1dDecoderBody(nn.Module):
+    """(B, latent) -> (B, params_per_feature * n_x): the encoder's mirror, with nearest up-sampling and circular
+    convolutions."""
+
+    def __init__(self, latent_dim: int, n_x: int, params_per_feature: int = 1, channels=(16, 32, 64), hidden=(128,),
+                 act="elu"):
+        super().__init__()
+        sizes = [n_x]
+        for _ in channels:
+            sizes.append((sizes[-1] + 1) // 2)
+        self.top = (channels[-1], sizes[-1])
+        self.fc = mlp([latent_dim, *reversed(hidden), channels[-1] * sizes[-1]], act, final_act=act)
+        chans = list(reversed(channels)) + [params_per_feature]
+        self.sizes = list(reversed(sizes[:-1]))
+        self.convs = nn.ModuleList(nn.Conv1d(a, b, 5, padding=2, padding_mode="circular")
+                                   for a, b in zip(chans[:-1], chans[1:]))
+        self.act = activation(act)
+
+    def forward(self, z):
+        h = self.fc(z).reshape(len(z), *self.top)
+        for i, (conv, size) in enumerate(zip(self.convs, self.sizes)):
+            h = conv(nn.functional.interpolate(h, size=size, mode="nearest"))
+            if i < len(self.convs) - 1:
+                h = self.act(h)
+        return h.flatten(1)

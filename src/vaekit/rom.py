@@ -15,8 +15,9 @@ small network g fitted to short unrolled windows of training trajectories (`Late
 rolled out from the encoded initial condition of unseen parameters (`rollout_error`).
 
 The kit's conv bodies are 2-D with kernel 4; a 1-D field cannot be fed to them as a (1, 1, n_x)
-image (the height-1 axis vanishes under a stride-2 kernel-4 convolution), so `arch="conv1d"`
-uses the 1-D convolutional bodies defined here inside the same `autoencoder` model.
+image (the height-1 axis vanishes under a stride-2 kernel-4 convolution), so 1-D fields take the
+model config's `arch="conv1d"`: 1-D convolutional bodies (`nets.Conv1dEncoderBody`), saved with the
+model's config like any other architecture, so a checkpoint rebuilds the model.
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ from torch import nn
 from .bounds import Loss
 from .errors import VaekitError
 from .models import build
-from .nets import activation, mlp
+from .nets import mlp
 from .train import TrainConfig, fit
 
 
@@ -146,53 +147,6 @@ class POD:
 
 
 # --------------------------------------------------------------------------------------------
-# 1-D convolutional bodies (the core's conv bodies are 2-D)
-# --------------------------------------------------------------------------------------------
-
-class Conv1dEncoderBody(nn.Module):
-    """(B, n_x) -> (B, hidden[-1]): stride-2 1-D convolutions (kernel 5, circular padding) then a linear layer."""
-
-    def __init__(self, n_x: int, channels=(16, 32, 64), hidden=(128,), act="elu"):
-        super().__init__()
-        layers, c, n = [], 1, n_x
-        for c_out in channels:
-            layers += [nn.Conv1d(c, c_out, 5, stride=2, padding=2, padding_mode="circular"), activation(act)]
-            c, n = c_out, (n + 1) // 2
-        self.convs = nn.Sequential(*layers)
-        self.top = (c, n)
-        self.fc = mlp([c * n, *hidden], act, final_act=act)
-        self.out_features = hidden[-1]
-
-    def forward(self, x):
-        return self.fc(self.convs(x.reshape(len(x), 1, -1)).flatten(1))
-
-
-class Conv1dDecoderBody(nn.Module):
-    """(B, latent) -> (B, n_x): mirror of the encoder with nearest up-sampling and circular convolutions."""
-
-    def __init__(self, latent_dim: int, n_x: int, channels=(16, 32, 64), hidden=(128,), act="elu"):
-        super().__init__()
-        sizes = [n_x]
-        for _ in channels:
-            sizes.append((sizes[-1] + 1) // 2)
-        self.top = (channels[-1], sizes[-1])
-        self.fc = mlp([latent_dim, *reversed(hidden), channels[-1] * sizes[-1]], act, final_act=act)
-        chans = list(reversed(channels)) + [1]
-        self.sizes = list(reversed(sizes[:-1]))
-        self.convs = nn.ModuleList(nn.Conv1d(a, b, 5, padding=2, padding_mode="circular")
-                                   for a, b in zip(chans[:-1], chans[1:]))
-        self.act = activation(act)
-
-    def forward(self, z):
-        h = self.fc(z).reshape(len(z), *self.top)
-        for i, (conv, size) in enumerate(zip(self.convs, self.sizes)):
-            h = conv(nn.functional.interpolate(h, size=size, mode="nearest"))
-            if i < len(self.convs) - 1:
-                h = self.act(h)
-        return h.flatten(1)
-
-
-# --------------------------------------------------------------------------------------------
 # auto-encoder reducer
 # --------------------------------------------------------------------------------------------
 
@@ -201,7 +155,7 @@ class AutoEncoderROM:
 
     Snapshots are standardised by one scalar shift and scale (stored as `shift_`, `scale_`) before
     they reach the network, so `sigma` is in units of the field's standard deviation.
-    arch: "mlp" or "conv" (the core bodies; conv needs 2-D fields (H, W)), or "conv1d" (1-D fields).
+    arch: "mlp", "conv" (2-D fields (H, W)) or "conv1d" (1-D fields), the model config's field.
     """
 
     def __init__(self, latent_dim: int, arch: str = "mlp", hidden=(256, 128), channels=(16, 32, 64),
@@ -219,22 +173,10 @@ class AutoEncoderROM:
         self.seed = seed
 
     def build(self, data_shape) -> nn.Module:
-        if self.arch not in ("mlp", "conv", "conv1d"):
-            raise VaekitError(f"AutoEncoderROM: arch must be 'mlp', 'conv' or 'conv1d', got {self.arch!r}")
-        core_arch = "mlp" if self.arch == "conv1d" else self.arch
         torch.manual_seed(self.seed)
-        model = build("autoencoder", data_shape=tuple(data_shape), latent_dim=self.latent_dim, hidden=self.hidden,
-                      activation=self.activation, arch=core_arch, channels=self.channels,
-                      likelihood="gaussian", sigma=self.sigma)
-        if self.arch == "conv1d":
-            if len(data_shape) != 1:
-                raise VaekitError(f"AutoEncoderROM: arch 'conv1d' needs 1-D fields, got shape {tuple(data_shape)}")
-            enc = Conv1dEncoderBody(data_shape[0], self.channels, self.hidden, self.activation)
-            model.encoder.body = enc
-            model.encoder.head = nn.Linear(enc.out_features, self.latent_dim)
-            model.decoder.body = Conv1dDecoderBody(self.latent_dim, data_shape[0], self.channels, self.hidden,
-                                                   self.activation)
-        return model
+        return build("autoencoder", data_shape=tuple(data_shape), latent_dim=self.latent_dim, hidden=self.hidden,
+                     activation=self.activation, arch=self.arch, channels=self.channels, likelihood="gaussian",
+                     sigma=self.sigma)
 
     def fit(self, X) -> "AutoEncoderROM":
         X = check_snapshots(X, "auto-encoder training snapshots", self.latent_dim, rank=None)

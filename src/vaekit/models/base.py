@@ -16,7 +16,8 @@ from torch import nn
 
 from .. import bounds, likelihoods
 from ..errors import VaekitError
-from ..nets import ACTIVATIONS, ConvDecoderBody, ConvEncoderBody, MLPDecoderBody, MLPEncoderBody
+from ..nets import (ACTIVATIONS, Conv1dDecoderBody, Conv1dEncoderBody, ConvDecoderBody, ConvEncoderBody,
+                    MLPDecoderBody, MLPEncoderBody)
 
 
 @dataclass
@@ -27,8 +28,8 @@ class NetConfig:
     latent_dim: int = 2
     hidden: tuple[int, ...] = (256, 128)      # encoder widths; the decoder mirrors them
     activation: str = "relu"
-    arch: str = "mlp"                          # "mlp" or "conv" (images (H, W) or (C, H, W))
-    channels: tuple[int, ...] = (32, 64)       # conv channels, used when arch == "conv"
+    arch: str = "mlp"                          # "mlp", "conv" (images (H, W) or (C, H, W)) or "conv1d" (fields (n,))
+    channels: tuple[int, ...] = (32, 64)       # conv channels, used when arch is "conv" or "conv1d"
     likelihood: str = "bernoulli"              # "bernoulli" | "gaussian" | "categorical"
     sigma: float | None = None                 # gaussian: fixed std, or None to learn it per pixel
     n_categories: int = 256                    # categorical: levels 0..K-1 per feature
@@ -43,8 +44,8 @@ class NetConfig:
             raise VaekitError(f"config field latent_dim must be >= 1, got {self.latent_dim}")
         if not self.hidden:
             raise VaekitError("config field hidden needs at least one layer width")
-        if self.arch not in ("mlp", "conv"):
-            raise VaekitError(f"config field arch must be 'mlp' or 'conv', got {self.arch!r}")
+        if self.arch not in ("mlp", "conv", "conv1d"):
+            raise VaekitError(f"config field arch must be 'mlp', 'conv' or 'conv1d', got {self.arch!r}")
         if math.prod(self.data_shape) > 2**26 or max(self.hidden + self.channels + (self.latent_dim,)) > 2**16:
             raise VaekitError(f"config sizes are too large (data_shape {self.data_shape}, hidden {self.hidden}, "
                               f"latent_dim {self.latent_dim}); at most 2**26 features and 2**16 units per layer")
@@ -63,6 +64,14 @@ class NetConfig:
             if min(self.data_shape[-2:]) < need:
                 raise VaekitError(f"config field data_shape {self.data_shape}: images need H, W >= {need} for "
                                   f"{len(self.channels)} stride-2 convolutions")
+        if self.arch == "conv1d":
+            if len(self.data_shape) != 1:
+                raise VaekitError(f"config field data_shape must be (n,) for arch 'conv1d' (1-D fields), got "
+                                  f"{self.data_shape}")
+            need = 2 ** (len(self.channels) - 1) + 1      # circular padding 2 needs >= 2 values before each conv
+            if self.data_shape[0] < need:
+                raise VaekitError(f"config field data_shape {self.data_shape}: fields need n >= {need} for "
+                                  f"{len(self.channels)} stride-2 1-D convolutions")
         if self.likelihood not in likelihoods.KINDS:
             raise VaekitError(f"config field likelihood must be one of {likelihoods.KINDS}, got {self.likelihood!r}")
 
@@ -115,6 +124,9 @@ def make_bodies(cfg: NetConfig):
     if cfg.arch == "conv":
         enc = ConvEncoderBody(cfg.data_shape, cfg.channels, cfg.hidden, cfg.activation, in_scale)
         dec = ConvDecoderBody(cfg.latent_dim, cfg.data_shape, p, cfg.channels, cfg.hidden, cfg.activation)
+    elif cfg.arch == "conv1d":
+        enc = Conv1dEncoderBody(cfg.data_shape[0], cfg.channels, cfg.hidden, cfg.activation, in_scale)
+        dec = Conv1dDecoderBody(cfg.latent_dim, cfg.data_shape[0], p, cfg.channels, cfg.hidden, cfg.activation)
     else:
         enc = MLPEncoderBody(cfg.data_shape, cfg.hidden, cfg.activation, in_scale)
         dec = MLPDecoderBody(cfg.latent_dim, cfg.hidden, p * math.prod(cfg.data_shape), cfg.activation)
