@@ -694,8 +694,8 @@ def _run_sampler(run_dir: Path, model, name: str, st=None):
     from . import samplers
 
     if not samplers.get(name).uses_codes and not model.can_sample:      # (an unknown name fails here too)
-        raise VaekitError(f"a {model.name} model fits no prior, so decoded prior draws are not its samples: use "
-                          "--sampler gmm or twostage (fitted on the codes of its training items)")
+        raise VaekitError(f"{model.name} models fit no prior, so decoded prior draws are not their samples: use "
+                          "--sampler gmm or twostage (fitted on the codes of the training items)")
 
     def training_codes():
         saved = _saved_data(run_dir)

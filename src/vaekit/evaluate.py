@@ -43,14 +43,15 @@ def evaluate(model, x: torch.Tensor, *, k: int = 50, nll_k: int = 0, batch_size:
     model was trained on; the log-likelihoods and `sq_err` are then given in the original units
     (log p(x) = log p(x_std) - sum log std).
     """
-    if not (model.has_encoder and model.has_likelihood):
-        raise VaekitError(f"a {model.name} model has no encoder or no likelihood: no test-set number of it is defined "
-                          "(draw samples from it instead)")
+    lacks = [what for what, has in (("encoder", model.has_encoder), ("likelihood", model.has_likelihood)) if not has]
+    if lacks:
+        raise VaekitError(f"{model.name} models have no {' and no '.join(lacks)}: no test-set number of them is "
+                          "defined (draw samples instead)")
     if k < 1 or nll_k < 0:
         raise VaekitError(f"evaluation needs k >= 1 and nll_k >= 0 importance samples, got k={k}, nll_k={nll_k}")
     if nll_k and not model.encoder_density:
-        raise VaekitError(f"the NLL estimate needs an encoder with a density as its proposal; a {model.name} model's "
-                          "encoder has none")
+        raise VaekitError(f"the NLL estimate needs an encoder with a density as its proposal, which {model.name} "
+                          "models do not have")
     if len(x) == 0:
         raise VaekitError("evaluation data is empty")
     shape = getattr(model.config, "data_shape", None)
