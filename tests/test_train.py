@@ -240,7 +240,7 @@ def test_on_step_sees_every_logged_row_with_its_cpu_seconds(tmp_path, digits):
     assert [r["loss"] for _, r in seen] == h.loss and {"elbo", "kl", "lr"} <= set(seen[0][1])
     cpu = [r["cpu_seconds"] for _, r in seen]
     assert cpu == h.clock and all(0 <= a <= b for a, b in zip(cpu, cpu[1:]))
-    logged = [float(r["cpu_seconds"]) for r in csv.DictReader(open(tmp_path / "r" / "log.csv"))]
+    logged = [float(r["cpu_seconds"]) for r in csv.DictReader((tmp_path / "r" / "log.csv").read_text().splitlines())]
     assert logged == cpu
 
 

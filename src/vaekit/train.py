@@ -12,7 +12,13 @@ saved in every checkpoint.
 
 Games (GANs, adversarial auto-encoders) are objectives with *phases*: a list of `Phase(name, loss,
 parameters)`, each with its own Adam optimiser, run in order on every batch (e.g. discriminator
-step, then generator step).  A plain objective is one phase over all the parameters.
+step, then generator step).  A plain objective is one phase ("loss") over all the parameters, so a
+checkpoint always holds {phase: optimiser}.
+
+`fit` is the loop; its pieces are named below it: `make_optimisers`, `train_step` (every phase of
+one batch, with the non-finite guard `check_finite`), the time `Budget`, `validate` and
+`save_checkpoint`.  Every step's process CPU seconds are recorded (History.clock, log.csv's
+`cpu_seconds`) and passed to `on_step`, so callers time and watch training without wrapping it.
 """
 from __future__ import annotations
 
