@@ -53,8 +53,11 @@ def on_config(config):
     # the inline backend, so that their figures land in the page whatever MPLBACKEND the shell has.
     os.environ.setdefault("QUICK", "1")
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
-    if str(ROOT / "src") not in sys.path:       # document this checkout, installed or not
+    # document this checkout, installed or not: here, and in the kernels that execute the tutorials
+    if str(ROOT / "src") not in sys.path:
         sys.path.insert(0, str(ROOT / "src"))
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(ROOT / "src")]
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), *paths])
 
     generated = {
         "Tutorials": [{tutorial_title(p): f"notebooks/{p.name}"} for p in tutorials()],
