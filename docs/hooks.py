@@ -125,7 +125,8 @@ def rows_table(rows: list[dict]) -> str:
     """The rows as an HTML table (a cell's text is escaped, never read as Markdown); each row's citation and
     note, often a paragraph long, go in a numbered list under it, so that the columns stay readable."""
     head = ["", "data", "metric", "paper", "ours", "target", "seconds"]
-    lines = ["<table>", "<thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead>", "<tbody>"]
+    lines = ['<div class="report-rows" markdown="0">', "<table>",
+             "<thead><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr></thead>", "<tbody>"]
     notes = []
     for i, r in enumerate(rows, 1):
         met = {True: " ✓", False: " ✗"}.get(r.get("met"), "")
@@ -137,7 +138,8 @@ def rows_table(rows: list[dict]) -> str:
             notes.append(f"<li value=\"{i}\">{html.escape(text)}</li>")
     lines += ["</tbody>", "</table>"]
     if notes:
-        lines += ["", "<p>Per row (citation; how the number was made):</p>", "<ol>", *notes, "</ol>"]
+        lines += ["<p>Per row (citation; how the number was made):</p>", "<ol>", *notes, "</ol>"]
+    lines.append("</div>")
     return "\n".join(lines)
 
 
