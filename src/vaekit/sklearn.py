@@ -60,6 +60,7 @@ class _LatentEstimator(TransformerMixin, BaseEstimator):
 
     # -- the contract -------------------------------------------------------------------------
     def fit(self, X, y=None):
+        """Train on X, shape (n_samples, n_features); y is ignored. Returns the fitted estimator."""
         X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2)
         lik = self.likelihood
         if lik == "auto":
@@ -133,7 +134,51 @@ class _LatentEstimator(TransformerMixin, BaseEstimator):
 
 
 class VAEEstimator(_LatentEstimator):
-    """Variational auto-encoder; `beta` weights the KL term."""
+    """Variational auto-encoder; `beta` weights the KL term.
+
+    Parameters
+    ----------
+    latent_dim : int, default=2
+        Size of the code z: `transform` returns (n_samples, latent_dim).
+    hidden : tuple of int, default=(128,)
+        Widths of the encoder's hidden layers; the decoder mirrors them.
+    activation : str, default="relu"
+        Activation of the hidden layers.
+    likelihood : {"auto", "bernoulli", "gaussian"}, default="auto"
+        The decoder's distribution over x. "auto": Bernoulli for data in [0, 1], else a Gaussian with learned
+        variance on features standardised with the training mean and standard deviation.
+    epochs : int, default=50
+        Passes over the training data.
+    batch_size : int, default=64
+        Items per Adam step (at most n_samples).
+    lr : float, default=1e-3
+        Adam's learning rate.
+    n_importance : int, default=100
+        Importance samples per item for `score_samples` (log p(x)).
+    beta : float, default=1.0
+        Weight of the KL term of the ELBO (beta-VAE).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weights, the batches and the sampler.
+    device : str, default="cpu"
+        Torch device of the model.
+    sampler : {"prior", "gmm", "twostage"}, default="prior"
+        Where `sample` draws codes: the prior, or a density fitted on the training codes (`vaekit.samplers`).
+
+    Attributes
+    ----------
+    model_ : vaekit.models.VAE
+        The trained model.
+    likelihood_ : str
+        The likelihood chosen ("bernoulli" or "gaussian").
+    mean_, scale_ : ndarray of shape (n_features,)
+        Standardisation of the features (zeros and ones for the Bernoulli likelihood).
+    history_ : vaekit.train.History
+        Losses and timings of the training run.
+    sampler_ : vaekit.samplers.Sampler
+        The sampler of codes that `sample` uses.
+    n_features_in_ : int
+        Number of features seen by `fit`.
+    """
 
     _model_name = "vae"
 
@@ -149,7 +194,11 @@ class VAEEstimator(_LatentEstimator):
 
 
 class AutoEncoderEstimator(_LatentEstimator):
-    """Deterministic auto-encoder; `score_samples` is minus the summed squared reconstruction error."""
+    """Deterministic auto-encoder; `score_samples` is minus the summed squared reconstruction error.
+
+    Parameters and attributes are those of `VAEEstimator` without `beta` and `n_importance`; `model_` is a
+    `vaekit.models.AutoEncoder`, and `transform` returns its codes, shape (n_samples, latent_dim).
+    """
 
     _model_name = "autoencoder"
 
