@@ -9,7 +9,7 @@ and `surrogate`, a tensor with the same *value* whose *gradient* is the estimato
 So any objective can use them: put `surrogate` where the expectation would go and call backward.
 The convention for batches: `grad(surrogate.sum())` estimates `grad(sum_b E_q[f_b(z)])`.
 
-`f` maps a sample z of shape (S, *batch_shape, *event_shape) to values of shape (S, *batch_shape);
+`f` maps a sample z of shape `(S, *batch_shape, *event_shape)` to values of shape `(S, *batch_shape)`;
 it may depend on parameters of its own (a decoder); their gradient is E_q[df/dphi] in all three.
 
 `encoder_expectation` picks one of them by name for a model's encoder: the ELBO's choice of estimator

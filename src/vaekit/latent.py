@@ -25,7 +25,7 @@ from .baselines import PCA
 
 
 def to_images(x) -> np.ndarray:
-    """(N, *shape) -> (N, H, W) or (N, H, W, 3) float array for display; flat vectors become square-ish."""
+    """`(N, *shape)` -> (N, H, W) or (N, H, W, 3) float array for display; flat vectors become square-ish."""
     x = torch.as_tensor(x).detach().cpu().float()
     if x.dim() == 2:
         d = x.shape[1]
@@ -63,7 +63,7 @@ def manifold(model, n: int = 15, data=None, axes: torch.Tensor | None = None, sp
 
     For a 2-D latent the grid covers the two latent coordinates. For more dimensions it lies in
     the plane of `axes` (default: the principal axes of the posterior means of `data`) through
-    the mean code. Returns decoded means of shape (n * n, *data_shape), row-major from the top.
+    the mean code. Returns decoded means of shape `(n * n, *data_shape)`, row-major from the top.
     """
     from scipy.stats import norm
 
@@ -157,7 +157,7 @@ def refine_codes(model, x, steps: int = 150, lr: float = 0.05, prior_weight: flo
     The encoder is an amortised guess; on items unlike the training set (held-out fonts, say) a
     few gradient steps on z alone close part of the amortisation gap (cf. Kim et al. 2018,
     "Semi-amortized variational autoencoders"). The model's weights are not changed.
-    x: (N, *data_shape) -> codes (N, latent_dim), on the CPU.
+    x: `(N, *data_shape)` -> codes (N, latent_dim), on the CPU.
     """
     device = next(model.parameters()).device
     x = torch.as_tensor(x).float().to(device)
@@ -174,7 +174,7 @@ def refine_codes(model, x, steps: int = 150, lr: float = 0.05, prior_weight: flo
 # -- scatter of codes ----------------------------------------------------------------------------
 @torch.no_grad()
 def embed(model, data, batch_size: int = 1000) -> torch.Tensor:
-    """Posterior means of `data` (N, *shape) in batches, on the CPU, shape (N, latent_dim)."""
+    """Posterior means of `data` `(N, *shape)` in batches, on the CPU, shape (N, latent_dim)."""
     x = torch.as_tensor(data.x if hasattr(data, "x") else data).float()
     device = next(model.parameters()).device
     return torch.cat([model.embed(xb.to(device)).cpu() for xb in x.split(batch_size)])
@@ -230,7 +230,7 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, steps: int = 10) -> torch.Tensor:
 
 @torch.no_grad()
 def interpolate(model, x0, x1, steps: int = 10, method: str = "linear") -> torch.Tensor:
-    """Decode the path between the codes of two items x0, x1 (each (*data_shape)); (steps, *data_shape)."""
+    """Decode the path between the codes of two items x0, x1 (each `(*data_shape)`); `(steps, *data_shape)`."""
     path = {"linear": lerp, "spherical": slerp, "slerp": slerp}.get(method)
     if path is None:
         raise ValueError(f"unknown interpolation {method!r}; choose 'linear' or 'spherical'")
@@ -273,7 +273,7 @@ def remove_attribute(z, v, reference) -> torch.Tensor:
 
 @torch.no_grad()
 def attribute_strip(model, x, v, alphas) -> torch.Tensor:
-    """Decode item x (*data_shape) moved along v by each alpha: (A, *data_shape)."""
+    """Decode item x `(*data_shape)` moved along v by each alpha: `(A, *data_shape)`."""
     device = next(model.parameters()).device
     z = model.embed(torch.as_tensor(x).float()[None].to(device)).cpu()[0]
     return model.generate(apply_attribute(z, v, alphas).to(device)).cpu()

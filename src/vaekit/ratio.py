@@ -80,7 +80,7 @@ def fit_ratio(p: Samples, q: Samples, critic: nn.Module | None = None, *, steps:
               seed: int = 0) -> nn.Module:
     """Train a critic whose logit estimates log p(x)/q(x), from samples of p and q.
 
-    p, q: tensors (N, *shape) of samples (80 % used for training) or functions n -> (n, *shape).
+    p, q: tensors `(N, *shape)` of samples (80 % used for training) or functions n -> `(n, *shape)`.
     """
     g = torch.Generator().manual_seed(seed)
     draw_p, _ = _sampler(p, "p", g)

@@ -92,7 +92,7 @@ def describe(mid: dict) -> str:
 # -- the codes a sampler is fitted on ------------------------------------------------------------------
 @torch.no_grad()
 def codes(model, x, *, draw: bool = False, batch_size: int = 1000, seed: int = 0) -> torch.Tensor:
-    """Codes of items x (N, *data_shape), shape (N, latent_dim), float32 on the CPU: posterior means
+    """Codes of items x `(N, *data_shape)`, shape (N, latent_dim), float32 on the CPU: posterior means
     E_q[z|x], or with draw=True one draw from q(z|x) per item.  Seeded, so the same call gives the same
     codes (an implicit encoder's mean is itself a Monte Carlo estimate)."""
     x = torch.as_tensor(x.x if hasattr(x, "x") else x)

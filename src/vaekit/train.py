@@ -562,7 +562,7 @@ def prepare(model, cfg: TrainConfig, run_dir, resume: bool, overwrite: bool, dd:
 def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume: bool = False,
         overwrite: bool = False, val_data=None, meta: dict | None = None, objective=None,
         on_step: Callable[[int, dict], None] | None = None) -> History:
-    """Train `model` on `data` (a Dataset or tensor (N, *shape)); returns the History.
+    """Train `model` on `data` (a Dataset or tensor `(N, *shape)`); returns the History.
 
     The loss is `objective(model, x, step) -> Loss` when given (e.g.
     `lambda m, x, s: bounds.iwae_bound(m, x, k=50)`), else the model's own `model.loss(x, step)`.

@@ -1,6 +1,6 @@
 """Encoder + decoder + prior: the shape every model in the kit shares.
 
-An encoder maps x (B, *data_shape) to a distribution over z with event shape (latent_dim,);
+An encoder maps x `(B, *data_shape)` to a distribution over z with event shape (latent_dim,);
 a decoder maps z (*S, B, latent_dim) to a distribution over x with event shape data_shape;
 the prior is a distribution over z.  Objectives (see `vaekit.bounds`) only use these three.
 """
@@ -182,7 +182,7 @@ class LatentVariableModel(nn.Module):
 
     @torch.no_grad()
     def reconstruct(self, x) -> torch.Tensor:
-        """Decoder mean at the posterior mean, in data units, shape (B, *data_shape)."""
+        """Decoder mean at the posterior mean, in data units, shape `(B, *data_shape)`."""
         return likelihoods.mean(self.decode(self.embed(x)))
 
     @torch.no_grad()
@@ -197,7 +197,7 @@ class LatentVariableModel(nn.Module):
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Decoder means of n draws from the model's prior p(z) (whatever it is: Gaussian, mixture,
-        ring), shape (n, *data_shape); a `generator` makes the draws reproducible without touching
+        ring), shape `(n, *data_shape)`; a `generator` makes the draws reproducible without touching
         the global random state."""
         return self.draw(prior_draws(self.prior(), n, generator), generator)
 

@@ -93,7 +93,7 @@ class GAN(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """G(eps) for n draws eps ~ N(0, I), shape (n, *data_shape); a `generator` makes the draws
+        """G(eps) for n draws eps ~ N(0, I), shape `(n, *data_shape)`; a `generator` makes the draws
         reproducible without touching the global random state (the same noise as the prior sampler's)."""
         return self.draw(prior_draws(self.prior(), n, generator), generator)
 
