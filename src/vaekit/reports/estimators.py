@@ -94,18 +94,11 @@ def slope(ns, vs) -> float:
 
 
 # -- VAE encoder on MNIST -------------------------------------------------------------------------------
-def fit_for(make, x, budget: float, tcfg: dict):
-    """Train for about `budget` CPU seconds (process CPU time, one thread, so that runs compare at equal cost even
-    when other processes share the machine; `fit` records it per step): `make()` gives (model, objective), and a
-    30-step pilot sizes the run.  Returns (model, history); `history.clock` holds the CPU seconds of every step."""
-    pilot, objective = make()
-    clock = fit(pilot, x, TrainConfig(epochs=1, max_steps=30, **tcfg), objective=objective).clock
-    per_step = (clock[-1] - clock[9]) / 20
-    steps = max(10, int(budget / per_step))
-    model, objective = make()
-    h = fit(model, x, TrainConfig(epochs=math.ceil(steps / math.ceil(len(x) / tcfg["batch_size"])),
-                                  max_steps=steps, **tcfg), objective=objective)
-    return model, h
+def fit_for(model, objective, x, budget: float, tcfg: dict):
+    """Train `model` on `objective` (None: its own loss) for `budget` seconds of this process's CPU time (one thread:
+    runs compare at equal cost even when other processes share the machine).  Returns the History, whose `clock`
+    holds the CPU seconds at every step."""
+    return fit(model, x, TrainConfig(epochs=10**6, max_seconds=budget, budget_clock="cpu", **tcfg), objective=objective)
 
 
 TRAIN_SETTINGS = {   # each estimator with its natural setting; all use the same network and optimizer
@@ -328,7 +321,8 @@ def run(ctx):
         return build("vae", **cfg), lambda m, x, step: bounds.elbo(m, x, **kw)    # the ELBO with estimator E
 
     for name in names:
-        model, h = fit_for(lambda: make(name), x_train, budget, tcfg)
+        model, objective = make(name)
+        h = fit_for(model, objective, x_train, budget, tcfg)
         t = np.asarray(h.clock)
         a1.plot(t[w - 1:], -smooth(h.loss, w), color=COLORS[name], label=LABELS[name])
         a2.plot(np.arange(w, len(h.loss) + 1), -smooth(h.loss, w), color=COLORS[name], label=LABELS[name])
@@ -352,11 +346,9 @@ def run(ctx):
     for contrast, color in ((True, "C4"), (False, "C5")):
         label = "AVB (implicit q), " + ("adaptive contrast" if contrast else "plain critic")
 
-        def make_avb():
-            torch.manual_seed(ctx.seed + 7)
-            return build("avb", **cfg, contrast=contrast, n_moments=6, critic_hidden=(128, 128)), None
-
-        model, h = fit_for(make_avb, x_train, budget, tcfg)
+        torch.manual_seed(ctx.seed + 7)
+        model = build("avb", **cfg, contrast=contrast, n_moments=6, critic_hidden=(128, 128))
+        h = fit_for(model, None, x_train, budget, tcfg)
         t = np.asarray(h.clock)
         a1.plot(t[w - 1:], -smooth(h.loss, w), "--", color=color, label=label + " (its own ELBO estimate)")
         a2.plot(np.arange(w, len(h.loss) + 1), -smooth(h.loss, w), "--", color=color, label=label)
