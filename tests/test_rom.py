@@ -191,7 +191,6 @@ def test_quick_report(tmp_path):
     assert rows[("advection", "AE / POD error ratio, r=2")]["ours"] < 0.3
     for f in d["figures"]:
         assert (tmp_path / "rom" / f).is_file()
-    assert d["seconds"] < 120
 
 
 def test_a_conv1d_auto_encoder_is_rebuilt_from_its_checkpoint(tmp_path):

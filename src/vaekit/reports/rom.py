@@ -144,22 +144,31 @@ def run(ctx):
             note="time.process_time of this process, single-threaded torch")
 
 
-def figures(ctx, results):
-    import matplotlib.pyplot as plt
-
-    names = list(results)
-    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.6))
-    for ax, name in zip(np.atleast_1d(axes), names):
-        res = results[name]
-        ax.semilogy(res["dims"], res["pod"], "o-", label="POD")
-        ax.semilogy(res["dims"], res["ae"], "s-", label="auto-encoder (MLP)")
-        ax.set_xlabel("latent dimension r")
-        ax.set_ylabel("test relative L2 error")
+def panels(ctx, plt, results, draw, xlabel: str, ylabel: str, filename: str, caption: str) -> None:
+    """One panel per problem, side by side: `draw(ax, results[name])` plots its lines on a log scale."""
+    fig, axes = plt.subplots(1, len(results), figsize=(5 * len(results), 3.6))
+    for ax, name in zip(np.atleast_1d(axes), results):
+        draw(ax, results[name])
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
         ax.set_title(name)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    ctx.figure(fig, "error_vs_dim.png", "Test relative L2 error (unseen parameters) against latent dimension.")
+    ctx.figure(fig, filename, caption)
+
+
+def figures(ctx, results):
+    import matplotlib.pyplot as plt
+
+    names = list(results)
+
+    def error_vs_dim(ax, res):
+        ax.semilogy(res["dims"], res["pod"], "o-", label="POD")
+        ax.semilogy(res["dims"], res["ae"], "s-", label="auto-encoder (MLP)")
+
+    panels(ctx, plt, results, error_vs_dim, "latent dimension r", "test relative L2 error", "error_vs_dim.png",
+           "Test relative L2 error (unseen parameters) against latent dimension.")
 
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for name in names:
@@ -211,15 +220,10 @@ def figures(ctx, results):
     ctx.figure(fig, "latent_trajectories.png", "Latent trajectories: training (grey), test encoded (solid) and "
                                                "rolled out by the latent dynamics (dotted).")
 
-    fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.6))
-    for ax, name in zip(np.atleast_1d(axes), names):
-        ro = results[name]["rollout"]
+    def rollout(ax, res):
+        ro = res["rollout"]
         for label in ("POD", "AE"):
             ax.semilogy(ro["times"], ro[label], label=f"{label}, r={ro['dim']}")
-        ax.set_xlabel("time")
-        ax.set_ylabel("roll-out relative L2 error")
-        ax.set_title(name)
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    ctx.figure(fig, "rollout_error.png", "Error of the latent-dynamics roll-out over time (mean over test trajectories).")
+
+    panels(ctx, plt, results, rollout, "time", "roll-out relative L2 error", "rollout_error.png",
+           "Error of the latent-dynamics roll-out over time (mean over test trajectories).")
