@@ -444,7 +444,9 @@ def draw_molecules(smiles: Sequence[str], labels: Sequence[str] | None = None, p
             raise VaekitError(f"draw_molecules: {s!r} is not a valid SMILES string")
         mols.append(m)
     per_row = min(per_row, len(mols))
-    img = Draw.MolsToGridImage(mols, molsPerRow=per_row, subImgSize=(size, size), legends=[str(t) for t in labels])
+    # a PIL image even inside Jupyter, where RDKit would otherwise hand back an IPython display object
+    img = Draw.MolsToGridImage(mols, molsPerRow=per_row, subImgSize=(size, size), legends=[str(t) for t in labels],
+                               useSVG=False, returnPNG=False)
     rows = math.ceil(len(mols) / per_row)
     fig, ax = plt.subplots(figsize=(per_row * size / 90, rows * size / 90))
     ax.imshow(np.asarray(img))
