@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -23,6 +21,7 @@ from safetensors.torch import load as load_bytes
 from safetensors.torch import save_file
 
 from .errors import VaekitError
+from .io import atomic_write, atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
 from .models import config_dict, from_config, state_shapes
 
 FORMAT = "vaekit-checkpoint/1"
@@ -36,36 +35,6 @@ def _digest(tensors: dict[str, torch.Tensor], header: dict) -> str:
         h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
         h.update(t.reshape(-1).view(torch.uint8).numpy() if t.numel() else b"")   # hashed in place, not copied
     return h.hexdigest()
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _readable(fd_or_path) -> None:
-    """mkstemp creates files 0600; give the final file the usual permissions (0666 less the umask)."""
-    os.chmod(fd_or_path, 0o666 & ~_umask())
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        _readable(tmp)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str, tensors: dict) -> list:
@@ -100,17 +69,8 @@ def save(path, model, optimizer: torch.optim.Optimizer | dict | None = None, rng
     header = {"format": FORMAT, "model": config_dict(model), "optimizer_groups": groups, "meta": meta}
     header = json.loads(json.dumps(header))          # exactly what a reader will parse
     header["sha256"] = _digest(tensors, header)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_write(path) as tmp:
         save_file(tensors, tmp, metadata={"vaekit": json.dumps(header)})
-        _readable(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def read(path) -> tuple[dict[str, torch.Tensor], dict]:

@@ -400,7 +400,7 @@ def cmd_fit(args) -> None:
     last = f"{hist.loss[-1]:.4f}" if hist.loss else "n/a"
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"{args.run_dir}: {len(hist.loss)} steps in {hist.seconds:.1f} s ({hist.stopped}); last training loss {last}")
-        from .checkpoint import atomic_write_text
+        from .io import atomic_write_text
 
         atomic_write_text(Path(args.run_dir) / "training.json", json.dumps(
             {"seconds": round(hist.seconds, 1), "steps": len(hist.steps), "stopped": hist.stopped,
@@ -600,7 +600,7 @@ def _save_invalid(path: Path, mols) -> None:
     import csv
     import io
 
-    from .checkpoint import atomic_write_text
+    from .io import atomic_write_text
 
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -634,7 +634,8 @@ def _run_molecules(run_dir: Path, args, limit: int | None = None):
 
 
 def cmd_eval(args) -> None:
-    from .checkpoint import atomic_write_text, load_model
+    from .checkpoint import load_model
+    from .io import atomic_write_text
 
     run_dir = _run_dir(args.run_dir)
     model = load_model(run_dir)
@@ -751,7 +752,7 @@ def cmd_sample(args) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from .checkpoint import atomic_write_bytes
+        from .io import atomic_write_bytes
         from .latent import plot_images
 
         fig, ax = plt.subplots(figsize=(6, 6))
@@ -772,7 +773,7 @@ def _write_smiles(out: Path, smiles: list[str]) -> int:
     import csv
     import io
 
-    from .checkpoint import atomic_write_text
+    from .io import atomic_write_text
     from .chem.props import canonical
 
     valid = [bool(s) and canonical(s) is not None for s in smiles]
@@ -794,7 +795,7 @@ def _save_npy(out: Path, array) -> None:
 
     import numpy as np
 
-    from .checkpoint import atomic_write_bytes
+    from .io import atomic_write_bytes
 
     buf = io.BytesIO()
     np.save(buf, array)
@@ -903,6 +904,7 @@ def crash_report(argv, exc: BaseException) -> Path | None:
     import traceback
 
     from . import __version__
+    from .io import atomic_write_text
 
     text = (f"vaekit {__version__}, Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d %H:%M:%S %z')}\n"
             f"argv: {json.dumps(list(argv))}\n\n" + "".join(traceback.format_exception(exc)))
@@ -916,17 +918,12 @@ def crash_report(argv, exc: BaseException) -> Path | None:
         pass
     folders.append(Path(tempfile.gettempdir()))
     for folder in folders:
-        tmp = None
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".tmp")
-            with os.fdopen(fd, "w") as f:
-                f.write(text)
-            os.replace(tmp, folder / name)
+            atomic_write_text(folder / name, text)
             return folder / name
         except OSError:
-            if tmp is not None and os.path.exists(tmp):
-                os.unlink(tmp)
+            pass
     return None
 
 

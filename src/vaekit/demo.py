@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from . import models
-from .checkpoint import atomic_write_text
+from .io import atomic_write_text
 from .data import load
 from .evaluate import evaluate
 from .plots import run_figures

@@ -10,14 +10,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from . import latent  # noqa: E402
+from .io import save_figure  # noqa: E402
 
 
 def _save(fig, path: Path) -> Path:
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path, dpi=120, bbox_inches="tight")
 
 
 def run_figures(model, data, out_dir, n: int = 10, seed: int = 0) -> list[Path]:

@@ -60,6 +60,8 @@ from torch import nn
 
 from .bounds import log_likelihood, seeded
 from .errors import VaekitError
+from .io import atomic_write_bytes
+from .io import cached as cached_file
 from .models.base import prior_draws
 from .names import Registry
 
@@ -224,8 +226,6 @@ def save(sampler: Sampler, path) -> Path:
     """Write `sampler` to a safetensors file (learned state as tensors, options and model in a JSON header), atomically."""
     from safetensors.torch import save as to_bytes
 
-    from .checkpoint import atomic_write_bytes
-
     path = Path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in sampler.tensors().items()}
     header = {"format": FORMAT, "sampler": sampler.name, "config": dataclasses.asdict(sampler.config),
@@ -289,18 +289,16 @@ def cached(path, name: str, model, codes_fn, **options) -> Sampler:
     cls = get(name)
     if not cls.uses_codes:
         return fit(name, model, None, **options)
-    path = Path(path)
     want = json.loads(json.dumps(dataclasses.asdict(_config(cls, options))))
-    if path.is_file():
-        try:
-            _, header = read(path)
-            if header["sampler"] == name and header["config"] == want and header["fitted_for"] == model_id(model):
-                return load(path, model)
-        except VaekitError:
-            pass                                   # unreadable or stale: fit again and replace it
-    sampler = fit(name, model, codes_fn(), **options)
-    save(sampler, path)
-    return sampler
+
+    def load_if_fitted(path: Path) -> Sampler:       # raises when unreadable or stale: fit again and replace it
+        _, header = read(path)
+        if header["sampler"] != name or header["config"] != want or header["fitted_for"] != model_id(model):
+            raise VaekitError(f"{path}: fitted for other options or another model")
+        return load(path, model)
+
+    return cached_file(path, lambda: fit(name, model, codes_fn(), **options), lambda p, s: save(s, p),
+                       load_if_fitted)
 
 
 def _expect(tensors: dict, key: str, shape: tuple) -> torch.Tensor:

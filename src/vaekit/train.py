@@ -44,6 +44,7 @@ from . import checkpoint, distributed
 from .bounds import seeded
 from .data.core import Dataset, check_array, split
 from .errors import NonFiniteLossError, VaekitError
+from .io import atomic_write_text
 from .models import config_dict
 from .objective import Phase
 
@@ -261,7 +262,7 @@ class RunLog:
         w = csv.DictWriter(text, fieldnames=keys)
         w.writeheader()
         w.writerows(self.rows)
-        checkpoint.atomic_write_text(self.path, text.getvalue())     # via .log.csv.*.tmp, swept when left behind
+        atomic_write_text(self.path, text.getvalue())     # via .log.csv.*.tmp, swept when left behind
         if self.tb is not None:
             self.tb.flush()
 
@@ -384,7 +385,7 @@ def init_run_dir(run_dir, model, train_cfg: TrainConfig, *, resume: bool, meta: 
 
 
 def _write_config(folder: Path, model, train_cfg: TrainConfig, meta: dict | None) -> None:
-    checkpoint.atomic_write_text(folder / "config.json", json.dumps(
+    atomic_write_text(folder / "config.json", json.dumps(
         {"model": config_dict(model), "train": dataclasses.asdict(train_cfg), "data": meta or {}}, indent=2))
 
 
@@ -458,7 +459,7 @@ def check_finite(run: Run, value: float, idx: torch.Tensor, phase: Phase) -> boo
     where = None
     if run.run_dir is not None and run.dd.main:
         where = run.run_dir / "nonfinite_batch.json"
-        checkpoint.atomic_write_text(where, json.dumps(
+        atomic_write_text(where, json.dumps(
             {"step": run.state["step"], "epoch": run.state["epoch"], "batch_index": idx.tolist(),
              **({"phase": phase.name} if run.game else {})}))
     raise NonFiniteLossError(run.state["step"], idx.tolist(), str(where) if where else None)

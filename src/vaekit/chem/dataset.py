@@ -11,7 +11,6 @@ modification time, the row limit and the seed.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ import numpy as np
 from ..data.core import cache_root
 from ..data.smiles import Molecules, load_molecules
 from ..errors import VaekitError
+from ..io import cached, load_npz, save_npz
 
 PROPERTIES = ("logP", "QED", "SAS")
 
@@ -43,29 +43,33 @@ def scored(spec: str = "moses", split: str = "train", data_dir=None, *, limit: i
     """Molecules from `spec` (see data.smiles.load_molecules) with PROPERTIES computed by RDKit."""
     from .props import properties
 
+    def score() -> Molecules:
+        mols = load_molecules(spec, split, data_dir, limit=limit, seed=seed)
+        props = properties(mols.smiles)
+        bad = ~np.all([np.isfinite(props[p]) for p in PROPERTIES], 0)
+        if bad.any():       # parsed by RDKit but not scorable: count them with the invalid ones
+            i = np.flatnonzero(bad)
+            mols.invalid += [(-1, mols.smiles[j]) for j in i]
+            mols = mols.subset(np.flatnonzero(~bad))
+            props = {p: v[~bad] for p, v in props.items()}
+        mols.props.update({p: np.asarray(props[p], dtype=np.float64) for p in PROPERTIES})
+        return mols
+
     path = cache_root() / "molecules" / f"{spec.replace('/', '_')[-40:]}-{split}-{_key(spec, split, data_dir, limit, seed)}.npz"
-    if cache and path.is_file():
-        with np.load(path, allow_pickle=False) as z:
-            invalid = [(int(n), str(t)) for n, t in zip(z["invalid_line"], z["invalid_text"])]
-            return Molecules([str(s) for s in z["smiles"]], {p: z[p] for p in PROPERTIES}, invalid, str(z["source"]))
-    mols = load_molecules(spec, split, data_dir, limit=limit, seed=seed)
-    props = properties(mols.smiles)
-    bad = ~np.all([np.isfinite(props[p]) for p in PROPERTIES], 0)
-    if bad.any():       # parsed by RDKit but not scorable: count them with the invalid ones
-        i = np.flatnonzero(bad)
-        mols.invalid += [(-1, mols.smiles[j]) for j in i]
-        mols = mols.subset(np.flatnonzero(~bad))
-        props = {p: v[~bad] for p, v in props.items()}
-    mols.props.update({p: np.asarray(props[p], dtype=np.float64) for p in PROPERTIES})
-    if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, smiles=np.array(mols.smiles, dtype=str), source=np.array(mols.source),
-                 invalid_line=np.array([n for n, _ in mols.invalid], dtype=np.int64),
-                 invalid_text=np.array([t for _, t in mols.invalid], dtype=str),
-                 **{p: mols.props[p] for p in PROPERTIES})
-        os.replace(tmp, path)
-    return mols
+    return cached(path, score, _save, _load, use=cache)
+
+
+def _save(path: Path, mols: Molecules) -> None:
+    save_npz(path, {"smiles": np.array(mols.smiles, dtype=str), "source": np.array(mols.source),
+                    "invalid_line": np.array([n for n, _ in mols.invalid], dtype=np.int64),
+                    "invalid_text": np.array([t for _, t in mols.invalid], dtype=str),
+                    **{p: mols.props[p] for p in PROPERTIES}})
+
+
+def _load(path: Path) -> Molecules:
+    z = load_npz(path)
+    invalid = [(int(n), str(t)) for n, t in zip(z["invalid_line"], z["invalid_text"])]
+    return Molecules([str(s) for s in z["smiles"]], {p: z[p] for p in PROPERTIES}, invalid, str(z["source"]))
 
 
 def data_fields(mols: Molecules, kind: str = "smiles", max_len: int | None = None, properties=PROPERTIES,

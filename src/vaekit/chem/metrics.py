@@ -28,7 +28,6 @@ import gzip
 import hashlib
 import math
 import multiprocessing as mp
-import os
 import shutil
 import subprocess
 import sys
@@ -46,6 +45,7 @@ from rdkit.Chem import AllChem, rdFingerprintGenerator
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
 from ..errors import VaekitError
+from ..io import atomic_write, cached, load_npz, save_npz
 from .props import canonical, canonical_all, mol
 
 FP_RADIUS, FP_BITS = 2, 1024
@@ -99,28 +99,22 @@ def _cache_dir() -> Path:
     return cache_root() / "chem"
 
 
-def _atomic_savez(path: Path, **arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+def _save_set(path: Path, strings: set) -> None:
+    with atomic_write(path) as tmp, gzip.open(tmp, "wt") as f:
+        f.write("\n".join(sorted(strings)))
+
+
+def _load_set(path: Path) -> set[str]:
+    with gzip.open(path, "rt") as f:
+        return set(f.read().split("\n")) - {""}
 
 
 def canonical_set(smiles: Iterable[str], *, n_jobs: int = 1, cache: bool = True) -> set[str]:
     """Set of canonical SMILES of the valid strings; for 10,000 strings or more, cached on disk by content."""
     smiles = list(smiles)
-    path = _cache_dir() / f"canonical-{_key(smiles, 'canonical')}.txt.gz"
-    if cache and len(smiles) >= 10_000 and path.exists():
-        with gzip.open(path, "rt") as f:
-            return set(f.read().split("\n")) - {""}
-    out = {c for c in _map(canonical, smiles, n_jobs) if c is not None}
-    if cache and len(smiles) >= 10_000:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with gzip.open(tmp, "wt") as f:
-            f.write("\n".join(sorted(out)))
-        os.replace(tmp, path)
-    return out
+    return cached(_cache_dir() / f"canonical-{_key(smiles, 'canonical')}.txt.gz",
+                  lambda: {c for c in _map(canonical, smiles, n_jobs) if c is not None},
+                  _save_set, _load_set, use=cache and len(smiles) >= 10_000)
 
 
 def novelty(gen: Iterable[str], train: Iterable[str] | set, *, n_jobs: int = 1) -> float:
@@ -293,7 +287,7 @@ def _fcd_worker(in_path: str, out_path: str, device: str = "cpu") -> None:
     """Child-process entry: moments of the SMILES in `in_path` (one a line) written to `out_path`."""
     torch.set_num_threads(1)
     n, s, ss = _fcd_moments(Path(in_path).read_text().split("\n"), device)
-    _atomic_savez(Path(out_path), n=np.array(n), s=s, ss=ss)
+    save_npz(out_path, {"n": np.array(n), "s": s, "ss": ss})
 
 
 def fcd_stats(smiles: Iterable[str], *, n_jobs: int = 1, device: str = "cpu",
@@ -395,29 +389,31 @@ def reference_stats(smiles: Iterable[str], *, n_jobs: int = 1, fcd: bool = True,
     key = _key(valid, "ref")
     d = _cache_dir()
     out: dict = {"n": len(valid)}
-    rd_path = d / f"ref-{key}-rdkit.npz"
-    if cache and rd_path.exists():
-        with np.load(rd_path) as z:
-            out["fps"] = np.unpackbits(z["fps_packed"], axis=1, count=FP_BITS)
-            out["frag"], out["scaf"] = _counter_from(z, "frag"), _counter_from(z, "scaf")
-    else:
-        out.update(_rdkit_stats(valid, n_jobs))
-        if cache:
-            _atomic_savez(rd_path, fps_packed=np.packbits(out["fps"], axis=1),
-                          **_counter_arrays(out["frag"], "frag"), **_counter_arrays(out["scaf"], "scaf"))
+    out.update(cached(d / f"ref-{key}-rdkit.npz", lambda: _rdkit_stats(valid, n_jobs), _save_rdkit, _load_rdkit,
+                      use=cache))
     if fcd:
-        fcd_path = d / f"ref-{key}-fcd.npz"
-        if cache and fcd_path.exists():
-            with np.load(fcd_path) as z:
-                out["mu"], out["sigma"] = z["mu"], z["sigma"]
-        else:
-            parts = d / "parts" / key  # chunk moments of an interrupted run, removed once the total is saved
+        parts = d / "parts" / key  # chunk moments of an interrupted run, removed once the total is saved
+
+        def moments():
             st = fcd_stats(valid, n_jobs=n_jobs, device=device, resume_dir=parts if cache else None)
-            out["mu"], out["sigma"] = st["mu"], st["sigma"]
-            if cache:
-                _atomic_savez(fcd_path, mu=st["mu"], sigma=st["sigma"])
-                shutil.rmtree(parts, ignore_errors=True)
+            return {"mu": st["mu"], "sigma": st["sigma"]}
+
+        out.update(cached(d / f"ref-{key}-fcd.npz", moments, save_npz, lambda p: load_npz(p, ("mu", "sigma")),
+                          use=cache))
+        if cache:
+            shutil.rmtree(parts, ignore_errors=True)
     return out
+
+
+def _save_rdkit(path: Path, st: dict) -> None:
+    save_npz(path, {"fps_packed": np.packbits(st["fps"], axis=1),
+                    **_counter_arrays(st["frag"], "frag"), **_counter_arrays(st["scaf"], "scaf")})
+
+
+def _load_rdkit(path: Path) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        return {"fps": np.unpackbits(z["fps_packed"], axis=1, count=FP_BITS),
+                "frag": _counter_from(z, "frag"), "scaf": _counter_from(z, "scaf")}
 
 
 def moses_metrics(gen: Sequence[str], test, train=None, *, n_jobs: int = 1, k=(1000, 10000),

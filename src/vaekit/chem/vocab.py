@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from ..errors import VaekitError
+from ..io import atomic_write_text
 
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
 SPECIALS = (PAD, BOS, EOS)
@@ -175,7 +176,6 @@ class Vocab:
             raise VaekitError(f"{where}: not a vocabulary (missing or bad field {e})") from None
 
     def save(self, path) -> None:
-        from ..checkpoint import atomic_write_text
         atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=1))
 
     @classmethod

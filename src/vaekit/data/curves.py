@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import VaekitError
+from ..io import cached, load_npz, save_npz
 from .core import Dataset, cache_root, register_dataset
 
 SIZES = {"train": 20_000, "test": 10_000}
@@ -72,9 +73,9 @@ def make_curves(n: int, seed: int = 0, size: int = 28, margin: float = 6.25, wid
     return render(through_three_points(points), size, width)
 
 
-def cache_folders(data_dir=None) -> list[Path]:
+def cache_folder(data_dir=None) -> Path:
     """Where the .npz cache lives: `data_dir`/curves when given explicitly, else cache_root()/curves."""
-    return [Path(data_dir) / "curves"] if data_dir else [cache_root() / "curves"]
+    return Path(data_dir) / "curves" if data_dir else cache_root() / "curves"
 
 
 def curves(split_name: str = "train", data_dir=None, seed: int = 0, n: int | None = None,
@@ -86,27 +87,16 @@ def curves(split_name: str = "train", data_dir=None, seed: int = 0, n: int | Non
     n = total if n is None else int(n)
     if not 1 <= n <= total:
         raise VaekitError(f"curves: n must be in [1, {total}] for split {split_name!r}, got {n}")
-    name = f"curves_{split_name}_seed{seed}_w{width:g}_m{margin:g}.npz"
-    places = [folder / name for folder in cache_folders(data_dir)]
-    x = None
-    for path in places if cache else []:
-        if path.is_file():
-            with np.load(path) as f:
-                x = f["x"]
-            break
-    if x is None and n < total:   # the first n images of a split are the first n of the generator
-        x = make_curves(n, seed=seed * 7919 + SEEDS[split_name], margin=margin, width=width)
-    if x is None:
-        x = make_curves(total, seed=seed * 7919 + SEEDS[split_name], margin=margin, width=width)
-        for path in places if cache else []:
-            try:   # a read-only folder only costs the cache
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(path.stem + ".tmp.npz")
-                np.savez_compressed(tmp, x=x)
-                tmp.replace(path)
-                break
-            except OSError:
-                continue
+    path = cache_folder(data_dir) / f"curves_{split_name}_seed{seed}_w{width:g}_m{margin:g}.npz"
+
+    def make(m: int) -> np.ndarray:
+        return make_curves(m, seed=seed * 7919 + SEEDS[split_name], margin=margin, width=width)
+
+    if n < total and not (cache and path.is_file()):   # the first n images of a split are the first n of the generator
+        x = make(n)
+    else:
+        x = cached(path, lambda: make(total), lambda p, x: save_npz(p, {"x": x}, compressed=True),
+                   lambda p: load_npz(p, ("x",))["x"], use=cache)
     return Dataset(torch.from_numpy(np.ascontiguousarray(x[:n])), None, "curves")
 
 

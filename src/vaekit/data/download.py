@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import os
-import tempfile
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import VaekitError
+from ..io import atomic_write
 from .core import data_root
 
 
@@ -94,20 +93,15 @@ def verify_known(name: str, path: Path) -> None:
 
 def _download(url: str, dest: Path, sha256: str, timeout: float) -> None:
     _check_url(url)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
+    with atomic_write(dest) as tmp:
         h = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
             _check_url(resp.geturl())  # a redirect must not leave the allowed schemes either
             for block in iter(lambda: resp.read(1 << 20), b""):
                 h.update(block)
                 out.write(block)
         if h.hexdigest() != sha256:
             raise VaekitError(f"{dest.name}: checksum mismatch from {url} (expected sha256 {sha256[:12]}..., got {h.hexdigest()[:12]}...); nothing was saved")
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def fetch(name: str, data_dir=None, base_url: str | None = None, timeout: float = 60.0) -> Path:

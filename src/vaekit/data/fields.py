@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import VaekitError
+from ..io import cached, load_npz, save_npz
 
 CACHE_VERSION = 1
 
@@ -197,14 +197,14 @@ def generate(name: str, cache=None, use_cache: bool = True, **kwargs) -> Fields:
     key = json.dumps({"v": CACHE_VERSION, "name": name,
                       **{k: np.asarray(v).tolist() for k, v in sorted(kwargs.items())}}, sort_keys=True)
     path = cache_dir(cache) / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
-    if use_cache and path.is_file():
-        with np.load(path, allow_pickle=False) as f:
-            return Fields(f["u"], f["params"], f["times"], f["grid"], name, tuple(str(s) for s in f["param_names"]))
-    fields = GENERATORS[name](**kwargs)
-    if use_cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-        np.savez_compressed(tmp, u=fields.u, params=fields.params, times=fields.times, grid=fields.grid,
-                            param_names=np.array(fields.param_names))
-        os.replace(tmp, path)
-    return fields
+    return cached(path, lambda: GENERATORS[name](**kwargs), _save, lambda p: _load(p, name), use=use_cache)
+
+
+def _save(path: Path, fields: Fields) -> None:
+    save_npz(path, {"u": fields.u, "params": fields.params, "times": fields.times, "grid": fields.grid,
+                    "param_names": np.array(fields.param_names)}, compressed=True)
+
+
+def _load(path: Path, name: str) -> Fields:
+    f = load_npz(path)
+    return Fields(f["u"], f["params"], f["times"], f["grid"], name, tuple(str(s) for s in f["param_names"]))

@@ -17,7 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..checkpoint import atomic_write_text
+from ..io import atomic_write_text, save_figure
 from ..errors import VaekitError
 
 REPORTS: dict[str, object] = {}
@@ -95,13 +95,7 @@ class Context:
 
     def figure(self, fig, filename: str, caption: str = "") -> Path:
         """Save a matplotlib figure into the report folder (atomically) and list it in the HTML page."""
-        import matplotlib.pyplot as plt
-
-        path = self.out_dir / filename
-        tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        tmp.replace(path)
+        path = save_figure(fig, self.out_dir / filename, dpi=110, bbox_inches="tight")
         self.figures.append((filename, caption))
         return path
 

@@ -33,7 +33,8 @@ import numpy as np
 import torch
 
 from ..baselines import PCA, LogisticPCA, squared_error
-from ..checkpoint import atomic_write_text, load_model, save
+from ..checkpoint import load_model, save
+from ..io import atomic_write_text
 from ..errors import VaekitError
 from ..models import build
 from ..rbm import CDConfig, pretrain_stack, unroll
