@@ -150,6 +150,7 @@ class POD:
 # auto-encoder reducer
 # --------------------------------------------------------------------------------------------
 
+@dataclass(eq=False)
 class AutoEncoderROM:
     """A core `autoencoder` (Gaussian likelihood, fixed sigma) as a reducer of snapshots (n, *space).
 
@@ -158,19 +159,19 @@ class AutoEncoderROM:
     arch: "mlp", "conv" (2-D fields (H, W)) or "conv1d" (1-D fields), the model config's field.
     """
 
-    def __init__(self, latent_dim: int, arch: str = "mlp", hidden=(256, 128), channels=(16, 32, 64),
-                 activation: str = "elu", sigma: float = 0.1, epochs: int = 300, batch_size: int = 64,
-                 lr: float = 2e-3, seed: int = 0):
-        self.latent_dim = latent_dim
-        self.arch = arch
-        self.hidden = tuple(hidden)
-        self.channels = tuple(channels)
-        self.activation = activation
-        self.sigma = sigma
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.seed = seed
+    latent_dim: int
+    arch: str = "mlp"
+    hidden: tuple[int, ...] = (256, 128)
+    channels: tuple[int, ...] = (16, 32, 64)
+    activation: str = "elu"
+    sigma: float = 0.1
+    epochs: int = 300
+    batch_size: int = 64
+    lr: float = 2e-3
+    seed: int = 0
+
+    def __post_init__(self):
+        self.hidden, self.channels = tuple(self.hidden), tuple(self.channels)
 
     def build(self, data_shape) -> nn.Module:
         torch.manual_seed(self.seed)
@@ -217,7 +218,7 @@ class AutoEncoderROM:
 # latent dynamics
 # --------------------------------------------------------------------------------------------
 
-@dataclass
+@dataclass(eq=False)
 class StepConfig:
     data_shape: tuple[int, ...] = (3,)   # one training row: [z_t, mu, z_{t+1}, ..., z_{t+horizon}] (normalised)
     latent_dim: int = 1
@@ -262,21 +263,23 @@ class LatentStep(nn.Module):
         return Loss(err, {"rollout_sq_err": err.detach(), "step_sq_err": errs[0].detach()})
 
 
+@dataclass
 class LatentDynamics:
     """Fits g on trajectories of latent coordinates Z (n_traj, n_t, d) with parameters mu (n_traj, p).
 
     Latents and parameters are standardised per coordinate (`z_mean_`, `z_std_`, `mu_mean_`, `mu_std_`).
     """
 
-    def __init__(self, hidden=(64, 64), horizon: int = 4, noise: float = 0.0, epochs: int = 400,
-                 batch_size: int = 128, lr: float = 2e-3, seed: int = 0):
-        self.hidden = tuple(hidden)
-        self.horizon = horizon
-        self.noise = noise
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.lr = lr
-        self.seed = seed
+    hidden: tuple[int, ...] = (64, 64)
+    horizon: int = 4
+    noise: float = 0.0
+    epochs: int = 400
+    batch_size: int = 128
+    lr: float = 2e-3
+    seed: int = 0
+
+    def __post_init__(self):
+        self.hidden = tuple(self.hidden)
 
     def fit(self, Z, mu) -> "LatentDynamics":
         Z = np.asarray(Z, float)
