@@ -745,22 +745,17 @@ def cmd_sample(args) -> None:
     if out.suffix.lower() == ".npy":
         _save_npy(out, x.numpy())
     else:
-        import io
-
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        from .io import atomic_write_bytes
+        from .io import save_figure
         from .latent import plot_images
 
         fig, ax = plt.subplots(figsize=(6, 6))
         plot_images(ax, x)
-        buf = io.BytesIO()
-        fig.savefig(buf, format=out.suffix.lower()[1:], dpi=120, bbox_inches="tight")
-        plt.close(fig)
-        atomic_write_bytes(out, buf.getvalue())
+        save_figure(fig, out, dpi=120, bbox_inches="tight")
     print(f"wrote {out}")
 
 

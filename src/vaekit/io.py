@@ -77,7 +77,7 @@ def save_figure(fig, path, **savefig_options) -> Path:
 
     path = Path(path)
     with atomic_write(path) as tmp:
-        fig.savefig(tmp, format=path.suffix[1:], **savefig_options)
+        fig.savefig(tmp, format=path.suffix.lower()[1:], **savefig_options)
     plt.close(fig)
     return path
 
