@@ -28,6 +28,9 @@ def _umask() -> int:
     return mask
 
 
+UMASK = _umask()    # read once, at import: os.umask can only be read by setting it, which races with other threads
+
+
 @contextmanager
 def atomic_write(path) -> Iterator[Path]:
     """Yield a temporary path beside `path` to write to; once the block ends without error it is
@@ -38,7 +41,7 @@ def atomic_write(path) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())          # mkstemp creates files 0600
+        os.chmod(tmp, 0o666 & ~UMASK)          # mkstemp creates files 0600
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
