@@ -72,3 +72,24 @@ def test_vaekit_fit_stops_at_the_cpu_budget_and_counts_molecules(vs, tmp_path, m
 def test_the_recorded_command_names_no_folder_of_this_machine(vs):
     argv = ["--venv", "/somewhere/venv", "--budget-minutes", "1", "--work=/else/where", "--samples", "500"]
     assert vs.portable(argv) == ["--venv", "VENV", "--budget-minutes", "1", "--work=WORK", "--samples", "500"]
+
+
+def test_fcd_curve_reads_checkpoint_and_minutes_and_draws_its_figure(tmp_path):
+    """bench/chem_fcd_curve.py: CHECKPOINT:CPU_MINUTES points (a path may hold colons), and its figure."""
+    import argparse
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location("chem_fcd_curve", BENCH / "chem_fcd_curve.py")
+        curve = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(curve)
+    finally:
+        sys.path.remove(str(BENCH))
+    assert curve.point("models/chemvae-selfies:66") == ("models/chemvae-selfies", 66.0)
+    assert curve.point("a:b/run:12.5") == ("a:b/run", 12.5)
+    for bad in ("models/chemvae-selfies", "run:soon"):
+        with pytest.raises(argparse.ArgumentTypeError, match="CHECKPOINT:CPU_MINUTES"):
+            curve.point(bad)
+    points = [{"cpu_minutes": m, "FCD/Test": f, "samples": 10} for m, f in ((66, 11.8), (88, 10.9))]
+    curve.figure(points, tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG" and not list(tmp_path.glob(".*"))
