@@ -320,6 +320,7 @@ def run(ctx):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    seeds(ctx)                       # a bad --option seeds fails before any training
     torch.manual_seed(ctx.seed)
     cpu0 = time.process_time()
     ctx.log("2-D GAN")
