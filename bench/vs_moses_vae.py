@@ -150,7 +150,7 @@ def moses_step_throughput(venv, molecules: int = 20000, steps: int = 3, threads:
     training_subset(molecules, seed, subset)
     cmd = [str(py), str(DRIVER), "throughput", "--smiles", str(subset), "--steps", str(steps),
            "--threads", str(threads), "--seed", str(seed)]
-    done = subprocess.run(cmd, env=thread_env(threads), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(cmd, env=thread_env(threads), capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"MOSES throughput failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -200,7 +200,7 @@ def moses_metrics_of(args, samples: Path, test_file: Path, out: Path) -> dict:
 
     cmd = [str(venv_python(args.venv)), str(DRIVER), "metrics", "--samples", str(samples), "--test", str(test_file),
            "--train", str(moses_path("train", None)), "--out", str(out), "--threads", str(args.threads)]
-    done = subprocess.run(cmd, env=thread_env(args.threads), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    done = subprocess.run(cmd, env=thread_env(args.threads), capture_output=True, text=True)
     if done.returncode:
         sys.exit(f"vs_moses_vae: moses.get_all_metrics failed on {samples} ({done.returncode}):\n"
                  f"{done.stderr.strip()[-3000:]}")
@@ -360,7 +360,7 @@ def main():
 
             write(f"{args.name}_throughput", {"moses_vae_step": r, "molecules": args.molecules},
                   [["step", "molecules/CPU-s", "molecules/s"],
-                   ["MOSES VAE (batch %d)" % r["batch_size"], f"{r['molecules_per_cpu_s']:.1f}",
+                   [f"MOSES VAE (batch {r['batch_size']})", f"{r['molecules_per_cpu_s']:.1f}",
                     f"{r['molecules_per_s']:.1f}"]])
         return
     compare(args)

@@ -49,8 +49,9 @@ from vaekit.train import TrainConfig, fit
 from common import median, write
 
 try:
-    import pythae
     from importlib.metadata import version as _version
+
+    import pythae
     from pythae.data.datasets import BaseDataset
     from pythae.models import VAE as PythaeVAE
     from pythae.models import VAEConfig

@@ -5,7 +5,7 @@ import torch
 from vaekit import ratio
 from vaekit.data import load
 from vaekit.errors import VaekitError
-from vaekit.models import avb, build, from_config, config_dict  # noqa: F401  (avb registers "avb")
+from vaekit.models import avb, build, config_dict, from_config  # noqa: F401  (avb registers "avb")
 from vaekit.train import TrainConfig, fit
 
 

@@ -112,8 +112,8 @@ def small_model(kind="smiles", **cfg):
 
 
 def read_csv_list(smiles):
-    from vaekit.data.smiles import Molecules
     from vaekit.chem.props import canonical
+    from vaekit.data.smiles import Molecules
 
     return Molecules([canonical(s) for s in smiles])
 

@@ -100,7 +100,9 @@ def test_gradient_ascent_increases_predicted_property():
 def test_gradient_ascent_prior_terms():
     """With predict = 0 the Gaussian prior term shrinks codes; projection keeps them on the sqrt(d) shell."""
     z0 = torch.randn(5, 4, generator=torch.Generator().manual_seed(0)) * 3
-    zero = lambda z: (z * 0).sum(1)
+    def zero(z):
+        return (z * 0).sum(1)
+
     shrunk = bo.gradient_ascent(zero, z0, decode, score, steps=200, lr=0.1, prior_weight=1.0, every=200)
     assert shrunk.z.norm(dim=1).max() < 0.1
     proj = bo.gradient_ascent(lambda z: f(z), z0, decode, score, steps=20, lr=0.2, project=True, every=5)
@@ -194,9 +196,13 @@ def test_similarity_constrained_on_lookup_decoder():
     pytest.importorskip("rdkit")
     assert bo.tanimoto("CCO", "CCO") == 1.0 and bo.tanimoto("CCO", "not a smiles") == 0.0
     # score = number of carbons; the predictor pulls codes towards the decane sector
-    score_c = lambda s: float(sum(ch == "C" for ch in s.upper()))
+    def score_c(s):
+        return float(sum(ch == "C" for ch in s.upper()))
+
     target = torch.tensor([math.cos(-math.pi + 2.5 * 2 * math.pi / 9), math.sin(-math.pi + 2.5 * 2 * math.pi / 9)])
-    predict = lambda z: -((z - target.to(z)) ** 2).sum(1)
+    def predict(z):
+        return -((z - target.to(z)) ** 2).sum(1)
+
     z0 = torch.tensor([[math.cos(-math.pi + 0.5 * 2 * math.pi / 9), math.sin(-math.pi + 0.5 * 2 * math.pi / 9)],
                        [math.cos(-math.pi + 7.5 * 2 * math.pi / 9), math.sin(-math.pi + 7.5 * 2 * math.pi / 9)]])
     starts = lookup_decode(z0)
@@ -206,7 +212,7 @@ def test_similarity_constrained_on_lookup_decoder():
     # with no similarity constraint both starts reach a molecule with more carbons; with 0.99 none can
     assert out[0.0]["success"] == 1.0 and out[0.0]["improvement"] > 0
     assert out[0.99]["success"] == 0.0 and out[0.99]["improvement"] == 0.0
-    for start, found, gain, sim in out[0.0]["best"]:
+    for start, found, gain, _sim in out[0.0]["best"]:
         assert found != start and gain == pytest.approx(score_c(found) - score_c(start))
 
 
@@ -233,8 +239,12 @@ def test_timing_one_round_2000_codes_dim_56():
     def f56(c):
         return -((c[..., :5] - 0.5) ** 2).sum(-1) + 0.1 * torch.sin(3 * c @ w / 8)
 
-    dec = lambda c: [",".join(f"{v:.8f}" for v in row.tolist()) for row in c]
-    sc = lambda s: float(f56(torch.tensor([float(t) for t in s.split(",")], dtype=torch.float64)))
+    def dec(c):
+        return [",".join(f"{v:.8f}" for v in row.tolist()) for row in c]
+
+    def sc(s):
+        return float(f56(torch.tensor([float(t) for t in s.split(",")], dtype=torch.float64)))
+
     res = bo.bayes_opt(sc, dec, z, f56(z), rounds=2, batch=50, log=print)
     for r, t in enumerate(res.timings, 1):
         print(f"round {r}: " + ", ".join(f"{k} {v:.1f} s" for k, v in t.items()))

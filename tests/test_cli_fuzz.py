@@ -13,7 +13,6 @@ import shutil
 import signal
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest

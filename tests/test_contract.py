@@ -75,7 +75,7 @@ def trained(request, tmp_path_factory, monkeypatch_module):
         try:
             main([str(a) for a in argv])
         except SystemExit as e:
-            raise AssertionError(f"vaekit fit of a tiny {request.param}: exit status {e.code}: {err.getvalue()}")
+            raise AssertionError(f"vaekit fit of a tiny {request.param}: exit status {e.code}: {err.getvalue()}") from e
     return cls, folder
 
 

@@ -1,9 +1,9 @@
 """Data loading: IDX, arrays, image folders, digits, and downloads against a loopback server."""
 import functools
 import gzip
-import json
 import hashlib
 import http.server
+import json
 import shutil
 import struct
 import threading

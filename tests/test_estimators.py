@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch import distributions as D
 
-from vaekit import bounds, estimators as E
+from vaekit import bounds
+from vaekit import estimators as E
 from vaekit.errors import VaekitError
 from vaekit.models import build
 
@@ -114,7 +115,7 @@ def test_elbo_estimators_agree_on_decoder_gradient_in_expectation():
     w = model.decoder.body.net[-1].bias
     means = {}
     for est in ("reparam", "score"):
-        st = E.gradient_variance(lambda: bounds.elbo(model, x, estimator=est, n_samples=2).value, [w], n_repeats=800)
+        st = E.gradient_variance(lambda est=est: bounds.elbo(model, x, estimator=est, n_samples=2).value, [w], n_repeats=800)
         means[est] = (st.mean[0], st.standard_error()[0])
     diff = (means["reparam"][0] - means["score"][0]).abs()
     se = (means["reparam"][1] ** 2 + means["score"][1] ** 2).sqrt()

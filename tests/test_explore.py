@@ -32,16 +32,24 @@ def needs(module: str, reason: str):
 needs("starlette", "the explorer needs starlette (pip install 'vaekit[explore]')")
 needs("httpx", "Starlette's TestClient needs httpx")
 
-from vaekit.data import load                                   # noqa: E402
-from vaekit.errors import VaekitError                          # noqa: E402
-from vaekit.explore.server import (MAX_BATCH, MAX_BODY, SECURITY_HEADERS, STATIC, Explorer,  # noqa: E402
-                                   allowed_hosts, create_app, load_run)
-from vaekit.models import build                                # noqa: E402
-from vaekit.train import TrainConfig, fit                      # noqa: E402
+from vaekit.data import load  # noqa: E402
+from vaekit.errors import VaekitError  # noqa: E402
+from vaekit.explore.server import (  # noqa: E402
+    MAX_BATCH,
+    MAX_BODY,
+    SECURITY_HEADERS,
+    STATIC,
+    Explorer,
+    allowed_hosts,
+    create_app,
+    load_run,
+)
+from vaekit.models import build  # noqa: E402
+from vaekit.train import TrainConfig, fit  # noqa: E402
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    from starlette.testclient import TestClient                # noqa: E402
+    from starlette.testclient import TestClient  # noqa: E402
 
 ROUND = (0, 6, 8, 9)     # a made-up "attribute" of digits, to have an attribute slider without fonts
 PORT = 8765              # the port the test clients' apps are made for (nothing listens there)
@@ -414,7 +422,7 @@ def walk_the_page(driver, url: str, decoded, path_items, shot: Path):
 
     try:
         for dx, dy in ((-150, 150), (150, -150)):          # hovering (no click) decodes the point under the mouse
-            changes(lambda: ActionChains(driver).move_to_element_with_offset(canvas, dx, dy).perform())
+            changes(lambda dx=dx, dy=dy: ActionChains(driver).move_to_element_with_offset(canvas, dx, dy).perform())
         slider = driver.find_element(By.CSS_SELECTOR, "#sliders input.slider")
         changes(lambda: slider.send_keys(Keys.END))
         assert float(slider.get_attribute("value")) == 3.0
@@ -426,7 +434,7 @@ def walk_the_page(driver, url: str, decoded, path_items, shot: Path):
         assert path[0] != path[-1], path                   # the decoded items change along the path
         seen += path
 
-        from selenium.webdriver.support.ui import Select     # draw samples from a sampler fitted on the codes
+        from selenium.webdriver.support.ui import Select  # draw samples from a sampler fitted on the codes
 
         Select(driver.find_element(By.ID, "sampler")).select_by_value("gmm")
         n = int(driver.find_element(By.ID, "sn").get_attribute("value"))
@@ -934,8 +942,8 @@ def test_non_finite_model_output_is_a_422(client, explorer, monkeypatch):
 
 
 # -- fuzzing the API ----------------------------------------------------------------------------------
-from hypothesis import HealthCheck, given, settings          # noqa: E402
-from hypothesis import strategies as st                       # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 FUZZ = settings(max_examples=int(os.environ.get("VAEKIT_FUZZ_CASES", "150")), deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

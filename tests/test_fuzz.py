@@ -2,10 +2,10 @@
 
 Cases per parser per run: $VAEKIT_FUZZ_CASES (default 150); hypothesis also shrinks any failure.
 """
-import os
 import gzip
 import io
 import json
+import os
 import struct
 
 import numpy as np

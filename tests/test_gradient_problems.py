@@ -181,7 +181,7 @@ def test_bandit_gradients_unbiased_and_variance_ordering_at_equal_samples():
     var = {}
     for method in POLICY_METHODS:                             # ES loops over pairs in Python: 1e4 draws
         n = 10_000 if method == "es" else N
-        pg = E.pooled_gradient(lambda k: policy_gradient(q, mu, sigma, method, k), [mu], n, per_call=100)
+        pg = E.pooled_gradient(lambda k, method=method: policy_gradient(q, mu, sigma, method, k), [mu], n, per_call=100)
         within(float(pg.mean[0]), float(pg.standard_error[0]), truth, method)
         var[method] = float(pg.variance_per_sample[0])
     assert var["pathwise"] < var["reinforce_baseline"] < var["reinforce"], var

@@ -5,7 +5,6 @@ import json
 import pytest
 import torch
 
-import vaekit
 from vaekit import checkpoint, likelihoods, models
 from vaekit.errors import VaekitError
 from vaekit.models.base import NetConfig

@@ -3,7 +3,8 @@ bench/moses/setup.sh builds, never with vaekit's.  bench/vs_moses_vae.py calls i
 
     VENV/bin/python bench/moses/moses_vae.py train --smiles SUBSET.smi --out DIR --budget-seconds 3600 [--samples 30000]
     VENV/bin/python bench/moses/moses_vae.py throughput --smiles SUBSET.smi [--steps 3]
-    VENV/bin/python bench/moses/moses_vae.py metrics --samples DIR/samples.smi --test TEST.csv.gz --train TRAIN.csv.gz --out M.json
+    VENV/bin/python bench/moses/moses_vae.py metrics --samples DIR/samples.smi --test TEST.csv.gz \
+        --train TRAIN.csv.gz --out M.json
 
 train: builds MOSES's VAE with its published configuration (the defaults of `moses.vae.config.get_parser`, the
 MOSES paper's) on the molecules of --smiles (one SMILES per line), and runs MOSES's own `VAETrainer` (its Adam,
@@ -28,7 +29,6 @@ import argparse
 import json
 import os
 import random
-import sys
 import time
 
 
@@ -180,8 +180,8 @@ def cmd_throughput(a):
 
 def cmd_metrics(a):
     import moses
-    from moses.dataset import get_dataset
     import torch
+    from moses.dataset import get_dataset
     torch.set_num_threads(a.threads)
     gen = read_lines_keep_empty(a.samples)
     test = read_csv_smiles(a.test) if a.test.endswith((".csv", ".csv.gz")) else read_lines(a.test)

@@ -6,9 +6,9 @@ import time
 from pathlib import Path
 
 from . import models
-from .io import atomic_write_text
 from .data import load
 from .evaluate import evaluate
+from .io import atomic_write_text
 from .plots import run_figures
 from .train import TrainConfig, fit
 

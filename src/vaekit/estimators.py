@@ -20,8 +20,8 @@ plots against the number of samples.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 from torch import distributions as D
@@ -213,7 +213,7 @@ class GradientStats:
         return float(sum(m.pow(2).sum() for m in self.mean))
 
 
-def gradient_variance(estimate: Callable[[], "Estimate | torch.Tensor"], params: Sequence[torch.Tensor],
+def gradient_variance(estimate: Callable[[], Estimate | torch.Tensor], params: Sequence[torch.Tensor],
                       n_repeats: int = 100) -> GradientStats:
     """Call `estimate()` n_repeats times and collect d surrogate.sum() / d params (Welford's running moments).
 
@@ -255,7 +255,7 @@ class PooledGradient:
     per_call: int
 
 
-def pooled_gradient(estimate: Callable[[int], "Estimate"], params: Sequence[torch.Tensor], n_samples: int = 100_000,
+def pooled_gradient(estimate: Callable[[int], Estimate], params: Sequence[torch.Tensor], n_samples: int = 100_000,
                     per_call: int = 1000) -> PooledGradient:
     """`gradient_variance` over n_samples // per_call calls of `estimate(per_call)`, each using per_call draws.
 

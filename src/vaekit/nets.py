@@ -113,7 +113,7 @@ class ConvDecoderBody(nn.Module):
         self.fc = mlp([latent_dim, *reversed(hidden), enc.flat], act, final_act=act)
         ups = []
         chans = list(reversed(channels)) + [c * params_per_pixel]
-        for i, (a, b) in enumerate(zip(chans[:-1], chans[1:])):
+        for a, b in zip(chans[:-1], chans[1:]):
             ups.append(nn.ConvTranspose2d(a, b, 4, stride=2, padding=1))
         self.ups = nn.ModuleList(ups)
         self.act = activation(act)

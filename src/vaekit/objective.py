@@ -6,8 +6,8 @@ speak these two types, so they live here, importing nothing else of vaekit.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 import torch
 from torch import nn

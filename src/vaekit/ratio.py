@@ -12,8 +12,8 @@ prior (`aggregate_kl`).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Union
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +25,7 @@ from .nets import mlp
 
 __all__ = ["Critic", "logistic_loss", "fit_ratio", "RatioKL", "kl_divergence", "aggregate_kl"]
 
-Samples = Union[torch.Tensor, Callable[[int], torch.Tensor]]
+Samples = torch.Tensor | Callable[[int], torch.Tensor]
 
 
 class Critic(nn.Module):

@@ -223,7 +223,8 @@ def _digest(tensors: dict[str, torch.Tensor], header: dict) -> str:
 
 
 def save(sampler: Sampler, path) -> Path:
-    """Write `sampler` to a safetensors file (learned state as tensors, options and model in a JSON header), atomically."""
+    """Write `sampler` to a safetensors file (learned state as tensors, options and model in a JSON header),
+    atomically."""
     from safetensors.torch import save as to_bytes
 
     path = Path(path)

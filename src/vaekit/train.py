@@ -33,9 +33,9 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -294,7 +294,8 @@ def model_difference(saved: dict, model_cfg: dict) -> str | None:
     if not diff:
         return None
     more = f" (and {len(diff) - 1} more fields differ: {diff[1:]})" if len(diff) > 1 else ""
-    return f"holds a {model_cfg['model']} with {diff[0]} {show(a.get(diff[0]))}, this model has {show(b.get(diff[0]))}{more}"
+    return (f"holds a {model_cfg['model']} with {diff[0]} {show(a.get(diff[0]))}, "
+            f"this model has {show(b.get(diff[0]))}{more}")
 
 
 def _never_started(run_dir: Path) -> bool:
@@ -343,8 +344,9 @@ def init_run_dir(run_dir, model, train_cfg: TrainConfig, *, resume: bool, meta: 
     A new run is written into a hidden sibling folder (.NAME.PID.tmp) and renamed into place, so the run
     directory appears complete, with a checkpoint to resume from, or not at all.  In a folder that exists already
     the files are written in place, a run it replaces (overwrite) losing its files first (RUN_FILES and tb/; other
-    files stay); there a start killed between config.json and the checkpoint leaves no run (see check_run_dir).  Resuming rewrites config.json, keeping its
-    "data" when `meta` is None.  Temporary files of a writer killed mid-write are swept."""
+    files stay); there a start killed between config.json and the checkpoint leaves no run (see check_run_dir).
+    Resuming rewrites config.json, keeping its "data" when `meta` is None.  Temporary files of a writer killed
+    mid-write are swept."""
     run_dir = Path(run_dir)
     if resume:
         cfg_file = run_dir / "config.json"

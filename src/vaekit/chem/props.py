@@ -8,8 +8,8 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
+from collections.abc import Iterable
 from functools import lru_cache
-from typing import Iterable
 
 import numpy as np
 from rdkit import Chem, RDConfig, RDLogger

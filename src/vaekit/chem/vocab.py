@@ -106,7 +106,7 @@ class Vocab:
         return list(_selfies_tokens(smiles))
 
     @classmethod
-    def build(cls, smiles, kind: str = "smiles", max_len: int | None = None) -> "Vocab":
+    def build(cls, smiles, kind: str = "smiles", max_len: int | None = None) -> Vocab:
         """Every token seen in `smiles`; max_len = longest molecule + 1 unless given."""
         probe = cls(list(SPECIALS), kind)
         seen, longest = {}, 0
@@ -169,7 +169,7 @@ class Vocab:
         return {"kind": self.kind, "max_len": self.max_len, "tokens": self.tokens}
 
     @classmethod
-    def from_dict(cls, d: dict, where: str = "vocabulary") -> "Vocab":
+    def from_dict(cls, d: dict, where: str = "vocabulary") -> Vocab:
         try:
             return cls(list(d["tokens"]), str(d["kind"]), int(d["max_len"]))
         except (KeyError, TypeError, ValueError) as e:
@@ -179,7 +179,7 @@ class Vocab:
         atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=1))
 
     @classmethod
-    def load(cls, path) -> "Vocab":
+    def load(cls, path) -> Vocab:
         path = Path(path)
         try:
             d = json.loads(path.read_text())

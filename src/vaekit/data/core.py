@@ -31,7 +31,7 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.x)
 
-    def subset(self, index) -> "Dataset":
+    def subset(self, index) -> Dataset:
         index = torch.as_tensor(index)
         return Dataset(self.x[index], None if self.y is None else self.y[index], self.name)
 
@@ -80,7 +80,7 @@ class Standardization:
     std: torch.Tensor
 
     @classmethod
-    def fit(cls, x: torch.Tensor) -> "Standardization":
+    def fit(cls, x: torch.Tensor) -> Standardization:
         x = x.double()
         std = x.std(0, unbiased=False) if len(x) > 1 else torch.ones(x.shape[1:], dtype=x.dtype)
         return cls(x.mean(0).float(), torch.where(std > 1e-6 * (1 + x.mean(0).abs()), std, 1.0).float())
@@ -95,7 +95,7 @@ class Standardization:
         return {"mean": self.mean.flatten().tolist(), "std": self.std.flatten().tolist()}
 
     @classmethod
-    def from_json(cls, d, shape, name: str = "config.json") -> "Standardization":
+    def from_json(cls, d, shape, name: str = "config.json") -> Standardization:
         """From `to_json`'s dict, for items of `shape`; VaekitError naming `name` if anything is off."""
         n = int(np.prod(shape))
         try:
@@ -187,6 +187,7 @@ def load(spec: str, split_name: str = "train", data_dir=None) -> Dataset:
     if kind in FORMATS:
         return FORMATS[kind](path, split_name)
     if not path.exists():
-        raise VaekitError(f"unknown data set {spec!r}: not a built-in name ({', '.join(sorted(DATASETS))}) nor an existing file or folder")
+        raise VaekitError(f"unknown data set {spec!r}: not a built-in name ({', '.join(sorted(DATASETS))}) "
+                          "nor an existing file or folder")
     types = ", ".join(sorted(k for k in FORMATS if k != "folder"))
     raise VaekitError(f"{spec}: unsupported data file; use {types} or a folder of images")

@@ -101,7 +101,8 @@ def _download(url: str, dest: Path, sha256: str, timeout: float) -> None:
                 h.update(block)
                 out.write(block)
         if h.hexdigest() != sha256:
-            raise VaekitError(f"{dest.name}: checksum mismatch from {url} (expected sha256 {sha256[:12]}..., got {h.hexdigest()[:12]}...); nothing was saved")
+            raise VaekitError(f"{dest.name}: checksum mismatch from {url} (expected sha256 {sha256[:12]}..., "
+                              f"got {h.hexdigest()[:12]}...); nothing was saved")
 
 
 def fetch(name: str, data_dir=None, base_url: str | None = None, timeout: float = 60.0) -> Path:

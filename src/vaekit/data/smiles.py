@@ -36,12 +36,12 @@ class Molecules:
     def __len__(self) -> int:
         return len(self.smiles)
 
-    def subset(self, index) -> "Molecules":
+    def subset(self, index) -> Molecules:
         index = np.asarray(index, dtype=np.int64)
         return Molecules([self.smiles[i] for i in index], {k: v[index] for k, v in self.props.items()},
                          self.invalid, self.source)
 
-    def sample(self, n: int, seed: int = 0) -> "Molecules":
+    def sample(self, n: int, seed: int = 0) -> Molecules:
         """A seeded random subset of n molecules (all of them when n >= len)."""
         if n >= len(self):
             return self

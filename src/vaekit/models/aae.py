@@ -17,9 +17,9 @@ from torch import nn
 from .. import adversarial, bounds
 from ..errors import VaekitError
 from ..objective import Phase
-from .registry import register
 from .autoencoder import PointEncoder
 from .base import Decoder, LatentVariableModel, NetConfig, make_bodies
+from .registry import register
 
 
 class Prior(nn.Module):

@@ -8,8 +8,8 @@ from torch import distributions as D
 from torch import nn
 
 from .. import bounds
-from .registry import register
 from .base import Decoder, LatentVariableModel, NetConfig, make_bodies
+from .registry import register
 
 
 class PointMass(D.Distribution):

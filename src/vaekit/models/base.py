@@ -16,8 +16,15 @@ from torch import nn
 
 from .. import bounds, likelihoods
 from ..errors import VaekitError
-from ..nets import (ACTIVATIONS, Conv1dDecoderBody, Conv1dEncoderBody, ConvDecoderBody, ConvEncoderBody,
-                    MLPDecoderBody, MLPEncoderBody)
+from ..nets import (
+    ACTIVATIONS,
+    Conv1dDecoderBody,
+    Conv1dEncoderBody,
+    ConvDecoderBody,
+    ConvEncoderBody,
+    MLPDecoderBody,
+    MLPEncoderBody,
+)
 
 
 @dataclass

@@ -278,9 +278,9 @@ def aae_part(ctx, plt):
             axes[r, j].grid(True, alpha=0.3)
     fig.colorbar(sc, cax=fig.add_axes([0.92, 0.56, 0.012, 0.3]), ticks=range(10), label="digit")
     ctx.figure(fig, "aae_latent.png",
-               f"Top: 2-D codes of {n_test} MNIST test images coloured by digit (seed {ctx.seed}), for adversarial auto-encoders "
-               "matching three priors and for a plain auto-encoder with the same networks (right). Bottom: samples "
-               "of each prior, on the same axes as the codes above them.")
+               f"Top: 2-D codes of {n_test} MNIST test images coloured by digit (seed {ctx.seed}), for adversarial "
+               "auto-encoders matching three priors and for a plain auto-encoder with the same networks (right). "
+               "Bottom: samples of each prior, on the same axes as the codes above them.")
     return logs
 
 

@@ -12,7 +12,8 @@ The model is a `chemvae` trained with the kit's loop on a seeded subset of the M
 (9,000 steps, 7.8 epochs, about an hour on one core; `--resume` continues it;
 `--option run=runs/chemvae-long` reports on it, and is the default).  The KL weight 0.05 is the
 MOSES VAE's; with beta = 1 the GRU decoder ignores the code (KL about 1 nat per molecule, 11 active
-units, no reconstructions: posterior collapse).  `--pretrained` uses the checkpoint committed under models/chemvae-selfies/.
+units, no reconstructions: posterior collapse).  `--pretrained` uses the checkpoint committed under
+models/chemvae-selfies/.
 The report measures, each beside the published numbers:
 - reconstruction accuracy, JT-VAE's protocol (Jin et al. 2018, Table 1): every test molecule encoded 10
   times, every code decoded 10 times, fraction of decodings equal to the input (canonical SMILES); the note
@@ -153,7 +154,8 @@ def run(ctx) -> None:
         terms = bounds.elbo(model, items, n_samples=4).terms
         active = active_units(model, items)
     ctx.row("MOSES test", "ELBO per molecule (nats)", float(terms["elbo"]),
-            note=f"reconstruction log-likelihood {float(terms['rec']):.2f}, KL(q(z|x) || p(z)) {float(terms['kl']):.2f} nats, "
+            note=f"reconstruction log-likelihood {float(terms['rec']):.2f}, "
+                 f"KL(q(z|x) || p(z)) {float(terms['kl']):.2f} nats, "
                  f"{active} of {cfg.latent_dim} latent units active (Var_x E_q[z_j|x] > 0.01); beta = {cfg.beta}; "
                  f"{len(items)} test molecules")
 

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from torch import distributions as D
 
-from .. import bounds, estimators as E, ratio
+from .. import bounds, ratio
+from .. import estimators as E
 from ..data import load
 from ..errors import VaekitError
 from ..evaluate import mean_elbo
@@ -590,7 +591,7 @@ def policy_section(ctx):
     torch.manual_seed(ctx.seed)
     for method in POLICY_METHODS:
         t0 = time.perf_counter()
-        st = E.gradient_variance(lambda: policy_gradient(quad, mu, sigma, method, per_step), [mu], repeats)
+        st = E.gradient_variance(lambda method=method: policy_gradient(quad, mu, sigma, method, per_step), [mu], repeats)
         m, se, v = float(st.mean[0]), float(st.standard_error()[0]), float(st.variance[0])
         var[method] = v
         ctx.row("bandit: quadratic reward -(a - 2)^2, policy N(mu, 0.5^2), mu = 0",

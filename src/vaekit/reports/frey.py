@@ -15,8 +15,7 @@ from ..data import frey as _frey  # noqa: F401  (registers the "frey" data set)
 from ..data import load
 from ..evaluate import mean_elbo
 from ..train import TrainConfig
-from . import report
-from . import trained, training_note
+from . import report, trained, training_note
 from .digits import CITATION, latent_figures
 
 

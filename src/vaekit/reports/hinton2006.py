@@ -34,8 +34,8 @@ import torch
 
 from ..baselines import PCA, LogisticPCA, squared_error
 from ..checkpoint import load_model, save
-from ..io import atomic_write_text
 from ..errors import VaekitError
+from ..io import atomic_write_text
 from ..models import build
 from ..rbm import CDConfig, pretrain_stack, unroll
 from ..train import TrainConfig, fit
@@ -239,7 +239,7 @@ def run_dataset(ctx, name: str, plan: Plan, figures: dict) -> None:
     # deep auto-encoders, both recipes
     for recipe, train in (("paper recipe", paper_recipe), ("modern recipe", modern_recipe)):
         key = {"data": name, "recipe": recipe, "plan": plan.__dict__, "seed": ctx.seed, "n_train": len(tr)}
-        model, info = cached(ctx, f"{name}-{recipe.split()[0]}", key, lambda: train(tr, plan, ctx.seed))
+        model, info = cached(ctx, f"{name}-{recipe.split()[0]}", key, lambda train=train: train(tr, plan, ctx.seed))
         t = time.perf_counter()
         with torch.no_grad():
             x_hat = model.reconstruct(te).flatten(1)

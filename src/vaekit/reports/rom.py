@@ -135,7 +135,7 @@ def run(ctx):
                           **{f"{lab}_{r}": red.reconstruct(test.u[0]).tolist()
                              for r in sorted(set(st["dims"]) & {2, 3}) for lab, red in zip(("POD", "AE"), models[r])}}
     ctx.extra["rom"] = {k: {kk: vv for kk, vv in v.items() if kk not in ("example",)} for k, v in results.items()}
-    for k, v in ctx.extra["rom"].items():
+    for v in ctx.extra["rom"].values():
         v["rollout"] = {kk: vv for kk, vv in v["rollout"].items() if "latents" not in kk and "pred" not in kk}
     figures(ctx, results)
     cpu = ctx.extra["cpu_seconds"] = time.process_time() - cpu0
@@ -202,6 +202,10 @@ def figures(ctx, results):
         ctx.figure(fig, f"reconstructions_{name}.png", f"{name}: snapshots of an unseen parameter and their reconstructions.")
 
     fig, axes = plt.subplots(len(names), 2, figsize=(10, 4 * len(names)), squeeze=False)
+
+    def y(a):                       # the second coordinate, zeros for a one-dimensional latent
+        return a[:, 1] if a.shape[1] > 1 else np.zeros(len(a))
+
     for row, name in zip(axes, names):
         ro = results[name]["rollout"]
         for ax, label in zip(row, ("POD", "AE")):
@@ -210,7 +214,6 @@ def figures(ctx, results):
                 ax.plot(tr[:, 0], tr[:, 1] if tr.shape[1] > 1 else np.zeros(len(tr)), color="0.8", lw=0.8)
             for i, (enc, pred) in enumerate(zip(np.asarray(lat["test_encoded"]), np.asarray(lat["test_rollout"]))):
                 c = f"C{i % 10}"
-                y = (lambda a: a[:, 1] if a.shape[1] > 1 else np.zeros(len(a)))
                 ax.plot(enc[:, 0], y(enc), "-", color=c, lw=1.5)
                 ax.plot(pred[:, 0], y(pred), ":", color=c, lw=1.5)
             ax.set_title(f"{name}, {label} coordinates (z1, z2), r={ro['dim']}")
