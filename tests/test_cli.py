@@ -64,7 +64,7 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path, capsys):
     (["fit", "{rd}", "--model", "diffusion"], "unknown model 'diffusion'"),
     (["fit", "{rd}", "--data", "nowhere.npz"], "nowhere.npz"),
     (["fit", "{rd}", "--config", "{bad}"], "invalid JSON"),
-    (["fit", "{rd}", "--model", "autoencoder", "--beta", "2"], "no config field"),
+    (["fit", "{rd}", "--model", "autoencoder", "--beta", "2"], "--beta is not a field of model 'autoencoder'"),
     (["eval", "{empty}"], "no checkpoint"),
     (["data", "fetch", "nope"], "unknown data set 'nope'"),
     (["report", "nope"], "unknown report 'nope'"),

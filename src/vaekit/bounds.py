@@ -18,6 +18,7 @@ import torch
 from torch import distributions as D
 
 from . import estimators, likelihoods
+from .errors import VaekitError
 from .objective import Loss
 
 
@@ -46,6 +47,14 @@ def kl_weight(config, step: int) -> float:
     """beta at a training step with KL warm-up: it grows linearly from 0 to `config.beta` over `config.warmup_steps`."""
     w = config.warmup_steps
     return config.beta * (min(1.0, step / w) if w > 0 else 1.0)
+
+
+def check_kl_schedule(config) -> None:
+    """A config's `beta` >= 0 and `warmup_steps` >= 0 (see kl_weight), else a one-line VaekitError."""
+    if not config.beta >= 0:
+        raise VaekitError(f"config field beta must be >= 0, got {config.beta}")
+    if config.warmup_steps < 0:
+        raise VaekitError(f"config field warmup_steps must be >= 0, got {config.warmup_steps}")
 
 
 class ElboTerms(NamedTuple):

@@ -5,6 +5,8 @@ Every command takes a run directory; `vaekit COMMAND --help` lists all options.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import functools
 import json
 import math
 import sys
@@ -91,21 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     m = p.add_argument_group("model")
     m.add_argument("--model", default=None, help="registered model name: vae (default), iwae, autoencoder, ...")
     m.add_argument("--config", default=None, help="JSON file with model config fields (command-line flags override it)")
-    m.add_argument("--latent-dim", type=_count(1))
-    m.add_argument("--hidden", type=_ints, help="encoder widths, e.g. 500,500 (the decoder mirrors them)")
-    m.add_argument("--activation")
-    m.add_argument("--arch", choices=["mlp", "conv"])
-    m.add_argument("--channels", type=_ints)
-    m.add_argument("--likelihood", choices=["bernoulli", "gaussian", "categorical"])
-    m.add_argument("--sigma", type=_real(0, above=True), help="fixed std of a Gaussian likelihood (default: learned)")
-    m.add_argument("--beta", type=_real(0), help="KL weight (beta-VAE)")
-    m.add_argument("--warmup-steps", type=_count(0), help="KL warm-up steps")
-    m.add_argument("--k", type=_count(1, 100_000), help="importance samples of the IWAE bound")
+    _add_model_fields(p)
     c = p.add_argument_group("molecules (--model chemvae; --data moses, zinc250k or a CSV with a SMILES column)")
-    c.add_argument("--kind", choices=["smiles", "selfies"], default=None, help="string representation (default smiles)")
     c.add_argument("--molecules", type=_count(1), default=None, help="train on a seeded random subset of this many")
-    c.add_argument("--gru-hidden", type=_count(1))
-    c.add_argument("--gru-layers", type=_count(1))
     t = p.add_argument_group("training (with --resume only --epochs, --max-steps, --max-seconds, --budget-clock, --checkpoint-every, "
                              "--device and the display flags may differ from the run's)")
     t.add_argument("--epochs", type=_count(0), help="passes over the data (default 10; --resume: the run's)")
@@ -203,8 +193,161 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-MODEL_FLAGS = ("latent_dim", "hidden", "activation", "arch", "channels", "likelihood", "sigma", "beta",
-               "warmup_steps", "k", "gru_hidden", "gru_layers")
+# -- the model flags of `fit`: one per field of the registered models' config dataclasses ------------------------
+# A field `latent_dim` is the flag --latent-dim, parsed as its annotation says: int, float (finite), str, bool
+# (--contrast / --no-contrast), `X | None` (also "none"), tuple[int, ...] (comma-separated sizes, each >= 1) or
+# tuple[T, ...] (comma-separated T).  Ranges are the config's to check, when the model is built.
+
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def _as_text(value) -> str:
+    """A config value as it is written on the command line."""
+    if isinstance(value, (tuple, list)):
+        return ",".join(_as_text(v) for v in value)
+    if value is None or isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _field_parser(hint):
+    """The argparse type of a config field annotated `hint`: text -> value."""
+    import types
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
+        rest = [a for a in args if a is not type(None)]
+        inner = _field_parser(rest[0]) if len(rest) == 1 else json.loads
+
+        def optional(text: str):
+            return None if text.strip().lower() in ("none", "null") else inner(text)
+
+        return optional
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        if args[0] is int:
+            return _ints
+        item = _field_parser(args[0])
+
+        def items(text: str) -> tuple:
+            return tuple(item(t.strip()) for t in text.split(",") if t.strip())
+
+        return items
+    if origin is typing.Literal:
+        def literal(text: str):
+            for a in args:
+                if text == str(a):
+                    return a
+            raise argparse.ArgumentTypeError(f"expected one of {', '.join(map(str, args))}, got {text!r}")
+
+        return literal
+    if hint is int:
+        return _count(-2**63, 2**63 - 1)
+    if hint is float:
+        return _real()
+    if hint is str:
+        return str
+
+    def as_json(text: str):              # any other annotation: a JSON value, checked against it when the model is built
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
+            raise argparse.ArgumentTypeError(f"expected a JSON value, got {text!r}") from None
+
+    return as_json
+
+
+@functools.cache
+def _field_comments(config_cls: type) -> dict[str, str]:
+    """{field: the comment on its line} of a config dataclass and the dataclasses it extends (read from their source;
+    a field a subclass redeclares without a comment keeps its base's)."""
+    import ast
+    import inspect
+    import io
+    import textwrap
+    import tokenize
+
+    out: dict[str, str] = {}
+    for klass in reversed(config_cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            source = textwrap.dedent(inspect.getsource(klass))
+            comments = {t.start[0]: t.string.lstrip("#").strip()
+                        for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type == tokenize.COMMENT}
+            body = ast.parse(source).body[0].body
+        except (OSError, TypeError, SyntaxError, tokenize.TokenError):
+            continue
+        for node in body:
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                said = [comments[n] for n in range(node.lineno, node.end_lineno + 1) if n in comments]
+                if said:
+                    out[node.target.id] = said[0]
+    return out
+
+
+def model_fields() -> dict[str, dict[str, tuple]]:
+    """{field: {model name: (annotation, default, comment)}} over the config dataclasses of all registered models."""
+    import typing
+
+    from . import models
+
+    table: dict[str, dict[str, tuple]] = {}
+    for name, cls in sorted(models.REGISTRY.items()):
+        hints, comments = typing.get_type_hints(cls.Config), _field_comments(cls.Config)
+        for f in dataclasses.fields(cls.Config):
+            if f.init:
+                default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                table.setdefault(f.name, {})[name] = (hints[f.name], default, comments.get(f.name, ""))
+    return table
+
+
+def _add_model_fields(p: argparse.ArgumentParser) -> None:
+    """fit's model flags, generated from the registered models' configs: one argument group per set of models that
+    share fields, each flag with the field's comment and its defaults."""
+    table = model_fields()
+    groups: dict[tuple, list] = {}
+    for field, owners in table.items():
+        groups.setdefault(tuple(owners), []).append(field)
+    for owners in sorted(groups, key=lambda o: (-len(o), o)):
+        g = p.add_argument_group(f"config fields of model{'s' * (len(owners) > 1)} {', '.join(owners)}")
+        for field in groups[owners]:
+            per_model = table[field]
+            hints = {str(h) for h, _, _ in per_model.values()}
+            if len(hints) > 1:
+                raise TypeError(f"config field {field} has different types in models {sorted(per_model)}: {hints}")
+            hint = next(iter(per_model.values()))[0]
+            comment = next((c for _, _, c in per_model.values() if c), "")
+            defaults: dict[str, list] = {}
+            for model, (_, default, _) in per_model.items():
+                defaults.setdefault(_as_text(default) or "empty", []).append(model)
+            common = max(defaults, key=lambda d: len(defaults[d]))
+            shown = "default " + common + "".join(f"; {', '.join(ms)}: {d}" for d, ms in defaults.items() if d != common)
+            text = f"{comment} ({shown})" if comment else f"({shown})"
+            kw = dict(dest=field, default=None, help=text.replace("%", "%%"))
+            if hint is bool:
+                g.add_argument(_flag(field), action=argparse.BooleanOptionalAction, **kw)
+            else:
+                g.add_argument(_flag(field), type=_field_parser(hint), metavar=field.upper(), **kw)
+
+
+def _fields_given(args) -> dict:
+    """{field: value} of the model flags given on the command line."""
+    return {k: getattr(args, k) for k in model_fields() if getattr(args, k, None) is not None}
+
+
+def _check_fields(name: str, cls, given: dict) -> None:
+    """Every model flag given is a field of model `name`'s config, else a one-line error naming its fields."""
+    fields = [f.name for f in dataclasses.fields(cls.Config) if f.init]
+    for k in given:
+        if k not in fields:
+            owners = sorted(model_fields().get(k, {}))
+            hint = f"a field of --model {' or '.join(', '.join(owners).rsplit(', ', 1))}; " if owners else ""
+            raise VaekitError(f"{_flag(k)} is not a field of model {name!r} ({hint}its fields: "
+                              f"{' '.join(_flag(f) for f in fields)})")
+
+
 TRAIN_FLAGS = ("epochs", "batch_size", "lr", "lr_schedule", "lr_final", "seed", "val_fraction", "patience",
                "binarize", "on_nonfinite", "checkpoint_every", "max_steps", "max_seconds", "budget_clock", "device")    # TrainConfig fields
 # what `fit --resume` may change: how long, how often it checkpoints and where it runs, not what it computes
@@ -340,7 +483,8 @@ def cmd_fit(args) -> None:
             init = init_header["model"]
         name, cfg = _model_file(init or (_read_json(args.config) if args.config else {}), args.init_from or args.config)
         name = args.model or name or "vae"
-        flags = {k: getattr(args, k) for k in MODEL_FLAGS if getattr(args, k) is not None}
+        flags = _fields_given(args)
+        _check_fields(name, models.get(name), flags)
         cfg.update(flags)
     for shown, off in (("progress", args.no_progress), ("tensorboard", args.no_tensorboard)):
         if off:
@@ -356,20 +500,15 @@ def cmd_fit(args) -> None:
     if molecules:
         mols = data = _molecules(spec, Path(args.run_dir) / "invalid_smiles.csv")
         if not args.resume:
-            from .chem.dataset import data_fields
+            from .chem.dataset import PROPERTIES, data_fields
 
-            cfg.update(data_fields(data, spec["kind"], conv_kernels=cfg.get("conv_kernels")))
+            _set_by_data(cfg, flags, data_fields(data, spec["kind"], flags.get("max_len"),
+                                                 flags.get("properties", PROPERTIES), cfg.get("conv_kernels")))
     else:
         data = load(spec["spec"], spec["split"], spec["data_dir"])
         data = _standardized(data, spec, args, tc.binarize)
         if not args.resume:
-            cfg["data_shape"] = data.shape
-    import dataclasses
-
-    fields = {f.name for f in dataclasses.fields(cls.Config)}
-    ignored = sorted(k for k in cfg if k not in fields and k in MODEL_FLAGS)
-    if ignored:
-        raise VaekitError(f"model {name!r} has no config field(s) {ignored}")
+            _set_by_data(cfg, flags, {"data_shape": tuple(data.shape)})
     import torch
 
     torch.manual_seed(tc.seed)            # the initial weights follow --seed too
@@ -407,6 +546,15 @@ def cmd_fit(args) -> None:
              "resumed": bool(args.resume)}, indent=1))
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         end_worker(0)                     # a torchrun worker: done; skip the interpreter's shutdown
+
+
+def _set_by_data(cfg: dict, flags: dict, derived: dict) -> None:
+    """Put the config fields that the training data sets (an item's shape; a vocabulary, ...) into `cfg`; a model
+    flag given for one of them must agree with the data."""
+    for k, v in derived.items():
+        if k in flags and not _same(flags[k], v):
+            raise VaekitError(f"{_flag(k)} {_as_text(flags[k])}: the training data sets {k} to {_as_text(v)}")
+    cfg.update(derived)
 
 
 _NAMED_MOLECULES = ("moses", "zinc250k")        # the names data.smiles.load_molecules knows
@@ -455,9 +603,9 @@ def _resumed(run_dir: Path, args) -> tuple[dict, dict, dict]:
     """What `fit --resume` continues with: the model ({"model", "config"}), the training config and the data spec
     that the run's config.json records.  A flag given on the command line must agree with them, except the
     RESUMABLE training flags, which replace the recorded values (and --no-progress, --no-tensorboard)."""
-    import dataclasses
     import os
 
+    from . import models
     from .train import TrainConfig, show
 
     cfg_file = run_dir / "config.json"
@@ -484,7 +632,9 @@ def _resumed(run_dir: Path, args) -> tuple[dict, dict, dict]:
     for asked in (args.model, file_name):
         if asked is not None and asked != name:
             refuse("model", name, asked)
-    given.update({k: getattr(args, k) for k in MODEL_FLAGS if getattr(args, k) is not None})
+    flags = _fields_given(args)
+    _check_fields(name, models.get(name), flags)
+    given.update(flags)
     for k, v in given.items():
         if k not in model["config"]:
             raise VaekitError(f"{run_dir} holds a {name}, which has no config field {k}")
@@ -501,8 +651,6 @@ def _resumed(run_dir: Path, args) -> tuple[dict, dict, dict]:
             train[k] = v
         elif not _same(v, train[k]):
             refuse(k, train[k], v)
-
-    from . import models
 
     molecules = models.get(name).item_kind == "molecule"
     if "spec" not in data:             # a run made with the Python API records no data: it must be given
@@ -700,7 +848,7 @@ def _run_sampler(run_dir: Path, model, name: str, st=None):
 
     def training_codes():
         saved = _saved_data(run_dir)
-        if saved.get("kind"):             # a molecule run (fit --model chemvae): its items, rebuilt as fit built them
+        if model.item_kind == "molecule":     # its items, rebuilt as fit built them
             mols = _molecules(saved)
             x = model.items(mols.smiles, mols.props)
         else:

@@ -70,6 +70,9 @@ class ChemConfig:
                  *self.conv_kernels, *self.prop_hidden)
         if min(sizes) < 1 or max(sizes) > 2**14 or self.max_len > 4096:
             raise VaekitError(f"config sizes must be in [1, 16384] (max_len <= 4096), got {sizes}, max_len {self.max_len}")
+        bounds.check_kl_schedule(self)
+        if not self.prop_weight >= 0:
+            raise VaekitError(f"config field prop_weight must be >= 0, got {self.prop_weight}")
 
     @property
     def data_shape(self) -> tuple[int, ...]:

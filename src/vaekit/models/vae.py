@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import bounds
+from ..errors import VaekitError
 from .registry import register
 from .base import Decoder, GaussianEncoder, LatentVariableModel, NetConfig, make_bodies
 
@@ -21,6 +22,10 @@ class VAE(LatentVariableModel):
     class Config(NetConfig):
         beta: float = 1.0          # weight of the KL term (beta-VAE, Higgins et al. 2017)
         warmup_steps: int = 0      # KL warm-up: beta grows linearly from 0 over this many steps
+
+        def __post_init__(self):
+            super().__post_init__()
+            bounds.check_kl_schedule(self)
 
     def __init__(self, config: Config):
         super().__init__(config)
@@ -41,7 +46,12 @@ class IWAE(VAE):
 
     @dataclass
     class Config(VAE.Config):
-        k: int = 5
+        k: int = 5                 # importance samples per item (1: the ELBO)
+
+        def __post_init__(self):
+            super().__post_init__()
+            if not 1 <= self.k <= 100_000:
+                raise VaekitError(f"config field k must be from 1 to 100,000, got {self.k}")
 
     def loss(self, x, step: int = 0):
         return bounds.iwae_bound(self, x, k=self.config.k)
