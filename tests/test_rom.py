@@ -87,6 +87,16 @@ def test_pod_error_is_the_tail_energy_of_the_singular_values():
     np.testing.assert_allclose(pod.modes_ @ pod.modes_.T, np.eye(30), atol=1e-12)
 
 
+def test_pod_is_the_kits_pca_of_the_snapshots():
+    from vaekit.baselines import PCA
+
+    X = np.random.default_rng(1).normal(size=(40, 12)) @ np.diag(0.8 ** np.arange(12))
+    pod, pca = POD(3).fit(X), PCA(3, svd_solver="full").fit(X)
+    assert isinstance(pod, PCA) and pod.transform(X).dtype == np.float64
+    np.testing.assert_allclose(pod.reconstruct(X), pca.reconstruct(X), atol=1e-12)
+    assert len(pod.singular_values_) == 12 and np.all(np.diff(pod.singular_values_) <= 0)
+
+
 def test_relative_error_definition():
     X = np.array([[3.0, 4.0], [1.0, 0.0]])
     X_hat = np.array([[3.0, 4.0 - 0.5], [0.0, 0.0]])

@@ -41,31 +41,49 @@ def _matrix(x, name: str) -> torch.Tensor:
 
 
 class PCA:
-    """scikit-learn PCA on flattened items; `reconstruct(x)` = inverse_transform(transform(x))."""
+    """scikit-learn PCA on flattened items; `reconstruct(x)` = inverse_transform(transform(x)).
 
-    def __init__(self, n_components: int, random_state: int = 0):
+    Float64 items are decomposed in float64, any others in float32.  svd_solver is scikit-learn's: "auto" (a
+    randomized SVD on large data), or "full" (an exact SVD, which also keeps every singular value).
+    Learned: components_ (k, D) orthonormal rows, mean_ (D,), singular_values_ of the centred items, descending
+    (the k of the components; with svd_solver="full" all min(N, D) of them)."""
+
+    def __init__(self, n_components: int, random_state: int = 0, svd_solver: str = "auto"):
         self.n_components = n_components
         self.random_state = random_state
+        self.svd_solver = svd_solver
 
     def fit(self, x, y=None) -> "PCA":
         from sklearn.decomposition import PCA as SkPCA
 
-        x = _matrix(x, "PCA data").numpy()
+        x = _items(x, "PCA data")
         if not 1 <= self.n_components <= min(x.shape):
             raise VaekitError(f"PCA: n_components must be in [1, {min(x.shape)}], got {self.n_components}")
         self.shape_ = None
-        self.pca_ = SkPCA(self.n_components, random_state=self.random_state).fit(x)
-        self.components_, self.mean_ = self.pca_.components_, self.pca_.mean_
+        full = self.svd_solver == "full"          # keep the whole spectrum: sklearn keeps only the components asked for
+        self.pca_ = SkPCA(None if full else self.n_components, svd_solver=self.svd_solver,
+                          random_state=self.random_state).fit(x)
+        self.components_, self.mean_ = self.pca_.components_[: self.n_components], self.pca_.mean_
+        self.singular_values_ = self.pca_.singular_values_
         return self
 
     def transform(self, x) -> np.ndarray:
-        return self.pca_.transform(_matrix(x, "PCA data").numpy())
+        """Codes (N, k) = (x - mean_) @ components_.T."""
+        return (_items(x, "PCA data") - self.mean_) @ self.components_.T
 
     def inverse_transform(self, codes) -> np.ndarray:
-        return self.pca_.inverse_transform(np.asarray(codes))
+        """Items (N, D) = codes @ components_ + mean_."""
+        return np.asarray(codes) @ self.components_ + self.mean_
 
     def reconstruct(self, x) -> np.ndarray:
         return self.inverse_transform(self.transform(x))
+
+
+def _items(x, name: str) -> np.ndarray:
+    """Items as an (N, D) array for PCA: float64 kept, anything else float32 (checked by `check_array`)."""
+    wide = (isinstance(x, np.ndarray) and x.dtype == np.float64) or (isinstance(x, torch.Tensor) and x.dtype == torch.float64)
+    m = _matrix(x, name).numpy()
+    return np.asarray(x, dtype=np.float64).reshape(len(m), -1) if wide else m
 
 
 class LogisticPCA:

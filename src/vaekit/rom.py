@@ -3,7 +3,8 @@
 A *reducer* maps snapshots X (n, n_x) to coordinates Z (n, r) and back, with the estimator
 contract of scikit-learn's PCA: `fit(X)`, `transform(X)`, `inverse_transform(Z)`, `reconstruct(X)`.
 
-    POD(r)                       X ~ mean + Z V_r^T, V_r the first r right singular vectors of X - mean
+    POD(r)                       X ~ mean + Z V_r^T, V_r the first r right singular vectors of X - mean:
+                                 the kit's PCA (`baselines.PCA`) of the snapshots
     AutoEncoderROM(r, arch=...)  X ~ decoder(encoder(X)), a core `autoencoder` with a Gaussian
                                  likelihood of fixed sigma (so its loss is a scaled squared error),
                                  trained by `vaekit.train.fit`
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .baselines import PCA
 from .bounds import Loss
 from .errors import VaekitError
 from .models import build
@@ -90,38 +92,33 @@ def reconstruction_error(model, X) -> float:
 # POD
 # --------------------------------------------------------------------------------------------
 
-class POD:
-    """Proper orthogonal decomposition (PCA of snapshots) with `n_modes` modes.
+class POD(PCA):
+    """Proper orthogonal decomposition: the kit's PCA (`baselines.PCA`, an exact SVD in float64) of snapshots
+    (n, n_x), with `n_modes` modes and the energy of those it leaves out.
 
-    Learned state: `mean_` (n_x,) (zero if center=False), `modes_` (n_modes, n_x) orthonormal rows,
-    `singular_values_` (all of them, descending) of the (centred) training snapshot matrix.
+    Learned state: `mean_` (n_x,), `modes_` (n_modes, n_x) orthonormal rows (PCA's `components_`),
+    `singular_values_` (all of them, descending) of the centred training snapshot matrix.
     """
 
-    def __init__(self, n_modes: int, center: bool = True):
+    def __init__(self, n_modes: int):
+        super().__init__(n_modes, svd_solver="full")
         self.n_modes = n_modes
-        self.center = center
 
-    def fit(self, X) -> "POD":
-        X = check_snapshots(X, "POD training snapshots", self.n_modes)
-        self.mean_ = X.mean(0) if self.center else np.zeros(X.shape[1])
-        _, s, vt = np.linalg.svd(X - self.mean_, full_matrices=False)
-        self.singular_values_ = s
-        self.modes_ = vt[: self.n_modes]
+    def fit(self, X, y=None) -> "POD":
+        super().fit(check_snapshots(X, "POD training snapshots", self.n_modes))
+        self.modes_ = self.components_
         return self
 
     def transform(self, X) -> np.ndarray:
         X = check_snapshots(X, "POD input")
         self._check_width(X.shape[1])
-        return (X - self.mean_) @ self.modes_.T
+        return super().transform(X)
 
     def inverse_transform(self, Z) -> np.ndarray:
         Z = check_snapshots(Z, "POD coefficients")
         if Z.shape[1] != self.n_modes:
             raise VaekitError(f"POD coefficients: expected {self.n_modes} per snapshot, got shape {Z.shape}")
-        return self.mean_ + Z @ self.modes_
-
-    def reconstruct(self, X) -> np.ndarray:
-        return self.inverse_transform(self.transform(X))
+        return super().inverse_transform(Z)
 
     def energy(self) -> np.ndarray:
         """Fraction of the snapshot energy sum(s^2) captured by the first r modes, for r = 1..len(s)."""
