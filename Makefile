@@ -28,10 +28,27 @@ bench: install
 	$(PYTHON) bench/throughput.py
 	$(PYTHON) bench/ddp_scaling.py
 
-# Hundreds of font families for `vaekit report fonts` (Debian/Ubuntu; needs root or sudo).
+# Thousands of font faces for `vaekit report fonts`: Noto, TeX Live's extra fonts (OpenType, TrueType, Type 1)
+# and about 80 more font packages (Debian/Ubuntu; needs root or sudo; about 2 GB).
 fonts-data:
-	@if command -v apt-get >/dev/null; then $(SUDO) apt-get update && $(SUDO) apt-get install -y fonts-aenigma fonts-dejavu fonts-liberation fonts-noto-core; \
-	else echo "no apt-get: put TTF/OTF files in ~/.fonts or /usr/share/fonts"; fi
+	@if command -v apt-get >/dev/null; then $(SUDO) apt-get update && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+	  fonts-noto-extra texlive-fonts-extra fonts-aenigma fonts-dejavu fonts-liberation fonts-noto-core \
+	  fonts-urw-base35 fonts-crosextra-carlito fonts-crosextra-caladea fonts-ebgaramond fonts-linuxlibertine \
+	  fonts-croscore fonts-cantarell fonts-open-sans fonts-roboto fonts-lato fonts-freefont-ttf fonts-texgyre \
+	  fonts-lmodern fonts-stix fonts-junicode fonts-go fonts-adf-accanthis fonts-adf-gillius \
+	  fonts-adf-universalis fonts-adf-berenis fonts-adf-baskervald fonts-adf-tribun fonts-adf-verana \
+	  fonts-adf-mekanus fonts-adf-libris fonts-adf-romande fonts-league-spartan fonts-inter fonts-firacode \
+	  fonts-hack fonts-mononoki fonts-oldstandard fonts-sil-gentium fonts-sil-charis fonts-sil-andika \
+	  fonts-sil-doulos fonts-bebas-neue fonts-comic-neue fonts-dosis fonts-yanone-kaffeesatz fonts-breip \
+	  fonts-cabin fonts-jura fonts-quicksand fonts-paratype fonts-sil-gentiumplus fonts-vollkorn fonts-isabella \
+	  fonts-humor-sans fonts-femkeklaver fonts-fanwood fonts-goudybookletter fonts-linex fonts-prociono \
+	  fonts-radisnoir fonts-tuffy fonts-dustin fonts-f500 fonts-mplus fonts-lobster fonts-lobstertwo \
+	  fonts-gfs-artemisia fonts-gfs-didot fonts-gfs-baskerville fonts-gfs-bodoni-classic fonts-gfs-complutum \
+	  fonts-gfs-gazis fonts-gfs-neohellenic fonts-gfs-olga fonts-gfs-porson fonts-gfs-solomos \
+	  fonts-gfs-theokritos fonts-averia-gwf fonts-averia-sans-gwf fonts-averia-serif-gwf fonts-dkg-handwriting \
+	  fonts-ecolier-court fonts-engadget fonts-inconsolata fonts-jetbrains-mono; \
+	else echo "no apt-get: put TTF/OTF/TTC or Type 1 (.pfb) files in ~/.fonts or /usr/share/fonts"; fi
 
 # Chromium and chromedriver for the explorer's page tests, from Debian's packages (Debian/Ubuntu; needs root
 # or SUDO=sudo); Selenium comes with the test extra.
