@@ -81,7 +81,7 @@ class PCA:
 
 def _items(x, name: str) -> np.ndarray:
     """Items as an (N, D) array for PCA: float64 kept, anything else float32 (checked by `check_array`)."""
-    wide = (isinstance(x, np.ndarray) and x.dtype == np.float64) or (isinstance(x, torch.Tensor) and x.dtype == torch.float64)
+    wide = x.dtype in (np.float64, torch.float64) if isinstance(x, (np.ndarray, torch.Tensor)) else False
     m = _matrix(x, name).numpy()
     return np.asarray(x, dtype=np.float64).reshape(len(m), -1) if wide else m
 

@@ -249,7 +249,7 @@ def _field_parser(hint):
     if hint is str:
         return str
 
-    def as_json(text: str):              # any other annotation: a JSON value, checked against it when the model is built
+    def as_json(text: str):      # any other annotation: a JSON value, checked against it when the model is built
         try:
             return json.loads(text)
         except json.JSONDecodeError:
@@ -323,7 +323,8 @@ def _add_model_fields(p: argparse.ArgumentParser) -> None:
             for model, (_, default, _) in per_model.items():
                 defaults.setdefault(_as_text(default) or "empty", []).append(model)
             common = max(defaults, key=lambda d: len(defaults[d]))
-            shown = "default " + common + "".join(f"; {', '.join(ms)}: {d}" for d, ms in defaults.items() if d != common)
+            others = "".join(f"; {', '.join(ms)}: {d}" for d, ms in defaults.items() if d != common)
+            shown = f"default {common}{others}"
             text = f"{comment} ({shown})" if comment else f"({shown})"
             kw = dict(dest=field, default=None, help=text.replace("%", "%%"))
             if hint is bool:
