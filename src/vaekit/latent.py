@@ -240,10 +240,13 @@ def interpolate(model, x0, x1, steps: int = 10, method: str = "linear") -> torch
 
 
 # -- attribute vectors ---------------------------------------------------------------------------
-def attribute_vector(z, has) -> torch.Tensor:
+def attribute_vector(z, has, groups=None) -> torch.Tensor:
     """The direction mean(z | attribute) - mean(z | not attribute), shape (D,).
 
-    z: codes (N, D); has: booleans (N,). Both groups must be non-empty.
+    z: codes (N, D); has: booleans (N,). Both groups must be non-empty.  With `groups` (N,) (any hashable
+    labels, e.g. a font's family and its other styles), the difference is taken within each group that has
+    items with and without the attribute, and averaged over those groups: the direction then changes the
+    attribute alone, not whatever else differs between the two sets (bold fonts are also more often sans).
     """
     z = torch.as_tensor(z).float()
     has = torch.as_tensor(np.asarray(has, dtype=bool))
@@ -252,7 +255,23 @@ def attribute_vector(z, has) -> torch.Tensor:
     if not has.any() or has.all():
         raise ValueError(f"attribute vector needs items with and without the attribute "
                          f"(got {int(has.sum())} of {len(has)} with it)")
-    return z[has].mean(0) - z[~has].mean(0)
+    if groups is None:
+        return z[has].mean(0) - z[~has].mean(0)
+    labels = list(groups)
+    if len(labels) != len(z):
+        raise ValueError(f"{len(labels)} group labels for {len(z)} codes")
+    members: dict = {}
+    for i, g in enumerate(labels):
+        members.setdefault(g, []).append(i)
+    diffs = []
+    for idx in members.values():
+        idx = torch.as_tensor(idx)
+        h = has[idx]
+        if h.any() and not h.all():
+            diffs.append(z[idx][h].mean(0) - z[idx][~h].mean(0))
+    if not diffs:
+        raise ValueError("attribute vector: no group has items both with and without the attribute")
+    return torch.stack(diffs).mean(0)
 
 
 def apply_attribute(z, v, alphas) -> torch.Tensor:

@@ -34,8 +34,8 @@ import sys
 import tempfile
 import warnings
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import scipy.sparse
@@ -45,6 +45,7 @@ from rdkit.Chem import AllChem, rdFingerprintGenerator
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
 from ..errors import VaekitError
+from ..frechet import frechet_distance
 from ..io import atomic_write, cached, load_npz, save_npz
 from .props import canonical, canonical_all, mol
 
@@ -81,7 +82,7 @@ def uniqueness(smiles: Iterable[str], k: int | None = None) -> float:
         if k < 1:
             raise VaekitError(f"uniqueness: k must be a positive integer, got {k}")
         if len(valid) < k:
-            warnings.warn(f"unique@{k}: only {len(valid)} valid molecules")
+            warnings.warn(f"unique@{k}: only {len(valid)} valid molecules", stacklevel=2)
         valid = valid[:k]
     return len(set(valid)) / len(valid) if valid else math.nan
 
@@ -346,12 +347,6 @@ def fcd_stats(smiles: Iterable[str], *, n_jobs: int = 1, device: str = "cpu",
     return {"mu": mu, "sigma": sigma, "n": np.array(n)}
 
 
-def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
-    """||mu1 - mu2||^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)) between two Gaussians."""
-    from fcd_torch import calculate_frechet_distance
-    return float(calculate_frechet_distance(mu1, sigma1, mu2, sigma2))
-
-
 def fcd(gen, ref, *, n_jobs: int = 1, device: str = "cpu") -> float:
     """Fréchet ChemNet Distance between valid `gen` and `ref` (either may be a SMILES list or an
     `fcd_stats`/`reference_stats` dict with "mu" and "sigma")."""
@@ -431,7 +426,7 @@ def moses_metrics(gen: Sequence[str], test, train=None, *, n_jobs: int = 1, k=(1
         raise VaekitError(f"gen: none of the {len(gen)} generated strings is a valid molecule")
     for kk in (k if isinstance(k, (list, tuple)) else [k]):
         if len(valid) < kk:
-            warnings.warn(f"unique@{kk}: only {len(valid)} valid molecules")
+            warnings.warn(f"unique@{kk}: only {len(valid)} valid molecules", stacklevel=2)
         out[f"unique@{kk}"] = len(set(valid[:kk])) / len(valid[:kk])
     ref = test if isinstance(test, dict) else reference_stats(test, n_jobs=n_jobs, device=device, fcd=with_fcd)
     if (with_fcd and "mu" not in ref) or "fps" not in ref:
@@ -541,6 +536,7 @@ def moses_train_check(n: int = 30_000, seed: int = 0, data_dir=None, n_jobs: int
     implementation lands close to it. `n_test` scores against a random subset of the 176k test molecules
     (cheaper; FCD grows as samples shrink). Returns {"ours": {...}, "paper": MOSES_TRAIN_ROW, "seconds": {...}}."""
     import time
+
     from ..data.core import data_root
     root = data_root(data_dir) / "moses"
     t0 = time.perf_counter()

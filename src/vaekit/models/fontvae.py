@@ -2,18 +2,23 @@
 
 An item is a font, x of shape (n_chars, H, W) (62 glyphs A-Z, a-z, 0-9 from `data.fonts`).
 
-    encoder   every glyph -> a shared net -> features; the features of all glyphs, in character
-              order, -> an MLP -> q(z | font) = N(mu, diag sigma^2)
+    encoder   every glyph (average-pooled by `encoder_pool`) -> a shared net -> features; the
+              features of all glyphs, in character order, -> an MLP -> q(z | font) = N(mu, diag sigma^2)
     decoder   for each character c: [z, embedding(c)] -> a shared net, plus a learned image
               of c -> p(glyph_c | z, c)
-
-The shared glyph nets are MLPs (arch "mlp", the default: on a CPU they learn fonts about twice
-as fast per second as the small conv nets) or the kit's conv bodies (arch "conv").
     prior     N(0, I)
+
+The shared glyph nets are MLPs (arch "mlp") or the kit's conv bodies (arch "conv": stride-2
+convolutions in the encoder, transposed convolutions in the decoder).  With a Bernoulli likelihood
+the conv decoder draws sharp strokes at 64 x 64, where an MLP decoder of the same cost smears them
+(`vaekit report fonts` shows the ablation).
 
 Because one z renders every glyph, the glyphs of a sampled or edited font stay consistent with
 each other (the distill.pub font model, Carter & Nielsen 2017, used a 40-D latent on 64 x 64
-glyphs). The objective is the VAE's (beta-weighted ELBO with warm-up); only the networks differ.
+glyphs). The objective is the VAE's (beta-weighted ELBO with warm-up); only the networks differ,
+and with `train_chars` = k < n_chars a training step decodes k characters drawn at random (the same
+k for the whole batch) and scales their log-likelihood by n_chars / k: an unbiased estimate of the
+ELBO at k / n_chars of the decoder's cost.  Evaluation always decodes every glyph.
 """
 from __future__ import annotations
 
@@ -21,11 +26,13 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from ..errors import VaekitError
 from ..likelihoods import params_per_feature
 from ..nets import ConvDecoderBody, ConvEncoderBody, MLPDecoderBody, MLPEncoderBody, mlp
 from .registry import register
+from .. import bounds, likelihoods
 from .base import Decoder, GaussianEncoder, LatentVariableModel
 from .vae import VAE
 
@@ -36,6 +43,8 @@ class FontEncoderBody(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         n_chars, h, w = cfg.data_shape
+        self.pool = cfg.encoder_pool
+        h, w = h // self.pool, w // self.pool
         self.glyph = ConvEncoderBody((h, w), cfg.channels, (cfg.glyph_features,), cfg.activation) \
             if cfg.arch == "conv" else MLPEncoderBody((h, w), (cfg.glyph_hidden, cfg.glyph_features), cfg.activation)
         self.fc = mlp([n_chars * cfg.glyph_features, *cfg.hidden], cfg.activation, final_act=cfg.activation)
@@ -43,7 +52,10 @@ class FontEncoderBody(nn.Module):
 
     def forward(self, x):
         b, c = x.shape[:2]
-        f = self.glyph(x.reshape(b * c, *x.shape[2:]))          # (B * n_chars, glyph_features)
+        x = x.reshape(b * c, 1, *x.shape[2:])
+        if self.pool > 1:
+            x = F.avg_pool2d(x, self.pool)
+        f = self.glyph(x)          # (B * n_chars, glyph_features)
         return self.fc(f.reshape(b, -1))
 
 
@@ -91,6 +103,8 @@ class FontVAE(VAE):
         glyph_features: int = 64                     # features per glyph in the encoder
         glyph_hidden: int = 512                      # arch "mlp": width of the per-glyph hidden layer
         char_dim: int = 16                           # size of the character embedding in the decoder
+        encoder_pool: int = 1                        # glyphs are average-pooled by this factor before the encoder
+        train_chars: int = 0                         # characters decoded per training step (0: all; see module doc)
 
         def __post_init__(self):
             super().__post_init__()
@@ -98,8 +112,29 @@ class FontVAE(VAE):
                 raise VaekitError(f"fontvae config field data_shape must be (n_chars, H, W), got {self.data_shape}")
             if self.glyph_features < 1 or self.char_dim < 1 or self.glyph_hidden < 1:
                 raise VaekitError("fontvae config fields glyph_features, glyph_hidden and char_dim must be >= 1")
+            n_chars, h, w = self.data_shape
+            if self.encoder_pool < 1 or h % self.encoder_pool or w % self.encoder_pool:
+                raise VaekitError(f"fontvae config field encoder_pool must be >= 1 and divide the glyph size "
+                                  f"{h}x{w}, got {self.encoder_pool}")
+            if not 0 <= self.train_chars <= n_chars:
+                raise VaekitError(f"fontvae config field train_chars must be in [0, {n_chars}], got {self.train_chars}")
 
     def __init__(self, config: Config):
         LatentVariableModel.__init__(self, config)      # the VAE's objective, with these networks
         self.encoder = GaussianEncoder(FontEncoderBody(config), config.latent_dim)
         self.decoder = Decoder(GlyphDecoderBody(config), config)
+
+    def loss(self, x, step: int = 0):
+        k, n_chars = self.config.train_chars, self.config.data_shape[0]
+        if not self.training or k in (0, n_chars):
+            return super().loss(x, step)
+        chars = torch.randperm(n_chars, device=x.device)[:k]
+        q = self.encode(x)
+        z = q.rsample()
+        body = self.decoder.body
+        h = body.glyphs(z, chars).transpose(1, 2).reshape(z.shape[0], -1)    # (B, P * k * H * W)
+        cfg = self.config
+        p = likelihoods.distribution(h, cfg.likelihood, (k, *cfg.data_shape[1:]), cfg.sigma,
+                                     n_categories=cfg.n_categories)
+        rec = p.log_prob(x[:, chars]) * (n_chars / k)
+        return bounds.ElboTerms(rec, bounds.kl(q, self.prior())).loss(self.beta_at(step))
