@@ -11,19 +11,38 @@ The second holds for any proposal r(z|x), so models without an encoder density c
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 import torch
 from torch import distributions as D
 
 from . import estimators, likelihoods
 from .errors import VaekitError
-from .objective import Loss
+from .objective import Loss as Loss  # re-exported: objectives here return it
+
+
+class LatentModel(Protocol):
+    """What the bounds use of a model: q(z|x), p(x|z) and p(z), each a distribution."""
+
+    def encode(self, x: torch.Tensor) -> D.Distribution: ...
+
+    def decode(self, z: torch.Tensor) -> D.Distribution: ...
+
+    @property
+    def prior(self) -> Callable[[], D.Distribution]: ...
+
+
+class KLSchedule(Protocol):
+    """A config with a KL weight and its warm-up (VAE.Config, ChemConfig)."""
+
+    beta: float
+    warmup_steps: int
 
 
 @contextmanager
-def seeded(seed: int):
+def seeded(seed: int) -> Iterator[None]:
     """Run a block with torch's global random state seeded by `seed`, and give the caller's state back after.
 
     Evaluations draw their noise under it, so they are reproducible and leave a training run's stream untouched.
@@ -43,13 +62,13 @@ def kl(q: D.Distribution, p: D.Distribution, n_samples: int = 1) -> torch.Tensor
         return (q.log_prob(z) - p.log_prob(z)).mean(0)
 
 
-def kl_weight(config, step: int) -> float:
+def kl_weight(config: KLSchedule, step: int) -> float:
     """beta at a training step with KL warm-up: it grows linearly from 0 to `config.beta` over `config.warmup_steps`."""
     w = config.warmup_steps
-    return config.beta * (min(1.0, step / w) if w > 0 else 1.0)
+    return float(config.beta * (min(1.0, step / w) if w > 0 else 1.0))
 
 
-def check_kl_schedule(config) -> None:
+def check_kl_schedule(config: KLSchedule) -> None:
     """A config's `beta` >= 0 and `warmup_steps` >= 0 (see kl_weight), else a one-line VaekitError."""
     if not config.beta >= 0:
         raise VaekitError(f"config field beta must be >= 0, got {config.beta}")
@@ -73,7 +92,8 @@ class ElboTerms(NamedTuple):
         return Loss(-(rec - beta * kl_), {"elbo": (rec - kl_).detach(), "rec": rec.detach(), "kl": kl_.detach()})
 
 
-def elbo_terms(model, x, n_samples: int = 1, estimator: str = "reparam", **options) -> ElboTerms:
+def elbo_terms(model: LatentModel, x: torch.Tensor, n_samples: int = 1, estimator: str = "reparam",
+               **options: Any) -> ElboTerms:
     """Per-item (reconstruction log-likelihood, KL); E_q[log p(x|z)] is differentiated by `estimator`
     (see `estimators.encoder_expectation`: "reparam", "score", "es" and their `options`), the KL analytically."""
     q = model.encode(x)
@@ -82,7 +102,8 @@ def elbo_terms(model, x, n_samples: int = 1, estimator: str = "reparam", **optio
     return ElboTerms(rec.surrogate, kl(q, model.prior()))
 
 
-def elbo(model, x, *, beta: float = 1.0, n_samples: int = 1, estimator: str = "reparam", **options) -> Loss:
+def elbo(model: LatentModel, x: torch.Tensor, *, beta: float = 1.0, n_samples: int = 1, estimator: str = "reparam",
+         **options: Any) -> Loss:
     """Negative (beta-weighted) ELBO as the loss; `terms` reports the plain ELBO (beta = 1)."""
     return elbo_terms(model, x, n_samples, estimator, **options).loss(beta)
 
@@ -92,7 +113,8 @@ def log_mean_exp(v: torch.Tensor, dim: int = 0) -> torch.Tensor:
     return torch.logsumexp(v, dim) - math.log(v.shape[dim])
 
 
-def log_weights(model, x, k: int, noise: torch.Tensor | None = None, proposal: D.Distribution | None = None):
+def log_weights(model: LatentModel, x: torch.Tensor, k: int, noise: torch.Tensor | None = None,
+                proposal: D.Distribution | None = None) -> torch.Tensor:
     """log w_i = log p(x, z_i) - log r(z_i|x) for z_i ~ r(z|x), the `proposal` (default q(z|x)); shape (k, B).
 
     `noise` (k, B, latent), standard normal, fixes the draws z = mean + std * noise of a Gaussian r
@@ -100,16 +122,17 @@ def log_weights(model, x, k: int, noise: torch.Tensor | None = None, proposal: D
     """
     r = model.encode(x) if proposal is None else proposal
     z = r.rsample((k,)) if noise is None else r.mean + r.stddev * noise
-    return model.decode(z).log_prob(x) + model.prior().log_prob(z) - r.log_prob(z)
+    out: torch.Tensor = model.decode(z).log_prob(x) + model.prior().log_prob(z) - r.log_prob(z)
+    return out
 
 
-def iwae_bound(model, x, *, k: int = 5) -> Loss:
+def iwae_bound(model: LatentModel, x: torch.Tensor, *, k: int = 5) -> Loss:
     """Negative IWAE-k bound as the loss (Burda, Grosse & Salakhutdinov 2015)."""
     bound = log_mean_exp(log_weights(model, x, k)).mean()
     return Loss(-bound, {f"iwae{k}": bound.detach()})
 
 
-def reconstruction(model, x) -> Loss:
+def reconstruction(model: LatentModel, x: torch.Tensor) -> Loss:
     """Auto-encoder loss -log p(x | z = f(x)); also logs the summed squared error per item."""
     dist = model.decode(model.encode(x).mean)
     nll = -dist.log_prob(x).mean()
@@ -118,8 +141,10 @@ def reconstruction(model, x) -> Loss:
 
 
 @torch.no_grad()
-def log_likelihood(model, x, k: int = 5000, *, batch_size: int = 100, max_elements: int = 2**25,
-                   noise_fn=None, proposal=None) -> torch.Tensor:
+def log_likelihood(model: LatentModel, x: torch.Tensor, k: int = 5000, *, batch_size: int = 100,
+                   max_elements: int = 2**25,
+                   noise_fn: Callable[[torch.Tensor, int, int], torch.Tensor] | None = None,
+                   proposal: Callable[[torch.Tensor], D.Distribution] | None = None) -> torch.Tensor:
     """Importance-sampled estimate of log p(x) per item with k samples from q(z|x), shape (B,).
 
     Computed in chunks of samples and items so memory stays below ~`max_elements` floats; the

@@ -10,6 +10,7 @@ import os
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -68,7 +69,7 @@ def setup() -> Dist:
         # A fresh key space for every restart of the group: peers must never read the addresses
         # that the killed workers of an earlier attempt left in torchrun's store.
         agent_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
-        store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
+        store: dist.Store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
                               is_master=rank == 0 and not agent_store, timeout=timedelta(minutes=5))
         store = dist.PrefixStore(f"vaekit/attempt{restart_count()}", store)
         dist.init_process_group(backend, store=store, rank=rank, world_size=world)
@@ -112,7 +113,7 @@ def restart_count() -> int:
 class LossModule(nn.Module):
     """objective(model, x, step) as a forward pass, so that DistributedDataParallel can hook its gradients."""
 
-    def __init__(self, model: nn.Module, objective=None):
+    def __init__(self, model: Any, objective=None):      # a model of the kit: it has `loss`
         super().__init__()
         self.model = model
         self.objective = objective

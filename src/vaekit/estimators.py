@@ -22,11 +22,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import distributions as D
 
 from .errors import VaekitError
+
+Fn = Callable[[torch.Tensor], torch.Tensor]                  # f(z), one value per sample and batch item
+QFn = Callable[[list[torch.Tensor]], D.Distribution]         # q rebuilt from (perturbed) parameters theta
+Baseline = str | Callable[[torch.Tensor], torch.Tensor] | None
 
 __all__ = ["Estimate", "MovingAverage", "reparam", "score_function", "evolution_strategies", "module_q",
            "GradientStats", "gradient_variance", "PooledGradient", "pooled_gradient", "encoder_expectation",
@@ -45,7 +50,7 @@ def _check_samples(n: int, name: str, least: int = 1) -> int:
     return int(n)
 
 
-def _values(f, z, sample_shape) -> torch.Tensor:
+def _values(f: Fn, z: torch.Tensor, sample_shape: tuple[int, ...] | torch.Size) -> torch.Tensor:
     fz = f(z)
     if not isinstance(fz, torch.Tensor) or tuple(fz.shape) != tuple(sample_shape):
         got = tuple(fz.shape) if isinstance(fz, torch.Tensor) else type(fz).__name__
@@ -54,7 +59,7 @@ def _values(f, z, sample_shape) -> torch.Tensor:
 
 
 # -- re-parametrization ---------------------------------------------------------------------------
-def reparam(q: D.Distribution, f: Callable, n_samples: int = 1) -> Estimate:
+def reparam(q: D.Distribution, f: Fn, n_samples: int = 1) -> Estimate:
     """Path-wise estimator: z = q.rsample(), gradients flow through f into q's parameters.
 
     Lowest variance when it applies; needs a re-parametrizable q and an f differentiable in z.
@@ -93,7 +98,7 @@ class MovingAverage:
         return b
 
 
-def _baseline(baseline, fz: torch.Tensor) -> torch.Tensor:
+def _baseline(baseline: Baseline, fz: torch.Tensor) -> torch.Tensor:
     if baseline is None or baseline == "none":
         return torch.zeros((), dtype=fz.dtype, device=fz.device)
     if isinstance(baseline, str):
@@ -108,7 +113,7 @@ def _baseline(baseline, fz: torch.Tensor) -> torch.Tensor:
     raise VaekitError(f"baseline must be None, 'loo' or a MovingAverage, got {type(baseline).__name__}")
 
 
-def score_function(q: D.Distribution, f: Callable, n_samples: int = 2, baseline="loo") -> Estimate:
+def score_function(q: D.Distribution, f: Fn, n_samples: int = 2, baseline: Baseline = "loo") -> Estimate:
     """REINFORCE / likelihood-ratio estimator with a control-variate baseline.
 
     grad E_q[f] = E_q[(f(z) - b) grad log q(z)] for any b independent of z.  `baseline`:
@@ -127,23 +132,23 @@ def score_function(q: D.Distribution, f: Callable, n_samples: int = 2, baseline=
 
 
 # -- evolution strategies / variational optimization ------------------------------------------------
-def _rng_state(devices):
+def _rng_state(devices: Sequence[int]) -> tuple[torch.Tensor, list[torch.Tensor]]:
     return torch.get_rng_state(), [torch.cuda.get_rng_state(d) for d in devices]
 
 
-def _set_rng_state(state, devices):
+def _set_rng_state(state: tuple[torch.Tensor, list[torch.Tensor]], devices: Sequence[int]) -> None:
     torch.set_rng_state(state[0])
     for d, s in zip(devices, state[1]):
         torch.cuda.set_rng_state(s, d)
 
 
-def _evaluate(q_fn, theta, f, n):
+def _evaluate(q_fn: QFn, theta: list[torch.Tensor], f: Fn, n: int) -> torch.Tensor:
     q = q_fn(theta)
     z = q.sample((n,))
     return _values(f, z, z.shape[: z.dim() - len(q.event_shape)])
 
 
-def evolution_strategies(q_fn: Callable[[list], D.Distribution], params: Sequence[torch.Tensor], f: Callable,
+def evolution_strategies(q_fn: QFn, params: Sequence[torch.Tensor], f: Fn,
                          n_pairs: int = 8, sigma: float = 0.05, n_samples: int = 1) -> Estimate:
     """Antithetic Gaussian perturbations of theta; no back-propagation through f or q.
 
@@ -183,12 +188,13 @@ def evolution_strategies(q_fn: Callable[[list], D.Distribution], params: Sequenc
     return Estimate(v.detach(), v)
 
 
-def module_q(module: torch.nn.Module, *inputs):
+def module_q(module: torch.nn.Module, *inputs: Any) -> tuple[QFn, list[torch.Tensor]]:
     """(q_fn, params) for `evolution_strategies` when q = module(*inputs), theta = module's parameters."""
     names, params = zip(*[(n, p) for n, p in module.named_parameters() if p.requires_grad])
 
-    def q_fn(theta):
-        return torch.func.functional_call(module, dict(zip(names, theta)), inputs)
+    def q_fn(theta: list[torch.Tensor]) -> D.Distribution:
+        q: D.Distribution = torch.func.functional_call(module, dict(zip(names, theta)), inputs)
+        return q
 
     return q_fn, list(params)
 
@@ -266,7 +272,7 @@ def pooled_gradient(estimate: Callable[[int], Estimate], params: Sequence[torch.
     n_calls = _check_samples(n_samples // per_call, "n_samples // per_call", least=2)
     values = []
 
-    def draw():
+    def draw() -> Estimate:
         est = estimate(per_call)
         values.append(float(est.value.sum()))
         return est
@@ -278,15 +284,16 @@ def pooled_gradient(estimate: Callable[[int], Estimate], params: Sequence[torch.
 
 
 # -- the expectation in the ELBO ---------------------------------------------------------------------
-def encoder_expectation(model, x, q: D.Distribution, f: Callable, estimator: str = "reparam", n_samples: int = 1,
-                        baseline="loo", n_pairs: int = 4, sigma: float = 0.01) -> Estimate:
+def encoder_expectation(model: Any, x: torch.Tensor, q: D.Distribution, f: Fn, estimator: str = "reparam",
+                        n_samples: int = 1, baseline: Baseline = "loo", n_pairs: int = 4,
+                        sigma: float = 0.01) -> Estimate:
     """E_q[f(z)] per item for the model's encoder q = model.encode(x), differentiated by the named estimator.
 
     estimator: "reparam" | "score" (with `baseline`) | "es" (perturbs the encoder's parameters;
     `n_pairs` antithetic pairs, `sigma` perturbation scale).  f's own parameters (a decoder) always
     get their exact gradient E_q[df/dphi]; only the path into the encoder differs.
     """
-    choices = {
+    choices: dict[str, Callable[[], Estimate]] = {
         "reparam": lambda: reparam(q, f, n_samples),
         "score": lambda: score_function(q, f, n_samples, baseline),
         "es": lambda: evolution_strategies(*module_q(model.encoder, x), f, n_pairs=n_pairs, sigma=sigma,

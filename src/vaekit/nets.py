@@ -7,6 +7,7 @@ features (B, F) to a tensor of shape (B, P * prod(data_shape)) of likelihood par
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from torch import nn
 
@@ -45,7 +46,7 @@ def mlp(sizes: list[int] | tuple[int, ...], act: str = "relu", final_act: str | 
 class MLPEncoderBody(nn.Module):
     """(B, *shape) -> (B, hidden[-1]): flatten, then an MLP with activations after every layer."""
 
-    def __init__(self, data_shape, hidden, act="relu", in_scale: float = 1.0):
+    def __init__(self, data_shape: Sequence[int], hidden: Sequence[int], act: str = "relu", in_scale: float = 1.0):
         super().__init__()
         self.in_scale = in_scale
         self.net = mlp([math.prod(data_shape), *hidden], act, final_act=act)
@@ -58,7 +59,7 @@ class MLPEncoderBody(nn.Module):
 class MLPDecoderBody(nn.Module):
     """(B, latent) -> (B, n_out): an MLP mirroring the encoder, linear output."""
 
-    def __init__(self, latent_dim, hidden, n_out, act="relu"):
+    def __init__(self, latent_dim: int, hidden: Sequence[int], n_out: int, act: str = "relu"):
         super().__init__()
         self.net = mlp([latent_dim, *reversed(hidden), n_out], act)
 
@@ -77,7 +78,8 @@ def _image_shape(data_shape):
 class ConvEncoderBody(nn.Module):
     """Images of any H x W: stride-2 convolutions (kernel 4, padding 1), then a linear layer."""
 
-    def __init__(self, data_shape, channels=(32, 64), hidden=(256,), act="relu", in_scale: float = 1.0):
+    def __init__(self, data_shape: Sequence[int], channels: Sequence[int] = (32, 64), hidden: Sequence[int] = (256,),
+                 act: str = "relu", in_scale: float = 1.0):
         super().__init__()
         c, h, w = _image_shape(data_shape)
         self.image_shape = (c, h, w)
@@ -104,7 +106,8 @@ class ConvEncoderBody(nn.Module):
 class ConvDecoderBody(nn.Module):
     """Mirror of ConvEncoderBody; transposed convolutions restore the exact H x W of the data."""
 
-    def __init__(self, latent_dim, data_shape, params_per_pixel=1, channels=(32, 64), hidden=(256,), act="relu"):
+    def __init__(self, latent_dim: int, data_shape: Sequence[int], params_per_pixel: int = 1,
+                 channels: Sequence[int] = (32, 64), hidden: Sequence[int] = (256,), act: str = "relu"):
         super().__init__()
         enc = ConvEncoderBody(data_shape, channels, hidden, act)  # only for the sizes
         c, h, w = enc.image_shape

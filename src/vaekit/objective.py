@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -31,7 +32,7 @@ class Phase:
     """
 
     name: str
-    loss: Callable
-    parameters: Callable[[nn.Module], Iterable[nn.Parameter]] | None = None
+    loss: Callable[[Any, torch.Tensor, int], Loss]                    # (model, x, step) -> Loss
+    parameters: Callable[[Any], Iterable[nn.Parameter]] | None = None  # the model, whatever its class
     lr: float | None = None
     betas: tuple[float, float] | None = None

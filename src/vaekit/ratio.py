@@ -12,16 +12,18 @@ prior (`aggregate_kl`).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .bounds import Loss
+from .bounds import LatentModel
 from .errors import VaekitError
 from .nets import mlp
+from .objective import Loss
 
 __all__ = ["Critic", "logistic_loss", "fit_ratio", "RatioKL", "kl_divergence", "aggregate_kl"]
 
@@ -35,7 +37,8 @@ class Critic(nn.Module):
     log ratio of two Gaussians exactly representable by the last layer's skip connection.
     """
 
-    def __init__(self, in_features: int, hidden=(128, 128), activation: str = "relu", quadratic: bool = False):
+    def __init__(self, in_features: int, hidden: Sequence[int] = (128, 128), activation: str = "relu",
+                 quadratic: bool = False):
         super().__init__()
         if in_features < 1:
             raise VaekitError(f"Critic in_features must be >= 1, got {in_features}")
@@ -44,14 +47,15 @@ class Critic(nn.Module):
         self.net = mlp([n, *hidden, 1], activation)
         self.skip = nn.Linear(n, 1, bias=False)       # a linear (logistic-regression) part, plus the MLP
 
-    def forward(self, *inputs) -> torch.Tensor:
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         lead = inputs[0].shape[0]
         h = torch.cat([t.reshape(lead, -1) for t in inputs], -1)
         if h.shape[-1] != self.in_features:
             raise VaekitError(f"Critic expects {self.in_features} input features per item, got {h.shape[-1]}")
         if self.quadratic:
             h = torch.cat([h, h * h], -1)
-        return (self.net(h) + self.skip(h)).squeeze(-1)
+        logit: torch.Tensor = (self.net(h) + self.skip(h)).squeeze(-1)
+        return logit
 
 
 def logistic_loss(logit_p: torch.Tensor, logit_q: torch.Tensor) -> Loss:
@@ -61,7 +65,8 @@ def logistic_loss(logit_p: torch.Tensor, logit_q: torch.Tensor) -> Loss:
     return Loss(value, {"disc_loss": value.detach(), "disc_acc": acc.detach()})
 
 
-def _sampler(s: Samples, name: str, generator: torch.Generator) -> tuple[Callable[[int], torch.Tensor], torch.Tensor | None]:
+def _sampler(s: Samples, name: str,
+             generator: torch.Generator) -> tuple[Callable[[int], torch.Tensor], torch.Tensor | None]:
     """(draw(n), held-out) for a tensor (minibatches from 80 %, 20 % held out) or a sampling function."""
     if callable(s) and not isinstance(s, torch.Tensor):
         return s, None
@@ -76,7 +81,7 @@ def _sampler(s: Samples, name: str, generator: torch.Generator) -> tuple[Callabl
 
 
 def fit_ratio(p: Samples, q: Samples, critic: nn.Module | None = None, *, steps: int = 2000,
-              batch_size: int = 256, lr: float = 1e-3, hidden=(128, 128), quadratic: bool = False,
+              batch_size: int = 256, lr: float = 1e-3, hidden: Sequence[int] = (128, 128), quadratic: bool = False,
               seed: int = 0) -> nn.Module:
     """Train a critic whose logit estimates log p(x)/q(x), from samples of p and q.
 
@@ -111,13 +116,13 @@ class RatioKL:
 
 
 @torch.no_grad()
-def _evaluate(critic, xp, xq) -> RatioKL:
+def _evaluate(critic: nn.Module, xp: torch.Tensor, xq: torch.Tensor) -> RatioKL:
     lp, lq = critic(xp), critic(xq)
     se = float(lp.std() / math.sqrt(len(lp)))
     return RatioKL(float(lp.mean()), se, float(logistic_loss(lp, lq).terms["disc_acc"]), critic)
 
 
-def kl_divergence(p: Samples, q: Samples, *, n_eval: int = 20000, seed: int = 0, **fit_kwargs) -> RatioKL:
+def kl_divergence(p: Samples, q: Samples, *, n_eval: int = 20000, seed: int = 0, **fit_kwargs: Any) -> RatioKL:
     """KL(p || q) from samples only: fit a critic, then average its logit over held-out p samples.
 
     Tensors of samples are split 80/20 (train/evaluate); sampling functions draw `n_eval` fresh items.
@@ -126,17 +131,17 @@ def kl_divergence(p: Samples, q: Samples, *, n_eval: int = 20000, seed: int = 0,
     draw_p, hold_p = _sampler(p, "p", g)
     draw_q, hold_q = _sampler(q, "q", g)
     critic = fit_ratio(draw_p, draw_q, seed=seed, **fit_kwargs)
-    xp = hold_p if hold_p is not None else p(n_eval)
-    xq = hold_q if hold_q is not None else q(n_eval)
+    xp = hold_p if hold_p is not None else draw_p(n_eval)       # a sampling function: fresh draws
+    xq = hold_q if hold_q is not None else draw_q(n_eval)
     return _evaluate(critic, xp, xq)
 
 
 @torch.no_grad()
-def _aggregate_samples(model, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+def _aggregate_samples(model: LatentModel, x: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
     return torch.cat([model.encode(xb).sample() for xb in x.split(batch_size)])
 
 
-def aggregate_kl(model, x: torch.Tensor, **fit_kwargs) -> RatioKL:
+def aggregate_kl(model: LatentModel, x: torch.Tensor, **fit_kwargs: Any) -> RatioKL:
     """KL(q(z) || p(z)) of a trained model's aggregate posterior q(z) = mean_x q(z|x) over data x.
 
     One z ~ q(z|x) per data item is the p-side sample; the prior supplies the other side.

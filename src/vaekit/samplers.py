@@ -51,9 +51,12 @@ import hashlib
 import json
 import math
 import numbers
+import os
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -70,12 +73,13 @@ SAMPLERS = Registry("sampler")
 register_sampler = SAMPLERS.register   # class decorator: make a sampler fittable (and loadable from its file) by name
 
 
-def get(name: str) -> type:
-    return SAMPLERS.find(name)
+def get(name: str) -> type[Sampler]:
+    cls: type[Sampler] = SAMPLERS.find(name)
+    return cls
 
 
 # -- which model a sampler belongs to ------------------------------------------------------------------
-def model_id(model) -> dict:
+def model_id(model: Any) -> dict[str, Any]:
     """{"model", "latent_dim", "digest"}: the model's name, code size and a SHA-256 of its config and weights."""
     from .models import config_dict
 
@@ -87,13 +91,13 @@ def model_id(model) -> dict:
     return {"model": model.name, "latent_dim": int(model.config.latent_dim), "digest": h.hexdigest()[:16]}
 
 
-def describe(mid: dict) -> str:
+def describe(mid: dict[str, Any]) -> str:
     return f"{mid['model']} (latent_dim {mid['latent_dim']}, weights {mid['digest'][:12]})"
 
 
 # -- the codes a sampler is fitted on ------------------------------------------------------------------
 @torch.no_grad()
-def codes(model, x, *, draw: bool = False, batch_size: int = 1000, seed: int = 0) -> torch.Tensor:
+def codes(model: Any, x: Any, *, draw: bool = False, batch_size: int = 1000, seed: int = 0) -> torch.Tensor:
     """Codes of items x `(N, *data_shape)`, shape (N, latent_dim), float32 on the CPU: posterior means
     E_q[z|x], or with draw=True one draw from q(z|x) per item.  Seeded, so the same call gives the same
     codes (an implicit encoder's mean is itself a Monte Carlo estimate)."""
@@ -110,22 +114,22 @@ def codes(model, x, *, draw: bool = False, batch_size: int = 1000, seed: int = 0
     return torch.cat(out)
 
 
-def check_codes(z, latent_dim: int, name: str = "codes") -> torch.Tensor:
+def check_codes(z: Any, latent_dim: int, name: str = "codes") -> torch.Tensor:
     """z as a float32 CPU tensor (N, latent_dim); one-line errors for a wrong shape or NaN/inf."""
     try:
-        z = torch.as_tensor(z, dtype=torch.float32).detach().cpu()
+        t = torch.as_tensor(z, dtype=torch.float32).detach().cpu()
     except (TypeError, ValueError, RuntimeError) as e:
         raise VaekitError(f"{name}: cannot read as numbers ({str(e).splitlines()[0][:80]})") from None
-    if z.dim() != 2 or z.shape[1] != latent_dim:
-        raise VaekitError(f"{name}: expected shape (n_codes, {latent_dim}), got {tuple(z.shape)}")
-    bad = ~torch.isfinite(z).all(1)
+    if t.dim() != 2 or t.shape[1] != latent_dim:
+        raise VaekitError(f"{name}: expected shape (n_codes, {latent_dim}), got {tuple(t.shape)}")
+    bad = ~torch.isfinite(t).all(1)
     if bad.any():
         raise VaekitError(f"{name}: {int(bad.sum())} codes are NaN or inf (first: code {int(bad.nonzero()[0])})")
-    return z
+    return t
 
 
-def _count(n) -> int:
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+def _count(n: object) -> int:
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or int(n) < 1:
         raise VaekitError(f"number of codes to draw must be a positive integer, got {n!r}")
     return int(n)
 
@@ -137,6 +141,7 @@ class Sampler:
     (their learned state) and, where they have one, `log_prob`."""
 
     name = "base"
+    config: Any                 # an instance of the subclass's Config
     uses_codes = True           # fitted on the training codes (False: nothing to fit, e.g. the prior)
     min_codes = 1
 
@@ -144,20 +149,20 @@ class Sampler:
     class Config:
         seed: int = 0           # of any randomness in the fit (the prior fits nothing)
 
-    def __init__(self, model, config):
+    def __init__(self, model: Any, config: Any):
         self.config = config
         self.latent_dim = int(model.config.latent_dim)
         self.fitted_for = model_id(model)
         self.n_codes = 0
 
-    def _fit(self, model, z: torch.Tensor) -> None:
+    def _fit(self, model: Any, z: torch.Tensor) -> None:
         raise NotImplementedError
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n codes, shape (n, latent_dim), float32 on the CPU; `generator` makes them reproducible."""
         raise NotImplementedError
 
-    def log_prob(self, z) -> torch.Tensor:
+    def log_prob(self, z: Any) -> torch.Tensor:
         """log density of codes z (n, latent_dim), in nats, shape (n,)."""
         raise VaekitError(f"sampler {self.name!r} has no log density")
 
@@ -173,7 +178,7 @@ class Sampler:
         return f"{type(self).__name__}({opts}; for {describe(self.fitted_for)}{on})"
 
 
-def _config(cls, options: dict):
+def _config(cls: type[Sampler], options: dict[str, Any]) -> Any:
     fields = {f.name for f in dataclasses.fields(cls.Config)}
     unknown = sorted(set(options) - fields)
     if unknown:
@@ -184,7 +189,7 @@ def _config(cls, options: dict):
         raise VaekitError(f"bad options for sampler {cls.name!r}: {e}") from None
 
 
-def fit(name: str, model, codes=None, **options) -> Sampler:
+def fit(name: str, model: Any, codes: Any = None, **options: Any) -> Sampler:
     """Fit sampler `name` for `model` on its training codes (N, latent_dim) (see `codes`); options are
     fields of the sampler's Config (e.g. n_components=10, seed=0).  The prior needs no codes."""
     cls = get(name)
@@ -202,18 +207,19 @@ def fit(name: str, model, codes=None, **options) -> Sampler:
 
 
 @torch.no_grad()
-def generate(model, sampler: Sampler, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def generate(model: Any, sampler: Sampler, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """Items for n codes of `sampler` (the model's `draw`: decoder means, or a stochastic decoding of a
     sequence model), on the model's device."""
     if sampler.fitted_for["latent_dim"] != model.config.latent_dim:
         raise VaekitError(f"sampler fitted for {describe(sampler.fitted_for)} cannot draw codes for a model "
                           f"with latent_dim {model.config.latent_dim}")
     z = sampler.sample(n, generator)
-    return model.draw(z.to(next(model.parameters()).device), generator)
+    items: torch.Tensor = model.draw(z.to(next(model.parameters()).device), generator)
+    return items
 
 
 # -- files ---------------------------------------------------------------------------------------------
-def _digest(tensors: dict[str, torch.Tensor], header: dict) -> str:
+def _digest(tensors: dict[str, torch.Tensor], header: dict[str, Any]) -> str:
     h = hashlib.sha256(json.dumps({k: v for k, v in header.items() if k != "sha256"}, sort_keys=True).encode())
     for k in sorted(tensors):
         t = tensors[k].detach().cpu().contiguous()
@@ -222,22 +228,22 @@ def _digest(tensors: dict[str, torch.Tensor], header: dict) -> str:
     return h.hexdigest()
 
 
-def save(sampler: Sampler, path) -> Path:
+def save(sampler: Sampler, path: str | os.PathLike[str]) -> Path:
     """Write `sampler` to a safetensors file (learned state as tensors, options and model in a JSON header),
     atomically."""
     from safetensors.torch import save as to_bytes
 
-    path = Path(path)
+    where = Path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in sampler.tensors().items()}
     header = {"format": FORMAT, "sampler": sampler.name, "config": dataclasses.asdict(sampler.config),
               "fitted_for": sampler.fitted_for, "n_codes": sampler.n_codes}
     header = json.loads(json.dumps(header))
     header["sha256"] = _digest(tensors, header)
-    atomic_write_bytes(path, to_bytes(tensors, metadata={"vaekit-sampler": json.dumps(header)}))
-    return path
+    atomic_write_bytes(where, to_bytes(tensors, metadata={"vaekit-sampler": json.dumps(header)}))
+    return where
 
 
-def read(path) -> tuple[dict[str, torch.Tensor], dict]:
+def read(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Tensors and header of a sampler file, verified; VaekitError naming the file if anything is off."""
     from safetensors import SafetensorError
     from safetensors.torch import load as from_bytes
@@ -266,7 +272,7 @@ def read(path) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, header
 
 
-def load(path, model) -> Sampler:
+def load(path: str | os.PathLike[str], model: Any) -> Sampler:
     """The sampler saved in `path`, for `model`: an error if it was fitted for another model."""
     tensors, header = read(path)
     mine = model_id(model)
@@ -283,7 +289,8 @@ def load(path, model) -> Sampler:
     return sampler
 
 
-def cached(path, name: str, model, codes_fn, **options) -> Sampler:
+def cached(path: str | os.PathLike[str], name: str, model: Any, codes_fn: Callable[[], Any],
+           **options: Any) -> Sampler:
     """Sampler `name` for `model`: the one saved in `path` when it was fitted for this model with these
     options, else one fitted on `codes_fn()` (the training codes, computed only then) and saved to `path`.
     A sampler that fits nothing (the prior) is neither read nor written."""
@@ -298,11 +305,13 @@ def cached(path, name: str, model, codes_fn, **options) -> Sampler:
             raise VaekitError(f"{path}: fitted for other options or another model")
         return load(path, model)
 
-    return cached_file(path, lambda: fit(name, model, codes_fn(), **options), lambda p, s: save(s, p),
-                       load_if_fitted)
+    def write(p: Path, s: Sampler) -> None:
+        save(s, p)
+
+    return cached_file(path, lambda: fit(name, model, codes_fn(), **options), write, load_if_fitted)
 
 
-def _expect(tensors: dict, key: str, shape: tuple) -> torch.Tensor:
+def _expect(tensors: dict[str, torch.Tensor], key: str, shape: tuple[int, ...]) -> torch.Tensor:
     t = tensors[key]
     if tuple(t.shape) != tuple(shape):
         raise ValueError(f"tensor {key} has shape {tuple(t.shape)}, expected {tuple(shape)}")
@@ -316,15 +325,15 @@ class PriorSampler(Sampler):
 
     uses_codes = False
 
-    def __init__(self, model, config):
+    def __init__(self, model: Any, config: Any):
         super().__init__(model, config)
-        self.prior = model.prior                 # the module: whatever the model's prior is
+        self.prior: Callable[[], torch.distributions.Distribution] = model.prior                 # the module: whatever the model's prior is
 
-    def sample(self, n, generator=None):
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         n = _count(n)
         return prior_draws(self.prior(), n, generator).float().cpu()
 
-    def log_prob(self, z):
+    def log_prob(self, z: Any) -> torch.Tensor:
         z = check_codes(z, self.latent_dim, "codes to score")
         p = self.prior()
         try:
@@ -344,13 +353,13 @@ class GaussianMixtureSampler(Sampler):
         max_iter: int = 200
         reg_covar: float = 1e-6        # added to every covariance's diagonal (codes in the encoder's units)
 
-        def __post_init__(self):
+        def __post_init__(self) -> None:
             if isinstance(self.n_components, bool) or not isinstance(self.n_components, int) or self.n_components < 1:
                 raise ValueError(f"n_components must be a positive integer, got {self.n_components!r}")
             if not self.reg_covar >= 0:
                 raise ValueError(f"reg_covar must be >= 0, got {self.reg_covar!r}")
 
-    def _fit(self, model, z):
+    def _fit(self, model: Any, z: torch.Tensor) -> None:
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.mixture import GaussianMixture
 
@@ -365,7 +374,12 @@ class GaussianMixtureSampler(Sampler):
             gm.fit(z.double().numpy())
         self.set(torch.from_numpy(gm.weights_), torch.from_numpy(gm.means_), torch.from_numpy(gm.covariances_))
 
-    def set(self, weights, means, covariances) -> None:
+    weights: torch.Tensor
+    means: torch.Tensor
+    covariances: torch.Tensor
+    scale_tril: torch.Tensor
+
+    def set(self, weights: torch.Tensor, means: torch.Tensor, covariances: torch.Tensor) -> None:
         """The mixture's parameters: weights (K,), means (K, d), covariances (K, d, d)."""
         self.weights = weights.double() / weights.double().sum()
         self.means, self.covariances = means.double(), covariances.double()
@@ -379,20 +393,20 @@ class GaussianMixtureSampler(Sampler):
         return D.MixtureSameFamily(D.Categorical(probs=self.weights),
                                    D.MultivariateNormal(self.means, scale_tril=self.scale_tril))
 
-    def sample(self, n, generator=None):
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         n = _count(n)
         k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         eps = torch.randn(n, self.latent_dim, 1, generator=generator, dtype=torch.float64)
         return (self.means[k] + (self.scale_tril[k] @ eps).squeeze(-1)).float()
 
-    def log_prob(self, z):
+    def log_prob(self, z: Any) -> torch.Tensor:
         z = check_codes(z, self.latent_dim, "codes to score")
         return self.distribution().log_prob(z.double()).float()
 
-    def tensors(self):
+    def tensors(self) -> dict[str, torch.Tensor]:
         return {"weights": self.weights, "means": self.means, "covariances": self.covariances}
 
-    def load_tensors(self, tensors):
+    def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         k, d = self.config.n_components, self.latent_dim
         self.set(_expect(tensors, "weights", (k,)), _expect(tensors, "means", (k, d)),
                  _expect(tensors, "covariances", (k, d, d)))
@@ -405,7 +419,7 @@ def _standardise(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @contextlib.contextmanager
-def _one_thread():
+def _one_thread() -> Iterator[None]:
     """The second-stage nets are tiny (batches of 256 codes through 64-unit layers): intra-op threads only
     contend, badly so on a busy machine (200 steps: 4.6 s on one thread, 82 s on two sharing 2 loaded cores)."""
     n = torch.get_num_threads()
@@ -446,7 +460,7 @@ class TwoStageSampler(Sampler):
         seed: int = 0
         k: int = 1000              # importance samples of log_prob
 
-        def __post_init__(self):
+        def __post_init__(self) -> None:
             self.hidden = tuple(self.hidden)
             for f in ("steps", "batch_size", "k"):
                 v = getattr(self, f)
@@ -455,7 +469,7 @@ class TwoStageSampler(Sampler):
             if not self.lr > 0:
                 raise ValueError(f"lr must be positive, got {self.lr!r}")
 
-    def __init__(self, model, config):
+    def __init__(self, model: Any, config: Any):
         super().__init__(model, config)
         from .models import build
 
@@ -464,29 +478,30 @@ class TwoStageSampler(Sampler):
                              hidden=tuple(config.hidden), likelihood="gaussian")
         self.loc, self.scale = torch.zeros(self.latent_dim), torch.ones(self.latent_dim)
 
-    def _fit(self, model, z):
+    def _fit(self, model: Any, z: torch.Tensor) -> None:
         self.loc, self.scale = _standardise(z)
         _train(self.vae, (z - self.loc) / self.scale, self.config.steps, self.config.batch_size, self.config.lr,
                self.config.seed)
         self.vae.eval()
 
     @torch.no_grad()
-    def sample(self, n, generator=None):
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         u = torch.randn(_count(n), self.latent_dim, generator=generator)
         with _one_thread():
             p = self.vae.decode(u).base_dist
-        return (p.loc + p.scale * torch.randn(p.loc.shape, generator=generator)) * self.scale + self.loc
+        codes: torch.Tensor = (p.loc + p.scale * torch.randn(p.loc.shape, generator=generator)) * self.scale + self.loc
+        return codes
 
     @torch.no_grad()
-    def log_prob(self, z):
+    def log_prob(self, z: Any) -> torch.Tensor:
         z = check_codes(z, self.latent_dim, "codes to score")
         with seeded(self.config.seed), _one_thread():
             return log_likelihood(self.vae, (z - self.loc) / self.scale, k=self.config.k) - self.scale.log().sum()
 
-    def tensors(self):
+    def tensors(self) -> dict[str, torch.Tensor]:
         return {"loc": self.loc, "scale": self.scale, **{f"vae.{k}": v for k, v in self.vae.state_dict().items()}}
 
-    def load_tensors(self, tensors):
+    def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         d = self.latent_dim
         self.loc, self.scale = _expect(tensors, "loc", (d,)).float(), _expect(tensors, "scale", (d,)).float()
         self.vae.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("vae.")})

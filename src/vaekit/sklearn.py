@@ -13,9 +13,12 @@ then standardised per feature, and scores are corrected back to the original uni
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import ArrayLike, NDArray
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -25,11 +28,13 @@ from .models import build
 from .train import TrainConfig, fit
 
 
-class _LatentEstimator(TransformerMixin, BaseEstimator):
+class _LatentEstimator(TransformerMixin, BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no types
     _model_name = "vae"
 
-    def __init__(self, latent_dim=2, hidden=(128,), activation="relu", likelihood="auto", epochs=50,
-                 batch_size=64, lr=1e-3, n_importance=100, random_state=None, device="cpu", sampler="prior"):
+    def __init__(self, latent_dim: int = 2, hidden: Sequence[int] = (128,), activation: str = "relu",
+                 likelihood: str = "auto", epochs: int = 50, batch_size: int = 64, lr: float = 1e-3,
+                 n_importance: int = 100, random_state: int | np.random.RandomState | None = None,
+                 device: str = "cpu", sampler: str = "prior"):
         self.latent_dim = latent_dim
         self.hidden = hidden
         self.activation = activation
@@ -43,10 +48,10 @@ class _LatentEstimator(TransformerMixin, BaseEstimator):
         self.sampler = sampler
 
     # -- helpers ----------------------------------------------------------------------------
-    def _extra_config(self) -> dict:
+    def _extra_config(self) -> dict[str, Any]:
         return {}
 
-    def _to_model_space(self, X):
+    def _to_model_space(self, X: ArrayLike) -> torch.Tensor:
         X = np.asarray(X, dtype=np.float32)
         return torch.from_numpy((X - self.mean_) / self.scale_).to(self.device)
 
@@ -59,54 +64,57 @@ class _LatentEstimator(TransformerMixin, BaseEstimator):
         return int(rs.randint(0, 2**31 - 1))
 
     # -- the contract -------------------------------------------------------------------------
-    def fit(self, X, y=None):
+    def fit(self, X: ArrayLike, y: object = None) -> _LatentEstimator:
         """Train on X, shape (n_samples, n_features); y is ignored. Returns the fitted estimator."""
-        X = validate_data(self, X, dtype=np.float32, ensure_min_samples=2)
+        x: NDArray[np.float32] = validate_data(self, X, dtype=np.float32, ensure_min_samples=2)
         lik = self.likelihood
         if lik == "auto":
-            lik = "bernoulli" if X.min() >= 0 and X.max() <= 1 else "gaussian"
+            lik = "bernoulli" if x.min() >= 0 and x.max() <= 1 else "gaussian"
         if lik == "bernoulli":
-            self.mean_, self.scale_ = np.zeros(X.shape[1], np.float32), np.ones(X.shape[1], np.float32)
+            self.mean_, self.scale_ = np.zeros(x.shape[1], np.float32), np.ones(x.shape[1], np.float32)
         else:
-            self.mean_ = X.mean(0)
-            sd = X.std(0)
+            self.mean_ = x.mean(0)
+            sd = x.std(0)
             self.scale_ = np.where(sd > 1e-8, sd, 1.0).astype(np.float32)
         self.likelihood_ = lik
         seed = self._seed()
         torch.manual_seed(seed)
-        self.model_ = build(self._model_name, data_shape=(X.shape[1],), latent_dim=self.latent_dim,
+        self.model_ = build(self._model_name, data_shape=(x.shape[1],), latent_dim=self.latent_dim,
                             hidden=tuple(self.hidden), activation=self.activation, likelihood=lik,
                             **self._extra_config())
-        cfg = TrainConfig(epochs=self.epochs, batch_size=min(self.batch_size, len(X)), lr=self.lr, seed=seed,
+        cfg = TrainConfig(epochs=self.epochs, batch_size=min(self.batch_size, len(x)), lr=self.lr, seed=seed,
                           device=self.device, progress=False, tensorboard=False)
-        self.history_ = fit(self.model_, self._to_model_space(X), cfg)
+        self.history_ = fit(self.model_, self._to_model_space(x), cfg)
         # where `sample` draws codes: the prior, or a density fitted now on the training codes (posterior means)
-        codes = samplers.codes(self.model_, self._to_model_space(X)) if samplers.get(self.sampler).uses_codes else None
+        codes = samplers.codes(self.model_, self._to_model_space(x)) if samplers.get(self.sampler).uses_codes else None
         self.sampler_ = samplers.fit(self.sampler, self.model_, codes, seed=seed)
         return self
 
-    def transform(self, X):
+    def transform(self, X: ArrayLike) -> NDArray[np.float64]:
         """Posterior means E[z|x], shape (n_samples, latent_dim)."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float32, reset=False)
-        return self.model_.embed(self._to_model_space(X)).cpu().numpy().astype(np.float64)
+        codes: NDArray[np.float64] = self.model_.embed(self._to_model_space(X)).cpu().numpy().astype(np.float64)
+        return codes
 
-    def inverse_transform(self, Z):
+    def inverse_transform(self, Z: ArrayLike) -> NDArray[np.float64]:
         """Decoder means at codes Z, in the units of the training data, shape (n_samples, n_features)."""
         check_is_fitted(self)
         Z = torch.as_tensor(np.asarray(Z, dtype=np.float32)).reshape(-1, self.latent_dim).to(self.device)
         out = self.model_.generate(Z).cpu().numpy()
-        return (out * self.scale_ + self.mean_).astype(np.float64)
+        x: NDArray[np.float64] = (out * self.scale_ + self.mean_).astype(np.float64)
+        return x
 
-    def score_samples(self, X):
+    def score_samples(self, X: ArrayLike) -> NDArray[np.float64]:
         """log p(x) per sample in nats (importance sampled with n_importance samples from q(z|x))."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float32, reset=False)
         ll = log_likelihood(self.model_, self._to_model_space(X), k=self.n_importance,
                             noise_fn=self._item_noise).cpu().numpy()
-        return (ll - np.log(self.scale_).sum()).astype(np.float64)   # change of variables back to data units
+        scores: NDArray[np.float64] = (ll - np.log(self.scale_).sum()).astype(np.float64)
+        return scores   # change of variables back to data units
 
-    def _item_noise(self, xb, start, m):
+    def _item_noise(self, xb: torch.Tensor, start: int, m: int) -> torch.Tensor:
         """Draws seeded by each item's bytes, so a sample's score does not depend on its batch or order."""
         d = self.latent_dim
         rows = []
@@ -115,19 +123,20 @@ class _LatentEstimator(TransformerMixin, BaseEstimator):
             rows.append(torch.randn(start + m, d, generator=torch.Generator().manual_seed(seed))[start:])
         return torch.stack(rows, 1).to(xb.device)
 
-    def score(self, X, y=None):
+    def score(self, X: ArrayLike, y: object = None) -> float:
         """Mean log-likelihood per sample (higher is better, as in sklearn's PCA)."""
         return float(np.mean(self.score_samples(X)))
 
-    def sample(self, n_samples=1, random_state=None):
+    def sample(self, n_samples: int = 1, random_state: int | None = None) -> NDArray[np.float64]:
         """Decoder means of codes drawn from `sampler_` (the prior, or the density fitted on the training
         codes that `sampler` names), shape (n_samples, n_features)."""
         check_is_fitted(self)
         g = torch.Generator().manual_seed(0 if random_state is None else int(random_state))
         out = samplers.generate(self.model_, self.sampler_, n_samples, g).cpu().numpy()
-        return (out * self.scale_ + self.mean_).astype(np.float64)
+        x: NDArray[np.float64] = (out * self.scale_ + self.mean_).astype(np.float64)
+        return x
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.random_state is None
         return tags
@@ -182,14 +191,15 @@ class VAEEstimator(_LatentEstimator):
 
     _model_name = "vae"
 
-    def __init__(self, latent_dim=2, hidden=(128,), activation="relu", likelihood="auto", epochs=50,
-                 batch_size=64, lr=1e-3, n_importance=100, beta=1.0, random_state=None, device="cpu",
-                 sampler="prior"):
+    def __init__(self, latent_dim: int = 2, hidden: Sequence[int] = (128,), activation: str = "relu",
+                 likelihood: str = "auto", epochs: int = 50, batch_size: int = 64, lr: float = 1e-3,
+                 n_importance: int = 100, beta: float = 1.0, random_state: int | np.random.RandomState | None = None,
+                 device: str = "cpu", sampler: str = "prior"):
         super().__init__(latent_dim, hidden, activation, likelihood, epochs, batch_size, lr, n_importance,
                          random_state, device, sampler)
         self.beta = beta
 
-    def _extra_config(self):
+    def _extra_config(self) -> dict[str, Any]:
         return {"beta": self.beta}
 
 
@@ -202,13 +212,16 @@ class AutoEncoderEstimator(_LatentEstimator):
 
     _model_name = "autoencoder"
 
-    def __init__(self, latent_dim=2, hidden=(128,), activation="relu", likelihood="auto", epochs=50,
-                 batch_size=64, lr=1e-3, random_state=None, device="cpu", sampler="prior"):
+    def __init__(self, latent_dim: int = 2, hidden: Sequence[int] = (128,), activation: str = "relu",
+                 likelihood: str = "auto", epochs: int = 50, batch_size: int = 64, lr: float = 1e-3,
+                 random_state: int | np.random.RandomState | None = None, device: str = "cpu",
+                 sampler: str = "prior"):
         super().__init__(latent_dim, hidden, activation, likelihood, epochs, batch_size, lr, 0, random_state, device,
                          sampler)
         del self.n_importance
 
-    def score_samples(self, X):
+    def score_samples(self, X: ArrayLike) -> NDArray[np.float64]:
         X_hat = self.inverse_transform(self.transform(X))
-        X = validate_data(self, X, dtype=np.float32, reset=False)
-        return -((X - X_hat) ** 2).sum(1)
+        x: NDArray[np.float32] = validate_data(self, X, dtype=np.float32, reset=False)
+        scores: NDArray[np.float64] = -((x - X_hat) ** 2).sum(1)
+        return scores

@@ -33,9 +33,10 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -46,7 +47,9 @@ from .data.core import Dataset, check_array, split
 from .errors import NonFiniteLossError, VaekitError
 from .io import atomic_write_text
 from .models import config_dict
-from .objective import Phase
+from .objective import Loss, Phase
+
+Row = dict[str, Any]      # a logged row: step, epoch, loss, the terms, lr, cpu_seconds
 
 
 @dataclass
@@ -74,8 +77,8 @@ class TrainConfig:
     progress: bool = True
     tensorboard: bool = True
 
-    def __post_init__(self):
-        self.betas = tuple(self.betas)
+    def __post_init__(self) -> None:
+        self.betas = cast(tuple[float, float], tuple(self.betas))     # a list in JSON; its length is checked below
         if self.budget_clock not in ("wall", "cpu"):
             raise VaekitError(f"train config field budget_clock must be wall or cpu, got {self.budget_clock!r}")
         if self.lr_schedule not in ("constant", "cosine", "step"):
@@ -88,15 +91,15 @@ class TrainConfig:
                 raise VaekitError(f"train config field {name} must be {want}, got {value!r}")
 
 
-def _integer(v) -> bool:
+def _integer(v: object) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
-def _number(v) -> bool:
+def _number(v: object) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
 
 
-_RULES = {      # TrainConfig field: (test, what it must be)
+_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {      # TrainConfig field: (test, what it must be)
     "epochs": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
     "batch_size": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     "lr": (lambda v: _number(v) and v > 0, "a finite number > 0"),
@@ -114,11 +117,12 @@ _RULES = {      # TrainConfig field: (test, what it must be)
 }
 
 
-def resolve_phases(model, objective=None) -> list[Phase]:
+def resolve_phases(model: Any, objective: Callable[[Any, torch.Tensor, int], Loss] | Sequence[Phase] | None = None,
+                   ) -> list[Phase]:
     """The phases `fit` runs: `objective` (a function, or a sequence of Phases), else `model.phases()`
     when the model defines it, else one phase of `model.loss`."""
     if objective is None and callable(getattr(model, "phases", None)):
-        objective = model.phases()
+        objective = cast(Sequence[Phase], model.phases())
     if objective is None:
         return [Phase("loss", lambda m, x, step: m.loss(x, step))]
     if callable(objective):
@@ -138,7 +142,7 @@ class CurrentPhase:
     def __init__(self, phases: list[Phase]):
         self.phases, self.index = phases, 0
 
-    def __call__(self, model, x, step):
+    def __call__(self, model: Any, x: torch.Tensor, step: int) -> Loss:
         return self.phases[self.index].loss(model, x, step)
 
 
@@ -195,7 +199,7 @@ class History:
     seconds: float = 0.0                  # wall seconds
     cpu_seconds: float = 0.0              # CPU seconds of this process (all its threads)
 
-    def record(self, row: dict) -> None:
+    def record(self, row: Row) -> None:
         """A step's logged row: its step, loss and cpu_seconds, and the rest (but the epoch) as terms."""
         self.steps.append(row["step"])
         self.loss.append(row["loss"])
@@ -206,7 +210,9 @@ class History:
 
 
 @torch.no_grad()
-def evaluate_loss(model, x: torch.Tensor, batch_size: int = 1000, seed: int = 1234, dd=None, objective=None) -> float:
+def evaluate_loss(model: Any, x: torch.Tensor, batch_size: int = 1000, seed: int = 1234,
+                  dd: distributed.Dist | None = None,
+                  objective: Callable[[Any, torch.Tensor, int], Loss] | None = None) -> float:
     """Mean training loss over x (`objective`, else model.loss; each rank takes a share and the sums
     are reduced), with its own fixed noise so the training RNG stream is untouched."""
     dd = dd or distributed.Dist()
@@ -214,7 +220,7 @@ def evaluate_loss(model, x: torch.Tensor, batch_size: int = 1000, seed: int = 12
     model.eval()
     mine = x[dd.rank::dd.world]
     with seeded(seed + dd.rank):
-        loss = model.loss if objective is None else (lambda xb: objective(model, xb, 0))
+        loss: Callable[[torch.Tensor], Loss] = model.loss if objective is None else (lambda xb: objective(model, xb, 0))
         total = sum(float(loss(xb).value) * len(xb) for xb in mine.split(batch_size))
     model.train(was)
     tot = dd.sum(torch.tensor([total, float(len(mine))], dtype=torch.float64))
@@ -229,8 +235,8 @@ class RunLog:
 
     def __init__(self, run_dir: Path | None, resume_step: int | None, tensorboard: bool):
         self.path = run_dir / "log.csv" if run_dir else None
-        self.rows: list[dict] = []
-        self.tb = None
+        self.rows: list[Row] = []
+        self.tb: Any = None                 # a SummaryWriter, when TensorBoard is there and asked for
         if self.path is None:
             return
         if resume_step is not None and self.path.is_file():
@@ -243,11 +249,11 @@ class RunLog:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.tb = SummaryWriter(str(run_dir / "tb"), purge_step=resume_step)
+                self.tb = SummaryWriter(str(self.path.parent / "tb"), purge_step=resume_step)
             except ImportError:
                 self.tb = None
 
-    def add(self, row: dict) -> None:
+    def add(self, row: Row) -> None:
         self.rows.append(row)
         if self.tb is not None:
             for k, v in row.items():
@@ -276,12 +282,12 @@ RUN_FILES = ("checkpoint.safetensors", "best.safetensors", "config.json", "log.c
              "metrics.json", "nonfinite_batch.json")      # what a run writes (and tb/); overwrite removes them
 
 
-def show(value) -> str:
+def show(value: object) -> str:
     """A config value as an error message shows it: tuples and lists as (32,), the rest as str()."""
     return repr(tuple(value)) if isinstance(value, (list, tuple)) else str(value)
 
 
-def model_difference(saved: dict, model_cfg: dict) -> str | None:
+def model_difference(saved: object, model_cfg: dict[str, Any]) -> str | None:
     """How the model config `saved` ({"model", "config"}, as read from JSON) differs from `model_cfg`, in words
     ("holds a vae with hidden (32,), this model has (64,)"); None when they are the same."""
     model_cfg = json.loads(json.dumps(model_cfg))
@@ -305,7 +311,7 @@ def _never_started(run_dir: Path) -> bool:
         p.name in ("config.json", "log.csv", "tb") or p.name.endswith(".tmp") for p in run_dir.iterdir())
 
 
-def check_run_dir(run_dir, model, *, resume: bool, overwrite: bool) -> None:
+def check_run_dir(run_dir: str | os.PathLike[str], model: Any, *, resume: bool, overwrite: bool) -> None:
     """Refuse to clobber a run (unless `overwrite`) or to resume a different model. Writes nothing."""
     run_dir = Path(run_dir)
     cfg_file = run_dir / "config.json"
@@ -336,7 +342,8 @@ def _sweep(folder: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
-def init_run_dir(run_dir, model, train_cfg: TrainConfig, *, resume: bool, meta: dict | None = None,
+def init_run_dir(run_dir: str | os.PathLike[str], model: Any, train_cfg: TrainConfig, *, resume: bool,
+                 meta: dict[str, Any] | None = None,
                  start: Callable[[Path], None] | None = None) -> Path:
     """Make `run_dir` a run directory: config.json (the model's config, `train_cfg` and `meta` as "data") and,
     for a new run, whatever `start(folder)` writes into it (`fit`: the step-0 checkpoint).
@@ -386,13 +393,14 @@ def init_run_dir(run_dir, model, train_cfg: TrainConfig, *, resume: bool, meta: 
     return run_dir
 
 
-def _write_config(folder: Path, model, train_cfg: TrainConfig, meta: dict | None) -> None:
+def _write_config(folder: Path, model: Any, train_cfg: TrainConfig, meta: dict[str, Any] | None) -> None:
     atomic_write_text(folder / "config.json", json.dumps(
         {"model": config_dict(model), "train": dataclasses.asdict(train_cfg), "data": meta or {}}, indent=2))
 
 
 # -- the pieces of the loop ---------------------------------------------------------------------------
-def make_optimisers(model, phases: list[Phase], cfg: TrainConfig, device: torch.device) -> dict[str, torch.optim.Adam]:
+def make_optimisers(model: nn.Module, phases: list[Phase], cfg: TrainConfig,
+                    device: torch.device) -> dict[str, torch.optim.Optimizer]:
     """One Adam per phase over the phase's parameters (its own lr and betas where it sets them), by phase name:
     what checkpoints hold."""
     fused = device.type in ("cpu", "cuda")      # one kernel per step instead of one per parameter and op
@@ -401,7 +409,7 @@ def make_optimisers(model, phases: list[Phase], cfg: TrainConfig, device: torch.
                                      weight_decay=cfg.weight_decay, fused=fused) for p in phases}
 
 
-def step_module(model, current: CurrentPhase, dd: distributed.Dist, device: torch.device):
+def step_module(model: nn.Module, current: CurrentPhase, dd: distributed.Dist, device: torch.device) -> nn.Module:
     """A callable (x, step) -> (value, terms) running the current phase; DDP-wrapped under torchrun, where each
     phase of a game leaves the other players' parameters without gradients."""
     module = distributed.LossModule(model, current)
@@ -437,11 +445,11 @@ class Run:
     cfg: TrainConfig
     phases: list[Phase]
     opts: dict[str, torch.optim.Optimizer]
-    step_fn: Callable
+    step_fn: Callable[[torch.Tensor, int], tuple[torch.Tensor, dict[str, torch.Tensor]]]
     current: CurrentPhase
     dd: distributed.Dist
     run_dir: Path | None
-    state: dict                     # the loop's counters (step, epoch, batch, ...), saved in checkpoints
+    state: dict[str, Any]           # the loop's counters (step, epoch, batch, ...), saved in checkpoints
     total: int                      # the steps planned
     budget: Budget | None = None    # (both set when training starts)
     log: RunLog | None = None
@@ -467,12 +475,14 @@ def check_finite(run: Run, value: float, idx: torch.Tensor, phase: Phase) -> boo
     raise NonFiniteLossError(run.state["step"], idx.tolist(), str(where) if where else None)
 
 
-def train_step(run: Run, xb: torch.Tensor, idx: torch.Tensor) -> tuple[float, dict] | None:
+def train_step(run: Run, xb: torch.Tensor, idx: torch.Tensor) -> tuple[float, Row] | None:
     """One step of every phase, in order, on the batch xb (items idx): the loss, the non-finite guard, the gradient
     (clipped to grad_clip), the phase's optimiser step.  Returns the first phase's loss (the run's `loss`) and the
     row to log: terms and lr (a game's as "<phase>/loss", "<phase>/<term>", "<phase>/lr"); None when a non-finite
     loss is skipped (with the rest of the batch's phases)."""
-    first, row = None, {}
+    assert run.budget is not None               # set when training starts
+    first: float | None = None
+    row: Row = {}
     for i, phase in enumerate(run.phases):
         opt = run.opts[phase.name]
         lr = lr_at(run.cfg, run.state["step"], run.total, phase.lr, run.budget.spent)
@@ -497,6 +507,7 @@ def train_step(run: Run, xb: torch.Tensor, idx: torch.Tensor) -> tuple[float, di
             row[prefix + "loss"] = value
         row.update({prefix + k: float(v) for k, v in zip(terms, stats[1:-2])})
         row[prefix + "lr"] = lr
+    assert first is not None                    # a run has at least one phase
     return first, row
 
 
@@ -504,6 +515,7 @@ def save_checkpoint(run: Run, name: str = "checkpoint.safetensors") -> None:
     """Weights, {phase: optimiser}, every rank's RNG state and the loop's counters into RUN_DIR/name, the log first."""
     rng = run.dd.gather(torch.get_rng_state())
     if run.run_dir is not None and run.dd.main:
+        assert run.log is not None              # set when training starts
         run.log.flush()
         checkpoint.save(run.run_dir / name, run.model, run.opts, rng_states=rng, **run.state)
     run.dd.barrier()
@@ -513,6 +525,7 @@ def validate(run: Run, x_val: torch.Tensor) -> float:
     """The first phase's mean loss on the validation items at the end of an epoch: logged, and the best one's
     weights kept in best.safetensors; counts the epochs without improvement (for `patience`)."""
     v = evaluate_loss(run.model, x_val, dd=run.dd, objective=run.phases[0].loss)
+    assert run.log is not None                  # set when training starts
     run.log.add({"step": run.state["step"], "epoch": run.state["epoch"], "val_loss": v})
     if v < run.state["best_val"]:
         run.state["best_val"], run.state["bad_epochs"] = v, 0
@@ -522,7 +535,7 @@ def validate(run: Run, x_val: torch.Tensor) -> float:
     return v
 
 
-def progress_bar(cfg: TrainConfig, dd: distributed.Dist, total: int, initial: int):
+def progress_bar(cfg: TrainConfig, dd: distributed.Dist, total: int, initial: int) -> Any:
     if cfg.progress and dd.main and sys.stderr.isatty() and not os.environ.get("CI"):
         from tqdm.auto import tqdm
 
@@ -530,7 +543,8 @@ def progress_bar(cfg: TrainConfig, dd: distributed.Dist, total: int, initial: in
     return None
 
 
-def split_data(model, data, val_data, cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
+def split_data(model: Any, data: Dataset | torch.Tensor, val_data: Dataset | torch.Tensor | None,
+               cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Training and validation items (val_data, else a val_fraction split of data, else none), shapes checked."""
     x = check_array(data, "training data")
     if tuple(x.shape[1:]) != tuple(model.config.data_shape):
@@ -544,27 +558,30 @@ def split_data(model, data, val_data, cfg: TrainConfig) -> tuple[torch.Tensor, t
     return x, None
 
 
-def prepare(model, cfg: TrainConfig, run_dir, resume: bool, overwrite: bool, dd: distributed.Dist):
+def prepare(model: nn.Module, cfg: TrainConfig, run_dir: str | os.PathLike[str] | None, resume: bool, overwrite: bool,
+            dd: distributed.Dist) -> tuple[Path | None, bool, torch.device]:
     """Everything that can fail at the start fails here, before the run directory is written: the run directory
     checked (a torchrun restart resumes), the model moved to its device.  Returns (run_dir, resume, device)."""
-    if run_dir is not None:
-        run_dir = Path(run_dir)
+    folder = None if run_dir is None else Path(run_dir)
+    if folder is not None:
         if distributed.restart_count() > 0:       # torchrun restarted us: continue, or start again
-            resume = (run_dir / "checkpoint.safetensors").is_file()
+            resume = (folder / "checkpoint.safetensors").is_file()
             overwrite = not resume
-        check_run_dir(run_dir, model, resume=resume, overwrite=overwrite)
+        check_run_dir(folder, model, resume=resume, overwrite=overwrite)
     try:
         device = pick_device(cfg.device, dd)
         model.to(device).train()
     except (RuntimeError, AssertionError, ValueError) as e:
         raise VaekitError(f"train config field device: cannot train on {cfg.device!r} "
                           f"({(str(e).splitlines() or [type(e).__name__])[0][:120]})") from None
-    return run_dir, resume, device
+    return folder, resume, device
 
 
-def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume: bool = False,
-        overwrite: bool = False, val_data=None, meta: dict | None = None, objective=None,
-        on_step: Callable[[int, dict], None] | None = None) -> History:
+def fit(model: Any, data: Dataset | torch.Tensor, config: TrainConfig | None = None,
+        run_dir: str | os.PathLike[str] | None = None, *, resume: bool = False, overwrite: bool = False,
+        val_data: Dataset | torch.Tensor | None = None, meta: dict[str, Any] | None = None,
+        objective: Callable[[Any, torch.Tensor, int], Loss] | Sequence[Phase] | None = None,
+        on_step: Callable[[int, Row], None] | None = None) -> History:
     """Train `model` on `data` (a Dataset or tensor `(N, *shape)`); returns the History.
 
     The loss is `objective(model, x, step) -> Loss` when given (e.g.
@@ -590,7 +607,7 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
     cfg = config or TrainConfig()
     x, x_val = split_data(model, data, val_data, cfg)
     dd = distributed.setup()
-    run_dir, resume, device = prepare(model, cfg, run_dir, resume, overwrite, dd)
+    run_path, resume, device = prepare(model, cfg, run_dir, resume, overwrite, dd)
     torch.manual_seed(cfg.seed + 7919 * dd.rank)       # ranks draw independent noise
     phases = resolve_phases(model, objective)
     current = CurrentPhase(phases)
@@ -598,18 +615,20 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
     # a model of sequences says how long each item is; its batches are then length buckets
     lengths = model.item_lengths(x).cpu() if callable(getattr(model, "item_lengths", None)) else None
     steps = cfg.epochs * math.ceil(len(x) / cfg.batch_size)
-    state = {"step": 0, "epoch": 0, "batch": 0, "best_val": math.inf, "bad_epochs": 0, "skipped": 0, "cpu_seconds": 0.0}
+    state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best_val": math.inf, "bad_epochs": 0, "skipped": 0, "cpu_seconds": 0.0}
     run = Run(model, cfg, phases, make_optimisers(model, phases, cfg, device), step_module(model, current, dd, device),
-              current, dd, run_dir, state, steps if cfg.max_steps is None else min(steps, cfg.max_steps))
+              current, dd, run_path, state, steps if cfg.max_steps is None else min(steps, cfg.max_steps))
     if resume:
-        state.update(checkpoint.restore(run_dir / "checkpoint.safetensors", model, run.opts, rng=True, rank=dd.rank))
-    if run_dir is not None:        # training starts: the run directory appears, with a step-0 checkpoint if new
+        if run_path is None:
+            raise VaekitError("resume=True needs the run directory to resume (run_dir)")
+        state.update(checkpoint.restore(run_path / "checkpoint.safetensors", model, run.opts, rng=True, rank=dd.rank))
+    if run_path is not None:        # training starts: the run directory appears, with a step-0 checkpoint if new
         rng = dd.gather(torch.get_rng_state())        # (every rank has checked the directory by now)
         if dd.main:
-            init_run_dir(run_dir, model, cfg, resume=resume, meta=meta, start=lambda folder: checkpoint.save(
+            init_run_dir(run_path, model, cfg, resume=resume, meta=meta, start=lambda folder: checkpoint.save(
                 folder / "checkpoint.safetensors", model, run.opts, rng_states=rng, **state))
         dd.barrier()
-    run.log = log = RunLog(run_dir if dd.main else None, state["step"] if resume else None, cfg.tensorboard)
+    run.log = log = RunLog(run_path if dd.main else None, state["step"] if resume else None, cfg.tensorboard)
     hist, bar = History(), progress_bar(cfg, dd, run.total, state["step"])
     t0, cpu0 = time.perf_counter(), time.process_time()
     cpu_start = cpu0 - state["cpu_seconds"]             # CPU seconds count on from the checkpoint's
@@ -662,8 +681,8 @@ def fit(model, data, config: TrainConfig | None = None, run_dir=None, *, resume:
             bar.close()
         log.close()
     dd.barrier()                                       # every rank is done writing and reading
-    if x_val is not None and run_dir is not None and (run_dir / "best.safetensors").is_file():
-        checkpoint.restore(run_dir / "best.safetensors", model)
+    if x_val is not None and run_path is not None and (run_path / "best.safetensors").is_file():
+        checkpoint.restore(run_path / "best.safetensors", model)
     hist.seconds, hist.cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
     model.eval()
     return hist

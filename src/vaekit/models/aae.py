@@ -16,7 +16,7 @@ from torch import nn
 
 from .. import adversarial, bounds
 from ..errors import VaekitError
-from ..objective import Phase
+from ..objective import Loss, Phase
 from .autoencoder import PointEncoder
 from .base import Decoder, LatentVariableModel, NetConfig, make_bodies
 from .registry import register
@@ -47,7 +47,7 @@ class AAE(LatentVariableModel):
         disc_hidden: tuple[int, ...] = (256, 256)
         adversarial_lr: float | None = None           # lr of both adversarial phases (None: TrainConfig.lr)
 
-        def __post_init__(self):
+        def __post_init__(self) -> None:
             super().__post_init__()
             self.disc_hidden = tuple(int(h) for h in self.disc_hidden)
             if self.prior not in adversarial.PRIORS:
@@ -57,6 +57,8 @@ class AAE(LatentVariableModel):
             if min(self.disc_hidden, default=1) < 1:
                 raise VaekitError(f"config field disc_hidden must be positive widths, got {self.disc_hidden}")
 
+    config: Config
+
     def __init__(self, config: Config):
         super().__init__(config)
         enc, dec = make_bodies(config)
@@ -65,7 +67,7 @@ class AAE(LatentVariableModel):
         self.prior = Prior(config.prior, config.latent_dim)
         self.discriminator = adversarial.Discriminator(config.latent_dim, config.disc_hidden, config.activation)
 
-    def loss(self, x, step: int = 0):
+    def loss(self, x: torch.Tensor, step: int = 0) -> Loss:
         """The reconstruction phase: -log p(x | z = f(x))."""
         return bounds.reconstruction(self, x)
 
@@ -74,17 +76,17 @@ class AAE(LatentVariableModel):
 
 
 # -- the three phases of the game --------------------------------------------------------------------
-def _aae_reconstruction(model, x, step):
+def _aae_reconstruction(model: AAE, x: torch.Tensor, step: int) -> Loss:
     return model.loss(x, step)
 
 
-def _aae_discriminator(model, x, step):
+def _aae_discriminator(model: AAE, x: torch.Tensor, step: int) -> Loss:
     z_fake = model.encode(x).rsample().detach()
     z_real = model.prior().sample((len(x),))
     return adversarial.discriminator_loss(model.discriminator(z_real), model.discriminator(z_fake))
 
 
-def _aae_generator(model, x, step):
+def _aae_generator(model: AAE, x: torch.Tensor, step: int) -> Loss:
     return adversarial.generator_loss(model.discriminator(model.encode(x).rsample()))
 
 

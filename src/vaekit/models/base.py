@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, cast
 
 import torch
 from torch import distributions as D
@@ -25,6 +26,7 @@ from ..nets import (
     MLPDecoderBody,
     MLPEncoderBody,
 )
+from ..objective import Loss
 
 
 @dataclass
@@ -41,7 +43,7 @@ class NetConfig:
     sigma: float | None = None                 # gaussian: fixed std, or None to learn it per pixel
     n_categories: int = 256                    # categorical: levels 0..K-1 per feature
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self.data_shape = tuple(int(s) for s in self.data_shape)
         self.hidden = tuple(int(h) for h in self.hidden)
         self.channels = tuple(int(c) for c in self.channels)
@@ -83,8 +85,23 @@ class NetConfig:
             raise VaekitError(f"config field likelihood must be one of {likelihoods.KINDS}, got {self.likelihood!r}")
 
 
+class ModelConfig(Protocol):
+    """What every model's config has: a dataclass with the code size and the shape of one item."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @property
+    def latent_dim(self) -> int: ...
+
+    @property
+    def data_shape(self) -> tuple[int, ...]: ...
+
+
 class StandardNormal(nn.Module):
     """p(z) = N(0, I), kept as buffers so it follows the model across devices."""
+
+    loc: torch.Tensor
+    scale: torch.Tensor
 
     def __init__(self, dim: int):
         super().__init__()
@@ -101,9 +118,9 @@ class GaussianEncoder(nn.Module):
     def __init__(self, body: nn.Module, latent_dim: int):
         super().__init__()
         self.body = body
-        self.head = nn.Linear(body.out_features, 2 * latent_dim)
+        self.head = nn.Linear(cast(int, body.out_features), 2 * latent_dim)
 
-    def forward(self, x) -> D.Distribution:
+    def forward(self, x: torch.Tensor) -> D.Distribution:
         mu, log_sigma = self.head(self.body(x)).chunk(2, dim=-1)
         return D.Independent(D.Normal(mu, log_sigma.clamp(-12.0, 8.0).exp(), validate_args=False), 1)
 
@@ -117,15 +134,17 @@ class Decoder(nn.Module):
         self.kind, self.data_shape = config.likelihood, config.data_shape
         self.sigma, self.n_categories = config.sigma, config.n_categories
 
-    def forward(self, z) -> D.Distribution:
+    def forward(self, z: torch.Tensor) -> D.Distribution:
         lead = z.shape[:-1]
         h = self.body(z.reshape(-1, z.shape[-1]))
         h = h.reshape(*lead, h.shape[-1])
         return likelihoods.distribution(h, self.kind, self.data_shape, self.sigma, n_categories=self.n_categories)
 
 
-def make_bodies(cfg: NetConfig):
+def make_bodies(cfg: NetConfig) -> tuple[nn.Module, nn.Module]:
     """Encoder body (x -> features) and decoder body (z -> likelihood parameters) for a config."""
+    enc: nn.Module
+    dec: nn.Module
     p = likelihoods.params_per_feature(cfg.likelihood, cfg.sigma, cfg.n_categories)
     in_scale = 1.0 / (cfg.n_categories - 1) if cfg.likelihood == "categorical" else 1.0
     if cfg.arch == "conv":
@@ -140,7 +159,7 @@ def make_bodies(cfg: NetConfig):
     return enc, dec
 
 
-def prior_draws(prior, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+def prior_draws(prior: D.Distribution, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """n draws from a distribution; a `generator` makes them reproducible without touching the global
     random state (torch.distributions takes no generator: a forked global RNG is seeded from it)."""
     if generator is None:
@@ -152,8 +171,12 @@ def prior_draws(prior, n: int, generator: torch.Generator | None = None) -> torc
 class LatentVariableModel(nn.Module):
     """Base class: holds `encoder`, `decoder`, `prior` and the config; subclasses set `loss`."""
 
-    Config = NetConfig
+    Config: ClassVar[type[Any]] = NetConfig     # the config dataclass (a subclass's own, e.g. VAE.Config)
     name = "base"
+    config: ModelConfig
+    encoder: nn.Module
+    decoder: nn.Module
+    prior: nn.Module            # called with no argument: p(z) as a distribution
     # What the model is and can do.  The CLI, `evaluate`, the explorer and the reports ask these; no code outside
     # models/ tests a model's class or name.
     # What one item is, for the commands that read and write items: "array" (a row of numbers: an image, a
@@ -165,38 +188,40 @@ class LatentVariableModel(nn.Module):
     has_likelihood = True       # p(x|z) has a density: -log p(x|z) of a reconstruction is defined
     can_sample = True           # the prior is fitted as part of the model: decoded prior draws are its samples
 
-    def __init__(self, config: NetConfig):
+    def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
         self.prior = StandardNormal(config.latent_dim)
 
     # -- the three distributions -------------------------------------------------------------
-    def encode(self, x) -> D.Distribution:
-        return self.encoder(x)
+    def encode(self, x: torch.Tensor) -> D.Distribution:
+        q: D.Distribution = self.encoder(x)
+        return q
 
-    def decode(self, z) -> D.Distribution:
-        return self.decoder(z)
+    def decode(self, z: torch.Tensor) -> D.Distribution:
+        p: D.Distribution = self.decoder(z)
+        return p
 
     # -- training objective ------------------------------------------------------------------
-    def loss(self, x, step: int = 0):
+    def loss(self, x: torch.Tensor, step: int = 0) -> Loss:
         raise NotImplementedError
 
     # -- conveniences used by reports, the CLI and the sklearn estimators ----------------------
     @torch.no_grad()
-    def embed(self, x) -> torch.Tensor:
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Posterior means E_q[z|x], shape (B, latent_dim)."""
         return self.encode(x).mean
 
     @torch.no_grad()
-    def reconstruct(self, x) -> torch.Tensor:
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         """Decoder mean at the posterior mean, in data units, shape `(B, *data_shape)`."""
         return likelihoods.mean(self.decode(self.embed(x)))
 
     @torch.no_grad()
-    def generate(self, z) -> torch.Tensor:
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
         return likelihoods.mean(self.decode(z))
 
-    def draw(self, z, generator: torch.Generator | None = None) -> torch.Tensor:
+    def draw(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Items for codes z when sampling (`sample`, the ex-post samplers): the decoder means here; a model
         whose items are drawn from p(x|z) itself (token sequences) overrides it."""
         return self.generate(z)

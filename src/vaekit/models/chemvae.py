@@ -13,8 +13,9 @@ vocabulary is part of the config, so a checkpoint alone can encode and decode mo
 """
 from __future__ import annotations
 
-import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,8 +27,9 @@ from .. import bounds
 from ..chem.vocab import SPECIALS, Vocab
 from ..errors import VaekitError
 from ..nets import mlp
-from .registry import register
+from ..objective import Loss
 from .base import GaussianEncoder, LatentVariableModel
+from .registry import register
 
 
 @dataclass
@@ -50,7 +52,7 @@ class ChemConfig:
     beta: float = 1.0
     warmup_steps: int = 0                       # KL weight grows linearly from 0 over this many steps
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("tokens", "properties", "prop_mean", "prop_std", "conv_channels", "conv_kernels", "prop_hidden"):
             setattr(self, name, tuple(getattr(self, name)))
         self.vocab = Vocab(list(self.tokens), self.kind, int(self.max_len))    # validates tokens and kind
@@ -92,13 +94,17 @@ class ConvSequenceBody(nn.Module):
         self.dense = nn.Sequential(nn.Flatten(), nn.Linear(c_in * length, cfg.dense), nn.ReLU())
         self.n_tokens, self.max_len, self.out_features = len(cfg.tokens), cfg.max_len, cfg.dense
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         ids = x[..., : self.max_len].long()
-        return self.dense(self.convs(F.one_hot(ids, self.n_tokens).float().transpose(1, 2)))
+        features: torch.Tensor = self.dense(self.convs(F.one_hot(ids, self.n_tokens).float().transpose(1, 2)))
+        return features
 
 
 class GRUDecoder(nn.Module):
     """Logits over the next token given z and the previous tokens: a GRU fed [embedding, z] at each step."""
+
+    open_ok: torch.Tensor
+    next_ok: torch.Tensor
 
     def __init__(self, cfg: ChemConfig):
         super().__init__()
@@ -113,27 +119,29 @@ class GRUDecoder(nn.Module):
         self.register_buffer("open_ok", cfg.vocab.allowed(first=True), persistent=False)
         self.register_buffer("next_ok", cfg.vocab.allowed(), persistent=False)
 
-    def masked(self, logits, first: bool):
+    def masked(self, logits: torch.Tensor, first: bool) -> torch.Tensor:
         """Logits (..., V) with the tokens not allowed at that position set to -inf."""
         return logits.masked_fill(~(self.open_ok if first else self.next_ok), float("-inf"))
 
-    def initial_state(self, z):
+    def initial_state(self, z: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.init(z)).reshape(len(z), self.layers, self.hidden).transpose(0, 1).contiguous()
 
-    def step(self, z, prev, state):
+    def step(self, z: torch.Tensor, prev: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One or more steps: prev (N, T) token ids -> logits (N, T, V), new state."""
         inp = torch.cat([self.embed(prev), z[:, None, :].expand(-1, prev.shape[1], -1)], -1)
         h, state = self.gru(inp, state)
-        return self.out(h), state
+        logits: torch.Tensor = self.out(h)
+        return logits, state
 
-    def teacher_forced(self, z, ids):
+    def teacher_forced(self, z: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """Logits (N, L, V) for every position of `ids` (N, L), each from the true previous tokens."""
         prev = torch.cat([torch.full_like(ids[:, :1], Vocab.bos), ids[:, :-1]], 1)
         logits = self.step(z, prev, self.initial_state(z))[0]
         return torch.cat([self.masked(logits[:, :1], True), self.masked(logits[:, 1:], False)], 1)
 
     @torch.no_grad()
-    def generate(self, z, greedy: bool = False, temperature: float = 1.0, generator=None):
+    def generate(self, z: torch.Tensor, greedy: bool = False, temperature: float = 1.0,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
         """Token ids (N, max_len), decoded one token at a time; positions after the end token are padding."""
         n = len(z)
         prev = torch.full((n, 1), Vocab.bos, dtype=torch.long, device=z.device)
@@ -161,13 +169,13 @@ class TokenSequence(D.Distribution):
     categorical restricted by the grammar mask (`Vocab.allowed`).  `log_prob` uses teacher forcing;
     `sample` decodes autoregressively.  Accepts items (token ids + properties) or token ids."""
 
-    arg_constraints: dict = {}
+    arg_constraints: dict[str, D.constraints.Constraint] = {}
 
     def __init__(self, decoder: GRUDecoder, z: torch.Tensor):
         self.decoder, self.z = decoder, z
-        super().__init__(batch_shape=z.shape[:-1], event_shape=(decoder.max_len,), validate_args=False)
+        super().__init__(batch_shape=z.shape[:-1], event_shape=torch.Size((decoder.max_len,)), validate_args=False)
 
-    def log_prob(self, x):
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         ids = x[..., : self.decoder.max_len].long()
         # only the positions up to the longest molecule's end token: the padding after it is not modelled,
         # and the GRU's outputs before a position do not depend on it (length-bucketed batches skip most of it)
@@ -181,13 +189,14 @@ class TokenSequence(D.Distribution):
         lp = -F.cross_entropy(logits.transpose(1, 2), ids, reduction="none").masked_fill(ids == Vocab.pad, 0).sum(-1)
         return lp.reshape(lead)
 
-    def sample(self, sample_shape=torch.Size(), generator=None):
+    def sample(self, sample_shape: torch.Size | list[int] | tuple[int, ...] = torch.Size(),
+               generator: torch.Generator | None = None) -> torch.Tensor:
         z = self.z.expand(*sample_shape, *self.z.shape)
         flat = z.reshape(-1, z.shape[-1])
         return self.decoder.generate(flat, generator=generator).reshape(*z.shape[:-1], -1)
 
     @property
-    def mode(self):
+    def mode(self) -> torch.Tensor:
         return self.decoder.generate(self.z.reshape(-1, self.z.shape[-1]), greedy=True).reshape(*self.z.shape[:-1], -1)
 
 
@@ -196,6 +205,7 @@ class ChemVAE(LatentVariableModel):
     """Chemical VAE with a jointly trained property head; trained on the (beta-weighted) ELBO + property MSE."""
 
     Config = ChemConfig
+    config: ChemConfig
     item_kind = "molecule"          # the CLI reads and writes SMILES for it
 
     def __init__(self, config: ChemConfig):
@@ -206,14 +216,15 @@ class ChemVAE(LatentVariableModel):
         n_props = len(config.properties)
         self.property_head = mlp([config.latent_dim, *config.prop_hidden, n_props], "relu") if n_props else None
 
-    def decode(self, z) -> TokenSequence:
+    def decode(self, z: torch.Tensor) -> TokenSequence:
         return TokenSequence(self.decoder_net, z)
 
-    def item_lengths(self, x) -> torch.Tensor:
+    def item_lengths(self, x: torch.Tensor) -> torch.Tensor:
         """Tokens per molecule (incl. the end token), (N,): the training loop buckets batches by it."""
-        return (x[..., : self.config.max_len] != Vocab.pad).sum(-1)
+        lengths: torch.Tensor = (x[..., : self.config.max_len] != Vocab.pad).sum(-1)
+        return lengths
 
-    def loss(self, x, step: int = 0):
+    def loss(self, x: torch.Tensor, step: int = 0) -> Loss:
         q = self.encode(x)
         z = q.rsample()                   # one code per molecule: the ELBO's and the property head's
         loss = bounds.ElboTerms(self.decode(z).log_prob(x), bounds.kl(q, self.prior())).loss(
@@ -226,7 +237,8 @@ class ChemVAE(LatentVariableModel):
         return loss
 
     # -- molecules in, molecules out -----------------------------------------------------------
-    def items(self, smiles, props: dict | None = None, *, skip: bool = False):
+    def items(self, smiles: Sequence[str], props: Mapping[str, Any] | None = None, *,
+              skip: bool = False) -> torch.Tensor | tuple[torch.Tensor, list[int] | None]:
         """Model input rows for SMILES (and their property values, in natural units).
 
         Returns a float tensor (n, max_len + n_properties); with skip=True also the indices of the
@@ -246,11 +258,12 @@ class ChemVAE(LatentVariableModel):
         x = torch.cat(cols, 1)
         return (x, kept) if skip else x
 
-    def _device(self):
+    def _device(self) -> torch.device:
         return next(self.parameters()).device
 
     @torch.no_grad()
-    def encode_smiles(self, smiles, sample: bool = False, *, skip: bool = False):
+    def encode_smiles(self, smiles: Sequence[str], sample: bool = False, *,
+                      skip: bool = False) -> torch.Tensor | tuple[torch.Tensor, list[int] | None]:
         """Codes (n, latent_dim): posterior means, or one draw from q(z|x) each with sample=True.
 
         A molecule outside the vocabulary is an error; with skip=True it is left out, and the result is
@@ -261,12 +274,13 @@ class ChemVAE(LatentVariableModel):
         return (z, kept) if skip else z
 
     @torch.no_grad()
-    def decode_smiles(self, z, greedy: bool = False, temperature: float = 1.0, generator=None) -> list[str]:
+    def decode_smiles(self, z: Any, greedy: bool = False, temperature: float = 1.0,
+                      generator: torch.Generator | None = None) -> list[str]:
         """SMILES strings decoded from codes z (n, latent_dim) (SELFIES vocabularies decode to SMILES)."""
         z = torch.as_tensor(z, dtype=torch.float32).to(self._device())
         return self.vocab.decode(self.decoder_net.generate(z, greedy, temperature, generator).cpu())
 
-    def predict_properties(self, z, grad: bool = False) -> torch.Tensor:
+    def predict_properties(self, z: Any, grad: bool = False) -> torch.Tensor:
         """Property head in natural units, (n, n_properties), for codes z (n, latent_dim).
 
         grad=True keeps it differentiable in z (for gradient ascent on a property, `latent.ascend`);
@@ -277,24 +291,25 @@ class ChemVAE(LatentVariableModel):
             z = torch.as_tensor(z, dtype=torch.float32).to(self._device())
             mean = torch.tensor(self.config.prop_mean, device=z.device)
             std = torch.tensor(self.config.prop_std, device=z.device)
-            return self.property_head(z) * std + mean
+            props: torch.Tensor = self.property_head(z) * std + mean
+            return props
 
-    def reconstruct(self, x):
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.decode(self.embed(x)).mode
 
-    def generate(self, z):
+    def generate(self, z: torch.Tensor) -> torch.Tensor:
         return self.decode(z).mode
 
-    def sample(self, n: int, generator: torch.Generator | None = None):
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         z = torch.randn(n, self.config.latent_dim, generator=generator).to(self._device())
         return self.draw(z, generator)
 
-    def draw(self, z, generator: torch.Generator | None = None):
+    def draw(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Token ids decoded stochastically from codes z (the MOSES protocol samples p(x|z), not its mode)."""
         return self.decoder_net.generate(z, generator=generator)
 
 
-def standardisation(props: dict, names) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def standardisation(props: Mapping[str, Any], names: Sequence[str]) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(means, stds) of the named property arrays: the numbers to put in the config."""
     mean = tuple(float(np.nanmean(props[p])) for p in names)
     std = tuple(float(np.nanstd(props[p])) or 1.0 for p in names)

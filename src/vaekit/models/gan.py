@@ -20,7 +20,7 @@ from torch import nn
 from ..adversarial import Discriminator, discriminator_loss, gaussian, generator_loss
 from ..errors import VaekitError
 from ..nets import ACTIVATIONS, mlp
-from ..objective import Phase
+from ..objective import Loss, Phase
 from .base import prior_draws
 from .registry import register
 
@@ -49,7 +49,7 @@ class GAN(nn.Module):
         activation: str = "relu"
         disc_lr: float | None = None                  # the discriminator's Adam lr (None: TrainConfig.lr)
 
-        def __post_init__(self):
+        def __post_init__(self) -> None:
             self.data_shape = tuple(int(s) for s in self.data_shape)
             self.hidden, self.disc_hidden = tuple(map(int, self.hidden)), tuple(map(int, self.disc_hidden))
             if not self.data_shape or min(self.data_shape) < 1 or self.noise_dim < 1:
@@ -84,7 +84,8 @@ class GAN(nn.Module):
         return torch.randn(n, self.config.noise_dim, device=self._device())
 
     def generate(self, eps: torch.Tensor) -> torch.Tensor:
-        return self.generator(eps).reshape(len(eps), *self.config.data_shape)
+        x: torch.Tensor = self.generator(eps).reshape(len(eps), *self.config.data_shape)
+        return x
 
     @torch.no_grad()
     def draw(self, z: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -97,7 +98,7 @@ class GAN(nn.Module):
         reproducible without touching the global random state (the same noise as the prior sampler's)."""
         return self.draw(prior_draws(self.prior(), n, generator), generator)
 
-    def embed(self, x):
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
         raise VaekitError("a GAN has no encoder: no code is inferred from an item, so only the model's own "
                           "prior (sampler 'prior') can give it codes")
 
@@ -105,12 +106,12 @@ class GAN(nn.Module):
         return gan_phases(self.config.disc_lr)
 
 
-def _gan_discriminator(model, x, step):
+def _gan_discriminator(model: GAN, x: torch.Tensor, step: int) -> Loss:
     fake = model.generate(model.noise(len(x))).detach()
     return discriminator_loss(model.discriminator(x), model.discriminator(fake))
 
 
-def _gan_generator(model, x, step):
+def _gan_generator(model: GAN, x: torch.Tensor, step: int) -> Loss:
     return generator_loss(model.discriminator(model.generate(model.noise(len(x)))))
 
 

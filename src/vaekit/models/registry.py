@@ -13,6 +13,7 @@ import numbers
 import threading
 import types
 import typing
+from typing import Any
 
 import torch
 from torch.distributions import Distribution
@@ -24,7 +25,8 @@ REGISTRY = Registry("model")
 register = REGISTRY.register      # class decorator: make a model buildable by name (and from a saved JSON config)
 
 
-def get(name: str) -> type:
+def get(name: str) -> Any:
+    """The model class registered as `name` (Any: a LatentVariableModel or another nn.Module, such as the GAN)."""
     return REGISTRY.find(name)
 
 
@@ -33,7 +35,7 @@ _KINDS = {int: ("an integer", "integers"), float: ("a finite number", "finite nu
           bool: ("true or false", "booleans"), type(None): ("null", "nulls")}
 
 
-def _kind(hint, plural: bool = False) -> str:
+def _kind(hint: Any, plural: bool = False) -> str:
     """What a value of type `hint` is, in words: "an integer", "a list of integers", "a finite number or null"."""
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is tuple:
@@ -42,10 +44,10 @@ def _kind(hint, plural: bool = False) -> str:
         return " or ".join(_kind(a, plural) for a in args)
     if origin is typing.Literal:
         return "one of " + ", ".join(_shown(a) for a in args)
-    return _KINDS.get(hint, (getattr(hint, "__name__", str(hint)),) * 2)[plural]
+    return str(_KINDS.get(hint, (getattr(hint, "__name__", str(hint)),) * 2)[plural])
 
 
-def _shown(value, width: int = 60) -> str:
+def _shown(value: object, width: int = 60) -> str:
     """A value as it reads in a JSON config (true, null, "8", [1, 2]), cut to `width` characters."""
     try:
         text = json.dumps(value)
@@ -57,7 +59,7 @@ def _shown(value, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def _typed(value, hint):
+def _typed(value: Any, hint: Any) -> Any:
     """`value` as the type `hint` (int, float, str, bool, tuple[T, ...], X | None, Literal[...]), or TypeError.
 
     Integers are integral and not bool; floats take integers too and must be finite; lists stand for tuples."""
@@ -98,7 +100,7 @@ def _typed(value, hint):
 
 
 @functools.cache
-def _field_types(config_cls: type) -> dict:
+def _field_types(config_cls: type) -> dict[str, Any]:
     hints = typing.get_type_hints(config_cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(config_cls) if f.init}
 
@@ -106,7 +108,7 @@ def _field_types(config_cls: type) -> dict:
 MAX_ENTRIES = 1024     # a config is small data: no list in it is longer (layer widths, shapes, a vocabulary)
 
 
-def typed_config(config_cls: type, config: dict) -> dict:
+def typed_config(config_cls: type, config: dict[str, Any]) -> dict[str, Any]:
     """`config` with every value checked against, and converted to, the annotated type of its field in the
     dataclass `config_cls` (lists become tuples, integral numbers ints); unknown fields are left as they are.
     A VaekitError names the first field whose value does not fit:
@@ -125,7 +127,7 @@ def typed_config(config_cls: type, config: dict) -> dict:
     return out
 
 
-def build(name: str, **config):
+def build(name: str, **config: Any) -> Any:
     """Build a registered model from keyword arguments of its config dataclass (values checked against the
     types of its fields, see `typed_config`)."""
     cls = get(name)
@@ -141,12 +143,12 @@ def build(name: str, **config):
     return cls(cfg)
 
 
-def config_dict(model) -> dict:
+def config_dict(model: Any) -> dict[str, Any]:
     """JSON-able description {"model": name, "config": {...}} from which `from_config` rebuilds it."""
     return {"model": model.name, "config": dataclasses.asdict(model.config)}
 
 
-def from_config(d: dict):
+def from_config(d: Any) -> Any:
     if not isinstance(d, dict) or "model" not in d or not isinstance(d.get("config"), dict):
         raise VaekitError("model config must be a JSON object with fields 'model' and 'config'")
     if not all(isinstance(k, str) for k in d["config"]):
@@ -157,7 +159,7 @@ def from_config(d: dict):
 _META_BUILD = threading.Lock()
 
 
-def state_shapes(d: dict) -> dict[str, tuple[tuple[int, ...], int]]:
+def state_shapes(d: Any) -> dict[str, tuple[tuple[int, ...], int]]:
     """{name: (shape, bytes per element)} of the state_dict of the model a saved config `d` describes,
     found by building it on PyTorch's meta device: no memory is allocated, whatever sizes `d` names.
 
@@ -179,5 +181,5 @@ def state_shapes(d: dict) -> dict[str, tuple[tuple[int, ...], int]]:
     return {k: (tuple(t.shape), t.element_size()) for k, t in model.state_dict().items()}
 
 
-def to_json(model) -> str:
+def to_json(model: Any) -> str:
     return json.dumps(config_dict(model), indent=2)

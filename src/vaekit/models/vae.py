@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from .. import bounds
 from ..errors import VaekitError
-from .registry import register
+from ..objective import Loss
 from .base import Decoder, GaussianEncoder, LatentVariableModel, NetConfig, make_bodies
+from .registry import register
 
 __all__ = ["VAE", "IWAE", "Decoder"]
 
@@ -23,9 +26,11 @@ class VAE(LatentVariableModel):
         beta: float = 1.0          # weight of the KL term (beta-VAE, Higgins et al. 2017)
         warmup_steps: int = 0      # KL warm-up: beta grows linearly from 0 over this many steps
 
-        def __post_init__(self):
+        def __post_init__(self) -> None:
             super().__post_init__()
             bounds.check_kl_schedule(self)
+
+    config: Config
 
     def __init__(self, config: Config):
         super().__init__(config)
@@ -36,7 +41,7 @@ class VAE(LatentVariableModel):
     def beta_at(self, step: int) -> float:
         return bounds.kl_weight(self.config, step)
 
-    def loss(self, x, step: int = 0):
+    def loss(self, x: torch.Tensor, step: int = 0) -> Loss:
         return bounds.elbo(self, x, beta=self.beta_at(step))
 
 
@@ -48,10 +53,12 @@ class IWAE(VAE):
     class Config(VAE.Config):
         k: int = 5                 # importance samples per item (1: the ELBO)
 
-        def __post_init__(self):
+        def __post_init__(self) -> None:
             super().__post_init__()
             if not 1 <= self.k <= 100_000:
                 raise VaekitError(f"config field k must be from 1 to 100,000, got {self.k}")
 
-    def loss(self, x, step: int = 0):
+    config: Config
+
+    def loss(self, x: torch.Tensor, step: int = 0) -> Loss:
         return bounds.iwae_bound(self, x, k=self.config.k)
