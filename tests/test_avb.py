@@ -1,4 +1,4 @@
-"""Adversarial Variational Bayes: implicit posterior, critic as KL, both phases in one loss."""
+"""Adversarial Variational Bayes: implicit posterior, critic as KL, a game of two phases."""
 import pytest
 import torch
 
@@ -29,35 +29,44 @@ def test_implicit_posterior_shapes_and_no_density():
 
 
 @pytest.mark.parametrize("contrast", [True, False])
-def test_each_player_gets_only_its_own_gradient(contrast):
+def test_two_phases_each_player_with_its_own_parameters(contrast):
+    from vaekit.train import resolve_phases
+
     torch.manual_seed(1)
     model = small(contrast=contrast)
     x = torch.bernoulli(torch.full((6, 8, 8), 0.3))
-    critic = list(model.critic.parameters())
-    others = [p for n, p in model.named_parameters() if not n.startswith("critic.")]
-
-    def grads(fn):
-        torch.manual_seed(5)
-        out = fn()
-        return torch.autograd.grad(out, critic + others, allow_unused=True)
-
-    g_all = grads(lambda: model.loss(x).value)
-    g_gen = grads(lambda: model.generator_loss(x)[0])
-
-    def disc_only():
-        gen, terms = model.generator_loss(x)
-        return model.discriminator_loss(x, terms["critic_input"]).value
-
-    g_disc = grads(disc_only)
-    nc = len(critic)
-    for a, d in zip(g_all[:nc], g_disc[:nc]):        # critic: the logistic loss's gradient only
-        assert torch.allclose(a, d, atol=1e-6)
-    for a, g in zip(g_all[nc:], g_gen[nc:]):         # encoder, decoder: the generator's only
-        assert torch.allclose(a, g, atol=1e-6)
-    assert all(g is None or g.abs().max() == 0 for g in g_gen[:nc])
-    torch.manual_seed(5)
-    loss = model.loss(x)
+    critic, elbo = resolve_phases(model)
+    assert (critic.name, elbo.name) == ("critic", "elbo")      # the critic first, as a GAN's discriminator
+    mine = {n: {id(p) for p in ph.parameters(model)} for n, ph in (("elbo", elbo), ("critic", critic))}
+    assert mine["critic"] == {id(p) for p in model.critic.parameters()}
+    assert mine["elbo"] | mine["critic"] == {id(p) for p in model.parameters()} and not mine["elbo"] & mine["critic"]
+    # the critic's phase sends no gradient to the encoder or decoder
+    loss = critic.loss(model, x, 0)
+    assert set(loss.terms) == {"disc_loss", "disc_acc"}
+    loss.value.backward()
+    assert all(p.grad is None for n, p in model.named_parameters() if not n.startswith("critic."))
+    assert all(p.grad is not None for p in model.critic.parameters())
+    loss = elbo.loss(model, x, 0)
     assert abs(loss.value.item() + loss.terms["elbo"].item()) < 1e-4   # the logged value is -ELBO
+
+
+def test_a_checkpoint_written_before_the_phases_loads_its_weights(tmp_path):
+    """A run from when AVB played both players in one loss ({"loss": optimiser}): eval, sample and --init-from load
+    its weights; --resume is a one-line error (its optimiser state belongs to no phase now)."""
+    from vaekit.checkpoint import load_model, restore, save
+    from vaekit.train import make_optimisers, resolve_phases
+
+    model = small()
+    old = torch.optim.Adam(model.parameters())
+    model.loss(torch.rand(4, 8, 8)).value.backward()
+    old.step()
+    save(tmp_path / "checkpoint.safetensors", model, {"loss": old})
+    loaded = load_model(tmp_path / "checkpoint.safetensors").state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())
+    opts = make_optimisers(model, resolve_phases(model), TrainConfig(), torch.device("cpu"))
+    with pytest.raises(VaekitError, match=r"holds optimizers of phases \['loss'\] but the run has optimizers of "
+                                          r"phases \['critic', 'elbo'\]"):
+        restore(tmp_path / "checkpoint.safetensors", model, opts)
 
 
 def test_standardise_is_leave_one_out_gaussian_algebra():
@@ -85,7 +94,7 @@ def test_trains_on_digits_and_critic_tracks_the_kl():
     h = fit(model, train.x, TrainConfig(epochs=25, batch_size=64, lr=2e-3, binarize=True, progress=False,
                                         tensorboard=False))
     with torch.no_grad():
-        after = model.loss(x).terms
+        after = {**model.loss(x).terms, **model.critic_loss(x).terms}
     assert h.stopped == "completed"
     assert after["elbo"].item() > before + 10, (before, after)
     assert 0.45 < after["disc_acc"].item() < 0.9

@@ -3,15 +3,18 @@
 The encoder takes noise as well as x, z = g(x, eps), so q(z|x) is flexible but has no density.  The
 KL term of the ELBO needs log q(z|x) - log p(z): a critic T(x, z) learns it as a density ratio
 (`vaekit.ratio`), trained to tell (x, z ~ q(z|x)) from (x, z ~ p(z)).  At its optimum
-T*(x, z) = log q(z|x) - log p(z), so
+T*(x, z) = log q(z|x) - log p(z), so the model declares a game of two phases (`phases()`), each
+player with its own Adam over its own parameters, in this order on every batch:
 
-    ELBO(x) = E_q[log p(x|z) - T*(x, z)]       (generator phase: encoder and decoder, T held fixed)
-    min_T  -E_q[log sigma(T)] - E_p[log(1 - sigma(T))]     (discriminator phase: critic only)
+    "critic"  min_T  -E_q[log sigma(T)] - E_p[log(1 - sigma(T))]                  (the critic alone)
+    "elbo"    max_{enc, dec}  E_q[log p(x|z) - T(x, z)]                           (the critic held fixed)
 
-Both phases are one `loss(x, step)` for the one training loop: the returned value is the generator's
-(the -ELBO estimate, as logged); the discriminator's loss is added with zero value but its gradient,
-and each player's gradient is cut from the other's parameters.  So one Adam step updates both players
-simultaneously with their own gradients.
+The training loop discards the gradient each phase sends to the other player's parameters.  As for a GAN,
+the run's loss (the first phase's) is the critic's; the -ELBO estimate is logged as `elbo/loss`.  The
+critic goes first: the encoder then meets a critic that has just seen this batch of its codes, and the
+critic's KL follows the true one as closely as when both players stepped at once (tests/test_avb.py); with
+the ELBO phase first it fell further behind (the critic's KL 0.3-0.65 nats under a fresh critic's, vs
+0.06-0.2, in two seeds of that test).
 """
 from __future__ import annotations
 
@@ -22,9 +25,10 @@ import torch
 from torch import distributions as D
 from torch import nn
 
-from ..bounds import ElboTerms, Loss
+from ..bounds import ElboTerms
 from ..errors import VaekitError
 from ..nets import mlp
+from ..objective import Loss, Phase
 from ..ratio import Critic, logistic_loss
 from .registry import register
 from .base import Decoder, LatentVariableModel, NetConfig, make_bodies
@@ -121,18 +125,11 @@ not depend on the draw it standardises).  Writing r(z|x) = N(z; m, s^2),
         self.decoder = Decoder(dec, config)
         self.critic = Critic(math.prod(config.data_shape) + config.latent_dim, config.critic_hidden, config.activation)
 
-    def log_ratio(self, x, z, *, critic_grad: bool = True) -> torch.Tensor:
-        """T(x, z) for z of shape (*S, B, latent): the critic's logit, shape (*S, B).
-
-        With critic_grad=False the critic's weights are constants (gradients reach z only).
-        """
+    def log_ratio(self, x, z) -> torch.Tensor:
+        """T(x, z) for z of shape (*S, B, latent): the critic's logit, shape (*S, B)."""
         lead = z.shape[:-1]
         xs = x.expand(*lead, *x.shape[1:]).reshape(-1, *x.shape[1:])
-        zs = z.reshape(-1, z.shape[-1])
-        if critic_grad:
-            return self.critic(xs, zs).reshape(lead)
-        frozen = {n: p.detach() for n, p in self.critic.named_parameters()}
-        return torch.func.functional_call(self.critic, frozen, (xs, zs)).reshape(lead)
+        return self.critic(xs, z.reshape(-1, z.shape[-1])).reshape(lead)
 
     def standardise(self, z):
         """(z~, log r(z|x) - log p(z)) for draws z of shape (S, B, latent), S >= 3.
@@ -148,27 +145,40 @@ not depend on the draw it standardises).  Writing r(z|x) = N(z; m, s^2),
         r = D.Independent(D.Normal(m, s, validate_args=False), 1)
         return (z - m) / s, r.log_prob(z) - self.prior().log_prob(z)
 
-    def generator_loss(self, x) -> tuple[torch.Tensor, dict]:
-        """-ELBO estimate with the critic held fixed; also returns the critic's inputs for its own phase."""
+    def loss(self, x, step: int = 0) -> Loss:
+        """The ELBO phase: -ELBO estimated with the critic's T(x, z) as the KL term (with contrast: T of the
+        standardised draws plus the exact Gaussian part)."""
         n = self.config.n_moments if self.config.contrast else 1
         z = self.encode(x).rsample((n,))                       # (n, B, latent)
         rec = self.decode(z).log_prob(x).mean(0)
         if self.config.contrast:
             zt, exact = self.standardise(z)
-            kl = (self.log_ratio(x, zt, critic_grad=False) + exact).mean(0)
-            pos = zt.detach()
+            kl = (self.log_ratio(x, zt) + exact).mean(0)
         else:
-            kl = self.log_ratio(x, z, critic_grad=False).mean(0)
-            pos = z.detach()
-        loss = ElboTerms(rec, kl).loss()
-        return loss.value, {**loss.terms, "critic_input": pos}
+            kl = self.log_ratio(x, z).mean(0)
+        return ElboTerms(rec, kl).loss()
 
-    def discriminator_loss(self, x, z_q) -> Loss:
-        """Logistic loss of the critic: (x, z from q, or z~ with contrast) against (x, z ~ N(0, I))."""
+    def critic_input(self, x) -> torch.Tensor:
+        """Draws the critic learns to tell from N(0, I): z ~ q(z|x) (with contrast: the standardised z~ of
+        `n_moments` draws), shape (n, B, latent); no gradient reaches the encoder."""
+        with torch.no_grad():
+            if not self.config.contrast:
+                return self.encode(x).rsample((1,))
+            return self.standardise(self.encode(x).rsample((self.config.n_moments,)))[0]
+
+    def critic_loss(self, x, step: int = 0) -> Loss:
+        """The critic phase: logistic loss of T on (x, critic_input(x)) against (x, z ~ N(0, I))."""
+        z_q = self.critic_input(x)
         return logistic_loss(self.log_ratio(x, z_q), self.log_ratio(x, torch.randn_like(z_q)))
 
-    def loss(self, x, step: int = 0) -> Loss:
-        gen, terms = self.generator_loss(x)
-        disc = self.discriminator_loss(x, terms.pop("critic_input"))
-        value = gen + (disc.value - disc.value.detach())     # value: -ELBO; gradient: both players' own
-        return Loss(value, {**terms, **disc.terms})
+    def phases(self) -> list[Phase]:
+        return [Phase("critic", _avb_critic, lambda m: m.critic.parameters()),
+                Phase("elbo", _avb_elbo, lambda m: [*m.encoder.parameters(), *m.decoder.parameters()])]
+
+
+def _avb_critic(model: AVB, x: torch.Tensor, step: int) -> Loss:
+    return model.critic_loss(x, step)
+
+
+def _avb_elbo(model: AVB, x: torch.Tensor, step: int) -> Loss:
+    return model.loss(x, step)
