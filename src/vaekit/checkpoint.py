@@ -33,7 +33,7 @@ def _digest(tensors: dict[str, torch.Tensor], header: dict) -> str:
     for k in sorted(tensors):
         t = tensors[k].detach().cpu().contiguous()
         h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy() if t.numel() else b"")   # hashed in place, not copied
+        h.update(t.reshape(-1).view(torch.uint8).numpy().data if t.numel() else b"")   # hashed in place, not copied
     return h.hexdigest()
 
 
@@ -56,7 +56,7 @@ def save(path, model, optimizer: torch.optim.Optimizer | dict | None = None, rng
     """
     path = Path(path)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    groups = None
+    groups: dict | list | None = None
     if isinstance(optimizer, dict):
         groups = {name: _optimizer_tensors(o, f"optim.{name}.", tensors) for name, o in optimizer.items()}
     elif optimizer is not None:
@@ -164,11 +164,14 @@ def restore(path, model, optimizer: torch.optim.Optimizer | dict | None = None, 
     if optimizer is not None and saved is not None:
         if isinstance(optimizer, dict) and len(optimizer) == 1 and isinstance(saved, list):
             optimizer = next(iter(optimizer.values()))     # an older checkpoint of a one-phase run: its one optimizer
-        if isinstance(optimizer, dict) != isinstance(saved, dict) or (
-                isinstance(saved, dict) and set(saved) != set(optimizer)):
+        if isinstance(optimizer, dict) and isinstance(saved, dict):
+            mismatch = set(saved) != set(optimizer)
+        else:
+            mismatch = isinstance(optimizer, dict) != isinstance(saved, dict)
+        if mismatch:
             has = f"optimizers of phases {sorted(saved)}" if isinstance(saved, dict) else "one optimizer"
-            want = f"optimizers of phases {sorted(optimizer)}" if isinstance(optimizer, dict) else "one optimizer"
-            raise VaekitError(f"{path}: holds {has} but the run has {want}")
+            runs = f"optimizers of phases {sorted(optimizer)}" if isinstance(optimizer, dict) else "one optimizer"
+            raise VaekitError(f"{path}: holds {has} but the run has {runs}")
         if isinstance(optimizer, dict):
             for name, o in optimizer.items():
                 _load_optimizer(o, tensors, f"optim.{name}.", saved[name])

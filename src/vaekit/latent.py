@@ -135,7 +135,8 @@ def ascend(f, z0: torch.Tensor, steps: int, lr: float = 0.05, prior_weight: floa
             if v.shape[0] != z.shape[0]:
                 raise VaekitError(f"f(z) returned {v.shape[0]} values for {z.shape[0]} codes")
             if t % every == 0 or t == steps:
-                path.append(z.detach().clone()), values.append(v.detach().clone())
+                path.append(z.detach().clone())
+                values.append(v.detach().clone())
             if t == steps:
                 break
             if not v.requires_grad:

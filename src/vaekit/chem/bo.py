@@ -255,7 +255,10 @@ def bayes_opt(score: Callable, decode: Callable, z_init, y_init, bounds=None, ro
         t_eval = time.perf_counter()
         s, v = _evaluate(decode, score, cand)
         t_end = time.perf_counter()
-        zs.append(cand), strings.extend(s), scores.append(v), rnd.append(torch.full((batch,), r))
+        zs.append(cand)
+        strings.extend(s)
+        scores.append(v)
+        rnd.append(torch.full((batch,), r))
         timings.append({"fit": t_acq - t_fit, "propose": t_eval - t_acq, "evaluate": t_end - t_eval,
                         "cpu": time.process_time() - cpu})
         X = torch.cat([X, cand])
@@ -364,15 +367,16 @@ def similarity_constrained(predict: Callable, z0, start_strings: Sequence[str], 
     n = z0.shape[0]
     base = torch.tensor([math.nan if (v := score(s)) is None else float(v) for s in start_strings],
                         dtype=torch.float64)
-    cand = [dict() for _ in range(n)]               # molecule i: {string: (score, similarity)}
+    cand: list[dict[str, tuple[float, float]]] = [{} for _ in range(n)]    # molecule i: {string: (score, similarity)}
     for j, (s, v) in enumerate(zip(res.strings, res.scores.tolist())):
         i = j % n
         if s is None or not math.isfinite(v) or s == start_strings[i] or s in cand[i]:
             continue
         cand[i][s] = (v, similarity(s, start_strings[i]))
-    out = {"result": res}
+    out: dict = {"result": res}
     for dl in deltas:
-        rows, imp = [], []
+        rows: list[tuple[str, str | None, float, float]] = []
+        imp: list[float] = []
         for i in range(n):
             ok = [(v, sim, s) for s, (v, sim) in cand[i].items() if sim >= dl]
             v, sim, s = max(ok) if ok else (-math.inf, math.nan, None)
@@ -383,8 +387,8 @@ def similarity_constrained(predict: Callable, z0, start_strings: Sequence[str], 
             else:
                 rows.append((start_strings[i], s, gain, sim))
                 imp.append(gain)
-        imp = np.array(imp)
-        out[dl] = {"improvement": float(imp.mean()), "improvement_std": float(imp.std()),
+        gains = np.array(imp)
+        out[dl] = {"improvement": float(gains.mean()), "improvement_std": float(gains.std()),
                    "success": float(np.mean([r[1] is not None for r in rows])), "best": rows}
     return out
 
@@ -394,7 +398,7 @@ def similarity_constrained(predict: Callable, z0, start_strings: Sequence[str], 
 def top_molecules(result: Result, k: int = 3) -> list[tuple[str, float]]:
     """The k best distinct valid strings with their scores, best first."""
     k = _positive_int(k, "k")
-    best = {}
+    best: dict[str, float] = {}
     for s, v in zip(result.strings, result.scores.tolist()):
         if s is not None and math.isfinite(v) and v > best.get(s, -math.inf):
             best[s] = v

@@ -36,6 +36,7 @@ import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse
@@ -305,12 +306,14 @@ def fcd_stats(smiles: Iterable[str], *, n_jobs: int = 1, device: str = "cpu",
         raise VaekitError(f"FCD needs at least 2 valid molecules, got {len(valid)}")
     chunk = FCD_CHUNK if chunk is None else chunk
     if len(valid) <= (FCD_IN_PROCESS_MAX if in_process_max is None else in_process_max):
-        n, s, ss = _fcd_moments(valid, device)
-        mu = s / n
-        return {"mu": mu, "sigma": (ss - n * np.outer(mu, mu)) / (n - 1), "n": np.array(n)}
+        count, total, outer = _fcd_moments(valid, device)
+        mean = total / count
+        return {"mu": mean, "sigma": (outer - count * np.outer(mean, mean)) / (count - 1), "n": np.array(count)}
     chunks = [valid[i:i + chunk] for i in range(0, len(valid), chunk)]
     code = "import sys; from vaekit.chem.metrics import _fcd_worker; _fcd_worker(*sys.argv[1:])"
-    n, s, ss = 0, 0.0, 0.0
+    n = 0
+    s: Any = 0.0                   # the sums over the chunks: arrays once the first chunk is in
+    ss: Any = 0.0
     with tempfile.TemporaryDirectory(prefix="vaekit-fcd-") as tmp:
         running: list[tuple[subprocess.Popen, Path]] = []
 
@@ -384,8 +387,9 @@ def reference_stats(smiles: Iterable[str], *, n_jobs: int = 1, fcd: bool = True,
     key = _key(valid, "ref")
     d = _cache_dir()
     out: dict = {"n": len(valid)}
-    out.update(cached(d / f"ref-{key}-rdkit.npz", lambda: _rdkit_stats(valid, n_jobs), _save_rdkit, _load_rdkit,
-                      use=cache))
+    rdkit_part: dict = cached(d / f"ref-{key}-rdkit.npz", lambda: _rdkit_stats(valid, n_jobs), _save_rdkit,
+                              _load_rdkit, use=cache)
+    out.update(rdkit_part)
     if fcd:
         parts = d / "parts" / key  # chunk moments of an interrupted run, removed once the total is saved
 
@@ -393,8 +397,9 @@ def reference_stats(smiles: Iterable[str], *, n_jobs: int = 1, fcd: bool = True,
             st = fcd_stats(valid, n_jobs=n_jobs, device=device, resume_dir=parts if cache else None)
             return {"mu": st["mu"], "sigma": st["sigma"]}
 
-        out.update(cached(d / f"ref-{key}-fcd.npz", moments, save_npz, lambda p: load_npz(p, ("mu", "sigma")),
-                          use=cache))
+        fcd_part: dict = cached(d / f"ref-{key}-fcd.npz", moments, save_npz, lambda p: load_npz(p, ("mu", "sigma")),
+                                use=cache)
+        out.update(fcd_part)
         if cache:
             shutil.rmtree(parts, ignore_errors=True)
     return out

@@ -109,7 +109,8 @@ class Vocab:
     def build(cls, smiles, kind: str = "smiles", max_len: int | None = None) -> Vocab:
         """Every token seen in `smiles`; max_len = longest molecule + 1 unless given."""
         probe = cls(list(SPECIALS), kind)
-        seen, longest = {}, 0
+        seen: dict[str, None] = {}          # first-seen order, no duplicates
+        longest = 0
         for s in smiles:
             toks = probe.tokenize(s)
             longest = max(longest, len(toks))

@@ -184,7 +184,7 @@ def load(spec: str, split_name: str = "train", data_dir=None) -> Dataset:
             raise SplitError(spec, e.split_name, e.splits) from None
     path = Path(spec)
     kind = path.suffix if path.suffix in FORMATS else "folder" if path.is_dir() else None
-    if kind in FORMATS:
+    if kind is not None and kind in FORMATS:
         return FORMATS[kind](path, split_name)
     if not path.exists():
         raise VaekitError(f"unknown data set {spec!r}: not a built-in name ({', '.join(sorted(DATASETS))}) "

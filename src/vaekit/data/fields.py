@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -178,7 +179,7 @@ def burgers(amplitudes, nus, n_x: int = 256, n_t: int = 50, t_end: float = 3.0, 
 # cache
 # --------------------------------------------------------------------------------------------
 
-GENERATORS = {"advection": advection, "burgers": burgers}
+GENERATORS: dict[str, Callable[..., Fields]] = {"advection": advection, "burgers": burgers}
 
 
 def cache_dir(path=None) -> Path:

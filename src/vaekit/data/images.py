@@ -29,7 +29,8 @@ def load_image_folder(folder: str | Path, size: tuple[int, int] | None = None, m
         raise VaekitError(f"{folder}: no images ({', '.join(sorted(SUFFIXES))}) found")
     classes = sorted({p.parent for p in files})
     label_of = {c: i for i, c in enumerate(classes)}
-    arrays, labels, colour = [], [], False
+    arrays: list[np.ndarray] = []
+    labels, colour = [], False
     for p in files:
         try:
             with Image.open(p) as im:

@@ -81,8 +81,11 @@ def variants(data: Dataset, split_name: str = "train", per_image: int = 30, seed
         raise VaekitError(f"olivetti: crop must be in (0, {2 * min(data.x.shape[-2:])}] pixels, got {crop}")
     if per_image < 1:
         raise VaekitError(f"olivetti: per_image must be >= 1, got {per_image}")
+    if data.y is None:
+        raise VaekitError("olivetti: variants need the faces' labels (data.y)")
+    labels = data.y
     people = set(PEOPLE[split_name])
-    keep = [i for i in range(len(data)) if int(data.y[i]) in people]
+    keep = [i for i in range(len(data)) if int(labels[i]) in people]
     rng = np.random.default_rng([seed, sorted(PEOPLE).index(split_name)])
     xs, ys = [], []
     for i in keep:
@@ -91,7 +94,7 @@ def variants(data: Dataset, split_name: str = "train", per_image: int = 30, seed
         for _ in range(per_image):
             centre = (h / 2 + rng.uniform(-shift, shift), w / 2 + rng.uniform(-shift, shift))
             xs.append(transform(img, rng.uniform(-max_angle, max_angle), rng.uniform(*zoom), centre, size, crop))
-            ys.append(int(data.y[i]))
+            ys.append(int(labels[i]))
     return Dataset(torch.from_numpy(np.stack(xs)), torch.tensor(ys), f"olivetti_{split_name}")
 
 

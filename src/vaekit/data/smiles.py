@@ -87,7 +87,8 @@ def read_csv(path, column: str | None = None, properties=(), *, limit: int | Non
         keep = np.sort(np.random.default_rng(seed).choice(len(body), limit, replace=False))
         body, numbers = [body[i] for i in keep], numbers[keep]
     ci, pi = header.index(column), [header.index(p) for p in properties]
-    smiles, props, invalid = [], {p: [] for p in properties}, []
+    props: dict[str, list[float]] = {p: [] for p in properties}
+    smiles, invalid = [], []
     canon = _canonical() if canonicalise else (lambda s: s or None)
     for line, row in zip(numbers, body):
         text = row[ci].strip() if ci < len(row) else ""

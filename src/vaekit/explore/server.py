@@ -38,6 +38,7 @@ import math
 import socket
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -128,6 +129,8 @@ def molecule_card(smiles: str) -> tuple:
     if m is None or m.GetNumAtoms() == 0:
         return False, None, (None, None, None), None
     can = props.canonical(smiles)
+    if can is None:                 # RDKit read it above, so it has a canonical form; the type allows None
+        return False, None, (None, None, None), None
     scores = tuple(_finite(f(can)) for f in (props.logp, props.qed, props.sa_score))
     try:
         draw = rdMolDraw2D.MolDraw2DSVG(*SVG_SIZE)
@@ -172,7 +175,7 @@ class Explorer:
         self.value_name = value_name if self.values is not None else None
         self.smiles = smiles
         self.st = standardization
-        self.samplers = {}                  # name -> sampler fitted on the codes of the items shown, on first use
+        self.samplers: dict[str, Any] = {}  # name -> sampler fitted on the codes of the items shown, on first use
         self.z = latent.embed(model, x if self.st is None else self.st.apply(x))
         self.x_limit, self.z_limit = _range(x), _range(self.z)   # the numbers requests may hold
         self.centre, self.plane = self._plane()
@@ -310,7 +313,7 @@ class Explorer:
             valid, can, scores, svg = molecule_card(s)
             out.append({"smiles": s, "valid": valid, "canonical": can,
                         "props": dict(zip(("logP", "QED", "SAS"), scores)) if valid else None,
-                        "predicted": {n: _finite(v) for n, v in zip(names, pred[i])} if head else None,
+                        "predicted": {n: _finite(v) for n, v in zip(names, pred[i])} if pred is not None else None,
                         "svg": svg})
         return out
 

@@ -191,8 +191,13 @@ def run(ctx) -> None:
     for m, source in [(model, None)] + [(_load(ctx, r)[0], r) for r in others]:
         t0 = time.perf_counter()
         kind = m.config.kind
-        pv = metrics.prior_validity(lambda n, m=m: torch.randn(n, m.config.latent_dim, generator=g),
-                                    lambda z, m=m: m.decode_smiles(z, generator=g), n_z, n_dec, train=train_set)
+        def draw_codes(n, m=m):
+            return torch.randn(n, m.config.latent_dim, generator=g)
+
+        def decode_codes(z, m=m):
+            return m.decode_smiles(z, generator=g)
+
+        pv = metrics.prior_validity(draw_codes, decode_codes, n_z, n_dec, train=train_set)
         ctx.row("prior", f"validity of prior samples ({n_z} z x {n_dec} decodings)" + (f", {kind} model" if source else ""),
                 100 * pv["valid"], paper=100.0 if kind == "selfies" else 0.7, citation=C_JTVAE,
                 seconds=time.perf_counter() - t0, target="100 % with SELFIES" if kind == "selfies" else "",
@@ -218,7 +223,7 @@ def run(ctx) -> None:
                  "Novelty": (0.6949, ">= 0.6949")}
     for key, value in mm.items():
         paper, target = published.get(key, (None, None))
-        better = (value <= paper) if key == "FCD/Test" else (value >= paper) if paper is not None else None
+        better = None if paper is None else (value <= paper) if key == "FCD/Test" else (value >= paper)
         ctx.row("MOSES", key, value, paper=paper, citation=C_MOSES if paper is not None else "",
                 seconds=secs if key == "valid" else None, target=target or "",
                 met=None if (q or target is None) else better,
@@ -330,7 +335,7 @@ def _expost_rows(ctx, model, info, n, ref, n_ref, train_set, g) -> None:
     names = [s.strip() for s in ctx.option("samplers", "gmm,twostage", str).split(",") if s.strip()]
     for name in names:
         samplers.get(name)                 # an unknown name fails before any work
-    codes = []
+    codes: list = []
 
     def training_codes():
         if not codes:

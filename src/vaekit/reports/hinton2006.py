@@ -28,6 +28,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -112,10 +113,10 @@ def load_data(name: str, plan: Plan, ctx):
     if name == "mnist":
         from ..data import load
 
-        tr, te = load("mnist", "train", ctx.data_dir), load("mnist", "test", ctx.data_dir)
-        tr_x = tr.x[: plan.n_train] if plan.n_train else tr.x
-        te = te.subset(torch.arange(plan.n_test)) if plan.n_test else te
-        return tr_x.flatten(1), te.x.flatten(1), te.y, lambda z: z
+        train_set, test_set = load("mnist", "train", ctx.data_dir), load("mnist", "test", ctx.data_dir)
+        tr_x = train_set.x[: plan.n_train] if plan.n_train else train_set.x
+        test_set = test_set.subset(torch.arange(plan.n_test)) if plan.n_test else test_set
+        return tr_x.flatten(1), test_set.x.flatten(1), test_set.y, lambda z: z
     if name == "olivetti":
         from ..data.olivetti import faces, variants
 
@@ -197,7 +198,7 @@ def modern_recipe(tr: torch.Tensor, plan: Plan, seed: int, code: int | None = No
     model = build("autoencoder", data_shape=(tr.shape[1],), latent_dim=code or plan.code, hidden=plan.hidden,
                   activation=plan.modern_activation, likelihood=plan.likelihood,
                   sigma=1.0 if plan.likelihood == "gaussian" else None)
-    gain = "relu" if plan.modern_activation in ("relu", "elu", "leaky_relu") else "linear"
+    gain: Literal["relu", "linear"] = "relu" if plan.modern_activation in ("relu", "elu", "leaky_relu") else "linear"
     for m in model.modules():
         if isinstance(m, torch.nn.Linear):   # He initialisation (torch's default is 6x too small in variance for ReLU)
             torch.nn.init.kaiming_normal_(m.weight, nonlinearity=gain)
