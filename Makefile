@@ -2,7 +2,7 @@ PYTHON ?= python
 PIP ?= $(PYTHON) -m pip
 INSTALL = $(PIP) install -q -c constraints.txt
 
-.PHONY: demo test install install-test bench slow tutorials fonts-data browser-deps browser-test installed docs
+.PHONY: demo test install install-test lint bench slow tutorials fonts-data browser-deps browser-test installed docs
 
 install:
 	$(INSTALL) torch==2.13.0
@@ -16,6 +16,13 @@ demo: install
 
 test: install-test
 	$(PYTHON) -m pytest
+
+# Static checks: ruff's lint rules and its formatting (both on src/, tests/, bench/), then mypy on src/vaekit
+# (strict for the public modules; see [tool.ruff] and [tool.mypy] in pyproject.toml).
+lint: install-test
+	$(PYTHON) -m ruff check src tests bench
+	$(PYTHON) -m ruff format --check src tests bench
+	$(PYTHON) -m mypy
 
 slow: install-test
 	$(PYTHON) -m pytest -m slow
