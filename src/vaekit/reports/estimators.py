@@ -137,13 +137,13 @@ def avb_check(model, x, steps: int = 1000, seed: int = 0) -> dict:
         return model.standardise(zs) if contrast else (zs, torch.zeros(zs.shape[:-1]))
 
     with bounds.seeded(seed):
-        exact, rec, t_model = [], [], []
+        exact_parts, rec_parts, t_model_parts = [], [], []
         for xb in x.split(1000):
             zt, ex = draws(xb)
-            rec.append(model.decode(model.encode(xb).rsample((n,))).log_prob(xb).mean(0))
-            t_model.append((model.log_ratio(xb, zt) + ex).mean(0))
-            exact.append(ex.mean(0))
-        exact, rec, t_model = (torch.cat(v) for v in (exact, rec, t_model))
+            rec_parts.append(model.decode(model.encode(xb).rsample((n,))).log_prob(xb).mean(0))
+            t_model_parts.append((model.log_ratio(xb, zt) + ex).mean(0))
+            exact_parts.append(ex.mean(0))
+        exact, rec, t_model = (torch.cat(v) for v in (exact_parts, rec_parts, t_model_parts))
 
         def pairs(m):              # (x, z) with z from the model's q(z|x) (standardised with contrast)
             with torch.no_grad():
