@@ -88,8 +88,8 @@ def test_a_bad_value_or_a_foreign_flag_is_one_line(tmp_path, data, capsys, flags
 ])
 def test_fields_given_on_the_command_line_reach_config_json(tmp_path, data, model, flags, want):
     run = tmp_path / "run"
-    main(["fit", str(run), "--data", str(data), "--model", model, "--hidden", "8", "--latent-dim", "2", "--max-steps", "2",
-          "--epochs", "1", *QUIET, *flags])
+    main(["fit", str(run), "--data", str(data), "--model", model, "--hidden", "8", "--latent-dim", "2",
+          "--max-steps", "2", "--epochs", "1", *QUIET, *flags])
     saved = json.loads((run / "config.json").read_text())["model"]
     assert saved["model"] == model and saved["config"]["hidden"] == [8]
     assert {k: saved["config"][k] for k in want} == want

@@ -53,7 +53,7 @@ class PCA:
         self.random_state = random_state
         self.svd_solver = svd_solver
 
-    def fit(self, x, y=None) -> "PCA":
+    def fit(self, x, y=None) -> PCA:
         from sklearn.decomposition import PCA as SkPCA
 
         x = _items(x, "PCA data")
@@ -127,10 +127,11 @@ class LogisticPCA:
         return float(closure_loss())
 
     # -- estimator API -------------------------------------------------------------------------
-    def fit(self, x, y=None) -> "LogisticPCA":
+    def fit(self, x, y=None) -> LogisticPCA:
         x = _matrix(x, "logistic PCA data")
         if x.min() < 0 or x.max() > 1:
-            raise VaekitError(f"logistic PCA data: values must lie in [0, 1], got [{float(x.min()):.3g}, {float(x.max()):.3g}]")
+            raise VaekitError(f"logistic PCA data: values must lie in [0, 1], got "
+                              f"[{float(x.min()):.3g}, {float(x.max()):.3g}]")
         n, d = x.shape
         k = self.n_components
         if not 1 <= k <= min(n, d):

@@ -63,7 +63,8 @@ def _real(lo: float = -math.inf, hi: float = math.inf, *, above: bool = False, b
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not (math.isfinite(value) and (value > lo if above else value >= lo) and (value < hi if below else value <= hi)):
+        in_range = (value > lo if above else value >= lo) and (value < hi if below else value <= hi)
+        if not (math.isfinite(value) and in_range):
             left, right = "(" if above else "[", ")" if below else "]"
             raise argparse.ArgumentTypeError(f"must be a finite number in {left}{lo:g}, {hi:g}{right}, got {text!r}")
         return value
@@ -76,7 +77,8 @@ def _data_args(p, split="train"):
                    "a .npy/.npz file or an image folder (default for eval/encode: the run's training data)")
     p.add_argument("--split", default=split, help=f"train, test or all (default {split}; a .npy file or an image "
                    "folder has one set of items: train)")
-    p.add_argument("--data-dir", default=None, help="folder holding the data sets (default $VAEKIT_DATA or ~/.cache/vaekit)")
+    p.add_argument("--data-dir", default=None,
+                   help="folder holding the data sets (default $VAEKIT_DATA or ~/.cache/vaekit)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,14 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_fields(p)
     c = p.add_argument_group("molecules (--model chemvae; --data moses, zinc250k or a CSV with a SMILES column)")
     c.add_argument("--molecules", type=_count(1), default=None, help="train on a seeded random subset of this many")
-    t = p.add_argument_group("training (with --resume only --epochs, --max-steps, --max-seconds, --budget-clock, --checkpoint-every, "
+    t = p.add_argument_group("training (with --resume only --epochs, --max-steps, --max-seconds, --budget-clock, "
+                             "--checkpoint-every, "
                              "--device and the display flags may differ from the run's)")
     t.add_argument("--epochs", type=_count(0), help="passes over the data (default 10; --resume: the run's)")
     t.add_argument("--batch-size", type=_count(1), help="(default 128)")
     t.add_argument("--lr", type=_real(0, above=True), help="Adam's learning rate (default 0.001)")
     t.add_argument("--lr-schedule", choices=["constant", "cosine", "step"], help="(default constant)")
     t.add_argument("--lr-final", type=_real(0), help="cosine: the learning rate at the run's end (default 0)")
-    t.add_argument("--seed", type=_count(0, 2**63 - 1), help="seeds the weights, the batches and a --molecules subset (default 0)")
+    t.add_argument("--seed", type=_count(0, 2**63 - 1),
+                   help="seeds the weights, the batches and a --molecules subset (default 0)")
     t.add_argument("--val-fraction", type=_real(0, 1, below=True), help="hold out this fraction for early stopping")
     t.add_argument("--patience", type=_count(1))
     t.add_argument("--binarize", action="store_true", default=None, help="dynamic binarization of [0, 1] pixels")
@@ -136,12 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     _data_args(p, "test")
     p.add_argument("--k", type=_count(1, 100_000), default=50, help="samples of the IWAE bound (default 50)")
-    p.add_argument("--nll-k", type=_count(0, 1_000_000), default=0, help="importance samples for the NLL estimate (e.g. 5000; 0 = skip)")
+    p.add_argument("--nll-k", type=_count(0, 1_000_000), default=0,
+                   help="importance samples for the NLL estimate (e.g. 5000; 0 = skip)")
     p.add_argument("--limit", type=_count(1), default=None, help="use only the first N items (N >= 1; molecules: a "
                    "seeded random subset of N)")
     p.add_argument("--binarize", action="store_true", help="evaluate on a fixed (seeded) binarization of the data")
 
-    p = sub.add_parser("sample", help="decode codes drawn from the prior or from a density fitted on the training codes")
+    p = sub.add_parser("sample",
+                       help="decode codes drawn from the prior or from a density fitted on the training codes")
     p.add_argument("run_dir")
     p.add_argument("--sampler", default="prior", help="where the codes come from: prior (the model's own, default), "
                    "gmm (a Gaussian mixture fitted on the training codes) or twostage (a second VAE fitted on them); "
@@ -276,12 +282,12 @@ def _field_comments(config_cls: type) -> dict[str, str]:
             source = textwrap.dedent(inspect.getsource(klass))
             comments = {t.start[0]: t.string.lstrip("#").strip()
                         for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type == tokenize.COMMENT}
-            body = ast.parse(source).body[0].body
+            tree = ast.parse(source).body[0]
         except (OSError, TypeError, SyntaxError, tokenize.TokenError):
             continue
-        for node in body:
+        for node in tree.body if isinstance(tree, ast.ClassDef) else []:
             if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-                said = [comments[n] for n in range(node.lineno, node.end_lineno + 1) if n in comments]
+                said = [comments[n] for n in range(node.lineno, (node.end_lineno or node.lineno) + 1) if n in comments]
                 if said:
                     out[node.target.id] = said[0]
     return out
@@ -298,7 +304,7 @@ def model_fields() -> dict[str, dict[str, tuple]]:
         hints, comments = typing.get_type_hints(cls.Config), _field_comments(cls.Config)
         for f in dataclasses.fields(cls.Config):
             if f.init:
-                default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
                 table.setdefault(f.name, {})[name] = (hints[f.name], default, comments.get(f.name, ""))
     return table
 
@@ -308,8 +314,8 @@ def _add_model_fields(p: argparse.ArgumentParser) -> None:
     share fields, each flag with the field's comment and its defaults."""
     table = model_fields()
     groups: dict[tuple, list] = {}
-    for field, owners in table.items():
-        groups.setdefault(tuple(owners), []).append(field)
+    for field, per_model in table.items():
+        groups.setdefault(tuple(per_model), []).append(field)
     for owners in sorted(groups, key=lambda o: (-len(o), o)):
         g = p.add_argument_group(f"config fields of model{'s' * (len(owners) > 1)} {', '.join(owners)}")
         for field in groups[owners]:
@@ -350,7 +356,8 @@ def _check_fields(name: str, cls, given: dict) -> None:
 
 
 TRAIN_FLAGS = ("epochs", "batch_size", "lr", "lr_schedule", "lr_final", "seed", "val_fraction", "patience",
-               "binarize", "on_nonfinite", "checkpoint_every", "max_steps", "max_seconds", "budget_clock", "device")    # TrainConfig fields
+               "binarize", "on_nonfinite", "checkpoint_every", "max_steps", "max_seconds", "budget_clock",
+               "device")    # TrainConfig fields
 # what `fit --resume` may change: how long, how often it checkpoints and where it runs, not what it computes
 RESUMABLE = ("epochs", "max_steps", "max_seconds", "budget_clock", "checkpoint_every", "device")
 
@@ -391,7 +398,8 @@ def _saved_data(run_dir: Path) -> dict:
     for key, may_be_null in (("spec", False), ("data_dir", True)):
         value = saved.get(key)
         if key in saved and not ((isinstance(value, str) and value) or (may_be_null and value is None)):
-            raise VaekitError(f"{cfg}: field 'data.{key}' must be a data set name or path, got {json.dumps(value)[:40]}")
+            raise VaekitError(f"{cfg}: field 'data.{key}' must be a data set name or path, "
+                              f"got {json.dumps(value)[:40]}")
     return saved
 
 
@@ -539,7 +547,8 @@ def cmd_fit(args) -> None:
     teardown()
     last = f"{hist.loss[-1]:.4f}" if hist.loss else "n/a"
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"{args.run_dir}: {len(hist.loss)} steps in {hist.seconds:.1f} s ({hist.stopped}); last training loss {last}")
+        print(f"{args.run_dir}: {len(hist.loss)} steps in {hist.seconds:.1f} s ({hist.stopped}); "
+              f"last training loss {last}")
         from .io import atomic_write_text
 
         atomic_write_text(Path(args.run_dir) / "training.json", json.dumps(
@@ -711,13 +720,14 @@ def _fingerprint(data) -> str:
 
     x = check_array(data, "training data").contiguous()
     h = hashlib.sha256(repr(tuple(x.shape)).encode())
-    h.update(x.numpy())
+    h.update(x.numpy().data)
     return h.hexdigest()
 
 
 def _start_from(model, init: dict, tensors: dict, path, flags: dict) -> None:
     """Load the weights of run `path` (header `init`, `tensors`) into `model`: the same model, and a config that
-    differs only in the fields set by flags (a chemical VAE's vocabulary, rebuilt from --data, must come out the same)."""
+    differs only in the fields set by flags (a chemical VAE's vocabulary, rebuilt from --data, must come out the
+    same)."""
     from .checkpoint import load_tensors
     from .models import config_dict
 
@@ -740,7 +750,8 @@ def _molecules(spec: dict, listed_in: Path | None = None):
     mols = scored(spec["spec"], spec["split"], spec["data_dir"], limit=spec["molecules"], seed=spec["seed"])
     if mols.invalid:
         print(f"{spec['spec']}: {len(mols.invalid)} SMILES are not valid molecules and were left out, e.g. line "
-              f"{mols.invalid[0][0]}: {mols.invalid[0][1]!r}" + (f"; all are listed in {listed_in}" if listed_in else ""))
+              f"{mols.invalid[0][0]}: {mols.invalid[0][1]!r}"
+              + (f"; all are listed in {listed_in}" if listed_in else ""))
     return mols
 
 
@@ -917,8 +928,8 @@ def _write_smiles(out: Path, smiles: list[str]) -> int:
     import csv
     import io
 
-    from .io import atomic_write_text
     from .chem.props import canonical
+    from .io import atomic_write_text
 
     valid = [bool(s) and canonical(s) is not None for s in smiles]
     if out.suffix.lower() == ".csv":

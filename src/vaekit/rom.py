@@ -32,10 +32,9 @@ from torch import nn
 from .baselines import PCA
 from .bounds import Loss
 from .errors import VaekitError
-from .models import build
+from .models import AutoEncoder, build
 from .nets import mlp
 from .train import TrainConfig, fit
-
 
 # --------------------------------------------------------------------------------------------
 # input checks
@@ -104,7 +103,7 @@ class POD(PCA):
         super().__init__(n_modes, svd_solver="full")
         self.n_modes = n_modes
 
-    def fit(self, X, y=None) -> "POD":
+    def fit(self, X, y=None) -> POD:
         super().fit(check_snapshots(X, "POD training snapshots", self.n_modes))
         self.modes_ = self.components_
         return self
@@ -170,13 +169,13 @@ class AutoEncoderROM:
     def __post_init__(self):
         self.hidden, self.channels = tuple(self.hidden), tuple(self.channels)
 
-    def build(self, data_shape) -> nn.Module:
+    def build(self, data_shape) -> AutoEncoder:
         torch.manual_seed(self.seed)
         return build("autoencoder", data_shape=tuple(data_shape), latent_dim=self.latent_dim, hidden=self.hidden,
                      activation=self.activation, arch=self.arch, channels=self.channels, likelihood="gaussian",
                      sigma=self.sigma)
 
-    def fit(self, X) -> "AutoEncoderROM":
+    def fit(self, X) -> AutoEncoderROM:
         X = check_snapshots(X, "auto-encoder training snapshots", self.latent_dim, rank=None)
         self.shift_, self.scale_ = float(X.mean()), float(X.std()) or 1.0
         self.model_ = self.build(X.shape[1:])
@@ -193,7 +192,8 @@ class AutoEncoderROM:
             raise VaekitError("AutoEncoderROM: call fit(X) before transform or reconstruct")
         want = tuple(self.model_.config.data_shape)
         if tuple(X.shape[1:]) != want:
-            raise VaekitError(f"auto-encoder input: snapshots have shape {tuple(X.shape[1:])}, the model expects {want}")
+            raise VaekitError(f"auto-encoder input: snapshots have shape {tuple(X.shape[1:])}, "
+                              f"the model expects {want}")
 
     def transform(self, X) -> np.ndarray:
         X = check_snapshots(X, "auto-encoder input", rank=None)
@@ -278,7 +278,7 @@ class LatentDynamics:
     def __post_init__(self):
         self.hidden = tuple(self.hidden)
 
-    def fit(self, Z, mu) -> "LatentDynamics":
+    def fit(self, Z, mu) -> LatentDynamics:
         Z = np.asarray(Z, float)
         mu = check_snapshots(mu, "trajectory parameters")
         h = int(self.horizon)

@@ -20,18 +20,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import distributions as D
 from torch import nn
+from torch.types import _size
 
 from ..bounds import ElboTerms
 from ..errors import VaekitError
 from ..nets import mlp
 from ..objective import Loss, Phase
 from ..ratio import Critic, logistic_loss
-from .registry import register
 from .base import Decoder, LatentVariableModel, NetConfig, make_bodies
+from .registry import register
 
 __all__ = ["AVB", "ImplicitPosterior", "ImplicitEncoder"]
 
@@ -44,44 +46,46 @@ class ImplicitPosterior(D.Distribution):
     """
 
     has_rsample = True
-    arg_constraints: dict = {}
+    arg_constraints: dict[str, D.constraints.Constraint] = {}
 
-    def __init__(self, features: torch.Tensor, head: nn.Module, noise_dim: int, latent_dim: int, n_moments: int = 64):
+    def __init__(self, features: torch.Tensor, head: nn.Module, noise_dim: int, latent_dim: int,
+                 n_moments: int = 64) -> None:
         self.features, self.head, self.noise_dim, self.n_moments = features, head, noise_dim, n_moments
         super().__init__(batch_shape=features.shape[:-1], event_shape=torch.Size([latent_dim]), validate_args=False)
 
-    def rsample(self, sample_shape=torch.Size()):
+    def rsample(self, sample_shape: _size = torch.Size()) -> torch.Tensor:
         shape = torch.Size(sample_shape) + self.features.shape[:-1]
         eps = torch.randn(*shape, self.noise_dim, device=self.features.device, dtype=self.features.dtype)
         h = self.features.expand(*shape, self.features.shape[-1])
-        return self.head(torch.cat([h, eps], -1))
+        out: torch.Tensor = self.head(torch.cat([h, eps], -1))
+        return out
 
-    def sample(self, sample_shape=torch.Size()):
+    def sample(self, sample_shape: _size = torch.Size()) -> torch.Tensor:
         with torch.no_grad():
             return self.rsample(sample_shape)
 
     @property
-    def mean(self):
+    def mean(self) -> torch.Tensor:
         return self.rsample((self.n_moments,)).mean(0)
 
     @property
-    def variance(self):
+    def variance(self) -> torch.Tensor:
         return self.rsample((self.n_moments,)).var(0)
 
-    def log_prob(self, value):
+    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError("an implicit posterior has no density; AVB estimates log q/p with its critic")
 
 
 class ImplicitEncoder(nn.Module):
     """x -> features (the usual encoder body); (features, eps) -> z through one more hidden layer."""
 
-    def __init__(self, body: nn.Module, latent_dim: int, noise_dim: int, activation: str = "relu"):
+    def __init__(self, body: nn.Module, latent_dim: int, noise_dim: int, activation: str = "relu") -> None:
         super().__init__()
         self.body, self.latent_dim, self.noise_dim = body, latent_dim, noise_dim
-        width = body.out_features
+        width = cast(int, body.out_features)
         self.head = mlp([width + noise_dim, width, latent_dim], activation)
 
-    def forward(self, x) -> ImplicitPosterior:
+    def forward(self, x: torch.Tensor) -> ImplicitPosterior:
         return ImplicitPosterior(self.body(x), self.head, self.noise_dim, self.latent_dim)
 
 
@@ -110,7 +114,7 @@ not depend on the draw it standardises).  Writing r(z|x) = N(z; m, s^2),
         contrast: bool = True                       # adaptive contrast (see the class docstring)
         n_moments: int = 8                          # draws per item; each is standardised by the others
 
-        def __post_init__(self):
+        def __post_init__(self) -> None:
             super().__post_init__()
             self.critic_hidden = tuple(int(h) for h in self.critic_hidden)
             if self.noise_dim < 1:
@@ -118,20 +122,23 @@ not depend on the draw it standardises).  Writing r(z|x) = N(z; m, s^2),
             if self.contrast and self.n_moments < 3:
                 raise VaekitError(f"config field n_moments must be >= 3 with contrast, got {self.n_moments}")
 
-    def __init__(self, config: Config):
+    config: Config
+
+    def __init__(self, config: Config) -> None:
         super().__init__(config)
         enc, dec = make_bodies(config)
         self.encoder = ImplicitEncoder(enc, config.latent_dim, config.noise_dim, config.activation)
         self.decoder = Decoder(dec, config)
         self.critic = Critic(math.prod(config.data_shape) + config.latent_dim, config.critic_hidden, config.activation)
 
-    def log_ratio(self, x, z) -> torch.Tensor:
+    def log_ratio(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """T(x, z) for z of shape (*S, B, latent): the critic's logit, shape (*S, B)."""
         lead = z.shape[:-1]
         xs = x.expand(*lead, *x.shape[1:]).reshape(-1, *x.shape[1:])
-        return self.critic(xs, z.reshape(-1, z.shape[-1])).reshape(lead)
+        logit: torch.Tensor = self.critic(xs, z.reshape(-1, z.shape[-1]))
+        return logit.reshape(lead)
 
-    def standardise(self, z):
+    def standardise(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(z~, log r(z|x) - log p(z)) for draws z of shape (S, B, latent), S >= 3.
 
         Draw k is standardised with the mean and std of the *other* S - 1 draws (leave-one-out), so r
@@ -145,7 +152,7 @@ not depend on the draw it standardises).  Writing r(z|x) = N(z; m, s^2),
         r = D.Independent(D.Normal(m, s, validate_args=False), 1)
         return (z - m) / s, r.log_prob(z) - self.prior().log_prob(z)
 
-    def loss(self, x, step: int = 0) -> Loss:
+    def loss(self, x: torch.Tensor, step: int = 0) -> Loss:
         """The ELBO phase: -ELBO estimated with the critic's T(x, z) as the KL term (with contrast: T of the
         standardised draws plus the exact Gaussian part)."""
         n = self.config.n_moments if self.config.contrast else 1
@@ -158,7 +165,7 @@ not depend on the draw it standardises).  Writing r(z|x) = N(z; m, s^2),
             kl = self.log_ratio(x, z).mean(0)
         return ElboTerms(rec, kl).loss()
 
-    def critic_input(self, x) -> torch.Tensor:
+    def critic_input(self, x: torch.Tensor) -> torch.Tensor:
         """Draws the critic learns to tell from N(0, I): z ~ q(z|x) (with contrast: the standardised z~ of
         `n_moments` draws), shape (n, B, latent); no gradient reaches the encoder."""
         with torch.no_grad():
@@ -166,7 +173,7 @@ not depend on the draw it standardises).  Writing r(z|x) = N(z; m, s^2),
                 return self.encode(x).rsample((1,))
             return self.standardise(self.encode(x).rsample((self.config.n_moments,)))[0]
 
-    def critic_loss(self, x, step: int = 0) -> Loss:
+    def critic_loss(self, x: torch.Tensor, step: int = 0) -> Loss:
         """The critic phase: logistic loss of T on (x, critic_input(x)) against (x, z ~ N(0, I))."""
         z_q = self.critic_input(x)
         return logistic_loss(self.log_ratio(x, z_q), self.log_ratio(x, torch.randn_like(z_q)))
