@@ -129,12 +129,24 @@ def test_fontvae_shapes_loss_and_checkpoint(tmp_path):
 def test_fonts_quick_report_end_to_end(tmp_path):
     from vaekit.reports import run_report
 
-    ctx = run_report("fonts", out_root=tmp_path, quick=True, run_root=str(tmp_path / "runs"), epochs=2)
+    ctx = run_report("fonts", out_root=tmp_path, quick=True, run_root=str(tmp_path / "runs"), budget=0.1,
+                     ablation=0.02)
     res = json.loads((tmp_path / "fonts" / "results.json").read_text())
     metrics = [r["metric"] for r in res["rows"]]
-    assert any("VAE" in m for m in metrics) and any("PCA" in m for m in metrics)
-    assert any(m.startswith("P(bold)") for m in metrics)
+    for want in ("distinct faces kept", "per-pixel squared error, PCA", "character accuracy, real held-out glyphs",
+                 "character accuracy, ex-post GMM", "glyph Fréchet distance to held-out fonts, prior",
+                 "P(bold), alpha", "character accuracy along bold", "conv decoder, Gaussian"):
+        assert any(m.startswith(want) for m in metrics), want
     assert res["skipped_fonts"], "matplotlib ships symbol fonts that must be reported as skipped"
-    for f in ("reconstruction.png", "interpolation.png", "samples.png", "attribute_check.png"):
+    assert set(res["ablation"]["variants"]) and res["glyph_fd"]["real training fonts"] >= 0
+    for f in ("reconstruction.png", "interpolation.png", "samples.png", "attribute_check.png", "attributes.png"):
         assert (tmp_path / "fonts" / f).stat().st_size > 1000
     assert all(r.ours is None or math.isfinite(r.ours) for r in ctx.rows)
+    held = set(res["held_out_fonts"])
+    assert held and all(held_out_by_name(n) for n in held)
+
+
+def held_out_by_name(name: str) -> bool:
+    from vaekit.reports.fonts import held_out
+
+    return held_out(name, 0.25)

@@ -14,13 +14,14 @@ import platform
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..io import atomic_write_text, save_figure
 from ..errors import VaekitError
+from ..io import atomic_write_text, save_figure
 
-REPORTS: dict[str, object] = {}
+REPORTS: dict[str, Callable[[Context], object]] = {}
 MODULES = ("hinton2006", "rom", "digits", "frey", "fonts", "estimators", "iwae2015", "chemvae", "adversarial")
 
 
@@ -123,11 +124,25 @@ def trained(ctx, tag: str, model_name: str, cfg: dict, data, train_cfg):
                 return saved, {**info, "loaded": True}
         except (VaekitError, ValueError):
             pass
-    hist = fit(model, data, train_cfg, run_dir=run_dir, overwrite=True)
+    # a run stopped before it finished (no training.json yet) goes on from its last checkpoint
+    resume = not info_file.is_file() and (run_dir / "checkpoint.safetensors").is_file() and _same_run(run_dir, model, recipe)
+    hist = fit(model, data, train_cfg, run_dir=run_dir, overwrite=not resume, resume=resume)
     info = {"seconds": hist.seconds, "cpu_seconds": hist.cpu_seconds, "steps": len(hist.steps),
-            "threads": torch.get_num_threads(), "train_config": recipe}
+            "threads": torch.get_num_threads(), "train_config": recipe, "resumed": resume}
     atomic_write_text(info_file, json.dumps(info, indent=2))
     return model, {**info, "loaded": False}
+
+
+def _same_run(run_dir: Path, model, recipe: dict) -> bool:
+    """Whether the run folder was started with this model config and training recipe."""
+    from ..models import config_dict
+
+    try:
+        saved = json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return saved.get("model", {}).get("config") == json.loads(json.dumps(config_dict(model))) and \
+        saved.get("train") == recipe
 
 
 def training_note(info) -> str:
@@ -162,12 +177,13 @@ def html_page(ctx: Context, seconds: float) -> str:
                     if isinstance(v, str))
     figs = "".join(f'<figure><img src="{esc(f)}" alt="{esc(c or f)}"><figcaption>{esc(c)}</figcaption></figure>'
                    for f, c in ctx.figures)
+    quick = " — quick mode (subsets)" if ctx.quick else ""
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>vaekit report: {esc(ctx.name)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:.25em .5em;text-align:left}}img{{max-width:100%}}figure{{margin:1.5em 0}}
 code{{background:#f4f4f4;padding:.1em .3em}}</style></head><body>
 <h1>vaekit report: {esc(ctx.name)}</h1>
-<p>Command: <code>{esc(ctx.command)}</code> — wall time {seconds:.1f} s{' — quick mode (subsets)' if ctx.quick else ''}</p>
+<p>Command: <code>{esc(ctx.command)}</code> — wall time {seconds:.1f} s{quick}</p>
 <table><tr>{''.join(f'<th>{c}</th>' for c in cols)}</tr>{trs}</table>
 {notes}{figs}</body></html>"""
 
@@ -208,8 +224,10 @@ def write_index(out_root="reports") -> Path:
             d = json.loads(res.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        items.append(f'<li><a href="{html.escape(res.parent.name)}/index.html">{html.escape(d.get("report", res.parent.name))}</a>'
-                     f' — {len(d.get("rows", []))} rows, {d.get("seconds", 0):.0f} s{" (quick)" if d.get("quick") else ""}'
+        items.append(f'<li><a href="{html.escape(res.parent.name)}/index.html">'
+                     f'{html.escape(d.get("report", res.parent.name))}</a>'
+                     f' — {len(d.get("rows", []))} rows, {d.get("seconds", 0):.0f} s'
+                     f'{" (quick)" if d.get("quick") else ""}'
                      f' — <code>{html.escape(d.get("command", ""))}</code></li>')
     page = ('<!doctype html><html><head><meta charset="utf-8"><title>vaekit reports</title></head>'
             f'<body style="font-family:sans-serif"><h1>vaekit reports</h1><ul>{"".join(items)}</ul></body></html>')
