@@ -203,5 +203,7 @@ plt.show()
 #
 # * One code per font keeps every glyph of a decoded font consistent, so a single vector edits them all.
 # * Attribute directions are differences of mean codes; labels read from the font files are enough to find them.
-# * `vaekit report fonts` does all of this on every font of the machine at 32×32, and `vaekit explore RUN`
-#   gives sliders for the attribute directions.
+# * `vaekit report fonts` does all of this on every font of the machine at 64×64 with a convolutional,
+#   Bernoulli font VAE, takes directions within font families (so "bold" does not drag "sans" along), and
+#   measures the result with a glyph classifier (`vaekit.fontmetrics`): how many sampled glyphs read as
+#   their character, and a glyph Fréchet distance.  `vaekit explore RUN` gives sliders for the directions.

@@ -1,5 +1,6 @@
 """The fonts' quality measures: the Fréchet distance, the glyph classifier, within-family attribute
 directions and the font VAE's character-subset objective."""
+
 import math
 
 import numpy as np
@@ -42,11 +43,11 @@ def _toy_fonts(n_fonts: int, seed: int):
     bold = rng.random(n_fonts) < 0.5
     for f in range(n_fonts):
         w, dx, dy = (3 if bold[f] else 1), rng.integers(-2, 3), rng.integers(-2, 3)
-        images[f, 0, 3 + dy:13 + dy, 7 + dx:7 + dx + w] = 1
-        images[f, 1, 7 + dy:7 + dy + w, 3 + dx:13 + dx] = 1
+        images[f, 0, 3 + dy : 13 + dy, 7 + dx : 7 + dx + w] = 1
+        images[f, 1, 7 + dy : 7 + dy + w, 3 + dx : 13 + dx] = 1
         b = images[f, 2]
-        b[3 + dy:13 + dy, 3 + dx:3 + dx + w] = b[3 + dy:13 + dy, 12 + dx - w:12 + dx] = 1
-        b[3 + dy:3 + dy + w, 3 + dx:12 + dx] = b[13 + dy - w:13 + dy, 3 + dx:12 + dx] = 1
+        b[3 + dy : 13 + dy, 3 + dx : 3 + dx + w] = b[3 + dy : 13 + dy, 12 + dx - w : 12 + dx] = 1
+        b[3 + dy : 3 + dy + w, 3 + dx : 12 + dx] = b[13 + dy - w : 13 + dy, 3 + dx : 12 + dx] = 1
     attrs = np.stack([bold, np.zeros(n_fonts, bool), np.zeros(n_fonts, bool)], 1)
     return torch.from_numpy(images), attrs
 
@@ -86,15 +87,16 @@ def test_attribute_vector_within_groups_removes_a_confounder():
 
 def test_fontvae_character_subsets_estimate_the_elbo_without_bias():
     torch.manual_seed(0)
-    m = build("fontvae", data_shape=(6, 8, 8), latent_dim=2, hidden=(16,), glyph_hidden=16, glyph_features=4,
-              train_chars=2)
+    m = build(
+        "fontvae", data_shape=(6, 8, 8), latent_dim=2, hidden=(16,), glyph_hidden=16, glyph_features=4, train_chars=2
+    )
     x = torch.rand(4, 6, 8, 8)
-    m.eval()                        # evaluation decodes every glyph, whatever train_chars says
+    m.eval()  # evaluation decodes every glyph, whatever train_chars says
     full = [m.loss(x).terms["rec"].item() for _ in range(400)]
     m.train()
     part = [m.loss(x).terms["rec"].item() for _ in range(2000)]
     assert np.mean(part) == pytest.approx(np.mean(full), rel=0.01)
-    assert np.std(part) > np.std(full)          # a noisier estimate of the same number
+    assert np.std(part) > np.std(full)  # a noisier estimate of the same number
     loss = m.loss(x)
     loss.value.backward()
     assert m.encoder.head.weight.grad is not None and m.decoder.body.glyph_bias.grad.abs().sum() > 0
@@ -102,6 +104,14 @@ def test_fontvae_character_subsets_estimate_the_elbo_without_bias():
         build("fontvae", data_shape=(6, 8, 8), train_chars=7)
     with pytest.raises(Exception, match="encoder_pool"):
         build("fontvae", data_shape=(6, 8, 8), encoder_pool=3)
-    pooled = build("fontvae", data_shape=(6, 8, 8), latent_dim=2, arch="conv", channels=(4,), hidden=(8,),
-                   glyph_features=4, encoder_pool=2)
+    pooled = build(
+        "fontvae",
+        data_shape=(6, 8, 8),
+        latent_dim=2,
+        arch="conv",
+        channels=(4,),
+        hidden=(8,),
+        glyph_features=4,
+        encoder_pool=2,
+    )
     assert pooled.reconstruct(x).shape == x.shape

@@ -1,4 +1,5 @@
 """Font rendering, attributes read from font files, the per-font VAE, and the quick fonts report."""
+
 import json
 import math
 import shutil
@@ -15,7 +16,7 @@ from vaekit.models import build, fontvae  # noqa: F401
 MPL = F.matplotlib_font_dir()
 SANS, SANS_BOLD = MPL / "DejaVuSans.ttf", MPL / "DejaVuSans-Bold.ttf"
 SERIF_ITALIC, SERIF = MPL / "DejaVuSerif-Italic.ttf", MPL / "DejaVuSerif.ttf"
-NO_LATIN = MPL / "STIXSizOneSymReg.ttf"      # a symbol font without letters
+NO_LATIN = MPL / "STIXSizOneSymReg.ttf"  # a symbol font without letters
 
 
 def ink_width(glyph: np.ndarray) -> int:
@@ -49,7 +50,7 @@ def test_bold_darker_and_condensed_narrower():
 def test_missing_glyph_font_is_reported_not_silent(tmp_path):
     for p in (SANS, NO_LATIN):
         shutil.copy(p, tmp_path / p.name)
-    shutil.copy(SANS, tmp_path / "copy-of-sans.ttf")        # renders identically: a duplicate
+    shutil.copy(SANS, tmp_path / "copy-of-sans.ttf")  # renders identically: a duplicate
     (tmp_path / "broken.ttf").write_bytes(b"not a font")
     fs = F.render_fonts([tmp_path], size=16)
     assert len(fs) == 1 and fs.images.shape == (1, 62, 16, 16)
@@ -103,8 +104,16 @@ def test_fontvae_shapes_loss_and_checkpoint(tmp_path):
 
     torch.manual_seed(0)
     for arch in ("conv", "mlp"):
-        m = build("fontvae", data_shape=(5, 16, 16), latent_dim=4, arch=arch, channels=(4, 8), hidden=(16,),
-                  glyph_hidden=32, glyph_features=8)
+        m = build(
+            "fontvae",
+            data_shape=(5, 16, 16),
+            latent_dim=4,
+            arch=arch,
+            channels=(4, 8),
+            hidden=(16,),
+            glyph_hidden=32,
+            glyph_features=8,
+        )
         assert m.reconstruct(torch.rand(2, 5, 16, 16)).shape == (2, 5, 16, 16)
     x = torch.rand(3, 5, 16, 16)
     loss = m.loss(x)
@@ -118,8 +127,16 @@ def test_fontvae_shapes_loss_and_checkpoint(tmp_path):
     checkpoint.save(tmp_path / "m.safetensors", m)
     m2 = checkpoint.load_model(tmp_path / "m.safetensors")
     assert torch.allclose(m2.embed(x), m.eval().embed(x))
-    g = build("fontvae", data_shape=(3, 8, 8), latent_dim=2, hidden=(8,), glyph_hidden=8, glyph_features=4,
-              likelihood="gaussian", sigma=None)
+    g = build(
+        "fontvae",
+        data_shape=(3, 8, 8),
+        latent_dim=2,
+        hidden=(8,),
+        glyph_hidden=8,
+        glyph_features=4,
+        likelihood="gaussian",
+        sigma=None,
+    )
     d = g.decode(torch.zeros(2, 2))
     assert d.mean.shape == (2, 3, 8, 8) and (d.stddev > 0).all()
     with pytest.raises(VaekitError, match="n_chars"):
@@ -129,13 +146,19 @@ def test_fontvae_shapes_loss_and_checkpoint(tmp_path):
 def test_fonts_quick_report_end_to_end(tmp_path):
     from vaekit.reports import run_report
 
-    ctx = run_report("fonts", out_root=tmp_path, quick=True, run_root=str(tmp_path / "runs"), budget=0.1,
-                     ablation=0.02)
+    ctx = run_report("fonts", out_root=tmp_path, quick=True, run_root=str(tmp_path / "runs"), budget=0.1, ablation=0.02)
     res = json.loads((tmp_path / "fonts" / "results.json").read_text())
     metrics = [r["metric"] for r in res["rows"]]
-    for want in ("distinct faces kept", "per-pixel squared error, PCA", "character accuracy, real held-out glyphs",
-                 "character accuracy, ex-post GMM", "glyph Fréchet distance to held-out fonts, prior",
-                 "P(bold), alpha", "character accuracy along bold", "conv decoder, Gaussian"):
+    for want in (
+        "distinct faces kept",
+        "per-pixel squared error, PCA",
+        "character accuracy, real held-out glyphs",
+        "character accuracy, ex-post GMM",
+        "glyph Fréchet distance to held-out fonts, prior",
+        "P(bold), alpha",
+        "character accuracy along bold",
+        "conv decoder, Gaussian",
+    ):
         assert any(m.startswith(want) for m in metrics), want
     assert res["skipped_fonts"], "matplotlib ships symbol fonts that must be reported as skipped"
     assert set(res["ablation"]["variants"]) and res["glyph_fd"]["real training fonts"] >= 0

@@ -16,6 +16,7 @@ training fonts only, it tells how readable a reconstruction, a sample or an edit
 sampled "A" must be read as an "A".  The glyph Fréchet distance (`frechet.frechet_distance`
 between Gaussians fitted to the features of two glyph sets) is the fonts' counterpart of FCD.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,7 +27,7 @@ from torch.nn import functional as F
 from .frechet import frechet_distance, moments
 
 ATTRIBUTES = ("bold", "italic", "condensed")
-SIZE = 32                      # glyphs are read at this size
+SIZE = 32  # glyphs are read at this size
 
 
 class GlyphClassifier(nn.Module):
@@ -54,8 +55,16 @@ class GlyphClassifier(nn.Module):
         return self.char(f), self.attributes(f)
 
 
-def train_classifier(images: torch.Tensor, attributes: np.ndarray, *, n_glyphs: int = 60000, epochs: int = 3,
-                     batch_size: int = 256, lr: float = 2e-3, seed: int = 0) -> GlyphClassifier:
+def train_classifier(
+    images: torch.Tensor,
+    attributes: np.ndarray,
+    *,
+    n_glyphs: int = 60000,
+    epochs: int = 3,
+    batch_size: int = 256,
+    lr: float = 2e-3,
+    seed: int = 0,
+) -> GlyphClassifier:
     """Fit the classifier on real glyphs: images (n_fonts, n_chars, H, W), attributes (n_fonts, 3) booleans
     (bold, italic, condensed).  Trains on `n_glyphs` glyphs drawn at random (all of them when there are fewer),
     each attribute's loss weighted so that its rare class counts as much as its common one."""
@@ -75,7 +84,8 @@ def train_classifier(images: torch.Tensor, attributes: np.ndarray, *, n_glyphs: 
         for idx in torch.randperm(len(pick), generator=g).split(batch_size):
             char_logits, attr_logits = clf(glyphs[idx])
             loss = F.cross_entropy(char_logits, chars[idx]) + F.binary_cross_entropy_with_logits(
-                attr_logits, attrs[idx], pos_weight=(1 - pos) / pos)
+                attr_logits, attrs[idx], pos_weight=(1 - pos) / pos
+            )
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -95,13 +105,18 @@ def score(clf: GlyphClassifier, images) -> dict:
     probability over the font's glyphs."""
     images = torch.as_tensor(images)
     n_fonts, n_chars = images.shape[:2]
-    out = _batched(lambda b: torch.cat([torch.softmax(h, -1) if i == 0 else torch.sigmoid(h)
-                                        for i, h in enumerate(clf(b))], -1), images)
+    out = _batched(
+        lambda b: torch.cat([torch.softmax(h, -1) if i == 0 else torch.sigmoid(h) for i, h in enumerate(clf(b))], -1),
+        images,
+    )
     chars = out[:, :n_chars].argmax(-1).reshape(n_fonts, n_chars)
     right = (chars == torch.arange(n_chars)).float()
     probs = out[:, n_chars:].reshape(n_fonts, n_chars, len(ATTRIBUTES)).mean(1)
-    return {"char_accuracy": float(right.mean()), "font_accuracy": right.mean(1).numpy(),
-            **{a: probs[:, i].numpy() for i, a in enumerate(ATTRIBUTES)}}
+    return {
+        "char_accuracy": float(right.mean()),
+        "font_accuracy": right.mean(1).numpy(),
+        **{a: probs[:, i].numpy() for i, a in enumerate(ATTRIBUTES)},
+    }
 
 
 def features(clf: GlyphClassifier, images) -> np.ndarray:

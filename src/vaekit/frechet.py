@@ -6,6 +6,7 @@ It is FID for images (Heusel et al. 2017), FCD for molecules (Preuer et al. 2018
 `chem.metrics.fcd`) and the glyph Fréchet distance for fonts (features of a glyph classifier;
 `fontmetrics`).  Lower is closer; 0 only for equal means and covariances.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -33,13 +34,13 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6) -> float:
     if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (len(mu1), len(mu1)):
         raise ValueError(f"moments of different shapes: {mu1.shape}, {s1.shape} vs {mu2.shape}, {s2.shape}")
     with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", linalg.LinAlgWarning)      # checked below: singular -> offset
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)  # checked below: singular -> offset
         root = linalg.sqrtm(s1 @ s2)
     if not np.isfinite(root).all():
         offset = np.eye(len(mu1)) * eps
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", linalg.LinAlgWarning)
             root = linalg.sqrtm((s1 + offset) @ (s2 + offset))
-    root = np.real(root)              # the imaginary part is round-off
+    root = np.real(root)  # the imaginary part is round-off
     diff = mu1 - mu2
-    return max(0.0, float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * np.trace(root)))   # >= 0 up to round-off
+    return max(0.0, float(diff @ diff + np.trace(s1) + np.trace(s2) - 2 * np.trace(root)))  # >= 0 up to round-off

@@ -5,7 +5,7 @@ Intelligence to Augment Human Intelligence": about 50,000 fonts, 64 x 64 glyphs,
 every font file found is rendered to 62 glyphs at 64 x 64 (`data.fonts`; `make fonts-data` installs
 a few thousand faces), 10 % of the fonts are held out (by a hash of their names, so a font keeps its
 side when the corpus grows), and a per-font VAE (`models.fontvae`: conv glyph nets, Bernoulli
-pixels, 8 characters decoded per step) is trained for a budget of CPU-minutes (`--option budget=50`).
+pixels, 8 characters decoded per step) is trained for a budget of CPU-minutes (`--option budget=45`).
 
     (a) held-out fonts reconstructed from the encoder's codes, per-pixel squared error beside PCA
         with as many components as the VAE has latent dimensions;
@@ -25,10 +25,12 @@ pixels, 8 characters decoded per step) is trained for a budget of CPU-minutes (`
 must be the one it was trained on for the held-out split to mean anything: see its training.json).
 `--quick` renders only matplotlib's bundled fonts at 16 x 16 and trains briefly (a smoke test).
 """
+
 from __future__ import annotations
 
 import hashlib
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,10 +40,9 @@ from ..baselines import PCA
 from ..data.fonts import CHARS, render_fonts
 from ..models import fontvae as _fontvae  # noqa: F401  (registers "fontvae")
 from ..train import TrainConfig
-from . import report
-from . import trained, training_note
+from . import report, trained, training_note
 
-PRETRAINED = "fontvae-64"      # the committed model `--pretrained` loads (`models.pretrained`)
+PRETRAINED = "fontvae-64"  # the committed model `--pretrained` loads (`models.pretrained`)
 CITATION = "Carter & Nielsen 2017, distill.pub (64x64 glyphs, 40-D latent)"
 ALPHAS = (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
 
@@ -95,10 +96,28 @@ def held_out(name: str, fraction: float = 0.1) -> bool:
 def model_config(size: int, quick: bool) -> dict:
     """The font VAE of the report: conv glyph nets, Bernoulli pixels, the article's 40-D latent (8-D quick)."""
     if quick:
-        return dict(data_shape=(len(CHARS), size, size), latent_dim=8, arch="conv", channels=(8, 16), hidden=(64,),
-                    glyph_features=8, char_dim=8, train_chars=16)
-    return dict(data_shape=(len(CHARS), size, size), latent_dim=40, arch="conv", channels=(16, 32, 64, 128),
-                hidden=(512,), glyph_features=32, char_dim=16, encoder_pool=2, train_chars=8, beta=0.5)
+        return dict(
+            data_shape=(len(CHARS), size, size),
+            latent_dim=8,
+            arch="conv",
+            channels=(8, 16),
+            hidden=(64,),
+            glyph_features=8,
+            char_dim=8,
+            train_chars=16,
+        )
+    return dict(
+        data_shape=(len(CHARS), size, size),
+        latent_dim=40,
+        arch="conv",
+        channels=(16, 32, 64, 128),
+        hidden=(512,),
+        glyph_features=32,
+        char_dim=16,
+        encoder_pool=2,
+        train_chars=8,
+        beta=0.5,
+    )
 
 
 @report("fonts")
@@ -118,11 +137,20 @@ def run(ctx):
     fonts = render_fonts(dirs, size=size)
     cpu = time.process_time() - cpu0
     left_out = ", ".join(f"{n} {why}" for why, n in fonts.dropped.items() if n)
-    ctx.row("fonts", "distinct faces kept", len(fonts), target="" if quick else ">= 2000",
-            met=None if quick else len(fonts) >= 2000,
-            note=f"{len({f.family for f in fonts.info})} families, {size}x{size}; left out: {left_out or 'none'}")
-    ctx.row("fonts", "rendering time (s, wall clock)", fonts.seconds,
-            note=f"{cpu:.1f} CPU-s in this process (rendering runs in worker processes; cached after the first run)")
+    ctx.row(
+        "fonts",
+        "distinct faces kept",
+        len(fonts),
+        target="" if quick else ">= 2000",
+        met=None if quick else len(fonts) >= 2000,
+        note=f"{len({f.family for f in fonts.info})} families, {size}x{size}; left out: {left_out or 'none'}",
+    )
+    ctx.row(
+        "fonts",
+        "rendering time (s, wall clock)",
+        fonts.seconds,
+        note=f"{cpu:.1f} CPU-s in this process (rendering runs in worker processes; cached after the first run)",
+    )
     ctx.extra["skipped_fonts"] = [{"font": p, "reason": r} for p, r in fonts.skipped]
     out = np.array([held_out(f.name, 0.25 if quick else 0.1) for f in fonts.info])
     train, test = fonts.subset(np.nonzero(~out)[0]), fonts.subset(np.nonzero(out)[0])
@@ -130,20 +158,37 @@ def run(ctx):
     ctx.extra["attribute_counts"] = {a: int(np.nansum(train.attribute(a))) for a in ("bold", "italic", "condensed")}
 
     # -- model -----------------------------------------------------------------------------------
-    budget = ctx.option("budget", 0.5 if quick else 50.0, float)       # CPU-minutes of training
+    budget = ctx.option("budget", 0.5 if quick else 45.0, float)  # CPU-minutes of training
     cfg = model_config(size, quick)
     latent_dim = cfg["latent_dim"]
-    tcfg = TrainConfig(epochs=100000, batch_size=16 if quick else 32, lr=1e-3, lr_schedule="cosine", lr_final=1e-5,
-                       max_seconds=budget * 60, budget_clock="cpu", checkpoint_every=200, seed=ctx.seed,
-                       progress=False, tensorboard=False)
+    tcfg = TrainConfig(
+        epochs=100000,
+        batch_size=16 if quick else 32,
+        lr=1e-3,
+        lr_schedule="cosine",
+        lr_final=1e-5,
+        max_seconds=budget * 60,
+        budget_clock="cpu",
+        checkpoint_every=200,
+        seed=ctx.seed,
+        progress=False,
+        tensorboard=False,
+    )
     if ctx.options.get("pretrained"):
         model, info = committed(PRETRAINED)
     else:
         model, info = trained(ctx, "fonts" + ("-quick" if quick else ""), "fontvae", cfg, train.images, tcfg)
     latent_dim = model.config.latent_dim
     cpu_min = info["cpu_seconds"] / 60
-    ctx.row("fonts", "training time (CPU-minutes)", cpu_min, target="<= 60", met=cpu_min <= 60,
-            seconds=info["seconds"], note=f"{len(train)} fonts; " + training_note(info))
+    ctx.row(
+        "fonts",
+        "training time (CPU-minutes)",
+        cpu_min,
+        target="<= 60",
+        met=cpu_min <= 60,
+        seconds=info["seconds"],
+        note=f"{len(train)} fonts; " + training_note(info),
+    )
     if ctx.options.get("stop") == "trained":
         return
     model.eval()
@@ -152,7 +197,7 @@ def run(ctx):
     clf = fontmetrics.train_classifier(train.images, attrs, n_glyphs=60000, epochs=20 if quick else 3, seed=ctx.seed)
     clf_minutes = (time.process_time() - cpu0) / 60
     analyse(ctx, model, clf, clf_minutes, train, test, size, latent_dim)
-    ablation = ctx.option("ablation", 0.25 if quick else 3.0, float)      # CPU-minutes per variant; 0: skip
+    ablation = ctx.option("ablation", 0.25 if quick else 3.0, float)  # CPU-minutes per variant; 0: skip
     if ablation > 0:
         ablate(ctx, clf, train, test, size, quick, ablation)
 
@@ -173,67 +218,112 @@ def analyse(ctx, model, clf, clf_minutes: float, train, test, size: int, latent_
     rec_pca = torch.from_numpy(pca.reconstruct(test.images.flatten(1))).float().clamp(0, 1).reshape(test.images.shape)
     e_vae, e_pca = pixel_mse(rec, test.images), pixel_mse(rec_pca, test.images)
     e_mean = pixel_mse(train.images.mean(0, keepdim=True).expand_as(test.images), test.images)
-    ctx.row("held-out fonts", f"per-pixel squared error, VAE ({latent_dim}-D), encoder's codes", e_vae.mean(),
-            target=f"< PCA-{k}", met=float(e_vae.mean()) < float(e_pca.mean()),
-            note=f"{len(test)} held-out fonts x {len(CHARS)} glyphs, {size}x{size}; better than PCA on "
-                 f"{int((e_vae < e_pca).sum())} of {len(test)} fonts")
-    ctx.row("held-out fonts", f"per-pixel squared error, PCA ({k} components)", e_pca.mean(),
-            note="fitted on the training fonts (its codes are least-squares projections), output clipped to [0, 1]")
+    ctx.row(
+        "held-out fonts",
+        f"per-pixel squared error, VAE ({latent_dim}-D), encoder's codes",
+        e_vae.mean(),
+        target=f"< PCA-{k}",
+        met=float(e_vae.mean()) < float(e_pca.mean()),
+        note=f"{len(test)} held-out fonts x {len(CHARS)} glyphs, {size}x{size}; better than PCA on "
+        f"{int((e_vae < e_pca).sum())} of {len(test)} fonts",
+    )
+    ctx.row(
+        "held-out fonts",
+        f"per-pixel squared error, PCA ({k} components)",
+        e_pca.mean(),
+        note="fitted on the training fonts (its codes are least-squares projections), output clipped to [0, 1]",
+    )
     ctx.row("held-out fonts", "per-pixel squared error, mean training font", e_mean.mean(), note="no latent at all")
     show = [int(i) for i in torch.argsort(e_vae)[torch.linspace(0, len(test) - 1, min(4, len(test))).long()]]
     fig, axes = plt.subplots(3 * len(show), 1, figsize=(12, 1.0 * 3 * len(show)))
     axes = np.atleast_1d(axes)
     for r, i in enumerate(show):
-        for j, (ims, what) in enumerate([(test.images[i], "rendered"), (rec[i], f"VAE, error {e_vae[i]:.4f}"),
-                                         (rec_pca[i], f"PCA-{k}, error {e_pca[i]:.4f}")]):
+        for j, (ims, what) in enumerate(
+            [
+                (test.images[i], "rendered"),
+                (rec[i], f"VAE, error {e_vae[i]:.4f}"),
+                (rec_pca[i], f"PCA-{k}, error {e_pca[i]:.4f}"),
+            ]
+        ):
             latent.plot_images(axes[3 * r + j], ink(ims), ncol=len(CHARS))
             axes[3 * r + j].set_title(f"{test.names[i]}: {what}" if j == 0 else what, fontsize=8, loc="left")
-    ctx.figure(fig, "reconstruction.png", "Held-out fonts (best to worst VAE error), all 62 glyphs: rendered, VAE "
-               "reconstruction from the encoder's code, and PCA at the same latent size; per-pixel squared error "
-               "beside each.")
+    ctx.figure(
+        fig,
+        "reconstruction.png",
+        "Held-out fonts (best to worst VAE error), all 62 glyphs: rendered, VAE "
+        "reconstruction from the encoder's code, and PCA at the same latent size; per-pixel squared error "
+        "beside each.",
+    )
 
     # -- (b) a glyph classifier trained on real glyphs reads everything else ---------------------------
     real = fontmetrics.score(clf, test.images)
     truth = {a: test.attribute(a) for a in fontmetrics.ATTRIBUTES}
     attr_acc = {a: float(np.mean((real[a] > 0.5) == truth[a])) for a in fontmetrics.ATTRIBUTES}
-    ctx.row("glyph classifier", "character accuracy, real held-out glyphs", real["char_accuracy"],
-            note=f"trained in {clf_minutes:.1f} CPU-min on glyphs of the training fonts; "
-                 "font-level attribute accuracy on held-out fonts: "
-                 + ", ".join(f"{a} {v:.2f}" for a, v in attr_acc.items()))
+    ctx.row(
+        "glyph classifier",
+        "character accuracy, real held-out glyphs",
+        real["char_accuracy"],
+        note=f"trained in {clf_minutes:.1f} CPU-min on glyphs of the training fonts; "
+        "font-level attribute accuracy on held-out fonts: " + ", ".join(f"{a} {v:.2f}" for a, v in attr_acc.items()),
+    )
     n = len(test) if quick else max(len(test), 200)
     with torch.no_grad():
         z_train = latent.embed(model, train.images, batch_size=32)
         z_test = latent.embed(model, test.images, batch_size=32)
-    fitted = {"prior": samplers.fit("prior", model),
-              "ex-post GMM": samplers.fit("gmm", model, z_train, n_components=min(32, len(train) // 4 or 1),
-                                          seed=ctx.seed)}
-    generated = {"reconstructions": rec,
-                 **{name: sample_fonts(model, smp, n, ctx.seed) for name, smp in fitted.items()}}
-    reference = train.subset(torch.randperm(len(train), generator=torch.Generator().manual_seed(ctx.seed))[:len(test)])
+    fitted = {
+        "prior": samplers.fit("prior", model),
+        "ex-post GMM": samplers.fit("gmm", model, z_train, n_components=min(32, len(train) // 4 or 1), seed=ctx.seed),
+    }
+    generated = {
+        "reconstructions": rec,
+        **{name: sample_fonts(model, smp, n, ctx.seed) for name, smp in fitted.items()},
+    }
+    reference = train.subset(torch.randperm(len(train), generator=torch.Generator().manual_seed(ctx.seed))[: len(test)])
     fd_floor = fontmetrics.glyph_fd(clf, test.images, reference.images)
     fds = {}
     for name, ims in generated.items():
         acc = fontmetrics.score(clf, ims)["char_accuracy"]
         fds[name] = fontmetrics.glyph_fd(clf, test.images, ims)
         ex_post = name.startswith("ex-post")
-        ctx.row("generated fonts", f"character accuracy, {name}", acc, target=">= 0.95" if ex_post else "",
-                met=acc >= 0.95 if ex_post else None, note=f"{len(ims)} fonts x {len(CHARS)} glyphs")
+        ctx.row(
+            "generated fonts",
+            f"character accuracy, {name}",
+            acc,
+            target=">= 0.95" if ex_post else "",
+            met=acc >= 0.95 if ex_post else None,
+            note=f"{len(ims)} fonts x {len(CHARS)} glyphs",
+        )
     for name, fd in fds.items():
         ex_post = name.startswith("ex-post")
-        ctx.row("generated fonts", f"glyph Fréchet distance to held-out fonts, {name}", fd,
-                target="< prior" if ex_post else "", met=fd < fds["prior"] if ex_post else None,
-                note="features of the glyph classifier (fontmetrics.glyph_fd); real training fonts vs the held-out "
-                     f"ones: {fd_floor:.3g}" if name == "prior" else "")
+        ctx.row(
+            "generated fonts",
+            f"glyph Fréchet distance to held-out fonts, {name}",
+            fd,
+            target="< prior" if ex_post else "",
+            met=fd < fds["prior"] if ex_post else None,
+            note="features of the glyph classifier (fontmetrics.glyph_fd); real training fonts vs the held-out "
+            f"ones: {fd_floor:.3g}"
+            if name == "prior"
+            else "",
+        )
     ctx.extra["glyph_fd"] = {**fds, "real training fonts": fd_floor}
     cols = glyph_index("ABCDEFGabcdefg0123")
     fig, axes = plt.subplots(1, 2, figsize=(16, 4.5))
     for ax, name in zip(axes, fitted):
-        latent.plot_images(ax, ink(generated[name][:8, cols].reshape(-1, size, size)), ncol=len(cols),
-                           title=f"{name}: character accuracy {fontmetrics.score(clf, generated[name])['char_accuracy']:.3f}, "
-                                 f"glyph FD {fds[name]:.3g}")
-    ctx.figure(fig, "samples.png", "New fonts, every row decoded from one code: codes drawn from the prior N(0, I) "
-               "(left) and from a Gaussian mixture fitted on the training fonts' codes (right, ex-post density "
-               "estimation, Ghosh et al. 2020).")
+        latent.plot_images(
+            ax,
+            ink(generated[name][:8, cols].reshape(-1, size, size)),
+            ncol=len(cols),
+            title=f"{name}: character accuracy {fontmetrics.score(clf, generated[name])['char_accuracy']:.3f}, "
+            f"glyph FD {fds[name]:.3g}",
+        )
+    ctx.figure(
+        fig,
+        "samples.png",
+        "New fonts, every row decoded from one code: codes drawn from the prior N(0, I) "
+        "(left) and from a Gaussian mixture fitted on the training fonts' codes (right, ex-post density "
+        "estimation, Ghosh et al. 2020).",
+    )
 
     # -- (c) interpolation between two fonts on a word ---------------------------------------------
     word = glyph_index("Latent")
@@ -246,12 +336,17 @@ def analyse(ctx, model, clf, clf_minutes: float, train, test, size: int, latent_
     with torch.no_grad():
         strip = model.generate(latent.lerp(codes[ka][a], codes[kb][b], steps))[:, word]
     fig, ax = plt.subplots(figsize=(4, 0.6 * steps))
-    latent.plot_images(ax, ink(strip.reshape(-1, size, size)), ncol=len(word),
-                       title=f"{sets[ka].names[a]} -> {sets[kb].names[b]}")
-    ctx.figure(fig, "interpolation.png", "Linear interpolation between the codes of two fonts "
-               f"({'held-out' if ka == 0 else 'training'} {sets[ka].names[a]}, "
-               f"{'held-out' if kb == 0 else 'training'} {sets[kb].names[b]}), each row the word 'Latent' "
-               "decoded from one point on the path.")
+    latent.plot_images(
+        ax, ink(strip.reshape(-1, size, size)), ncol=len(word), title=f"{sets[ka].names[a]} -> {sets[kb].names[b]}"
+    )
+    ctx.figure(
+        fig,
+        "interpolation.png",
+        "Linear interpolation between the codes of two fonts "
+        f"({'held-out' if ka == 0 else 'training'} {sets[ka].names[a]}, "
+        f"{'held-out' if kb == 0 else 'training'} {sets[kb].names[b]}), each row the word 'Latent' "
+        "decoded from one point on the path.",
+    )
 
     # -- (d) attribute directions, measured by the classifier -----------------------------------------
     vectors, pairs = {}, {}
@@ -263,7 +358,7 @@ def analyse(ctx, model, clf, clf_minutes: float, train, test, size: int, latent_
         try:
             vectors[name] = latent.attribute_vector(z_train, has, groups)
             pairs[name] = sum(1 for g in set(groups) if len({bool(h) for h, gg in zip(has, groups) if gg == g}) == 2)
-        except ValueError:          # no family has the attribute both ways: the plain difference of means
+        except ValueError:  # no family has the attribute both ways: the plain difference of means
             vectors[name], pairs[name] = latent.attribute_vector(z_train, has), 0
     curves = {}
     fig, (ax_p, ax_a) = plt.subplots(1, 2, figsize=(10, 3.5))
@@ -277,21 +372,40 @@ def analyse(ctx, model, clf, clf_minutes: float, train, test, size: int, latent_
             accs.append(s["char_accuracy"])
         curves[name] = {"p": probs, "char_accuracy": accs}
         mono = bool(np.all(np.diff(probs) > 0))
-        ctx.row("attribute directions", f"P({name}), alpha {ALPHAS[0]:g} -> {ALPHAS[-1]:g}", probs[-1],
-                target="increasing in alpha", met=mono,
-                note="curve " + " ".join(f"{p:.3f}" for p in probs) + f"; direction from {pairs[name]} families with "
-                     f"and without {name}" if pairs[name] else "; direction: difference of the mean codes")
-        ctx.row("attribute directions", f"character accuracy along {name}, lowest", min(accs), target=">= 0.90",
-                met=min(accs) >= 0.90, note="curve " + " ".join(f"{p:.3f}" for p in accs))
+        ctx.row(
+            "attribute directions",
+            f"P({name}), alpha {ALPHAS[0]:g} -> {ALPHAS[-1]:g}",
+            probs[-1],
+            target="increasing in alpha",
+            met=mono,
+            note="curve " + " ".join(f"{p:.3f}" for p in probs) + f"; direction from {pairs[name]} families with "
+            f"and without {name}"
+            if pairs[name]
+            else "; direction: difference of the mean codes",
+        )
+        ctx.row(
+            "attribute directions",
+            f"character accuracy along {name}, lowest",
+            min(accs),
+            target=">= 0.90",
+            met=min(accs) >= 0.90,
+            note="curve " + " ".join(f"{p:.3f}" for p in accs),
+        )
         ax_p.plot(ALPHAS, probs, marker="o", label=name)
         ax_a.plot(ALPHAS, accs, marker="o", label=name)
     ctx.extra["attribute_curves"] = {"alphas": list(ALPHAS), **curves}
-    ax_p.set(xlabel="alpha (z + alpha v)", ylabel="mean P(attribute) by the classifier", title=f"{len(test)} held-out fonts")
+    ax_p.set(
+        xlabel="alpha (z + alpha v)", ylabel="mean P(attribute) by the classifier", title=f"{len(test)} held-out fonts"
+    )
     ax_a.set(xlabel="alpha (z + alpha v)", ylabel="character accuracy", ylim=(0, 1.02))
     ax_p.legend()
-    ctx.figure(fig, "attribute_check.png", "Held-out fonts decoded from z + alpha v: the glyph classifier's mean "
-               "probability of the attribute (left) and the fraction of glyphs it still reads as their character "
-               "(right).")
+    ctx.figure(
+        fig,
+        "attribute_check.png",
+        "Held-out fonts decoded from z + alpha v: the glyph classifier's mean "
+        "probability of the attribute (left) and the fraction of glyphs it still reads as their character "
+        "(right).",
+    )
     if not vectors:
         return
     kc, c = pick(sets, lambda f: f.serif is False and regular(f))
@@ -311,20 +425,31 @@ def analyse(ctx, model, clf, clf_minutes: float, train, test, size: int, latent_
         with torch.no_grad():
             x_rm = torch.cat([model.generate(zb) for zb in z_rm.split(32)])
         before, after = fontmetrics.score(clf, test.images[torch.as_tensor(has)]), fontmetrics.score(clf, x_rm)
-        ctx.row("attribute directions", f"'{name}' removed from {int(has.sum())} held-out {name} fonts: P({name})",
-                float(after[name].mean()), target="< 0.5", met=float(after[name].mean()) < 0.5,
-                note=f"before {float(before[name].mean()):.3f}; character accuracy after {after['char_accuracy']:.3f}")
+        ctx.row(
+            "attribute directions",
+            f"'{name}' removed from {int(has.sum())} held-out {name} fonts: P({name})",
+            float(after[name].mean()),
+            target="< 0.5",
+            met=float(after[name].mean()) < 0.5,
+            note=f"before {float(before[name].mean()):.3f}; character accuracy after {after['char_accuracy']:.3f}",
+        )
         src = int(np.argmax(before[name]))
         i_src = int(np.nonzero(has)[0][src])
         with torch.no_grad():
             pair = model.generate(torch.stack([z_test[i_src], z_rm[src]]))[:, glyph_index("Rag7")]
         latent.plot_images(axes[-1], ink(pair.reshape(-1, size, size)), ncol=8)
         axes[-1].set_title(f"{test.names[i_src]}: reconstruction, then '{name}' removed", fontsize=8, loc="left")
-    ctx.figure(fig, "attributes.png", "Several glyphs moved together along each direction (one code renders them "
-               "all, so they stay consistent), and an attribute removed from a held-out font that has it.")
+    ctx.figure(
+        fig,
+        "attributes.png",
+        "Several glyphs moved together along each direction (one code renders them "
+        "all, so they stay consistent), and an attribute removed from a held-out font that has it.",
+    )
 
 
-VARIANTS = {       # the ablation: what makes glyphs sharp at this budget (changes to the report's model)
+VARIANTS: dict[
+    str, dict[str, Any]
+] = {  # the ablation: what makes glyphs sharp at this budget (changes to the report's model)
     "conv decoder, Bernoulli, 8 characters a step (the report's model)": {},
     "MLP glyph nets, Bernoulli": dict(arch="mlp", glyph_hidden=512, hidden=(256,)),
     "conv decoder, Gaussian (learned sigma)": dict(likelihood="gaussian"),
@@ -339,21 +464,38 @@ def ablate(ctx, clf, train, test, size: int, quick: bool, minutes: float) -> Non
         cfg = {**model_config(size, quick), **change}
         if quick and cfg.get("arch") == "mlp":
             cfg.update(glyph_hidden=64, hidden=(64,))
-        tcfg = TrainConfig(epochs=100000, batch_size=16 if quick else 32, lr=1e-3, lr_schedule="cosine",
-                           lr_final=1e-5, max_seconds=minutes * 60, budget_clock="cpu", seed=ctx.seed, progress=False,
-                           tensorboard=False)
-        model, info = trained(ctx, f"fonts-ablation{i}" + ("-quick" if quick else ""), "fontvae", cfg,
-                              train.images, tcfg)
+        tcfg = TrainConfig(
+            epochs=100000,
+            batch_size=16 if quick else 32,
+            lr=1e-3,
+            lr_schedule="cosine",
+            lr_final=1e-5,
+            max_seconds=minutes * 60,
+            budget_clock="cpu",
+            seed=ctx.seed,
+            progress=False,
+            tensorboard=False,
+        )
+        model, info = trained(
+            ctx, f"fonts-ablation{i}" + ("-quick" if quick else ""), "fontvae", cfg, train.images, tcfg
+        )
         model.eval()
         with torch.no_grad():
             rec = torch.cat([model.reconstruct(b) for b in test.images.split(32)])
             prior = sample_fonts(model, samplers.fit("prior", model), len(test), ctx.seed)
-        results[name] = {"error": float(pixel_mse(rec, test.images).mean()),
-                         "reconstruction accuracy": fontmetrics.score(clf, rec)["char_accuracy"],
-                         "prior-sample accuracy": fontmetrics.score(clf, prior)["char_accuracy"],
-                         "steps": info["steps"]}
+        results[name] = {
+            "error": float(pixel_mse(rec, test.images).mean()),
+            "reconstruction accuracy": fontmetrics.score(clf, rec)["char_accuracy"],
+            "prior-sample accuracy": fontmetrics.score(clf, prior)["char_accuracy"],
+            "steps": info["steps"],
+        }
         r = results[name]
-        ctx.row(f"ablation, {minutes:g} CPU-min each", name, r["error"],
-                note=f"held-out per-pixel error; character accuracy of reconstructions {r['reconstruction accuracy']:.3f}, "
-                     f"of prior samples {r['prior-sample accuracy']:.3f}; {r['steps']} steps")
+        ctx.row(
+            f"ablation, {minutes:g} CPU-min each",
+            name,
+            r["error"],
+            note="held-out per-pixel error; character accuracy of reconstructions "
+            f"{r['reconstruction accuracy']:.3f}, of prior samples {r['prior-sample accuracy']:.3f}; "
+            f"{r['steps']} steps",
+        )
     ctx.extra["ablation"] = {"cpu_minutes_each": minutes, "variants": results}
