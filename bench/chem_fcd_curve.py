@@ -14,6 +14,7 @@ uses 30,000, so FCD here sits a little above what 30,000 samples would give.
 Needs the MOSES splits (`VAEKIT_DATA` or `vaekit data fetch moses`).  Writes
 bench/results/NAME.json and NAME.png (FCD/Test against CPU-minutes) and prints a table.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,7 +51,7 @@ def main():
     torch.set_num_threads(1)
 
     t0 = time.perf_counter()
-    ref = metrics.reference_stats(load_molecules("moses", "test").smiles)          # cached after the first run
+    ref = metrics.reference_stats(load_molecules("moses", "test").smiles)  # cached after the first run
     train = metrics.canonical_set(metrics.read_smiles_csv(moses_path("train")))
     print(f"reference statistics and the canonical train set in {time.perf_counter() - t0:.0f} s")
     rows, points = [["checkpoint", "CPU-min", "FCD/Test", "SNN/Test", "valid", "unique@10k", "novelty"]], []
@@ -60,18 +61,42 @@ def main():
         z = torch.randn(args.samples, model.config.latent_dim, generator=g)
         t0 = time.perf_counter()
         with torch.no_grad():
-            gen = [s for i in range(0, len(z), 2000) for s in model.decode_smiles(z[i:i + 2000], generator=g)]
+            gen = [s for i in range(0, len(z), 2000) for s in model.decode_smiles(z[i : i + 2000], generator=g)]
         decode_s = time.perf_counter() - t0
         mm = metrics.moses_metrics(gen, ref, train, k=(1000, min(10000, args.samples)))
         name = Path(path).name if Path(path).suffix else str(path)
-        points.append({"checkpoint": name, "cpu_minutes": minutes, "samples": args.samples,
-                       "decode_seconds": decode_s, "score_seconds": time.perf_counter() - t0 - decode_s, **mm})
-        rows.append([name, f"{minutes:.0f}", f"{mm['FCD/Test']:.3f}", f"{mm['SNN/Test']:.3f}", f"{mm['valid']:.3f}",
-                     f"{mm.get('unique@10000', float('nan')):.3f}", f"{mm['Novelty']:.3f}"])
+        points.append(
+            {
+                "checkpoint": name,
+                "cpu_minutes": minutes,
+                "samples": args.samples,
+                "decode_seconds": decode_s,
+                "score_seconds": time.perf_counter() - t0 - decode_s,
+                **mm,
+            }
+        )
+        rows.append(
+            [
+                name,
+                f"{minutes:.0f}",
+                f"{mm['FCD/Test']:.3f}",
+                f"{mm['SNN/Test']:.3f}",
+                f"{mm['valid']:.3f}",
+                f"{mm.get('unique@10000', float('nan')):.3f}",
+                f"{mm['Novelty']:.3f}",
+            ]
+        )
         print(" ".join(rows[-1]), flush=True)
-    write(args.name, {"samples": args.samples, "seed": args.seed, "points": points,
-                      "published": {"MOSES VAE FCD/Test": 0.099, "CharRNN": 0.073, "NGram": 5.51,
-                                    "Combinatorial": 4.24}}, rows)
+    write(
+        args.name,
+        {
+            "samples": args.samples,
+            "seed": args.seed,
+            "points": points,
+            "published": {"MOSES VAE FCD/Test": 0.099, "CharRNN": 0.073, "NGram": 5.51, "Combinatorial": 4.24},
+        },
+        rows,
+    )
     figure(points, RESULTS / f"{args.name}.png")
 
 

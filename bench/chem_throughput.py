@@ -14,6 +14,7 @@ this process (steadier on a shared machine; with one thread it is the step's cos
 Needs the MOSES train split (`VAEKIT_DATA` or `vaekit data fetch moses`).  Writes
 bench/results/chem_throughput.json and prints a table with the ratio to the old step.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,12 +50,19 @@ def main():
 
     def model():
         torch.manual_seed(0)
-        return build("chemvae", tokens=tuple(vocab.tokens), kind=args.kind, max_len=vocab.max_len, beta=0.05,
-                     gru_hidden=args.gru_hidden, gru_layers=args.gru_layers)
+        return build(
+            "chemvae",
+            tokens=tuple(vocab.tokens),
+            kind=args.kind,
+            max_len=vocab.max_len,
+            beta=0.05,
+            gru_hidden=args.gru_hidden,
+            gru_layers=args.gru_layers,
+        )
 
     def run(batch_size: int, bucketed: bool) -> tuple[float, float]:
         m = model()
-        if not bucketed:                 # the old step: random batches, every padded position decoded
+        if not bucketed:  # the old step: random batches, every padded position decoded
             m.item_lengths = None
             m.decoder_net.skip_padding = False
         cfg = TrainConfig(epochs=1, batch_size=batch_size, max_steps=args.steps, progress=False, tensorboard=False)
@@ -65,20 +73,43 @@ def main():
 
     rows = {"before (batch 128)": (128, False), "after (batch 128)": (128, True), "after (batch 512)": (512, True)}
     wall, cpu = {k: [] for k in rows}, {k: [] for k in rows}
-    for _ in range(args.repeats):         # interleaved, so machine noise hits all rows alike
+    for _ in range(args.repeats):  # interleaved, so machine noise hits all rows alike
         for name, (bs, bucketed) in rows.items():
             w, c = run(bs, bucketed)
             wall[name].append(w)
             cpu[name].append(c)
     base, base_cpu = median(wall["before (batch 128)"]), median(cpu["before (batch 128)"])
-    result = {"molecules": len(x), "kind": args.kind, "tokens_mean": float(lengths.mean()), "max_len": vocab.max_len,
-              "gru_hidden": args.gru_hidden, "gru_layers": args.gru_layers, "steps": args.steps,
-              "rows": {k: {"molecules_per_s": median(wall[k]), "ratio": median(wall[k]) / base, "runs": wall[k],
-                           "molecules_per_cpu_s": median(cpu[k]), "ratio_cpu": median(cpu[k]) / base_cpu,
-                           "runs_cpu": cpu[k]} for k in rows}}
+    result = {
+        "molecules": len(x),
+        "kind": args.kind,
+        "tokens_mean": float(lengths.mean()),
+        "max_len": vocab.max_len,
+        "gru_hidden": args.gru_hidden,
+        "gru_layers": args.gru_layers,
+        "steps": args.steps,
+        "rows": {
+            k: {
+                "molecules_per_s": median(wall[k]),
+                "ratio": median(wall[k]) / base,
+                "runs": wall[k],
+                "molecules_per_cpu_s": median(cpu[k]),
+                "ratio_cpu": median(cpu[k]) / base_cpu,
+                "runs_cpu": cpu[k],
+            }
+            for k in rows
+        },
+    }
     table = [["step", "molecules/s", "vs before", "molecules/CPU-s", "vs before"]]
-    table += [[k, f"{r['molecules_per_s']:.0f}", f"{r['ratio']:.2f}x", f"{r['molecules_per_cpu_s']:.0f}",
-               f"{r['ratio_cpu']:.2f}x"] for k, r in result["rows"].items()]
+    table += [
+        [
+            k,
+            f"{r['molecules_per_s']:.0f}",
+            f"{r['ratio']:.2f}x",
+            f"{r['molecules_per_cpu_s']:.0f}",
+            f"{r['ratio_cpu']:.2f}x",
+        ]
+        for k, r in result["rows"].items()
+    ]
     write("chem_throughput", result, table)
 
 

@@ -1,4 +1,5 @@
 """Helpers shared by the benchmarks: interleaved timing and result files."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,14 @@ def interleaved(fns: dict, repeats: int = 3) -> dict[str, list[float]]:
 
 def write(name: str, result: dict, table_rows: list[list[str]]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    result = {"benchmark": name, "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "machine": platform.machine(), "processor": platform.processor(), **result}
+    result = {
+        "benchmark": name,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        **result,
+    }
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps(result, indent=2))
     widths = [max(len(r[i]) for r in table_rows) for i in range(len(table_rows[0]))]

@@ -13,6 +13,7 @@ for single decodes on 2 cores.
 
     python bench/explore_latency.py [--run runs/mnist-vae] [--n 1000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,11 +49,17 @@ def small_run(run_dir: Path) -> Path:
 
     try:
         spec, data = "mnist", load("mnist", "train")
-    except Exception:       # no MNIST on this machine: the embedded digits still exercise the server
+    except Exception:  # no MNIST on this machine: the embedded digits still exercise the server
         spec, data = "digits", load("digits", "train")
     model = build("vae", data_shape=tuple(data.x.shape[1:]), latent_dim=50, hidden=(500, 500))
-    fit(model, data, TrainConfig(epochs=2, batch_size=100, progress=False, tensorboard=False),
-        run_dir=run_dir, overwrite=True, meta={"spec": spec, "split": "train"})
+    fit(
+        model,
+        data,
+        TrainConfig(epochs=2, batch_size=100, progress=False, tensorboard=False),
+        run_dir=run_dir,
+        overwrite=True,
+        meta={"spec": spec, "split": "train"},
+    )
     return run_dir
 
 
@@ -70,8 +77,13 @@ def post(conn, path: str, body: dict) -> tuple[float, dict]:
 
 def stats(times: list[float]) -> dict:
     ms = np.asarray(times) * 1000
-    return {"n": len(ms), "p50_ms": float(np.percentile(ms, 50)), "p95_ms": float(np.percentile(ms, 95)),
-            "max_ms": float(ms.max()), "mean_ms": float(ms.mean())}
+    return {
+        "n": len(ms),
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p95_ms": float(np.percentile(ms, 95)),
+        "max_ms": float(ms.max()),
+        "mean_ms": float(ms.mean()),
+    }
 
 
 def main() -> None:
@@ -88,12 +100,16 @@ def main() -> None:
         print(f"{run} has no trained model: training a small MNIST VAE", flush=True)
         run = small_run(Path(tmp.name) / "mnist-vae")
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "vaekit", "explore", str(run), "--no-browser",
-                               "--port", str(port)], env={**os.environ}, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "vaekit", "explore", str(run), "--no-browser", "--port", str(port)],
+        env={**os.environ},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         conn = None
-        deadline = time.time() + 300          # loading the run encodes its test set
+        deadline = time.time() + 300  # loading the run encodes its test set
         while time.time() < deadline:
             if server.poll() is not None:
                 raise RuntimeError(f"the server stopped: {server.stdout.read()}")
@@ -109,20 +125,32 @@ def main() -> None:
             raise RuntimeError("the server did not answer within 300 s")
         d = info["latent_dim"]
         rng = np.random.default_rng(0)
-        for _ in range(20):                                     # warm-up
+        for _ in range(20):  # warm-up
             post(conn, "/api/decode", {"z": rng.standard_normal((1, d)).tolist()})
         single = [post(conn, "/api/decode", {"z": rng.standard_normal((1, d)).tolist()})[0] for _ in range(args.n)]
-        batch = [post(conn, "/api/decode", {"z": rng.standard_normal((64, d)).tolist()})[0] for _ in range(args.batches)]
+        batch = [
+            post(conn, "/api/decode", {"z": rng.standard_normal((64, d)).tolist()})[0] for _ in range(args.batches)
+        ]
         interp = [post(conn, "/api/interpolate", {"a": 0, "b": 1 + i, "steps": 16})[0] for i in range(args.batches)]
     finally:
         server.terminate()
         server.wait(20)
         if tmp is not None:
             tmp.cleanup()
-    res = {"run": str(run), "model": info["model"], "latent_dim": d, "data_shape": info["data_shape"],
-           "cpus": os.cpu_count(), "host": "127.0.0.1", "client": "http.client keep-alive, one request at a time",
-           "single_decode": stats(single), "batch64_decode": stats(batch), "interpolate16": stats(interp),
-           "target_p95_ms": 50.0, "met": stats(single)["p95_ms"] < 50.0}
+    res = {
+        "run": str(run),
+        "model": info["model"],
+        "latent_dim": d,
+        "data_shape": info["data_shape"],
+        "cpus": os.cpu_count(),
+        "host": "127.0.0.1",
+        "client": "http.client keep-alive, one request at a time",
+        "single_decode": stats(single),
+        "batch64_decode": stats(batch),
+        "interpolate16": stats(interp),
+        "target_p95_ms": 50.0,
+        "met": stats(single)["p95_ms"] < 50.0,
+    }
     rows = [["request", "n", "p50 ms", "p95 ms", "max ms"]]
     for name in ("single_decode", "batch64_decode", "interpolate16"):
         s = res[name]

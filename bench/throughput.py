@@ -5,6 +5,7 @@ Runs are interleaved (plain, vaekit, vaekit+run-dir, plain, ...) and the median 
 
     python bench/throughput.py [--epochs 2] [--n 10000] [--repeats 3]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,8 +44,13 @@ def plain_loop(x, epochs, batch_size, seed=0):
 def vaekit_loop(x, epochs, batch_size, run_dir=None, seed=0):
     torch.manual_seed(seed)
     model = vaekit.build("vae", data_shape=(784,), latent_dim=50, hidden=(500, 500))
-    fit(model, x, TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, progress=False, tensorboard=False),
-        run_dir, overwrite=True)
+    fit(
+        model,
+        x,
+        TrainConfig(epochs=epochs, batch_size=batch_size, seed=seed, progress=False, tensorboard=False),
+        run_dir,
+        overwrite=True,
+    )
 
 
 def main():
@@ -61,17 +67,22 @@ def main():
         "vaekit": lambda: vaekit_loop(x, args.epochs, args.batch_size),
         "vaekit_run_dir": lambda: vaekit_loop(x, args.epochs, args.batch_size, f"{tmp}/run"),
     }
-    fns["plain_torch"]()          # warm-up (allocator, thread pool)
+    fns["plain_torch"]()  # warm-up (allocator, thread pool)
     times = interleaved(fns, args.repeats)
     items = args.epochs * args.n
     rate = {k: items / median(v) for k, v in times.items()}
-    result = {"config": vars(args), "model": "VAE 784-500-500-50, ReLU, Bernoulli, Adam",
-              "seconds": times, "samples_per_s": rate,
-              "ratio_vaekit_vs_plain": rate["vaekit"] / rate["plain_torch"],
-              "ratio_vaekit_run_dir_vs_plain": rate["vaekit_run_dir"] / rate["plain_torch"],
-              "target": "vaekit >= 0.9 x plain"}
+    result = {
+        "config": vars(args),
+        "model": "VAE 784-500-500-50, ReLU, Bernoulli, Adam",
+        "seconds": times,
+        "samples_per_s": rate,
+        "ratio_vaekit_vs_plain": rate["vaekit"] / rate["plain_torch"],
+        "ratio_vaekit_run_dir_vs_plain": rate["vaekit_run_dir"] / rate["plain_torch"],
+        "target": "vaekit >= 0.9 x plain",
+    }
     rows = [["loop", "samples/s (median)", "ratio to plain"]] + [
-        [k, f"{r:.0f}", f"{r / rate['plain_torch']:.3f}"] for k, r in rate.items()]
+        [k, f"{r:.0f}", f"{r / rate['plain_torch']:.3f}"] for k, r in rate.items()
+    ]
     write("throughput", result, rows)
 
 

@@ -28,6 +28,7 @@ the given thread count) and writes bench/results/vs_moses_vae_throughput.json; o
 Writes bench/results/<--name>.json (default vs_moses_vae) and prints a table; the run folders, logs, sample
 files and the MOSES model stay under `--work` (default runs/vs_moses_vae).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,14 +44,26 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 DRIVER = HERE / "moses" / "moses_vae.py"
-DEFAULT_RECIPE = ("--kind selfies --gru-hidden 256 --gru-layers 2 --beta 0.05 --batch-size 512 --lr 1e-3 "
-                  "--lr-schedule cosine")
-SHOWN = ("valid", "unique@1000", "unique@10000", "Novelty", "FCD/Test", "SNN/Test", "Frag/Test", "Scaf/Test",
-         "IntDiv", "IntDiv2")
+DEFAULT_RECIPE = (
+    "--kind selfies --gru-hidden 256 --gru-layers 2 --beta 0.05 --batch-size 512 --lr 1e-3 --lr-schedule cosine"
+)
+SHOWN = (
+    "valid",
+    "unique@1000",
+    "unique@10000",
+    "Novelty",
+    "FCD/Test",
+    "SNN/Test",
+    "Frag/Test",
+    "Scaf/Test",
+    "IntDiv",
+    "IntDiv2",
+)
 TOLERANCE = 1e-3
 
 
 # --- the pieces that run in other processes ----------------------------------------------------------------
+
 
 def thread_env(threads: int) -> dict:
     """The environment of a child that must use `threads` threads (torch reads OMP_NUM_THREADS at start)."""
@@ -98,11 +111,11 @@ def vaekit_fit_cpu(argv: list[str]) -> None:
     import vaekit.train
 
     out_json, samples_path, n_samples, seed = Path(argv[0]), Path(argv[1]), int(argv[2]), int(argv[3])
-    fit_argv = argv[argv.index("--") + 1:]
+    fit_argv = argv[argv.index("--") + 1 :]
     real_fit, real_batches = vaekit.train.fit, vaekit.train.epoch_batches
     sizes, got = [], {}
 
-    def batches(*a, **kw):                 # called once an epoch: the batch sizes, to count molecules seen
+    def batches(*a, **kw):  # called once an epoch: the batch sizes, to count molecules seen
         b = real_batches(*a, **kw)
         sizes.extend(len(i) for i in b)
         return b
@@ -129,18 +142,30 @@ def vaekit_fit_cpu(argv: list[str]) -> None:
             gen += model.decode_smiles(z, generator=g)
     sample_cpu, sample_wall = time.process_time() - c0, time.perf_counter() - t0
     write_lines(samples_path, gen)
-    result = {"torch": torch.__version__, "threads": torch.get_num_threads(), "train_molecules": got["items"],
-              "steps": steps, "molecules_seen": sum(sizes[:steps]), "epochs": sum(sizes[:steps]) / got["items"], "stopped": hist.stopped, "cpu_seconds": hist.cpu_seconds,
-              "wall_seconds": hist.seconds, "sample_cpu_seconds": sample_cpu, "sample_wall_seconds": sample_wall,
-              "samples": len(gen), "parameters": sum(p.numel() for p in model.parameters()),
-              "recipe": shlex.join(fit_argv[1:])}
+    result = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "train_molecules": got["items"],
+        "steps": steps,
+        "molecules_seen": sum(sizes[:steps]),
+        "epochs": sum(sizes[:steps]) / got["items"],
+        "stopped": hist.stopped,
+        "cpu_seconds": hist.cpu_seconds,
+        "wall_seconds": hist.seconds,
+        "sample_cpu_seconds": sample_cpu,
+        "sample_wall_seconds": sample_wall,
+        "samples": len(gen),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "recipe": shlex.join(fit_argv[1:]),
+    }
     tmp = out_json.with_name(f".{out_json.name}.tmp")
     tmp.write_text(json.dumps(result, indent=1))
     os.replace(tmp, out_json)
 
 
-def moses_step_throughput(venv, molecules: int = 20000, steps: int = 3, threads: int = 1, seed: int = 0,
-                          work: Path | None = None) -> dict:
+def moses_step_throughput(
+    venv, molecules: int = 20000, steps: int = 3, threads: int = 1, seed: int = 0, work: Path | None = None
+) -> dict:
     """MOSES's VAE training step, molecules per CPU second (and per wall second), at its published size and batch,
     on the seeded `molecules` subset of the MOSES training split, in a child process with `threads` threads."""
     py = venv_python(venv)
@@ -148,8 +173,19 @@ def moses_step_throughput(venv, molecules: int = 20000, steps: int = 3, threads:
     work.mkdir(parents=True, exist_ok=True)
     subset = work / f"train-{molecules}-seed{seed}.smi"
     training_subset(molecules, seed, subset)
-    cmd = [str(py), str(DRIVER), "throughput", "--smiles", str(subset), "--steps", str(steps),
-           "--threads", str(threads), "--seed", str(seed)]
+    cmd = [
+        str(py),
+        str(DRIVER),
+        "throughput",
+        "--smiles",
+        str(subset),
+        "--steps",
+        str(steps),
+        "--threads",
+        str(threads),
+        "--seed",
+        str(seed),
+    ]
     done = subprocess.run(cmd, env=thread_env(threads), capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"MOSES throughput failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
@@ -158,20 +194,55 @@ def moses_step_throughput(venv, molecules: int = 20000, steps: int = 3, threads:
 
 # --- the comparison --------------------------------------------------------------------------------------
 
+
 def start_trainings(args, work: Path, subset: Path):
     """Popen both trainings (MOSES, vaekit); with --sequential the second starts when the first ends."""
     budget = args.budget_minutes * 60
     recipe = shlex.split(args.vaekit_recipe)
     if "--epochs" not in recipe:
-        recipe += ["--epochs", "10000"]            # the CPU budget, not the epochs, ends the run
-    moses_cmd = [str(venv_python(args.venv)), str(DRIVER), "train", "--smiles", str(subset), "--out",
-                 str(work / "moses"), "--budget-seconds", str(budget), "--samples", str(args.samples),
-                 "--threads", str(args.threads), "--seed", str(args.seed)]
-    vaekit_cmd = [sys.executable, str(Path(__file__).resolve()), "--vaekit-fit-cpu", str(work / "vaekit.json"),
-                  str(work / "vaekit-samples.smi"), str(args.samples), str(args.seed), "--",
-                  str(work / "vaekit-run"), "--model", "chemvae", "--data", "moses", "--molecules",
-                  str(args.molecules), "--seed", str(args.seed), *recipe, "--max-seconds", str(budget),
-                  "--no-progress", "--no-tensorboard", "--overwrite"]
+        recipe += ["--epochs", "10000"]  # the CPU budget, not the epochs, ends the run
+    moses_cmd = [
+        str(venv_python(args.venv)),
+        str(DRIVER),
+        "train",
+        "--smiles",
+        str(subset),
+        "--out",
+        str(work / "moses"),
+        "--budget-seconds",
+        str(budget),
+        "--samples",
+        str(args.samples),
+        "--threads",
+        str(args.threads),
+        "--seed",
+        str(args.seed),
+    ]
+    vaekit_cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--vaekit-fit-cpu",
+        str(work / "vaekit.json"),
+        str(work / "vaekit-samples.smi"),
+        str(args.samples),
+        str(args.seed),
+        "--",
+        str(work / "vaekit-run"),
+        "--model",
+        "chemvae",
+        "--data",
+        "moses",
+        "--molecules",
+        str(args.molecules),
+        "--seed",
+        str(args.seed),
+        *recipe,
+        "--max-seconds",
+        str(budget),
+        "--no-progress",
+        "--no-tensorboard",
+        "--overwrite",
+    ]
     jobs = {"moses": moses_cmd, "vaekit": vaekit_cmd}
     order = ["moses", "vaekit"] if args.first == "moses" else ["vaekit", "moses"]
     env = thread_env(args.threads)
@@ -198,12 +269,27 @@ def wait(name, proc, log, work):
 def moses_metrics_of(args, samples: Path, test_file: Path, out: Path) -> dict:
     from vaekit.data.smiles import moses_path
 
-    cmd = [str(venv_python(args.venv)), str(DRIVER), "metrics", "--samples", str(samples), "--test", str(test_file),
-           "--train", str(moses_path("train", None)), "--out", str(out), "--threads", str(args.threads)]
+    cmd = [
+        str(venv_python(args.venv)),
+        str(DRIVER),
+        "metrics",
+        "--samples",
+        str(samples),
+        "--test",
+        str(test_file),
+        "--train",
+        str(moses_path("train", None)),
+        "--out",
+        str(out),
+        "--threads",
+        str(args.threads),
+    ]
     done = subprocess.run(cmd, env=thread_env(args.threads), capture_output=True, text=True)
     if done.returncode:
-        sys.exit(f"vs_moses_vae: moses.get_all_metrics failed on {samples} ({done.returncode}):\n"
-                 f"{done.stderr.strip()[-3000:]}")
+        sys.exit(
+            f"vs_moses_vae: moses.get_all_metrics failed on {samples} ({done.returncode}):\n"
+            f"{done.stderr.strip()[-3000:]}"
+        )
     return json.loads(out.read_text())
 
 
@@ -226,7 +312,7 @@ def disagreements(ours: dict, theirs: dict) -> dict:
     for k in SHOWN:
         if k in ours and k in theirs:
             a, b = float(ours[k]), float(theirs[k])
-            if not (abs(a - b) <= TOLERANCE or (math.isnan(a) and math.isnan(b))):   # both NaN: both undefined
+            if not (abs(a - b) <= TOLERANCE or (math.isnan(a) and math.isnan(b))):  # both NaN: both undefined
                 out[k] = {"vaekit_metrics": a, "moses_metrics": b, "diff": a - b}
     return out
 
@@ -246,15 +332,17 @@ def compare(args) -> None:
     subset = work / f"train-{args.molecules}-seed{args.seed}.smi"
     t0 = time.perf_counter()
     n_train = training_subset(args.molecules, args.seed, subset)
-    if args.score_only:                    # the trainings of an earlier call with the same --work
+    if args.score_only:  # the trainings of an earlier call with the same --work
         missing = [p for p in (work / "vaekit.json", work / "moses" / "train.json") if not p.is_file()]
         if missing:
             sys.exit(f"vs_moses_vae: --score-only: {missing[0]} not found; train first (without --score-only)")
     else:
         start_trainings(args, work, subset)
     t_train = time.perf_counter() - t0
-    runs = {"moses": json.loads((work / "moses" / "train.json").read_text()),
-            "vaekit": json.loads((work / "vaekit.json").read_text())}
+    runs = {
+        "moses": json.loads((work / "moses" / "train.json").read_text()),
+        "vaekit": json.loads((work / "vaekit.json").read_text()),
+    }
     sample_files = {"moses": work / "moses" / "samples.smi", "vaekit": work / "vaekit-samples.smi"}
 
     test = metrics.read_smiles_csv(moses_path("test", None))
@@ -273,40 +361,81 @@ def compare(args) -> None:
         gen = read_lines(path)
         try:
             ours = metrics.moses_metrics(gen, ref, train_set, n_jobs=args.jobs)
-        except VaekitError as e:           # no valid molecule: the validity alone
+        except VaekitError as e:  # no valid molecule: the validity alone
             ours = {"valid": metrics.validity(gen), "error": str(e)}
         theirs_file = work / f"{name}-moses-metrics.json"
         old = json.loads(theirs_file.read_text()) if args.score_only and theirs_file.is_file() else {}
-        if old and theirs_file.stat().st_mtime > path.stat().st_mtime and old.get("n") == len(gen) \
-                and Path(old.get("test", test_file)).name == Path(test_file).name:
-            theirs = old                   # scored by MOSES, against this test set, since these samples were drawn
+        if (
+            old
+            and theirs_file.stat().st_mtime > path.stat().st_mtime
+            and old.get("n") == len(gen)
+            and Path(old.get("test", test_file)).name == Path(test_file).name
+        ):
+            theirs = old  # scored by MOSES, against this test set, since these samples were drawn
         else:
             theirs = moses_metrics_of(args, path, test_file, theirs_file)
-        rows[name] = {"metrics": ours, "moses_get_all_metrics": theirs["metrics"],
-                      "moses_used_shipped_test_statistics": theirs["shipped_test"],
-                      "moses_get_all_metrics_error": theirs.get("error"),
-                      "disagreements_over_1e-3": disagreements(ours, theirs["metrics"]),
-                      "training": runs[name], "cpu_minutes": runs[name]["cpu_seconds"] / 60,
-                      "molecules_seen": runs[name]["molecules_seen"], "samples": len(gen)}
+        rows[name] = {
+            "metrics": ours,
+            "moses_get_all_metrics": theirs["metrics"],
+            "moses_used_shipped_test_statistics": theirs["shipped_test"],
+            "moses_get_all_metrics_error": theirs.get("error"),
+            "disagreements_over_1e-3": disagreements(ours, theirs["metrics"]),
+            "training": runs[name],
+            "cpu_minutes": runs[name]["cpu_seconds"] / 60,
+            "molecules_seen": runs[name]["molecules_seen"],
+            "samples": len(gen),
+        }
     t_eval = time.perf_counter() - t1
-    result = {"budget_cpu_minutes": args.budget_minutes, "threads": args.threads, "molecules": args.molecules,
-              "train_molecules": n_train, "seed": args.seed, "samples": args.samples,
-              "test_molecules": len(test), "test_subset": bool(args.test_limit),
-              "vaekit_recipe": args.vaekit_recipe,
-              "vaekit_fit": runs["vaekit"].get("recipe"), "moses_version": runs["moses"].get("moses"),
-              "moses_patch": "bench/moses/molsets.patch", "sequential": args.sequential,
-              "wall_seconds": {"training": t_train, "evaluation": t_eval},
-              "command": "python bench/vs_moses_vae.py " + shlex.join(portable(sys.argv[1:])),
-              "rows": rows}
-    table = [["model", "valid", "unique@10k", "novelty", "FCD/Test", "SNN/Test", "mols seen", "steps", "CPU-min",
-              "MOSES metrics differ (>1e-3)"]]
+    result = {
+        "budget_cpu_minutes": args.budget_minutes,
+        "threads": args.threads,
+        "molecules": args.molecules,
+        "train_molecules": n_train,
+        "seed": args.seed,
+        "samples": args.samples,
+        "test_molecules": len(test),
+        "test_subset": bool(args.test_limit),
+        "vaekit_recipe": args.vaekit_recipe,
+        "vaekit_fit": runs["vaekit"].get("recipe"),
+        "moses_version": runs["moses"].get("moses"),
+        "moses_patch": "bench/moses/molsets.patch",
+        "sequential": args.sequential,
+        "wall_seconds": {"training": t_train, "evaluation": t_eval},
+        "command": "python bench/vs_moses_vae.py " + shlex.join(portable(sys.argv[1:])),
+        "rows": rows,
+    }
+    table = [
+        [
+            "model",
+            "valid",
+            "unique@10k",
+            "novelty",
+            "FCD/Test",
+            "SNN/Test",
+            "mols seen",
+            "steps",
+            "CPU-min",
+            "MOSES metrics differ (>1e-3)",
+        ]
+    ]
     for name, r in rows.items():
         m = r["metrics"]
         diff = ", ".join(f"{k} {v['diff']:+.4f}" for k, v in r["disagreements_over_1e-3"].items()) or "none"
         nan = math.nan
-        table.append([name, f"{m['valid']:.4f}", f"{m.get('unique@10000', nan):.4f}", f"{m.get('Novelty', nan):.4f}",
-                      f"{m.get('FCD/Test', nan):.3f}", f"{m.get('SNN/Test', nan):.4f}", f"{r['molecules_seen']:,}",
-                      str(r["training"]["steps"]), f"{r['cpu_minutes']:.2f}", diff])
+        table.append(
+            [
+                name,
+                f"{m['valid']:.4f}",
+                f"{m.get('unique@10000', nan):.4f}",
+                f"{m.get('Novelty', nan):.4f}",
+                f"{m.get('FCD/Test', nan):.3f}",
+                f"{m.get('SNN/Test', nan):.4f}",
+                f"{r['molecules_seen']:,}",
+                str(r["training"]["steps"]),
+                f"{r['cpu_minutes']:.2f}",
+                diff,
+            ]
+        )
     if args.no_write:
         widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
         for r in table:
@@ -319,7 +448,7 @@ def compare(args) -> None:
 
 
 def main():
-    if len(sys.argv) > 1 and sys.argv[1] == "--vaekit-fit-cpu":     # the vaekit child (see vaekit_fit_cpu)
+    if len(sys.argv) > 1 and sys.argv[1] == "--vaekit-fit-cpu":  # the vaekit child (see vaekit_fit_cpu)
         return vaekit_fit_cpu(sys.argv[2:])
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--venv", default=os.environ.get("MOSES_VENV"), help="the venv bench/moses/setup.sh made")
@@ -336,8 +465,9 @@ def main():
     ap.add_argument("--work", default="runs/vs_moses_vae", help="folder for runs, samples and logs")
     ap.add_argument("--name", default="vs_moses_vae", help="result file bench/results/NAME.json")
     ap.add_argument("--no-write", action="store_true")
-    ap.add_argument("--score-only", action="store_true",
-                    help="no training: score the samples an earlier call left in --work")
+    ap.add_argument(
+        "--score-only", action="store_true", help="no training: score the samples an earlier call left in --work"
+    )
     ap.add_argument("--throughput", action="store_true", help="only MOSES's training-step molecules/s")
     ap.add_argument("--steps", type=int, default=3, help="timed steps of --throughput")
     args = ap.parse_args()
@@ -349,19 +479,29 @@ def main():
     if args.throughput:
         import torch
 
-        torch.set_num_threads(args.threads)     # the "threads" common.write records: the child's count
+        torch.set_num_threads(args.threads)  # the "threads" common.write records: the child's count
         r = moses_step_throughput(args.venv, args.molecules, args.steps, args.threads, args.seed, args.work)
-        print(f"MOSES VAE training step: {r['molecules_per_cpu_s']:.1f} molecules per CPU second "
-              f"({r['molecules_per_s']:.1f} per wall second) at batch {r['batch_size']}, "
-              f"{r['parameters']:,} parameters, {r['threads']} thread(s), over {r['steps']} timed steps")
+        print(
+            f"MOSES VAE training step: {r['molecules_per_cpu_s']:.1f} molecules per CPU second "
+            f"({r['molecules_per_s']:.1f} per wall second) at batch {r['batch_size']}, "
+            f"{r['parameters']:,} parameters, {r['threads']} thread(s), over {r['steps']} timed steps"
+        )
         if not args.no_write:
             sys.path.insert(0, str(HERE))
             from common import write
 
-            write(f"{args.name}_throughput", {"moses_vae_step": r, "molecules": args.molecules},
-                  [["step", "molecules/CPU-s", "molecules/s"],
-                   [f"MOSES VAE (batch {r['batch_size']})", f"{r['molecules_per_cpu_s']:.1f}",
-                    f"{r['molecules_per_s']:.1f}"]])
+            write(
+                f"{args.name}_throughput",
+                {"moses_vae_step": r, "molecules": args.molecules},
+                [
+                    ["step", "molecules/CPU-s", "molecules/s"],
+                    [
+                        f"MOSES VAE (batch {r['batch_size']})",
+                        f"{r['molecules_per_cpu_s']:.1f}",
+                        f"{r['molecules_per_s']:.1f}",
+                    ],
+                ],
+            )
         return
     compare(args)
 
@@ -371,7 +511,7 @@ def run():
 
     try:
         main()
-    except VaekitError as e:               # e.g. the MOSES splits not found: one line
+    except VaekitError as e:  # e.g. the MOSES splits not found: one line
         sys.exit(f"vs_moses_vae: {e}")
 
 

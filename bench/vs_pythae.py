@@ -25,6 +25,7 @@ Run it with an interpreter that has pythae (kept out of vaekit's dependencies), 
 Without pythae it says so and compares vaekit with the plain loop only.  `--quick` (6,000 training and
 1,000 test images) and `--no-write` print the table without touching bench/results.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,11 +60,12 @@ try:
     from pythae.trainers.training_callbacks import TrainingCallback
 
     PYTHAE = _version("pythae")
-except ImportError as e:          # compare with the plain loop only
+except ImportError as e:  # compare with the plain loop only
     pythae, PYTHAE, PYTHAE_ERROR = None, None, f"{type(e).__name__}: {e}"
 
 
 # --- one ELBO for every model -------------------------------------------------------------------
+
 
 @torch.no_grad()
 def test_elbo(encode, logits, x, n_samples=10, seed=0, batch_size=1000):
@@ -78,8 +80,11 @@ def test_elbo(encode, logits, x, n_samples=10, seed=0, batch_size=1000):
         mu, log_std = encode(xb)
         eps = torch.randn(n_samples, *mu.shape, generator=g)
         z = mu + log_std.exp() * eps
-        rec = -F.binary_cross_entropy_with_logits(logits(z), xb.expand(n_samples, *xb.shape),
-                                                  reduction="none").sum(-1).mean(0)
+        rec = (
+            -F.binary_cross_entropy_with_logits(logits(z), xb.expand(n_samples, *xb.shape), reduction="none")
+            .sum(-1)
+            .mean(0)
+        )
         kl = 0.5 * (mu.pow(2) + (2 * log_std).exp() - 1).sum(-1) - log_std.sum(-1)
         total += float((rec - kl).sum())
     return total / len(x)
@@ -142,6 +147,7 @@ def spans(starts, ends):
 
 # --- the three trainings ------------------------------------------------------------------------
 
+
 def train_vaekit(x, args, seed):
     torch.manual_seed(seed)
     t0 = clock()
@@ -149,14 +155,19 @@ def train_vaekit(x, args, seed):
     starts = []
     real = vaekit.train.epoch_batches
 
-    def timed_batches(*a, **kw):                  # called once at the start of every epoch
+    def timed_batches(*a, **kw):  # called once at the start of every epoch
         starts.append(clock())
         return real(*a, **kw)
 
     vaekit.train.epoch_batches = timed_batches
     try:
-        fit(model, x, TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=seed,
-                                  progress=False, tensorboard=False))
+        fit(
+            model,
+            x,
+            TrainConfig(
+                epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=seed, progress=False, tensorboard=False
+            ),
+        )
     finally:
         vaekit.train.epoch_batches = real
     t1 = clock()
@@ -185,12 +196,19 @@ def train_pythae(x, args, seed, out_dir):
     cfg = VAEConfig(input_dim=(784,), latent_dim=args.latent, reconstruction_loss="bce")
     torch.manual_seed(seed)
     t0 = clock()
-    model = PythaeVAE(cfg)                      # default nets: Encoder_VAE_MLP / Decoder_AE_MLP
-    tcfg = BaseTrainerConfig(output_dir=out_dir, num_epochs=args.epochs, learning_rate=args.lr,
-                             per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=1000,
-                             optimizer_cls="Adam", seed=seed, no_cuda=True)
+    model = PythaeVAE(cfg)  # default nets: Encoder_VAE_MLP / Decoder_AE_MLP
+    tcfg = BaseTrainerConfig(
+        output_dir=out_dir,
+        num_epochs=args.epochs,
+        learning_rate=args.lr,
+        per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=1000,
+        optimizer_cls="Adam",
+        seed=seed,
+        no_cuda=True,
+    )
     timer = EpochTimer()
-    with contextlib.redirect_stderr(io.StringIO()):     # its progress bars; the work is done all the same
+    with contextlib.redirect_stderr(io.StringIO()):  # its progress bars; the work is done all the same
         trainer = BaseTrainer(model, BaseDataset(x, torch.zeros(len(x))), training_config=tcfg, callbacks=[timer])
         trainer.train()
     t1 = clock()
@@ -227,13 +245,18 @@ def train_plain(x, args, seed):
 def vaekit_source():
     """The vaekit code that was timed: git commit, and a hash of train.py when it differs from the commit."""
     src = Path(vaekit.__file__).resolve().parent
+
     def git(*a):
         out = subprocess.run(["git", *a], cwd=src, capture_output=True, text=True)
         return out.stdout.strip() if out.returncode == 0 else None
+
     train_py = (src / "train.py").read_bytes()
-    return {"path": str(src), "commit": git("rev-parse", "HEAD"),
-            "uncommitted_changes": git("status", "--porcelain", "--", ".") not in ("", None),
-            "train_py_sha256": hashlib.sha256(train_py).hexdigest()[:16]}
+    return {
+        "path": str(src),
+        "commit": git("rev-parse", "HEAD"),
+        "uncommitted_changes": git("status", "--porcelain", "--", ".") not in ("", None),
+        "train_py_sha256": hashlib.sha256(train_py).hexdigest()[:16],
+    }
 
 
 def n_params(m):
@@ -257,7 +280,7 @@ def main(argv=None):
     if PYTHAE and args.hidden != 512:
         ap.error("--hidden must be 512 with pythae: its default MLP nets are 784-512-latent")
     torch.set_num_threads(args.threads)
-    for name in list(logging.root.manager.loggerDict):    # pythae's INFO lines (set up at its import)
+    for name in list(logging.root.manager.loggerDict):  # pythae's INFO lines (set up at its import)
         if name.startswith("pythae"):
             logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -277,10 +300,10 @@ def main(argv=None):
     runs["vaekit"] = lambda seed: train_vaekit(x, args, seed)
     runs["plain_torch"] = lambda seed: train_plain(x, args, seed)
 
-    train_plain(x[:2000], argparse.Namespace(**{**vars(args), "epochs": 1}), 0)   # warm-up (allocator, kernels)
+    train_plain(x[:2000], argparse.Namespace(**{**vars(args), "epochs": 1}), 0)  # warm-up (allocator, kernels)
     keys = ("epoch_wall_s", "epoch_cpu_s", "run_wall_s", "run_cpu_s", "test_elbo", "own_test_loss")
     res = {k: {key: [] for key in keys} for k in runs}
-    for r in range(args.repeats):                  # repeat r trains every contender with seed + r
+    for r in range(args.repeats):  # repeat r trains every contender with seed + r
         for name, run in runs.items():
             model, (encode, logits), (ep_wall, ep_cpu), (run_wall, run_cpu), own = run(args.seed + r)
             model.eval()
@@ -288,9 +311,12 @@ def main(argv=None):
             for key, val in zip(keys, (ep_wall, ep_cpu, run_wall[0], run_cpu[0], elbo, own)):
                 res[name][key].append(val)
             res[name]["parameters"] = n_params(model)
-            print(f"repeat {r + 1}/{args.repeats} {name:11s} epochs wall {' '.join(f'{t:.2f}' for t in ep_wall)} s "
-                  f"(cpu {' '.join(f'{t:.2f}' for t in ep_cpu)} s), run {run_wall[0]:.2f} s, test ELBO {elbo:.2f}"
-                  + (f", own test loss {own:.2f}" if own is not None else ""), flush=True)
+            print(
+                f"repeat {r + 1}/{args.repeats} {name:11s} epochs wall {' '.join(f'{t:.2f}' for t in ep_wall)} s "
+                f"(cpu {' '.join(f'{t:.2f}' for t in ep_cpu)} s), run {run_wall[0]:.2f} s, test ELBO {elbo:.2f}"
+                + (f", own test loss {own:.2f}" if own is not None else ""),
+                flush=True,
+            )
     for v in res.values():
         for key in ("epoch_wall_s", "epoch_cpu_s"):
             v[f"median_{key}"] = median([t for ep in v[key] for t in ep])
@@ -310,12 +336,16 @@ def main(argv=None):
         "pythae": PYTHAE or f"not importable: {PYTHAE_ERROR}",
         "python": sys.version.split()[0],
         "vaekit_source": vaekit_source(),
-        "settings": {**settings, "n_train": len(x), "n_test": len(x_test),
-                     "data": "MNIST, binarized once (torch.bernoulli, generator seed 12345), the same for all",
-                     "model": f"VAE 784-{args.hidden}-{args.latent}, ReLU, Bernoulli (pythae: sigmoid + BCE), Adam",
-                     "elbo": "test_elbo(): 10 draws per test image, the same noise for all models, closed-form KL, nats",
-                     "timing": "interleaved runs; epoch = one pass over the training set inside the trainer; "
-                               "run = the whole call incl. set-up and (pythae) saving; cpu = process CPU time"},
+        "settings": {
+            **settings,
+            "n_train": len(x),
+            "n_test": len(x_test),
+            "data": "MNIST, binarized once (torch.bernoulli, generator seed 12345), the same for all",
+            "model": f"VAE 784-{args.hidden}-{args.latent}, ReLU, Bernoulli (pythae: sigmoid + BCE), Adam",
+            "elbo": "test_elbo(): 10 draws per test image, the same noise for all models, closed-form KL, nats",
+            "timing": "interleaved runs; epoch = one pass over the training set inside the trainer; "
+            "run = the whole call incl. set-up and (pythae) saving; cpu = process CPU time",
+        },
         "results": res,
         "speed_ratio_epoch_wall": ratio("epoch_wall_s"),
         "speed_ratio_epoch_cpu": ratio("epoch_cpu_s"),
@@ -323,22 +353,33 @@ def main(argv=None):
         "plain_torch_vs_vaekit_epoch_wall": ratio("epoch_wall_s", "plain_torch"),
         "elbo_vaekit_minus_other": elbo_gap,
         "target": f"vaekit >= 1.5 x faster per epoch (wall) than pythae at equal (within {args.elbo_tolerance} "
-                  "nats) or better test ELBO",
+        "nats) or better test ELBO",
         "target_met": bool(PYTHAE) and ratio("epoch_wall_s") >= 1.5 and elbo_gap >= -args.elbo_tolerance,
     }
     rows = [["trainer", "s/epoch wall", "s/epoch cpu", "s/run wall", "test ELBO (nats)", "epoch wall / vaekit"]] + [
-        [k, f"{v['median_epoch_wall_s']:.2f}", f"{v['median_epoch_cpu_s']:.2f}", f"{v['median_run_wall_s']:.2f}",
-         " ".join(f"{e:.2f}" for e in v["test_elbo"]), f"{ratio('epoch_wall_s', k):.2f}"] for k, v in res.items()]
+        [
+            k,
+            f"{v['median_epoch_wall_s']:.2f}",
+            f"{v['median_epoch_cpu_s']:.2f}",
+            f"{v['median_run_wall_s']:.2f}",
+            " ".join(f"{e:.2f}" for e in v["test_elbo"]),
+            f"{ratio('epoch_wall_s', k):.2f}",
+        ]
+        for k, v in res.items()
+    ]
     if args.no_write or args.quick:
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         for r in rows:
             print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
     else:
         write("vs_pythae", result, rows)
-    print(f"{base} / vaekit time per epoch: wall {ratio('epoch_wall_s'):.2f}, cpu {ratio('epoch_cpu_s'):.2f} "
-          f"(whole run, wall {ratio('run_wall_s'):.2f}); ELBO vaekit - {base} = {elbo_gap:+.2f} nats; "
-          f"target met: {result['target_met']}")
+    print(
+        f"{base} / vaekit time per epoch: wall {ratio('epoch_wall_s'):.2f}, cpu {ratio('epoch_cpu_s'):.2f} "
+        f"(whole run, wall {ratio('run_wall_s'):.2f}); ELBO vaekit - {base} = {elbo_gap:+.2f} nats; "
+        f"target met: {result['target_met']}"
+    )
     return result
+
 
 if __name__ == "__main__":
     main()

@@ -1,4 +1,5 @@
 """Games in the training loop: phases, their optimisers and checkpoints; GAN, AAE, priors and match metrics."""
+
 import math
 import os
 import subprocess
@@ -38,7 +39,7 @@ def params(model):
 def test_losses_at_an_undecided_discriminator_and_accuracies():
     zero = torch.zeros(10)
     d = A.discriminator_loss(zero, zero)
-    assert d.value.item() == pytest.approx(2 * math.log(2))           # -log 1/2 on each side
+    assert d.value.item() == pytest.approx(2 * math.log(2))  # -log 1/2 on each side
     g = A.generator_loss(zero)
     assert g.value.item() == pytest.approx(math.log(2))
     real, fake = torch.tensor([3.0, -1.0, 2.0, 5.0]), torch.tensor([-2.0, -4.0, 1.0, 0.5])
@@ -66,7 +67,7 @@ def test_mixture_ring_and_gaussian_priors():
     radius = r.norm(dim=1)
     assert radius.mean().item() == pytest.approx(3.0, abs=0.02) and radius.std().item() == pytest.approx(0.2, abs=0.01)
     angle = torch.atan2(r[:, 1], r[:, 0])
-    assert torch.histc(angle, 8, -math.pi, math.pi).min().item() > 2300     # uniform angle: 2500 per bin
+    assert torch.histc(angle, 8, -math.pi, math.pi).min().item() > 2300  # uniform angle: 2500 per bin
     assert A.gaussian(5).sample((3,)).shape == (3, 5)
     with pytest.raises(VaekitError, match="latent_dim must be 2"):
         A.prior("ring", 3)
@@ -82,7 +83,7 @@ def test_mode_coverage_of_exact_samples_matches_the_chi_square_tail():
     x = A.mixture_on_circle(8, 2.0, 0.02).sample((40000,))
     modes, hq = A.mode_coverage(x, centres, 0.02)
     assert modes == 8
-    assert hq == pytest.approx(1 - math.exp(-4.5), abs=0.003)      # P(|N(0, I_2)| <= 3) = 1 - e^{-9/2}
+    assert hq == pytest.approx(1 - math.exp(-4.5), abs=0.003)  # P(|N(0, I_2)| <= 3) = 1 - e^{-9/2}
     collapsed = centres[3] + 0.02 * torch.randn(1000, 2)
     assert A.mode_coverage(collapsed, centres, 0.02)[0] == 1
     assert A.mode_coverage(torch.zeros(100, 2), centres, 0.02) == (0, 0.0)
@@ -108,7 +109,7 @@ def test_gan_logs_every_phase_and_its_discriminator_accuracy():
     assert len(h.steps) == 16
     for key in ("disc/loss", "disc/acc_real", "disc/acc_fake", "gen/loss", "gen/fooled"):
         assert len(h.terms[key]) == 16, key
-    assert h.loss == h.terms["disc/loss"]                          # `loss` is the first phase's
+    assert h.loss == h.terms["disc/loss"]  # `loss` is the first phase's
     assert all(0 <= a <= 1 for a in h.terms["disc/acc_fake"])
 
 
@@ -120,8 +121,8 @@ def test_two_phase_game_resumes_exactly(tmp_path):
     h1 = fit(half, x, TrainConfig(epochs=5, max_steps=12, **CFG), tmp_path / "half")
     assert h1.stopped == "max_steps"
     _, header = checkpoint.read(tmp_path / "half" / "checkpoint.safetensors")
-    assert set(header["optimizer_groups"]) == {"disc", "gen"}     # one optimiser state per phase
-    again = small_gan()                      # a fresh process would start from other weights: restore them
+    assert set(header["optimizer_groups"]) == {"disc", "gen"}  # one optimiser state per phase
+    again = small_gan()  # a fresh process would start from other weights: restore them
     torch.manual_seed(99)
     fit(again, x, TrainConfig(epochs=5, max_steps=24, **CFG), tmp_path / "half", resume=True)
     a, b = params(full), params(again)
@@ -136,18 +137,25 @@ def test_each_phase_optimiser_changes_only_its_own_parameters():
     before = params(gan)
     # the generator's loss back-propagates through the discriminator; with the discriminator's lr at 0
     # nothing may change it
-    frozen_disc = [Phase("disc", gan_phases()[0].loss, lambda m: m.discriminator.parameters(), lr=0.0),
-                   gan_phases()[1]]
+    frozen_disc = [Phase("disc", gan_phases()[0].loss, lambda m: m.discriminator.parameters(), lr=0.0), gan_phases()[1]]
     fit(gan, x, TrainConfig(epochs=1, **CFG), objective=frozen_disc)
     after = params(gan)
     assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("discriminator."))
     assert not all(torch.equal(before[k], after[k]) for k in before if k.startswith("generator."))
 
-    aae = build("aae", data_shape=(6,), latent_dim=2, hidden=(8,), disc_hidden=(8,), prior="mixture",
-                likelihood="gaussian", sigma=1.0)
+    aae = build(
+        "aae",
+        data_shape=(6,),
+        latent_dim=2,
+        hidden=(8,),
+        disc_hidden=(8,),
+        prior="mixture",
+        likelihood="gaussian",
+        sigma=1.0,
+    )
     before = params(aae)
     phases = aae_phases()
-    phases[2] = Phase("gen", phases[2].loss, phases[2].parameters, lr=0.0)   # the encoder moves by rec only
+    phases[2] = Phase("gen", phases[2].loss, phases[2].parameters, lr=0.0)  # the encoder moves by rec only
     no_rec = [Phase("rec", phases[0].loss, phases[0].parameters, lr=0.0), phases[1], phases[2]]
     fit(aae, torch.randn(64, 6), TrainConfig(epochs=1, **CFG), objective=no_rec)
     after = params(aae)
@@ -175,7 +183,7 @@ def test_nonfinite_phase_is_caught_and_named(tmp_path):
 
     calls = []
 
-    def bad(model, x, step):           # the generator's third call is NaN
+    def bad(model, x, step):  # the generator's third call is NaN
         calls.append(step)
         loss = gan_phases()[1].loss(model, x, step)
         return type(loss)(loss.value * float("nan") if len(calls) == 3 else loss.value, loss.terms)
@@ -225,7 +233,7 @@ def test_aae_codes_move_towards_the_prior_on_two_blobs():
 
 
 # -- DDP: phases under torchrun (gloo) ----------------------------------------------------------------
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import sys, torch
     from vaekit import adversarial as A, distributed
     from vaekit.models import build
@@ -243,7 +251,7 @@ SCRIPT = textwrap.dedent('''
     fit(model, x, TrainConfig(epochs=2, batch_size=32, progress=False, tensorboard=False), sys.argv[1],
         objective=[rec, Phase("disc", disc, lambda m: m.discriminator.parameters(), lr=3e-3)])
     distributed.teardown()
-''')
+""")
 
 
 @pytest.mark.slow
@@ -251,11 +259,26 @@ def test_phases_under_ddp_equal_one_process(tmp_path):
     script = tmp_path / "game.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    one = subprocess.run([sys.executable, str(script), str(tmp_path / "one")], capture_output=True, text=True, env=env,
-                         timeout=300)
+    one = subprocess.run(
+        [sys.executable, str(script), str(tmp_path / "one")], capture_output=True, text=True, env=env, timeout=300
+    )
     assert one.returncode == 0, one.stderr[-2000:]
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                          str(script), str(tmp_path / "two")], capture_output=True, text=True, env=env, timeout=300)
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            str(script),
+            str(tmp_path / "two"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert two.returncode == 0, two.stderr[-2000:]
     w1, _ = checkpoint.read(tmp_path / "one" / "checkpoint.safetensors")
     w2, _ = checkpoint.read(tmp_path / "two" / "checkpoint.safetensors")
@@ -276,7 +299,7 @@ def test_quick_report_writes_rows_and_figures(tmp_path):
         assert (out / f).is_file(), f
     metrics = [r.metric for r in ctx.rows]
     assert any("modes covered" in m for m in metrics) and any("high-quality" in m for m in metrics)
-    assert sum("MMD^2" in m for m in metrics) == 6               # AE vs 3 priors, each AAE vs its prior
+    assert sum("MMD^2" in m for m in metrics) == 6  # AE vs 3 priors, each AAE vs its prior
     assert set(ctx.extra["prior_match"]) == {"ae", "gaussian", "mixture", "ring"}
     # every number is a mean over seeds (2 in quick mode), with its spread, the thread count and the versions
     assert ctx.extra["gan"]["seeds"] == [0, 1] and len(ctx.extra["gan"]["modes"]["per_seed"]) == 2
@@ -292,8 +315,18 @@ def test_quick_report_reruns_to_the_same_numbers(tmp_path):
         pytest.skip("VAEKIT_DATA is not set: MNIST is needed for the AAE part")
     from vaekit.reports import run_report
 
-    runs = [run_report("adversarial", out_root=tmp_path / f"reports{i}", quick=True, seeds=2, gan_steps=60, steps=20,
-                       run_root=str(tmp_path / f"runs{i}")) for i in (1, 2)]
+    runs = [
+        run_report(
+            "adversarial",
+            out_root=tmp_path / f"reports{i}",
+            quick=True,
+            seeds=2,
+            gan_steps=60,
+            steps=20,
+            run_root=str(tmp_path / f"runs{i}"),
+        )
+        for i in (1, 2)
+    ]
     assert [(r.metric, r.ours) for r in runs[0].rows] == [(r.metric, r.ours) for r in runs[1].rows]
     assert runs[0].extra["prior_match"] == runs[1].extra["prior_match"]
     with pytest.raises(VaekitError, match="seeds must be >= 1"):
@@ -306,14 +339,14 @@ def test_sample_draws_from_the_models_own_prior_and_is_reproducible():
     torch.manual_seed(0)
     model = build("aae", data_shape=(4,), latent_dim=2, hidden=(8,), prior="ring")
     seen = []
-    model.generate = lambda z: seen.append(z) or z          # record the codes sample() decodes
+    model.generate = lambda z: seen.append(z) or z  # record the codes sample() decodes
     model.sample(4000, generator=torch.Generator().manual_seed(1))
-    r = seen[-1].norm(dim=1)                                # a ring prior: radii near its radius, none near 0
+    r = seen[-1].norm(dim=1)  # a ring prior: radii near its radius, none near 0
     ring = model.prior()
     assert abs(float(r.mean()) - ring.radius) < 0.1 and float(r.min()) > 0.3 * ring.radius
     a = model.sample(3, generator=torch.Generator().manual_seed(2))
     assert torch.equal(a, model.sample(3, generator=torch.Generator().manual_seed(2)))
-    assert not torch.equal(model.sample(3), model.sample(3))   # no generator: fresh draws each call
+    assert not torch.equal(model.sample(3), model.sample(3))  # no generator: fresh draws each call
 
 
 # -- sampling a GAN: G(eps) for eps ~ N(0, I), from Python and from the command line ------------------------
@@ -321,16 +354,16 @@ def test_gan_samples_generate_standard_normal_noise_reproducibly():
     model = small_gan(noise_dim=3)
     seen = []
     generate = model.generate
-    model.generate = lambda eps: seen.append(eps) or generate(eps)   # record the noise sample() maps
+    model.generate = lambda eps: seen.append(eps) or generate(eps)  # record the noise sample() maps
     state = torch.get_rng_state()
     a = model.sample(4000, generator=torch.Generator().manual_seed(5))
-    assert torch.equal(torch.get_rng_state(), state)                 # a generator leaves the global RNG alone
+    assert torch.equal(torch.get_rng_state(), state)  # a generator leaves the global RNG alone
     eps = seen[-1]
     assert eps.shape == (4000, 3) and a.shape == (4000, 2)
-    assert eps.mean(0).abs().max() < 0.1 and (eps.std(0) - 1).abs().max() < 0.1   # N(0, I): 4000 draws
+    assert eps.mean(0).abs().max() < 0.1 and (eps.std(0) - 1).abs().max() < 0.1  # N(0, I): 4000 draws
     assert torch.equal(a, model.sample(4000, generator=torch.Generator().manual_seed(5)))
     assert not torch.equal(a[:3], model.sample(3, generator=torch.Generator().manual_seed(6)))
-    assert not torch.equal(model.sample(3), model.sample(3))         # no generator: fresh draws each call
+    assert not torch.equal(model.sample(3), model.sample(3))  # no generator: fresh draws each call
 
 
 def test_vaekit_sample_on_a_gan_run(tmp_path, capsys):
@@ -339,18 +372,32 @@ def test_vaekit_sample_on_a_gan_run(tmp_path, capsys):
     from vaekit.cli import main
 
     run = tmp_path / "gan"
-    main(["fit", str(run), "--model", "gan", "--data", "digits", "--max-steps", "2", "--batch-size", "32",
-          "--no-progress", "--no-tensorboard"])
+    main(
+        [
+            "fit",
+            str(run),
+            "--model",
+            "gan",
+            "--data",
+            "digits",
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "32",
+            "--no-progress",
+            "--no-tensorboard",
+        ]
+    )
     main(["sample", str(run), "-n", "9", "--seed", "4", "--out", str(tmp_path / "a.npy")])
     main(["sample", str(run), "-n", "9", "--seed", "4", "--out", str(tmp_path / "b.npy")])
     a, b = np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy")
-    assert a.shape == (9, 8, 8) and np.isfinite(a).all()             # 8x8 digits
-    np.testing.assert_array_equal(a, b)                              # the seed fixes the draws
+    assert a.shape == (9, 8, 8) and np.isfinite(a).all()  # 8x8 digits
+    np.testing.assert_array_equal(a, b)  # the seed fixes the draws
     main(["sample", str(run), "-n", "9", "--seed", "5", "--out", str(tmp_path / "c.npy")])
     assert not np.array_equal(a, np.load(tmp_path / "c.npy"))
-    main(["sample", str(run), "-n", "4"])                            # default: an image grid in the run
+    main(["sample", str(run), "-n", "4"])  # default: an image grid in the run
     assert (run / "samples.png").read_bytes().startswith(b"\x89PNG")
     capsys.readouterr()
-    with pytest.raises(SystemExit) as e:                             # no encoder: no codes to fit a sampler on
+    with pytest.raises(SystemExit) as e:  # no encoder: no codes to fit a sampler on
         main(["sample", str(run), "--sampler", "gmm", "--out", str(tmp_path / "d.npy")])
     assert e.value.code == 2 and "GAN has no encoder" in capsys.readouterr().err

@@ -1,4 +1,5 @@
 """Adversarial Variational Bayes: implicit posterior, critic as KL, a game of two phases."""
+
 import pytest
 import torch
 
@@ -36,7 +37,7 @@ def test_two_phases_each_player_with_its_own_parameters(contrast):
     model = small(contrast=contrast)
     x = torch.bernoulli(torch.full((6, 8, 8), 0.3))
     critic, elbo = resolve_phases(model)
-    assert (critic.name, elbo.name) == ("critic", "elbo")      # the critic first, as a GAN's discriminator
+    assert (critic.name, elbo.name) == ("critic", "elbo")  # the critic first, as a GAN's discriminator
     mine = {n: {id(p) for p in ph.parameters(model)} for n, ph in (("elbo", elbo), ("critic", critic))}
     assert mine["critic"] == {id(p) for p in model.critic.parameters()}
     assert mine["elbo"] | mine["critic"] == {id(p) for p in model.parameters()} and not mine["elbo"] & mine["critic"]
@@ -47,7 +48,7 @@ def test_two_phases_each_player_with_its_own_parameters(contrast):
     assert all(p.grad is None for n, p in model.named_parameters() if not n.startswith("critic."))
     assert all(p.grad is not None for p in model.critic.parameters())
     loss = elbo.loss(model, x, 0)
-    assert abs(loss.value.item() + loss.terms["elbo"].item()) < 1e-4   # the logged value is -ELBO
+    assert abs(loss.value.item() + loss.terms["elbo"].item()) < 1e-4  # the logged value is -ELBO
 
 
 def test_a_checkpoint_written_before_the_phases_loads_its_weights(tmp_path):
@@ -64,8 +65,11 @@ def test_a_checkpoint_written_before_the_phases_loads_its_weights(tmp_path):
     loaded = load_model(tmp_path / "checkpoint.safetensors").state_dict()
     assert all(torch.equal(loaded[k], v) for k, v in model.state_dict().items())
     opts = make_optimisers(model, resolve_phases(model), TrainConfig(), torch.device("cpu"))
-    with pytest.raises(VaekitError, match=r"holds optimizers of phases \['loss'\] but the run has optimizers of "
-                                          r"phases \['critic', 'elbo'\]"):
+    with pytest.raises(
+        VaekitError,
+        match=r"holds optimizers of phases \['loss'\] but the run has optimizers of "
+        r"phases \['critic', 'elbo'\]",
+    ):
         restore(tmp_path / "checkpoint.safetensors", model, opts)
 
 
@@ -74,10 +78,10 @@ def test_standardise_is_leave_one_out_gaussian_algebra():
     z = torch.randn(50, 4, 3) * 0.5 + 1.0
     zt, exact = model.standardise(z)
     for k in (0, 17, 49):
-        others = torch.cat([z[:k], z[k + 1:]])
+        others = torch.cat([z[:k], z[k + 1 :]])
         m, s = others.mean(0), others.std(0)
         assert torch.allclose(zt[k], (z[k] - m) / s, atol=1e-4)
-        by_hand = (-0.5 * zt[k] ** 2 - s.log() + 0.5 * z[k] ** 2).sum(-1)    # log N(z; m, s) - log N(z; 0, 1)
+        by_hand = (-0.5 * zt[k] ** 2 - s.log() + 0.5 * z[k] ** 2).sum(-1)  # log N(z; m, s) - log N(z; 0, 1)
         assert torch.allclose(exact[k], by_hand, atol=1e-4)
     assert abs(zt.mean().item()) < 0.1 and abs(zt.std().item() - 1) < 0.1
 
@@ -91,8 +95,9 @@ def test_trains_on_digits_and_critic_tracks_the_kl():
     x = torch.bernoulli(load("digits", "test").x, generator=g)
     with torch.no_grad():
         before = model.loss(x).terms["elbo"].item()
-    h = fit(model, train.x, TrainConfig(epochs=25, batch_size=64, lr=2e-3, binarize=True, progress=False,
-                                        tensorboard=False))
+    h = fit(
+        model, train.x, TrainConfig(epochs=25, batch_size=64, lr=2e-3, binarize=True, progress=False, tensorboard=False)
+    )
     with torch.no_grad():
         after = {**model.loss(x).terms, **model.critic_loss(x).terms}
     assert h.stopped == "completed"

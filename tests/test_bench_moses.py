@@ -1,6 +1,7 @@
 """bench/vs_moses_vae.py: the vaekit side of the MOSES comparison (a `vaekit fit` whose time budget counts CPU
 seconds, the molecules it saw, its prior samples), the sample files and the 1e-3 check between two metric
 implementations.  MOSES itself runs in its own venv (bench/moses/setup.sh) and is not needed here."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -15,8 +16,18 @@ pytest.importorskip("rdkit", reason="the chemical VAE needs RDKit (pip install '
 pytest.importorskip("selfies", reason="the chemical VAE needs selfies (pip install 'vaekit[chem]')")
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
-MOLS = ["CCO", "c1ccccc1O", "CC(=O)Oc1ccccc1C(=O)O", "Cn1cnc2c1c(=O)n(C)c(=O)n2C", "ClC(Cl)Br", "C[C@H](N)C(=O)O",
-        "O=C1CCCN1", "CC#N", "c1ccc2[nH]ccc2c1", "FC(F)(F)c1ccncc1"]
+MOLS = [
+    "CCO",
+    "c1ccccc1O",
+    "CC(=O)Oc1ccccc1C(=O)O",
+    "Cn1cnc2c1c(=O)n(C)c(=O)n2C",
+    "ClC(Cl)Br",
+    "C[C@H](N)C(=O)O",
+    "O=C1CCCN1",
+    "CC#N",
+    "c1ccc2[nH]ccc2c1",
+    "FC(F)(F)c1ccncc1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -35,16 +46,16 @@ def test_disagreements_flag_only_differences_over_the_tolerance(vs):
     ours = {"valid": 0.5, "FCD/Test": 1.0, "SNN/Test": 0.6, "Novelty": 0.9, "IntDiv": math.nan, "only_ours": 1.0}
     theirs = {"valid": 0.5 + 0.5e-3, "FCD/Test": 1.0 + 2e-3, "SNN/Test": 0.6, "Novelty": 0.8, "IntDiv": 0.85}
     d = vs.disagreements(ours, theirs)
-    assert set(d) == {"FCD/Test", "Novelty", "IntDiv"}           # a NaN on one side is a disagreement too
+    assert set(d) == {"FCD/Test", "Novelty", "IntDiv"}  # a NaN on one side is a disagreement too
     assert d["Novelty"]["diff"] == pytest.approx(0.1) and d["FCD/Test"]["moses_metrics"] == 1.0 + 2e-3
-    assert vs.disagreements({"Scaf/Test": math.nan}, {"Scaf/Test": math.nan}) == {}   # undefined for both
+    assert vs.disagreements({"Scaf/Test": math.nan}, {"Scaf/Test": math.nan}) == {}  # undefined for both
 
 
 def test_sample_files_keep_empty_samples(vs, tmp_path):
     f = tmp_path / "s.smi"
     vs.write_lines(f, ["CCO", "", "C1CC", ""])
     assert vs.read_lines(f) == ["CCO", "", "C1CC", ""]
-    assert not list(tmp_path.glob(".*"))                          # no temp file left behind
+    assert not list(tmp_path.glob(".*"))  # no temp file left behind
 
 
 def test_vaekit_fit_stops_at_the_cpu_budget_and_counts_molecules(vs, tmp_path, monkeypatch):
@@ -55,15 +66,41 @@ def test_vaekit_fit_stops_at_the_cpu_budget_and_counts_molecules(vs, tmp_path, m
     data.write_text("smiles\n" + "\n".join(MOLS) + "\n")
     real_fit = vaekit.train.fit
     out, samples, run = tmp_path / "vaekit.json", tmp_path / "samples.smi", tmp_path / "run"
-    vs.vaekit_fit_cpu([str(out), str(samples), "7", "0", "--", str(run), "--model", "chemvae", "--data", str(data),
-                       "--kind", "selfies", "--latent-dim", "3", "--gru-hidden", "8", "--gru-layers", "1",
-                       "--epochs", "10000", "--batch-size", "4", "--max-seconds", "0.3", "--no-progress",
-                       "--no-tensorboard"])
-    assert vaekit.train.fit is real_fit                           # the wrapper is undone
+    vs.vaekit_fit_cpu(
+        [
+            str(out),
+            str(samples),
+            "7",
+            "0",
+            "--",
+            str(run),
+            "--model",
+            "chemvae",
+            "--data",
+            str(data),
+            "--kind",
+            "selfies",
+            "--latent-dim",
+            "3",
+            "--gru-hidden",
+            "8",
+            "--gru-layers",
+            "1",
+            "--epochs",
+            "10000",
+            "--batch-size",
+            "4",
+            "--max-seconds",
+            "0.3",
+            "--no-progress",
+            "--no-tensorboard",
+        ]
+    )
+    assert vaekit.train.fit is real_fit  # the wrapper is undone
     r = json.loads(out.read_text())
     assert json.loads((run / "config.json").read_text())["train"]["budget_clock"] == "cpu"
     assert r["stopped"] == "max_seconds" and r["cpu_seconds"] >= 0.3 and r["train_molecules"] == 10
-    full, rest = divmod(r["steps"], 3)                            # an epoch: 10 molecules in batches of 4, 4, 2
+    full, rest = divmod(r["steps"], 3)  # an epoch: 10 molecules in batches of 4, 4, 2
     assert 10 * full + 2 * rest <= r["molecules_seen"] <= 10 * full + 4 * rest
     assert r["epochs"] == pytest.approx(r["molecules_seen"] / 10)
     assert len(vs.read_lines(samples)) == 7 == r["samples"]

@@ -1,6 +1,7 @@
 """bench/vs_pythae.py: the one ELBO function it scores every model with, checked against closed forms and
 against each library's own objective; a smoke run when pythae is installed (it is not a vaekit dependency:
 run these with an interpreter that has it, e.g. $PYTHAE_VENV/bin/python -m pytest tests/test_bench_pythae.py)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -38,10 +39,11 @@ def needs_pythae(vs):
 
 def test_elbo_of_prior_posterior_and_flat_decoder_is_minus_784_log2(vs):
     x = torch.bernoulli(torch.full((7, 784), 0.3, dtype=torch.float32))
-    def zeros(xb):                                                                 # q = p, so KL = 0
+
+    def zeros(xb):  # q = p, so KL = 0
         return torch.zeros(len(xb), 4), torch.zeros(len(xb), 4)
 
-    def flat(z):                                                                   # p(x_i = 1 | z) = 1/2
+    def flat(z):  # p(x_i = 1 | z) = 1/2
         return torch.zeros(*z.shape[:-1], 784)
 
     assert vs.test_elbo(zeros, flat, x, batch_size=3) == pytest.approx(-784 * math.log(2), rel=1e-6)
@@ -74,7 +76,7 @@ def test_pythae_parts_give_minus_pythae_loss_with_the_same_noise(vs):
     model = vs.PythaeVAE(vs.VAEConfig(input_dim=(784,), latent_dim=5, reconstruction_loss="bce")).eval()
     x = torch.bernoulli(torch.rand(20, 784))
     got = vs.test_elbo(*vs.pythae_parts(model), x, n_samples=1, seed=3)
-    torch.manual_seed(3)                       # pythae draws eps with randn_like: the same stream
+    torch.manual_seed(3)  # pythae draws eps with randn_like: the same stream
     with torch.no_grad():
         loss = float(model({"data": x}).loss)
     assert got == pytest.approx(-loss, rel=1e-5)
@@ -98,5 +100,5 @@ def test_quick_benchmark_runs_and_reports_both_libraries(vs):
     assert res["pythae"]["parameters"] == res["vaekit"]["parameters"] == res["plain_torch"]["parameters"]
     for v in res.values():
         assert len(v["epoch_wall_s"][0]) == 1 and v["epoch_cpu_s"][0][0] > 0
-        assert -400 < v["test_elbo"][0] < -100                 # one epoch on 6,000 images: well above chance
+        assert -400 < v["test_elbo"][0] < -100  # one epoch on 6,000 images: well above chance
     assert out["speed_ratio_epoch_wall"] > 0

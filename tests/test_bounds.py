@@ -1,4 +1,5 @@
 """Numerics of the bounds against closed forms."""
+
 import math
 
 import pytest
@@ -13,8 +14,15 @@ from vaekit.train import TrainConfig, fit
 def linear_gaussian_vae(x_dim=6, z_dim=2, sigma=0.5, seed=0):
     """Probabilistic PCA as a VAE: linear decoder, fixed-sigma Gaussian likelihood, Gaussian encoder."""
     torch.manual_seed(seed)
-    return vaekit.build("vae", data_shape=(x_dim,), latent_dim=z_dim, hidden=(z_dim,), activation="identity",
-                        likelihood="gaussian", sigma=sigma)
+    return vaekit.build(
+        "vae",
+        data_shape=(x_dim,),
+        latent_dim=z_dim,
+        hidden=(z_dim,),
+        activation="identity",
+        likelihood="gaussian",
+        sigma=sigma,
+    )
 
 
 def exact_log_marginal(model, x, sigma):
@@ -23,7 +31,7 @@ def exact_log_marginal(model, x, sigma):
     d = model.config.latent_dim
     with torch.no_grad():
         b = dec(torch.zeros(1, d))[0]
-        W = (dec(torch.eye(d)) - b).T                        # (x_dim, d)
+        W = (dec(torch.eye(d)) - b).T  # (x_dim, d)
         cov = W @ W.T + sigma**2 * torch.eye(len(b))
     return D.MultivariateNormal(b.double(), cov.double()).log_prob(x.double())
 
@@ -38,8 +46,11 @@ def ppca_data(n=512, x_dim=6, z_dim=2, sigma=0.5, seed=1):
 def test_log_likelihood_matches_ppca_closed_form():
     x = ppca_data(n=256)
     model = linear_gaussian_vae()
-    fit(model, x, TrainConfig(epochs=500, batch_size=256, lr=2e-2, lr_schedule="cosine", progress=False,
-                              tensorboard=False))
+    fit(
+        model,
+        x,
+        TrainConfig(epochs=500, batch_size=256, lr=2e-2, lr_schedule="cosine", progress=False, tensorboard=False),
+    )
     # Make q(z|x) a deliberately imperfect proposal (wider and shifted) so importance sampling has work to do.
     with torch.no_grad():
         d = model.config.latent_dim
@@ -61,15 +72,15 @@ def test_chunking_does_not_change_the_estimate():
     model = linear_gaussian_vae()
     torch.manual_seed(3)
     noise = torch.randn(300, 8, 2)
-    fn = lambda xb, start, m: noise[start:start + m, : len(xb)]  # noqa: E731
+    fn = lambda xb, start, m: noise[start : start + m, : len(xb)]  # noqa: E731
     a = vaekit.log_likelihood(model, x, k=300, noise_fn=fn)
-    b = vaekit.log_likelihood(model, x, k=300, noise_fn=fn, max_elements=6 * 8 * 7)   # chunks of 7 samples
+    b = vaekit.log_likelihood(model, x, k=300, noise_fn=fn, max_elements=6 * 8 * 7)  # chunks of 7 samples
     assert torch.allclose(a, b, atol=1e-5)
 
 
 def test_iwae_bound_increases_with_k():
     x = ppca_data(n=256)
-    model = linear_gaussian_vae()   # untrained: a poor q makes the gap between bounds large
+    model = linear_gaussian_vae()  # untrained: a poor q makes the gap between bounds large
     torch.manual_seed(0)
     vals = []
     for k in (1, 5, 50):
@@ -92,8 +103,9 @@ def test_analytic_kl_equals_monte_carlo():
 def test_kl_falls_back_to_monte_carlo_when_unregistered():
     loc, scale = torch.tensor([1.0, 0.0]), torch.tensor([0.5, 2.0])
     # a Normal in disguise: N(0,1) pushed through z -> loc + scale * z; torch has no KL rule for it
-    q = D.Independent(D.TransformedDistribution(D.Normal(torch.zeros(2), torch.ones(2)),
-                                                [D.AffineTransform(loc, scale)]), 1)
+    q = D.Independent(
+        D.TransformedDistribution(D.Normal(torch.zeros(2), torch.ones(2)), [D.AffineTransform(loc, scale)]), 1
+    )
     p = D.Independent(D.Normal(torch.zeros(2), torch.ones(2)), 1)
     with pytest.raises(NotImplementedError):
         D.kl_divergence(q, p)
@@ -122,8 +134,8 @@ def test_iwae2015_quick_report_runs_every_row(tmp_path, workers):
     run_report("iwae2015", out_root=tmp_path, quick=True, budget_minutes=0.02, nll_k=20, workers=workers)
     rows = json.loads((tmp_path / "iwae2015" / "results.json").read_text())["rows"]
     assert [r["metric"].split(":")[0] for r in rows[::2]] == ["VAE (k=1)", "IWAE (k=5)", "IWAE (k=50)"]
-    assert all(r["ours"] > 0 for r in rows[::2])                          # an NLL in nats
-    assert all(0 <= r["ours"] <= 8 for r in rows[1::2])                   # active units of 8
+    assert all(r["ours"] > 0 for r in rows[::2])  # an NLL in nats
+    assert all(0 <= r["ours"] <= 8 for r in rows[1::2])  # active units of 8
 
 
 def test_iwae2015_rows_option_trains_only_the_rows_asked_for(tmp_path):
@@ -176,9 +188,9 @@ def test_with_the_exact_posterior_the_elbo_and_every_iwae_bound_are_log_p_x():
     exact = exact_log_marginal(vae, x, 0.5)
     torch.manual_seed(0)
     with torch.no_grad():
-        t = bounds.elbo_terms(model, x, n_samples=20000)      # KL analytic, E_q[log p(x|z)] by Monte Carlo
+        t = bounds.elbo_terms(model, x, n_samples=20000)  # KL analytic, E_q[log p(x|z)] by Monte Carlo
         assert torch.allclose(t.elbo.double(), exact, atol=0.05) and torch.equal(t.elbo, t.rec - t.kl)
-        for k in (1, 7):                                       # log p(x, z) - log p(z|x) = log p(x) for every draw
+        for k in (1, 7):  # log p(x, z) - log p(z|x) = log p(x) for every draw
             assert torch.allclose(bounds.log_weights(model, x, k).double(), exact.expand(k, -1), atol=2e-3)
             assert float(-bounds.iwae_bound(model, x, k=k).value) == pytest.approx(float(exact.mean()), abs=2e-3)
 
@@ -196,7 +208,7 @@ def test_mean_elbo_is_the_seeded_mean_of_the_per_item_elbo():
     torch.manual_seed(1)
     assert mean_elbo(model, x, seed=4) == pytest.approx(expected, rel=1e-6)
     assert mean_elbo(model, x, seed=4, batch_size=7) == mean_elbo(model, x, seed=4, batch_size=7)
-    assert torch.equal(torch.rand(2), after)                   # the caller's random stream is untouched
+    assert torch.equal(torch.rand(2), after)  # the caller's random stream is untouched
 
 
 def test_elbo_with_the_prior_as_q_matches_its_closed_form():
@@ -210,7 +222,7 @@ def test_elbo_with_the_prior_as_q_matches_its_closed_form():
     with torch.no_grad():
         t = bounds.elbo_terms(model, x, n_samples=20000)
     assert torch.allclose(t.kl, torch.zeros(8))
-    assert torch.allclose(t.elbo, closed, atol=0.2)                  # Monte Carlo: about 0.03 nats s.e. per item
+    assert torch.allclose(t.elbo, closed, atol=0.2)  # Monte Carlo: about 0.03 nats s.e. per item
     assert float(t.elbo.mean()) == pytest.approx(float(closed.mean()), abs=0.05)
 
 
@@ -224,8 +236,10 @@ def test_log_likelihood_with_any_proposal_is_a_bound_that_tightens_with_k():
     assert torch.allclose(bounds.log_likelihood(vae, x, k=2, proposal=posterior).double(), exact, atol=2e-3)
     # a poor proposal (the posterior, widened and shifted): a lower bound that rises with k towards log p(x)
     poor = lambda xb: D.Independent(D.Normal(posterior(xb).mean + 0.5, 3.0 * torch.ones(len(xb), 2)), 1)  # noqa: E731
-    means = [float(torch.stack([bounds.log_likelihood(vae, x, k=k, proposal=poor) for _ in range(30)]).mean())
-             for k in (1, 10, 1000)]
+    means = [
+        float(torch.stack([bounds.log_likelihood(vae, x, k=k, proposal=poor) for _ in range(30)]).mean())
+        for k in (1, 10, 1000)
+    ]
     assert means[0] < means[1] < means[2] <= float(exact.mean()) + 0.01, (means, float(exact.mean()))
     assert float(exact.mean()) - means[2] < 0.05
 
@@ -246,7 +260,7 @@ def test_elbo_terms_loss_weights_the_kl_by_beta_and_logs_the_plain_elbo():
 
 def test_kl_weight_warms_up_linearly():
     cfg = linear_gaussian_vae().config
-    assert bounds.kl_weight(cfg, 0) == 1.0                    # no warm-up: beta from the start
+    assert bounds.kl_weight(cfg, 0) == 1.0  # no warm-up: beta from the start
     cfg.beta, cfg.warmup_steps = 2.0, 10
     assert [bounds.kl_weight(cfg, s) for s in (0, 5, 10, 50)] == [0.0, 1.0, 2.0, 2.0]
 
@@ -260,7 +274,7 @@ def test_seeded_repeats_its_draws_and_gives_back_the_callers_stream():
     with bounds.seeded(7):
         b = torch.randn(4)
     assert torch.equal(a, b)
-    assert torch.equal(torch.rand(3), expected)             # the caller's stream as if nothing had been drawn
+    assert torch.equal(torch.rand(3), expected)  # the caller's stream as if nothing had been drawn
 
 
 def test_item_means_averages_per_item_terms_over_batches():
@@ -269,5 +283,6 @@ def test_item_means_averages_per_item_terms_over_batches():
     x = torch.arange(10.0)
     out = item_means(lambda rows: {"x": x[rows], "noise": torch.randn(len(x[rows]))}, len(x), seed=3, batch_size=3)
     assert out["x"] == pytest.approx(4.5)
-    assert out == item_means(lambda rows: {"x": x[rows], "noise": torch.randn(len(x[rows]))}, len(x), seed=3,
-                             batch_size=3)
+    assert out == item_means(
+        lambda rows: {"x": x[rows], "noise": torch.randn(len(x[rows]))}, len(x), seed=3, batch_size=3
+    )

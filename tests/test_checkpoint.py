@@ -1,4 +1,5 @@
 """Checkpoints: round trip, corruption detection, atomic writes, crafted headers refused before allocating."""
+
 import json
 
 import numpy as np
@@ -76,7 +77,7 @@ def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
     monkeypatch.setattr(checkpoint, "save_file", boom)
     with pytest.raises(OSError):
         checkpoint.save(path, m, step=2)
-    assert [p.name for p in tmp_path.iterdir()] == ["c.safetensors"]        # no temp file left behind
+    assert [p.name for p in tmp_path.iterdir()] == ["c.safetensors"]  # no temp file left behind
     assert checkpoint.read(path)[1]["meta"]["step"] == 1
 
 
@@ -98,12 +99,15 @@ def forge(src, dst, **config):
     return dst
 
 
-@pytest.mark.parametrize("value, message", [
-    (2.5, "config field latent_dim must be an integer, got 2.5"),
-    (True, "config field latent_dim must be an integer, got true"),
-    ("8", 'config field latent_dim must be an integer, got "8"'),
-    (-1, "config field latent_dim must be >= 1, got -1"),
-])
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (2.5, "config field latent_dim must be an integer, got 2.5"),
+        (True, "config field latent_dim must be an integer, got true"),
+        ("8", 'config field latent_dim must be an integer, got "8"'),
+        (-1, "config field latent_dim must be >= 1, got -1"),
+    ],
+)
 def test_bad_config_values_are_one_line_errors(tmp_path, value, message):
     with pytest.raises(VaekitError) as e:
         vaekit.from_config({"model": "vae", "config": {"latent_dim": value}})
@@ -117,17 +121,17 @@ def test_bad_config_values_are_one_line_errors(tmp_path, value, message):
 
 def test_config_types_come_from_the_field_annotations():
     m = vaekit.build("vae", data_shape=[6], hidden=[8], latent_dim=np.int64(2), beta=2, sigma=1, likelihood="gaussian")
-    assert m.config.data_shape == (6,) and m.config.hidden == (8,)          # lists are tuples
+    assert m.config.data_shape == (6,) and m.config.hidden == (8,)  # lists are tuples
     assert type(m.config.latent_dim) is int and json.dumps(vaekit.models.config_dict(m))
-    assert type(m.config.beta) is float and m.config.sigma == 1.0           # floats take integers
+    assert type(m.config.beta) is float and m.config.sigma == 1.0  # floats take integers
     for name, config, message in [
         ("vae", {"hidden": [8, 2.5]}, "config field hidden must be a list of integers, got [8, 2.5]"),
         ("vae", {"hidden": 8}, "config field hidden must be a list of integers, got 8"),
-        ("vae", {"hidden": [1] * 5000}, "config field hidden holds 5000 entries, more than 1024"),   # no 5000 layers
+        ("vae", {"hidden": [1] * 5000}, "config field hidden holds 5000 entries, more than 1024"),  # no 5000 layers
         ("vae", {"sigma": "0.1"}, 'config field sigma must be a finite number or null, got "0.1"'),
         ("vae", {"beta": float("inf")}, "config field beta must be a finite number, got Infinity"),
         ("vae", {"activation": ["relu"]}, 'config field activation must be a string, got ["relu"]'),
-        ("vae", {"arch": "rnn"}, "config field arch must be 'mlp', 'conv' or 'conv1d', got 'rnn'"),     # enumerations
+        ("vae", {"arch": "rnn"}, "config field arch must be 'mlp', 'conv' or 'conv1d', got 'rnn'"),  # enumerations
         ("avb", {"contrast": 1}, "config field contrast must be true or false, got 1"),
         ("gan", {"noise_dim": None}, "config field noise_dim must be an integer, got null"),
         ("chemvae", {"tokens": ["C", 1]}, 'config field tokens must be a list of strings, got ["C", 1]'),
@@ -143,38 +147,69 @@ def test_crafted_header_shapes_are_refused_naming_the_tensor(tmp_path):
     checkpoint.save(path, model())
     tensors, header = checkpoint.read(path)
     index = {k: {"shape": list(v.shape)} for k, v in tensors.items()}
-    checkpoint.check_model_fits(path, header["model"], index, 0)              # the saved file fits
-    index["model.encoder.body.net.0.weight"]["shape"] = [10, 16]              # (16, 10) transposed: same count
-    with pytest.raises(VaekitError, match=r"tensor model.encoder.body.net.0.weight has shape \[10, 16\] in the file, "
-                                          r"the config implies \[16, 10\]"):
+    checkpoint.check_model_fits(path, header["model"], index, 0)  # the saved file fits
+    index["model.encoder.body.net.0.weight"]["shape"] = [10, 16]  # (16, 10) transposed: same count
+    with pytest.raises(
+        VaekitError,
+        match=r"tensor model.encoder.body.net.0.weight has shape \[10, 16\] in the file, "
+        r"the config implies \[16, 10\]",
+    ):
         checkpoint.check_model_fits(path, header["model"], index, 0)
     index["model.encoder.body.net.0.wieght"] = index.pop("model.encoder.body.net.0.weight")
     with pytest.raises(VaekitError, match="tensor model.encoder.body.net.0.weight is missing"):
         checkpoint.check_model_fits(path, header["model"], index, 0)
     forge(path, tmp_path / "wide.safetensors", hidden=[17])
 
-    def count(h):            # x (10) -> h -> (mu, log sigma) (2 * 3); z (3) -> h -> logits (10): weights and biases
+    def count(h):  # x (10) -> h -> (mu, log sigma) (2 * 3); z (3) -> h -> logits (10): weights and biases
         return (10 + 1) * h + (h + 1) * 6 + (3 + 1) * h + (h + 1) * 10
 
-    with pytest.raises(VaekitError, match=rf"wide.safetensors: the model config in the header implies {count(17)} "
-                                          rf"parameters \({4 * count(17):,} bytes\) but the file holds {count(16)} \("):
+    with pytest.raises(
+        VaekitError,
+        match=rf"wide.safetensors: the model config in the header implies {count(17)} "
+        rf"parameters \({4 * count(17):,} bytes\) but the file holds {count(16)} \(",
+    ):
         checkpoint.load_model(tmp_path / "wide.safetensors")
 
 
-SMALL = [("aae", dict(data_shape=(6,), latent_dim=2, hidden=(8,), prior="mixture", disc_hidden=(4,))),
-         ("avb", dict(data_shape=(6,), latent_dim=2, hidden=(8,), critic_hidden=(4,))),
-         ("fontvae", dict(data_shape=(3, 8, 8), latent_dim=2, hidden=(8,), arch="conv", channels=(2, 2))),
-         ("gan", dict(data_shape=(3,), hidden=(4,), disc_hidden=(4,))),
-         ("chemvae", dict(tokens=("<pad>", "<bos>", "<eos>", "C", "O"), max_len=8, latent_dim=2, conv_channels=(2,),
-                          conv_kernels=(3,), dense=4, embed_dim=2, gru_hidden=4, gru_layers=2, prop_hidden=(4,))),
-         ("vae", dict(data_shape=(1, 9, 7), latent_dim=2, hidden=(8,), arch="conv", channels=(2, 3),
-                      likelihood="gaussian", sigma=None))]
+SMALL = [
+    ("aae", dict(data_shape=(6,), latent_dim=2, hidden=(8,), prior="mixture", disc_hidden=(4,))),
+    ("avb", dict(data_shape=(6,), latent_dim=2, hidden=(8,), critic_hidden=(4,))),
+    ("fontvae", dict(data_shape=(3, 8, 8), latent_dim=2, hidden=(8,), arch="conv", channels=(2, 2))),
+    ("gan", dict(data_shape=(3,), hidden=(4,), disc_hidden=(4,))),
+    (
+        "chemvae",
+        dict(
+            tokens=("<pad>", "<bos>", "<eos>", "C", "O"),
+            max_len=8,
+            latent_dim=2,
+            conv_channels=(2,),
+            conv_kernels=(3,),
+            dense=4,
+            embed_dim=2,
+            gru_hidden=4,
+            gru_layers=2,
+            prop_hidden=(4,),
+        ),
+    ),
+    (
+        "vae",
+        dict(
+            data_shape=(1, 9, 7),
+            latent_dim=2,
+            hidden=(8,),
+            arch="conv",
+            channels=(2, 3),
+            likelihood="gaussian",
+            sigma=None,
+        ),
+    ),
+]
 
 
 @pytest.mark.parametrize("name, config", SMALL, ids=[n for n, _ in SMALL])
 def test_every_model_builds_on_the_meta_device_and_round_trips(tmp_path, name, config):
     """The shapes found without memory are the real model's, so good checkpoints of every model still load."""
-    assert {n for n, _ in SMALL} | {"autoencoder", "iwae"} == set(vaekit.models.REGISTRY)   # (those two: above)
+    assert {n for n, _ in SMALL} | {"autoencoder", "iwae"} == set(vaekit.models.REGISTRY)  # (those two: above)
     torch.manual_seed(0)
     m = vaekit.build(name, **config)
     shapes = vaekit.models.state_shapes(vaekit.models.config_dict(m))
@@ -182,7 +217,7 @@ def test_every_model_builds_on_the_meta_device_and_round_trips(tmp_path, name, c
     checkpoint.save(tmp_path / "c.safetensors", m)
     loaded = checkpoint.load_model(tmp_path / "c.safetensors")
     assert all(torch.equal(a, b) for a, b in zip(m.state_dict().values(), loaded.state_dict().values()))
-    assert torch.distributions.Distribution._validate_args == __debug__        # the meta build left it as it was
+    assert torch.distributions.Distribution._validate_args == __debug__  # the meta build left it as it was
 
 
 REFUSAL = r"""
@@ -229,18 +264,30 @@ def test_crafted_huge_header_is_refused_without_allocating(tmp_path):
     for name, shape, hidden in [("small", (6,), (4,)), ("big", (784,), (256,))]:
         (tmp_path / name).mkdir()
         torch.manual_seed(0)
-        checkpoint.save(tmp_path / name / "good.safetensors",
-                        vaekit.build("vae", data_shape=shape, latent_dim=8, hidden=hidden))
+        checkpoint.save(
+            tmp_path / name / "good.safetensors", vaekit.build("vae", data_shape=shape, latent_dim=8, hidden=hidden)
+        )
         forge(tmp_path / name / "good.safetensors", tmp_path / name / "checkpoint.safetensors", hidden=[65536, 65536])
     big = tmp_path / "big" / "checkpoint.safetensors"
     size = big.stat().st_size
     assert size > 10**6
-    out = subprocess.run([sys.executable, "-c", REFUSAL, str(tmp_path / "small" / "checkpoint.safetensors"), str(big),
-                          str(tmp_path / "big")], capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            REFUSAL,
+            str(tmp_path / "small" / "checkpoint.safetensors"),
+            str(big),
+            str(tmp_path / "big"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     res = json.loads(out.stdout)
     assert res["message"].startswith(f"{big}: the model config in the header implies ")
-    assert "34," in res["message"] and "\n" not in res["message"]              # 34,... GB claimed
+    assert "34," in res["message"] and "\n" not in res["message"]  # 34,... GB claimed
     assert res["load_growth"] < 2 * size and res["cli_growth"] < 2 * size
     assert res["code"] == 2
     errors = [line for line in out.stderr.splitlines() if line.startswith("vaekit: error:")]
@@ -252,7 +299,17 @@ def test_fit_config_file_with_a_bad_value_is_one_line_error(tmp_path, capsys):
 
     (tmp_path / "c.json").write_text(json.dumps({"latent_dim": 2.5, "hidden": [8]}))
     with pytest.raises(SystemExit) as e:
-        main(["fit", str(tmp_path / "run"), "--config", str(tmp_path / "c.json"), "--epochs", "1", "--no-progress",
-              "--no-tensorboard"])
+        main(
+            [
+                "fit",
+                str(tmp_path / "run"),
+                "--config",
+                str(tmp_path / "c.json"),
+                "--epochs",
+                "1",
+                "--no-progress",
+                "--no-tensorboard",
+            ]
+        )
     assert e.value.code == 2
     assert capsys.readouterr().err.strip() == "vaekit: error: config field latent_dim must be an integer, got 2.5"

@@ -4,6 +4,7 @@ rewritten to match) either loads or is refused with a one-line VaekitError, neve
 Cases per run: $VAEKIT_FUZZ_CASES (default 150), as in test_fuzz.py.  That such files are refused without
 allocating what they claim is measured in test_checkpoint.py (test_crafted_huge_header_is_refused_without_allocating).
 """
+
 import json
 import os
 
@@ -25,17 +26,39 @@ MODELS = {
     "aae": dict(data_shape=(2, 4, 4), latent_dim=2, hidden=(4,), arch="conv", channels=(2,), prior="ring"),
     "avb": dict(data_shape=(5,), latent_dim=2, hidden=(4,), likelihood="gaussian", sigma=None, critic_hidden=(4,)),
     "gan": dict(data_shape=(3,), hidden=(4,), disc_hidden=(4,)),
-    "chemvae": dict(tokens=("<pad>", "<bos>", "<eos>", "C", "O"), max_len=8, latent_dim=2, conv_channels=(2,),
-                    conv_kernels=(3,), dense=4, embed_dim=2, gru_hidden=4, gru_layers=1, prop_hidden=(4,),
-                    properties=("logP",), prop_mean=(0.5,), prop_std=(2.0,)),
+    "chemvae": dict(
+        tokens=("<pad>", "<bos>", "<eos>", "C", "O"),
+        max_len=8,
+        latent_dim=2,
+        conv_channels=(2,),
+        conv_kernels=(3,),
+        dense=4,
+        embed_dim=2,
+        gru_hidden=4,
+        gru_layers=1,
+        prop_hidden=(4,),
+        properties=("logP",),
+        prop_mean=(0.5,),
+        prop_std=(2.0,),
+    ),
 }
 
 # what a tampered field may hold: every JSON type, sizes that fit, sizes far too big, and nonsense
-scalars = (st.integers(-3, 70) | st.integers(2**16, 2**80) | st.floats(allow_nan=True, allow_infinity=True)
-           | st.booleans() | st.none() | st.text(max_size=6) | st.sampled_from(["relu", "conv", "gaussian", "ring"]))
+scalars = (
+    st.integers(-3, 70)
+    | st.integers(2**16, 2**80)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.booleans()
+    | st.none()
+    | st.text(max_size=6)
+    | st.sampled_from(["relu", "conv", "gaussian", "ring"])
+)
 sizes = st.lists(st.integers(1, 70) | st.integers(2**16, 2**40), min_size=1, max_size=3)
-values = sizes | st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
-                              | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=8)
+values = sizes | st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=8,
+)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +82,7 @@ def test_tampered_model_config_loads_or_is_a_one_line_error(saved, tmp_path_fact
     fields = data.draw(st.lists(st.sampled_from(sorted(config) + ["bogus"]), min_size=1, max_size=3, unique=True))
     for field in fields:
         config[field] = data.draw(values)
-    if data.draw(st.sampled_from([False] * 9 + [True])):     # now and then the whole model entry
+    if data.draw(st.sampled_from([False] * 9 + [True])):  # now and then the whole model entry
         header["model"] = data.draw(values | st.fixed_dictionaries({"model": values, "config": values}))
     header["sha256"] = checkpoint._digest(tensors, header)
     path = tmp_path_factory.mktemp("forged") / "c.safetensors"
@@ -68,9 +91,10 @@ def test_tampered_model_config_loads_or_is_a_one_line_error(saved, tmp_path_fact
         model = checkpoint.load_model(path)
     except VaekitError as e:
         assert str(e).startswith(str(path)) and "\n" not in str(e)
-    else:                                                     # a config that still describes these tensors
-        assert sum(p.numel() for p in model.state_dict().values()) == \
-            sum(t.numel() for k, t in tensors.items() if k.startswith("model."))
+    else:  # a config that still describes these tensors
+        assert sum(p.numel() for p in model.state_dict().values()) == sum(
+            t.numel() for k, t in tensors.items() if k.startswith("model.")
+        )
 
 
 @SETTINGS

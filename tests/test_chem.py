@@ -1,4 +1,5 @@
 """Molecule data, vocabularies and the chemical VAE (RDKit and selfies needed: the `chem` extra)."""
+
 import gzip
 import math
 import os
@@ -19,8 +20,18 @@ from vaekit.data.smiles import read_csv  # noqa: E402
 from vaekit.errors import VaekitError  # noqa: E402
 from vaekit.train import TrainConfig, fit  # noqa: E402
 
-MOLS = ["CCO", "c1ccccc1O", "CC(=O)Oc1ccccc1C(=O)O", "Cn1cnc2c1c(=O)n(C)c(=O)n2C", "ClC(Cl)Br", "C[C@H](N)C(=O)O",
-        "O=C1CCCN1", "CC#N", "c1ccc2[nH]ccc2c1", "FC(F)(F)c1ccncc1"]
+MOLS = [
+    "CCO",
+    "c1ccccc1O",
+    "CC(=O)Oc1ccccc1C(=O)O",
+    "Cn1cnc2c1c(=O)n(C)c(=O)n2C",
+    "ClC(Cl)Br",
+    "C[C@H](N)C(=O)O",
+    "O=C1CCCN1",
+    "CC#N",
+    "c1ccc2[nH]ccc2c1",
+    "FC(F)(F)c1ccncc1",
+]
 
 
 def zinc_like(path, rows):
@@ -33,9 +44,9 @@ def zinc_like(path, rows):
 def test_zinc250k_format_and_invalid_rows(tmp_path):
     f = zinc_like(tmp_path / "z.csv", [("CCO", -0.1, 0.4, 1.5), ("not_a_molecule", 1, 0.5, 2), ("OCC", 0.2, 0.4, 1.2)])
     mols = read_csv(f, properties=("logP", "qed", "SAS"))
-    assert mols.smiles == ["CCO", "CCO"]                     # canonical: OCC == CCO, trailing newline stripped
+    assert mols.smiles == ["CCO", "CCO"]  # canonical: OCC == CCO, trailing newline stripped
     assert mols.props["logP"].tolist() == [-0.1, 0.2]
-    assert mols.invalid == [(3, "not_a_molecule")]           # counted with its file line, not dropped silently
+    assert mols.invalid == [(3, "not_a_molecule")]  # counted with its file line, not dropped silently
 
 
 def test_gzip_and_column_lookup(tmp_path):
@@ -44,12 +55,15 @@ def test_gzip_and_column_lookup(tmp_path):
     assert read_csv(f).smiles == ["C1CC1", "c1ccccc1"]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("name,weight\na,1\n", "no SMILES column"),
-    ("smiles\n", "column is empty"),
-    ("", "file is empty"),
-    ("smiles\nxx\nyy\n", "none of the 2 SMILES"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("name,weight\na,1\n", "no SMILES column"),
+        ("smiles\n", "column is empty"),
+        ("", "file is empty"),
+        ("smiles\nxx\nyy\n", "none of the 2 SMILES"),
+    ],
+)
 def test_bad_csv_errors(tmp_path, text, message):
     f = tmp_path / "bad.csv"
     f.write_text(text)
@@ -106,8 +120,19 @@ def small_model(kind="smiles", **cfg):
     mols = read_csv_list(MOLS)
     mols.props.update(properties(mols.smiles))
     torch.manual_seed(0)
-    model = chem_model(mols, kind, latent_dim=4, conv_channels=(4, 4), conv_kernels=(3, 3), dense=16, embed_dim=8,
-                       gru_hidden=16, gru_layers=1, prop_hidden=(8,), **cfg)
+    model = chem_model(
+        mols,
+        kind,
+        latent_dim=4,
+        conv_channels=(4, 4),
+        conv_kernels=(3, 3),
+        dense=16,
+        embed_dim=8,
+        gru_hidden=16,
+        gru_layers=1,
+        prop_hidden=(8,),
+        **cfg,
+    )
     return model, mols
 
 
@@ -126,13 +151,13 @@ def test_teacher_forced_log_prob_matches_stepwise_decoding():
     ids = x[:, : model.config.max_len].long()
     dec = model.decoder_net
     state, prev, manual = dec.initial_state(z), torch.full((len(x), 1), Vocab.bos), torch.zeros(len(x))
-    for t in range(ids.shape[1]):                     # one token at a time, feeding the true tokens
+    for t in range(ids.shape[1]):  # one token at a time, feeding the true tokens
         logits, state = dec.step(z, prev, state)
         allowed = model.vocab.allowed(first=t == 0)
         logp = torch.log_softmax(logits[:, -1].masked_fill(~allowed, float("-inf")), -1)
-        live = ids[:, t] != Vocab.pad                 # up to and including the end token
-        manual += torch.where(live, logp.gather(1, ids[:, t:t + 1]).squeeze(1), torch.zeros(()))
-        prev = ids[:, t:t + 1]
+        live = ids[:, t] != Vocab.pad  # up to and including the end token
+        manual += torch.where(live, logp.gather(1, ids[:, t : t + 1]).squeeze(1), torch.zeros(()))
+        prev = ids[:, t : t + 1]
     assert torch.isfinite(lp).all() and torch.allclose(lp, manual, atol=1e-4)
     # several z per item broadcast like every other decoder: (S, B, d) -> (S, B)
     assert model.decode(torch.randn(3, len(x), 4)).log_prob(x).shape == (3, len(x))
@@ -142,7 +167,9 @@ def test_loss_terms_and_bounds_work_on_the_chemical_vae():
     model, mols = small_model(warmup_steps=10)
     x = model.items(mols.smiles, mols.props)
     loss = model.loss(x, step=0)
-    assert math.isfinite(float(loss.value.detach())) and {"elbo", "rec", "kl", "mse_logP", "mse_QED", "mse_SAS"} <= set(loss.terms)
+    assert math.isfinite(float(loss.value.detach())) and {"elbo", "rec", "kl", "mse_logP", "mse_QED", "mse_SAS"} <= set(
+        loss.terms
+    )
     ll = bounds.log_likelihood(model, x, k=20)
     assert ll.shape == (len(x),) and bool((ll <= 0).all())
     # importance sampling sits above the ELBO on average
@@ -163,9 +190,14 @@ def test_training_learns_and_checkpoint_round_trips(tmp_path):
     model, mols = small_model()
     x = model.items(mols.smiles, mols.props)
     before = float(bounds.elbo(model, x).terms["rec"])
-    fit(model, x, TrainConfig(epochs=150, batch_size=10, lr=1e-2, seed=0, progress=False, tensorboard=False), tmp_path / "run")
+    fit(
+        model,
+        x,
+        TrainConfig(epochs=150, batch_size=10, lr=1e-2, seed=0, progress=False, tensorboard=False),
+        tmp_path / "run",
+    )
     after = float(bounds.elbo(model, x).terms["rec"])
-    assert after > before + 10                      # reconstruction log-likelihood improved a lot
+    assert after > before + 10  # reconstruction log-likelihood improved a lot
     again = load_model(tmp_path / "run")
     z = torch.randn(5, 4)
     assert again.decode_smiles(z, greedy=True) == model.eval().decode_smiles(z, greedy=True)
@@ -179,7 +211,7 @@ def test_predict_properties_with_gradients_in_natural_units():
     z = torch.randn(5, 4, dtype=torch.float64, requires_grad=True)
     plain = model.predict_properties(z)
     assert not plain.requires_grad and plain.shape == (5, 3)
-    with torch.no_grad():                          # grad=True is differentiable even inside no_grad
+    with torch.no_grad():  # grad=True is differentiable even inside no_grad
         differentiable = model.predict_properties(z, grad=True)
     assert differentiable.requires_grad and torch.equal(differentiable.detach(), plain)
     std = torch.tensor(model.config.prop_std)
@@ -187,7 +219,7 @@ def test_predict_properties_with_gradients_in_natural_units():
     assert torch.allclose(plain, standardised * std + torch.tensor(model.config.prop_mean))
     (g,) = torch.autograd.grad(differentiable[:, 0].sum(), z)
     w = torch.func.jacrev(lambda c: model.property_head(c)[0, 0])(z[:1].detach().float())
-    assert torch.allclose(g[:1].float(), w * std[0], atol=1e-6)      # the gradient of the natural-unit value
+    assert torch.allclose(g[:1].float(), w * std[0], atol=1e-6)  # the gradient of the natural-unit value
 
 
 def test_encode_smiles_skips_molecules_outside_the_vocabulary():
@@ -237,8 +269,30 @@ def test_cli_fit_chemvae_on_a_csv(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("VAEKIT_CACHE", str(tmp_path / "cache"))
     f = tmp_path / "mine.csv"
     f.write_text("smiles\n" + "\n".join(MOLS + ["C1CC"]) + "\n")
-    main(["fit", str(tmp_path / "run"), "--model", "chemvae", "--data", str(f), "--kind", "selfies", "--latent-dim", "3",
-          "--gru-hidden", "8", "--gru-layers", "1", "--epochs", "2", "--batch-size", "5", "--no-progress", "--no-tensorboard"])
+    main(
+        [
+            "fit",
+            str(tmp_path / "run"),
+            "--model",
+            "chemvae",
+            "--data",
+            str(f),
+            "--kind",
+            "selfies",
+            "--latent-dim",
+            "3",
+            "--gru-hidden",
+            "8",
+            "--gru-layers",
+            "1",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "5",
+            "--no-progress",
+            "--no-tensorboard",
+        ]
+    )
     out = capsys.readouterr().out
     assert "1 SMILES are not valid molecules" in out and "line 12" in out
     model = load_model(tmp_path / "run")
@@ -251,7 +305,7 @@ def test_quick_report_runs_end_to_end(tmp_path):
 
     if not (Path(os.environ.get("VAEKIT_DATA", "")) / "moses").is_dir():
         pytest.skip("MOSES splits not found (set VAEKIT_DATA)")
-    smiles_model, _ = small_model("smiles")          # an untrained SMILES model: its prior row must appear
+    smiles_model, _ = small_model("smiles")  # an untrained SMILES model: its prior row must appear
     (tmp_path / "smiles-run").mkdir()
     save(tmp_path / "smiles-run" / "checkpoint.safetensors", smiles_model)
     res = run_report("chemvae", out_root=tmp_path, quick=True, prior_runs=str(tmp_path / "smiles-run"))
@@ -259,7 +313,13 @@ def test_quick_report_runs_end_to_end(tmp_path):
     prior = [r for r in res.rows if r.data == "prior"]
     assert [r.note.split(";")[0].split()[0] for r in prior] == ["selfies", "smiles"]
     assert prior[1].paper == 0.7 and prior[1].met is None and 0 <= prior[1].ours <= 100
-    assert {"valid", "FCD/Test", "SNN/Test", "Novelty", "reconstruction accuracy (10 encodings x 10 decodings)"} <= metrics
+    assert {
+        "valid",
+        "FCD/Test",
+        "SNN/Test",
+        "Novelty",
+        "reconstruction accuracy (10 encodings x 10 decodings)",
+    } <= metrics
     assert (tmp_path / "chemvae" / "top_molecules.png").is_file() and (tmp_path / "chemvae" / "index.html").is_file()
     # the MOSES table once per code source: the prior (the protocol), then each ex-post sampler in rows of its own
     protocol = {r.metric for r in res.rows if r.data == "MOSES"}
@@ -288,8 +348,10 @@ def test_grammar_mask_forbids_specials_and_empty_molecules(kind):
     assert not later[[Vocab.pad, Vocab.bos]].any() and later[Vocab.eos]
     assert not first[[Vocab.pad, Vocab.bos, Vocab.eos]].any()
     openers = {t for t, ok in zip(vocab.tokens, first) if ok}
-    assert openers and all(("Ring" not in t and "Branch" not in t) if kind == "selfies" else (t[0] == "[" or t[0].isalpha())
-                           for t in openers)
+    assert openers and all(
+        ("Ring" not in t and "Branch" not in t) if kind == "selfies" else (t[0] == "[" or t[0].isalpha())
+        for t in openers
+    )
     assert later.sum() == len(vocab) - 2
 
 
@@ -297,7 +359,7 @@ def test_untrained_decoder_never_emits_specials_or_empty_molecules():
     model, _ = small_model()
     ids = model.sample(200, generator=torch.Generator().manual_seed(0))
     assert not (ids[:, 0] == Vocab.eos).any() and not (ids == Vocab.bos).any()
-    for row in ids.tolist():                          # no padding before the end token
+    for row in ids.tolist():  # no padding before the end token
         body = row[: row.index(Vocab.eos)] if Vocab.eos in row else row
         assert Vocab.pad not in body
 
@@ -312,12 +374,12 @@ def test_length_buckets_cover_every_molecule_once_and_skip_padding():
     n = 1000
     fake = torch.randint(3, 60, (n,))
     batches = epoch_batches(n, 32, seed=3, epoch=1, lengths=fake, pool=8)
-    assert sorted(torch.cat(batches).tolist()) == list(range(n))            # every item once
+    assert sorted(torch.cat(batches).tolist()) == list(range(n))  # every item once
     again = epoch_batches(n, 32, seed=3, epoch=1, lengths=fake, pool=8)
-    assert all(torch.equal(a, b) for a, b in zip(batches, again))          # seeded: a resume sees the same order
+    assert all(torch.equal(a, b) for a, b in zip(batches, again))  # seeded: a resume sees the same order
     spread = torch.tensor([float(fake[b].max() - fake[b].min()) for b in batches]).mean()
     random = torch.tensor([float(fake[b].max() - fake[b].min()) for b in epoch_batches(n, 32, 3, 1)]).mean()
-    assert spread < random / 4                                               # buckets hold similar lengths
+    assert spread < random / 4  # buckets hold similar lengths
     # teacher forcing up to the batch's longest molecule gives the same log-likelihood as over all positions
     z = torch.randn(len(x), 4, generator=torch.Generator().manual_seed(0))
     p = model.decode(z)

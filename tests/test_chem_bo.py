@@ -1,4 +1,5 @@
 """Latent-space optimisation (chem/bo.py) on toy latent problems with known maxima, plus RDKit wiring."""
+
 import math
 
 import pytest
@@ -59,10 +60,10 @@ def test_qlogei_and_explicit_bounds_keep_proposals_inside():
 def test_invalid_decodings_are_counted_not_crashing():
     z, y = init()
 
-    def half_decode(codes):          # codes with a negative first coordinate decode to nothing
+    def half_decode(codes):  # codes with a negative first coordinate decode to nothing
         return [s if c[0] > 0 else None for s, c in zip(decode(codes), codes)]
 
-    def picky_score(s):              # and strings scoring below -3 are "invalid molecules" (NaN)
+    def picky_score(s):  # and strings scoring below -3 are "invalid molecules" (NaN)
         v = score(s)
         return v if v > -3 else math.nan
 
@@ -78,8 +79,9 @@ def test_invalid_decodings_are_counted_not_crashing():
 
 def test_new_counts_strings_not_seen_before():
     z, y = init(5)
-    rnd = bo.random_search(lambda s: 1.0, lambda c: ["a", "b"] * (len(c) // 2), 4, rounds=1, batch=4,
-                           strings_init=["a"])
+    rnd = bo.random_search(
+        lambda s: 1.0, lambda c: ["a", "b"] * (len(c) // 2), 4, rounds=1, batch=4, strings_init=["a"]
+    )
     assert rnd.n_valid == 4 and rnd.n_unique == 2 and rnd.n_new == 1
     assert [s for s, _ in bo.top_molecules(rnd, k=5)] in (["a", "b"], ["b", "a"])
 
@@ -87,7 +89,7 @@ def test_new_counts_strings_not_seen_before():
 def test_gradient_ascent_increases_predicted_property():
     z0 = torch.randn(6, 4, generator=torch.Generator().manual_seed(0)) * 2
     res = bo.gradient_ascent(lambda z: f(z), z0, decode, score, steps=60, lr=0.1, every=20)
-    assert res.predicted.shape == (4, 6)                     # steps 0, 20, 40, 60
+    assert res.predicted.shape == (4, 6)  # steps 0, 20, 40, 60
     assert (res.predicted[-1] > res.predicted[0]).all()
     assert res.best[-1] > res.start and res.best[-1] > -0.05
     assert len(res.best) == 3 and res.evaluations == [6, 12, 18]
@@ -100,6 +102,7 @@ def test_gradient_ascent_increases_predicted_property():
 def test_gradient_ascent_prior_terms():
     """With predict = 0 the Gaussian prior term shrinks codes; projection keeps them on the sqrt(d) shell."""
     z0 = torch.randn(5, 4, generator=torch.Generator().manual_seed(0)) * 3
+
     def zero(z):
         return (z * 0).sum(1)
 
@@ -109,10 +112,16 @@ def test_gradient_ascent_prior_terms():
     assert torch.allclose(proj.z.norm(dim=1), torch.full((20,), 2.0, dtype=torch.float64), atol=1e-5)
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(batch=0), "batch"), (dict(rounds=-1), "rounds"), (dict(batch=2.5), "batch"),
-    (dict(acquisition="UCB"), "acquisition"), (dict(bounds=torch.zeros(2, 3)), "bounds"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(batch=0), "batch"),
+        (dict(rounds=-1), "rounds"),
+        (dict(batch=2.5), "batch"),
+        (dict(acquisition="UCB"), "acquisition"),
+        (dict(bounds=torch.zeros(2, 3)), "bounds"),
+    ],
+)
 def test_bayes_opt_bad_arguments(kwargs, name):
     z, y = init(5)
     with pytest.raises(VaekitError, match=name):
@@ -195,20 +204,27 @@ def test_rdkit_wiring_with_penalized_logp():
 def test_similarity_constrained_on_lookup_decoder():
     pytest.importorskip("rdkit")
     assert bo.tanimoto("CCO", "CCO") == 1.0 and bo.tanimoto("CCO", "not a smiles") == 0.0
+
     # score = number of carbons; the predictor pulls codes towards the decane sector
     def score_c(s):
         return float(sum(ch == "C" for ch in s.upper()))
 
     target = torch.tensor([math.cos(-math.pi + 2.5 * 2 * math.pi / 9), math.sin(-math.pi + 2.5 * 2 * math.pi / 9)])
+
     def predict(z):
         return -((z - target.to(z)) ** 2).sum(1)
 
-    z0 = torch.tensor([[math.cos(-math.pi + 0.5 * 2 * math.pi / 9), math.sin(-math.pi + 0.5 * 2 * math.pi / 9)],
-                       [math.cos(-math.pi + 7.5 * 2 * math.pi / 9), math.sin(-math.pi + 7.5 * 2 * math.pi / 9)]])
+    z0 = torch.tensor(
+        [
+            [math.cos(-math.pi + 0.5 * 2 * math.pi / 9), math.sin(-math.pi + 0.5 * 2 * math.pi / 9)],
+            [math.cos(-math.pi + 7.5 * 2 * math.pi / 9), math.sin(-math.pi + 7.5 * 2 * math.pi / 9)],
+        ]
+    )
     starts = lookup_decode(z0)
     assert starts == ["CCO", "C#N"]
-    out = bo.similarity_constrained(predict, z0, starts, lookup_decode, score_c, deltas=(0.0, 0.99),
-                                    steps=80, lr=0.05, every=2)
+    out = bo.similarity_constrained(
+        predict, z0, starts, lookup_decode, score_c, deltas=(0.0, 0.99), steps=80, lr=0.05, every=2
+    )
     # with no similarity constraint both starts reach a molecule with more carbons; with 0.99 none can
     assert out[0.0]["success"] == 1.0 and out[0.0]["improvement"] > 0
     assert out[0.99]["success"] == 0.0 and out[0.99]["improvement"] == 0.0

@@ -1,5 +1,6 @@
 """chem.props and chem.metrics: property scores against RDKit's own calls and closed forms, metric definitions
 on hand-made sets, the two VAE protocols with stub encoders/decoders, and the errors users get."""
+
 import math
 import os
 
@@ -17,12 +18,24 @@ from vaekit.errors import VaekitError  # noqa: E402
 
 BENZENE, ASPIRIN, CAFFEINE = "c1ccccc1", "CC(=O)Oc1ccccc1C(=O)O", "Cn1cnc2c1c(=O)n(C)c(=O)n2C"
 CYCLODODECANE = "C1CCCCCCCCCCC1"
-DRUGS = [BENZENE, ASPIRIN, CAFFEINE, "CC(C)Cc1ccc(cc1)C(C)C(=O)O", "CC(=O)Nc1ccc(O)cc1",
-         "CN1CCC[C@H]1c1cccnc1", "O=C(O)c1ccccc1O", "c1ccc2ccccc2c1", "CCN(CC)CCOC(=O)c1ccc(N)cc1",
-         "COc1ccc2[nH]cc(CCNC(C)=O)c2c1", "Clc1ccc(cc1)C(c1ccccc1)N1CCN(CC1)CCOCC(=O)O", "CCO"]
+DRUGS = [
+    BENZENE,
+    ASPIRIN,
+    CAFFEINE,
+    "CC(C)Cc1ccc(cc1)C(C)C(=O)O",
+    "CC(=O)Nc1ccc(O)cc1",
+    "CN1CCC[C@H]1c1cccnc1",
+    "O=C(O)c1ccccc1O",
+    "c1ccc2ccccc2c1",
+    "CCN(CC)CCOC(=O)c1ccc(N)cc1",
+    "COc1ccc2[nH]cc(CCNC(C)=O)c2c1",
+    "Clc1ccc(cc1)C(c1ccccc1)N1CCN(CC1)CCOCC(=O)O",
+    "CCO",
+]
 
 
 # ------------------------------------------------------------------------------------------------ props
+
 
 def test_canonical_makes_equivalent_smiles_equal_and_rejects_invalid():
     assert P.canonical("OCC") == P.canonical("C(O)C") == "CCO"
@@ -59,9 +72,11 @@ def test_penalized_logp_is_the_standardised_sum():
     for smi in [BENZENE, ASPIRIN, CYCLODODECANE]:
         lp, sa, cyc = P.logp(smi), P.sa_score(smi), P.ring_penalty(smi)
         assert P.penalized_logp_raw(smi) == pytest.approx(lp - sa - cyc)
-        expected = ((lp - 2.4570953396190123) / 1.434324401111988
-                    + (-sa + 3.0525811293166134) / 0.8335207024513095
-                    + (-cyc + 0.0485696876403053) / 0.2860212110245455)
+        expected = (
+            (lp - 2.4570953396190123) / 1.434324401111988
+            + (-sa + 3.0525811293166134) / 0.8335207024513095
+            + (-cyc + 0.0485696876403053) / 0.2860212110245455
+        )
         assert P.penalized_logp(smi) == pytest.approx(expected)
     # a molecule at the ZINC250k means scores ~0; the macrocycle is penalised by 6 / 0.286 ≈ 21 standard units
     assert P.penalized_logp(CYCLODODECANE) < P.penalized_logp("CCCCCCCCCCCC") - 15
@@ -78,6 +93,7 @@ def test_invalid_smiles_give_nan():
 
 
 # ----------------------------------------------------------------------------------------------- counting
+
 
 def test_validity_uniqueness_novelty_on_hand_made_lists():
     gen = ["OCC", "C(O)C", BENZENE, "C1=CC=CC=C1", "xx", "", "CCN", "C1CC"]
@@ -106,6 +122,7 @@ def test_bad_lists_raise_one_line_errors():
 
 
 # ------------------------------------------------------------------------------------------- similarities
+
 
 def _rdkit_tanimoto(a, b):
     g = rdFingerprintGenerator.GetMorganGenerator(radius=2, fpSize=1024)
@@ -140,11 +157,11 @@ def test_tanimoto_chunking_and_empty_fingerprints():
     inter = a.astype(float) @ b.T.astype(float)
     union = a.sum(1)[:, None] + b.sum(1)[None] - inter
     t = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
-    mx, = M._tanimoto_reduce(a, b, agg="max", chunk_a=5, chunk_b=7)
+    (mx,) = M._tanimoto_reduce(a, b, agg="max", chunk_a=5, chunk_b=7)
     m1, m2 = M._tanimoto_reduce(a, b, powers=(1, 2), agg="mean", chunk_a=8, chunk_b=11)
     np.testing.assert_allclose(mx, t.max(1))
     np.testing.assert_allclose(m1, t.mean(1))
-    np.testing.assert_allclose(m2, (t ** 2).mean(1))
+    np.testing.assert_allclose(m2, (t**2).mean(1))
     assert mx[0] == 1.0  # 0/0 counts as identical, as in MOSES
 
 
@@ -166,6 +183,7 @@ def test_frag_and_scaf_cosines():
     assert math.isnan(M.scaf([BENZENE, "CCO"], DRUGS))
     assert M.scaf(["Cc1ccc2ccccc2c1", "Oc1ccc2ccccc2c1"], ["c1ccc2ccccc2c1"]) == pytest.approx(1.0)
     from collections import Counter
+
     assert M._cosine(Counter(a=1, b=1), Counter(a=2)) == pytest.approx(1 / math.sqrt(2))
 
 
@@ -213,6 +231,7 @@ def test_fcd_chunked_subprocesses_and_resume(tmp_path):  # ~1 min: four fresh Py
 
 # ------------------------------------------------------------------------------------------ VAE protocols
 
+
 class _Table:
     """A 'model' that encodes molecule i as the code (i, noise) and decodes back by the first coordinate."""
 
@@ -241,6 +260,7 @@ def test_reconstruction_accuracy_perfect_garbage_and_half():
         out = t.decode(z)
         calls["n"] += len(z)
         return [s if k % 2 == 0 else "CCCl" for k, s in enumerate(out)]
+
     assert M.reconstruction_accuracy(t.encode, every_other, mols, n_encode=3, n_decode=4, batch_size=12) == 0.5
     assert calls["n"] == 3 * 3 * 4
 
@@ -260,6 +280,7 @@ def test_prior_validity_counts_decodings():
 
     def decode(z):  # decoding depends on the code's sign pattern: deterministic per code
         return [pool[int(abs(v[0]) * 100) % len(pool)] for v in z]
+
     torch.manual_seed(0)
     res = M.prior_validity(lambda n: torch.randn(n, 4), decode, n_z=50, n_decode=10, train=["C(C)O"])
     torch.manual_seed(0)
@@ -300,6 +321,7 @@ def test_read_smiles_csv_needs_a_smiles_column(tmp_path):
 
 
 # --------------------------------------------------------------------------------- against the MOSES paper
+
 
 @pytest.mark.slow
 def test_moses_train_sample_matches_the_papers_train_row():

@@ -1,4 +1,5 @@
 """The command line end to end on the embedded digits, and its one-line errors."""
+
 import json
 import subprocess
 import sys
@@ -15,8 +16,22 @@ def run(*args):
 
 def test_fit_eval_sample_encode(tmp_path, capsys):
     rd = tmp_path / "run"
-    main(["fit", str(rd), "--data", "digits", "--latent-dim", "2", "--hidden", "32", "--epochs", "2",
-          "--no-progress", "--no-tensorboard"])
+    main(
+        [
+            "fit",
+            str(rd),
+            "--data",
+            "digits",
+            "--latent-dim",
+            "2",
+            "--hidden",
+            "32",
+            "--epochs",
+            "2",
+            "--no-progress",
+            "--no-tensorboard",
+        ]
+    )
     assert {"config.json", "checkpoint.safetensors", "log.csv"} <= {p.name for p in rd.iterdir()}
     main(["eval", str(rd), "--k", "5", "--nll-k", "20"])
     metrics = json.loads((rd / "metrics.json").read_text())["test"]
@@ -25,8 +40,21 @@ def test_fit_eval_sample_encode(tmp_path, capsys):
     assert np.load(tmp_path / "s.npy").shape == (9, 8, 8)
     main(["encode", str(rd), "--out", str(tmp_path / "z.npy")])
     assert np.load(tmp_path / "z.npy").shape == (359, 2)
-    main(["fit", str(rd), "--epochs", "3", "--latent-dim", "2", "--hidden", "32", "--resume", "--no-progress",
-          "--no-tensorboard"])
+    main(
+        [
+            "fit",
+            str(rd),
+            "--epochs",
+            "3",
+            "--latent-dim",
+            "2",
+            "--hidden",
+            "32",
+            "--resume",
+            "--no-progress",
+            "--no-tensorboard",
+        ]
+    )
     assert "steps" in capsys.readouterr().out
 
 
@@ -37,8 +65,9 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path, capsys):
 
     base = ["--no-progress", "--no-tensorboard", "--batch-size", "64"]
     main(["fit", str(tmp_path / "a"), "--latent-dim", "2", "--hidden", "32", "--epochs", "30", *base])
-    main(["fit", str(tmp_path / "fresh"), "--latent-dim", "2", "--hidden", "32", "--beta", "0.5", "--epochs", "1",
-          *base])
+    main(
+        ["fit", str(tmp_path / "fresh"), "--latent-dim", "2", "--hidden", "32", "--beta", "0.5", "--epochs", "1", *base]
+    )
     main(["fit", str(tmp_path / "b"), "--init-from", str(tmp_path / "a"), "--beta", "0.5", "--epochs", "1", *base])
     b = load_model(tmp_path / "b")
     assert b.name == "vae" and b.config.beta == 0.5 and b.config.latent_dim == 2 and b.config.hidden == (32,)
@@ -46,29 +75,33 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path, capsys):
     def first_loss(run):
         return float(next(csv.DictReader(open(tmp_path / run / "log.csv")))["loss"])
 
-    assert first_loss("b") < 0.8 * first_loss("fresh")      # it starts where run a ended, not from scratch
+    assert first_loss("b") < 0.8 * first_loss("fresh")  # it starts where run a ended, not from scratch
     assert json.loads((tmp_path / "b" / "config.json").read_text())["data"]["init_from"] == str(tmp_path / "a")
     np.save(tmp_path / "small.npy", np.random.default_rng(0).random((20, 4, 4)).astype(np.float32))
-    for args, match in [(["--init-from", str(tmp_path / "a"), "--data", str(tmp_path / "small.npy")],
-                         "differs in ['data_shape']"),
-                        (["--init-from", str(tmp_path / "a"), "--latent-dim", "3"], "weights do not fit"),
-                        (["--init-from", str(tmp_path / "a"), "--resume"], "without --config and --resume"),
-                        (["--init-from", str(tmp_path / "nowhere")], "no checkpoint")]:
+    for args, match in [
+        (["--init-from", str(tmp_path / "a"), "--data", str(tmp_path / "small.npy")], "differs in ['data_shape']"),
+        (["--init-from", str(tmp_path / "a"), "--latent-dim", "3"], "weights do not fit"),
+        (["--init-from", str(tmp_path / "a"), "--resume"], "without --config and --resume"),
+        (["--init-from", str(tmp_path / "nowhere")], "no checkpoint"),
+    ]:
         with pytest.raises(SystemExit):
             main(["fit", str(tmp_path / "c"), *args, *base])
         assert match in capsys.readouterr().err
     assert not (tmp_path / "c" / "checkpoint.safetensors").exists()
 
 
-@pytest.mark.parametrize("args, match", [
-    (["fit", "{rd}", "--model", "diffusion"], "unknown model 'diffusion'"),
-    (["fit", "{rd}", "--data", "nowhere.npz"], "nowhere.npz"),
-    (["fit", "{rd}", "--config", "{bad}"], "invalid JSON"),
-    (["fit", "{rd}", "--model", "autoencoder", "--beta", "2"], "--beta is not a field of model 'autoencoder'"),
-    (["eval", "{empty}"], "no checkpoint"),
-    (["data", "fetch", "nope"], "unknown data set 'nope'"),
-    (["report", "nope"], "unknown report 'nope'"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["fit", "{rd}", "--model", "diffusion"], "unknown model 'diffusion'"),
+        (["fit", "{rd}", "--data", "nowhere.npz"], "nowhere.npz"),
+        (["fit", "{rd}", "--config", "{bad}"], "invalid JSON"),
+        (["fit", "{rd}", "--model", "autoencoder", "--beta", "2"], "--beta is not a field of model 'autoencoder'"),
+        (["eval", "{empty}"], "no checkpoint"),
+        (["data", "fetch", "nope"], "unknown data set 'nope'"),
+        (["report", "nope"], "unknown report 'nope'"),
+    ],
+)
 def test_errors_are_one_line(tmp_path, capsys, args, match):
     (tmp_path / "bad.json").write_text("{not json")
     (tmp_path / "empty").mkdir()
@@ -98,8 +131,17 @@ def test_a_report_records_the_command_line_that_reruns_it(tmp_path):
     run_report("iwae2015", out_root=tmp_path, quick=True, budget_minutes="0.02", nll_k="20")
     cmd = json.loads((tmp_path / "iwae2015" / "results.json").read_text())["command"]
     argv = shlex.split(cmd)
-    assert argv == ["vaekit", "report", "iwae2015", "--quick", "--option", "budget_minutes=0.02", "--option", "nll_k=20"]
-    args = build_parser().parse_args(argv[1:])        # the CLI accepts it as written
+    assert argv == [
+        "vaekit",
+        "report",
+        "iwae2015",
+        "--quick",
+        "--option",
+        "budget_minutes=0.02",
+        "--option",
+        "nll_k=20",
+    ]
+    args = build_parser().parse_args(argv[1:])  # the CLI accepts it as written
     assert args.quick and args.option == ["budget_minutes=0.02", "nll_k=20"]
 
 
@@ -145,40 +187,47 @@ def tiny(tmp_path_factory):
     return d
 
 
-@pytest.mark.parametrize("argv, match", [
-    (["sample", "{run}", "-n", "0"], "argument -n: must be >= 1, got 0"),
-    (["sample", "{run}", "-n", "-3"], "argument -n: must be >= 1, got -3"),
-    (["sample", "{run}", "-n", "99999999999999999999"], "argument -n: must be <= 100,000"),
-    (["sample", "{run}", "--out", "{d}/x.txt"], "unsupported output type '.txt'"),
-    (["sample", "{run}", "--out", "{d}/nodir/x.png"], "nodir does not exist"),
-    (["encode", "{run}", "--out", "{d}/nodir/z.npy"], "nodir does not exist"),
-    (["encode", "{run}", "--out", "{d}/z.txt"], "unsupported output type '.txt'; use .npy"),
-    (["eval", "{run}", "--k", "0"], "argument --k: must be >= 1, got 0"),
-    (["eval", "{run}", "--k", "-1"], "argument --k: must be >= 1, got -1"),
-    (["eval", "{run}", "--limit", "0"], "argument --limit: must be >= 1, got 0"),
-    (["eval", "{run}", "--limit", "-5"], "argument --limit: must be >= 1, got -5"),
-    (["eval", "{run}", "--nll-k", "x"], "argument --nll-k: expected an integer, got 'x'"),
-    (["eval", "{run}", "--data", "{d}/flat.npy", "--split", "train"], "items have shape (6,) but the model"),
-    (["encode", "{run}", "--data", "{d}/flat.npy", "--split", "train", "--out", "{d}/z.npy"],
-     "items have shape (6,) but the model"),
-    (["eval", "{run}/checkpoint.safetensors"], "not a run directory"),
-    (["eval", "{d}/nowhere"], "no such run directory"),
-    (["fit", "{d}/afile", *TINY], "not a directory"),
-    (["fit", "{d}/r", "--config", "{d}/half.json", *TINY[:2], *TINY[4:]], "latent_dim"),
-    (["fit", "{d}/r", "--data", "{d}/signed.npy", "--likelihood", "categorical", *TINY],
-     "the categorical likelihood needs whole numbers from 0 to 255"),
-    (["fit", "{d}/r", "--data", "{d}/real.npy", *TINY], "use the gaussian likelihood (--likelihood gaussian)"),
-    (["fit", "{d}/r", "--data", "{d}/huge.npy", "--likelihood", "gaussian", *TINY], "out of float32 range"),
-    (["fit", "{d}/r", "--data", "{d}/fake.npy", *TINY], "not a NumPy .npy file"),
-    (["fit", "{d}/r", "--data", "{d}/unit.npy", "--split", "test", *TINY], "no split 'test'; it has train, all"),
-    (["eval", "{run}", "--data", "{d}/unit.npy"], "no split 'test'; it has train, all"),
-    (["eval", "{run}", "--data", "{d}/imgs"], "no split 'test'; it has train, all"),
-    (["eval", "{run}", "--split", "bogus"], "digits: no split 'bogus'; it has all, test, train"),
-    (["fit", "{d}/r", "--epochs", "-1"], "fit: argument --epochs: must be >= 0"),
-    (["fit", "{d}/r", "--lr", "nan"], "fit: argument --lr: must be a finite number"),
-    (["fit", "{d}/r", "--hidden", "0"], "fit: argument --hidden: expected comma-separated integers >= 1"),
-    (["fitt", "{d}/r"], "invalid choice: 'fitt'"),
-])
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["sample", "{run}", "-n", "0"], "argument -n: must be >= 1, got 0"),
+        (["sample", "{run}", "-n", "-3"], "argument -n: must be >= 1, got -3"),
+        (["sample", "{run}", "-n", "99999999999999999999"], "argument -n: must be <= 100,000"),
+        (["sample", "{run}", "--out", "{d}/x.txt"], "unsupported output type '.txt'"),
+        (["sample", "{run}", "--out", "{d}/nodir/x.png"], "nodir does not exist"),
+        (["encode", "{run}", "--out", "{d}/nodir/z.npy"], "nodir does not exist"),
+        (["encode", "{run}", "--out", "{d}/z.txt"], "unsupported output type '.txt'; use .npy"),
+        (["eval", "{run}", "--k", "0"], "argument --k: must be >= 1, got 0"),
+        (["eval", "{run}", "--k", "-1"], "argument --k: must be >= 1, got -1"),
+        (["eval", "{run}", "--limit", "0"], "argument --limit: must be >= 1, got 0"),
+        (["eval", "{run}", "--limit", "-5"], "argument --limit: must be >= 1, got -5"),
+        (["eval", "{run}", "--nll-k", "x"], "argument --nll-k: expected an integer, got 'x'"),
+        (["eval", "{run}", "--data", "{d}/flat.npy", "--split", "train"], "items have shape (6,) but the model"),
+        (
+            ["encode", "{run}", "--data", "{d}/flat.npy", "--split", "train", "--out", "{d}/z.npy"],
+            "items have shape (6,) but the model",
+        ),
+        (["eval", "{run}/checkpoint.safetensors"], "not a run directory"),
+        (["eval", "{d}/nowhere"], "no such run directory"),
+        (["fit", "{d}/afile", *TINY], "not a directory"),
+        (["fit", "{d}/r", "--config", "{d}/half.json", *TINY[:2], *TINY[4:]], "latent_dim"),
+        (
+            ["fit", "{d}/r", "--data", "{d}/signed.npy", "--likelihood", "categorical", *TINY],
+            "the categorical likelihood needs whole numbers from 0 to 255",
+        ),
+        (["fit", "{d}/r", "--data", "{d}/real.npy", *TINY], "use the gaussian likelihood (--likelihood gaussian)"),
+        (["fit", "{d}/r", "--data", "{d}/huge.npy", "--likelihood", "gaussian", *TINY], "out of float32 range"),
+        (["fit", "{d}/r", "--data", "{d}/fake.npy", *TINY], "not a NumPy .npy file"),
+        (["fit", "{d}/r", "--data", "{d}/unit.npy", "--split", "test", *TINY], "no split 'test'; it has train, all"),
+        (["eval", "{run}", "--data", "{d}/unit.npy"], "no split 'test'; it has train, all"),
+        (["eval", "{run}", "--data", "{d}/imgs"], "no split 'test'; it has train, all"),
+        (["eval", "{run}", "--split", "bogus"], "digits: no split 'bogus'; it has all, test, train"),
+        (["fit", "{d}/r", "--epochs", "-1"], "fit: argument --epochs: must be >= 0"),
+        (["fit", "{d}/r", "--lr", "nan"], "fit: argument --lr: must be a finite number"),
+        (["fit", "{d}/r", "--hidden", "0"], "fit: argument --hidden: expected comma-separated integers >= 1"),
+        (["fitt", "{d}/r"], "invalid choice: 'fitt'"),
+    ],
+)
 def test_bad_input_is_one_line(tiny, capsys, argv, match):
     from PIL import Image
 
@@ -189,12 +238,17 @@ def test_bad_input_is_one_line(tiny, capsys, argv, match):
     assert not (tiny / "r" / "checkpoint.safetensors").exists()
 
 
-@pytest.mark.parametrize("data, match", [(3, "field 'data' must be a JSON object"),
-                                         (None, "field 'data' must be a JSON object"),
-                                         ({"spec": 3}, "field 'data.spec' must be a data set name or path"),
-                                         ({"spec": None}, "field 'data.spec'"),
-                                         ({"spec": {"a": 1}}, "field 'data.spec'"),
-                                         ({"spec": "digits", "data_dir": 7}, "field 'data.data_dir'")])
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        (3, "field 'data' must be a JSON object"),
+        (None, "field 'data' must be a JSON object"),
+        ({"spec": 3}, "field 'data.spec' must be a data set name or path"),
+        ({"spec": None}, "field 'data.spec'"),
+        ({"spec": {"a": 1}}, "field 'data.spec'"),
+        ({"spec": "digits", "data_dir": 7}, "field 'data.data_dir'"),
+    ],
+)
 def test_a_runs_config_json_with_bad_data_fields_is_one_line(tiny, tmp_path, capsys, data, match):
     import shutil
 
@@ -218,7 +272,7 @@ def test_an_unexpected_error_names_a_crash_report(tiny, tmp_path, capsys, monkey
     line = one_line_error(capsys, ["sample", tiny / "run"], code=1)
     assert line.startswith("vaekit: internal error (ZeroDivisionError: division by zero)")
     reports = list((tmp_path / "cache" / "crashes").iterdir())
-    assert len(reports) == 1 and str(reports[0]) in line        # one finished file, no temp file left
+    assert len(reports) == 1 and str(reports[0]) in line  # one finished file, no temp file left
     text = reports[0].read_text()
     assert "Traceback" in text and "in broken" in text and json.dumps(["sample", str(tiny / "run")]) in text
 
@@ -238,8 +292,10 @@ def test_interrupt_and_os_errors_are_one_line(tiny, capsys, monkeypatch):
     assert one_line_error(capsys, ["sample", tiny / "run"]) == "vaekit: error: /some/where: Permission denied"
 
     def too_big(args):
-        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: not enough memory: you tried "
-                           "to allocate 8000000000000 bytes.")
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: not enough memory: you tried "
+            "to allocate 8000000000000 bytes."
+        )
 
     monkeypatch.setitem(cli.COMMANDS, "sample", too_big)
     assert one_line_error(capsys, ["sample", tiny / "run"]).startswith("vaekit: error: out of memory; use fewer")
@@ -324,7 +380,7 @@ def test_squared_error_of_a_categorical_model_is_in_pixel_units():
 
     torch.manual_seed(0)
     model = models.build("vae", data_shape=(5,), latent_dim=2, hidden=(4,), likelihood="categorical", n_categories=4)
-    x = torch.randint(0, 4, (30, 5)).float()                  # level indices 0..3, pixels 0, 1/3, 2/3, 1
+    x = torch.randint(0, 4, (30, 5)).float()  # level indices 0..3, pixels 0, 1/3, 2/3, 1
     res = evaluate(model, x, k=2)
     want = (model.reconstruct(x) - x / 3).pow(2).sum(1).mean()
     assert res["sq_err"] == pytest.approx(float(want), rel=1e-5) and res["sq_err"] <= 5

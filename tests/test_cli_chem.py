@@ -1,5 +1,6 @@
 """The CLI on a chemical VAE run: fit on a CSV (its invalid rows listed), eval, encode, sample and explore take
 the run's molecules (its CSV by default, or --data moses) and write SMILES."""
+
 import csv
 import json
 import os
@@ -16,14 +17,49 @@ from vaekit.checkpoint import load_model  # noqa: E402
 from vaekit.chem.props import canonical  # noqa: E402
 from vaekit.cli import main  # noqa: E402
 
-SMILES = ["CCO", "c1ccccc1O", "CC(=O)Oc1ccccc1C(=O)O", "Cn1cnc2c1c(=O)n(C)c(=O)n2C", "ClC(Cl)Br", "C[C@H](N)C(=O)O",
-          "O=C1CCCN1", "CC#N", "c1ccc2[nH]ccc2c1", "FC(F)(F)c1ccncc1", "CCN(CC)CC", "CC(C)Cc1ccc(C(C)C(=O)O)cc1",
-          "OC(=O)c1ccccc1O", "CCOC(=O)C", "c1ccncc1", "C1CCCCC1", "CC(=O)Nc1ccc(O)cc1", "NC(=O)c1cccnc1",
-          "CCCCO", "CC(C)O", "O=C(O)CC(O)(CC(=O)O)C(=O)O", "c1ccc(cc1)C(=O)O", "CN1CCCC1c1cccnc1", "CCc1ccccc1",
-          "Brc1ccccc1", "Clc1ccc(Cl)cc1", "COc1ccccc1", "CC(=O)C", "OCC(O)CO", "NCCO", "C=CC(=O)O", "CSC",
-          "c1ccsc1", "c1ccoc1", "CC1=CC(=O)CC(C)(C)C1", "O=C1NC(=O)C(N1)c1ccccc1", "CCN", "OC1CCCCC1",
-          "Cc1ccccc1C", "N#Cc1ccccc1"]
-INVALID = ["C1CC", "c1ccc"]          # an unclosed ring; an aromatic ring RDKit cannot kekulise
+SMILES = [
+    "CCO",
+    "c1ccccc1O",
+    "CC(=O)Oc1ccccc1C(=O)O",
+    "Cn1cnc2c1c(=O)n(C)c(=O)n2C",
+    "ClC(Cl)Br",
+    "C[C@H](N)C(=O)O",
+    "O=C1CCCN1",
+    "CC#N",
+    "c1ccc2[nH]ccc2c1",
+    "FC(F)(F)c1ccncc1",
+    "CCN(CC)CC",
+    "CC(C)Cc1ccc(C(C)C(=O)O)cc1",
+    "OC(=O)c1ccccc1O",
+    "CCOC(=O)C",
+    "c1ccncc1",
+    "C1CCCCC1",
+    "CC(=O)Nc1ccc(O)cc1",
+    "NC(=O)c1cccnc1",
+    "CCCCO",
+    "CC(C)O",
+    "O=C(O)CC(O)(CC(=O)O)C(=O)O",
+    "c1ccc(cc1)C(=O)O",
+    "CN1CCCC1c1cccnc1",
+    "CCc1ccccc1",
+    "Brc1ccccc1",
+    "Clc1ccc(Cl)cc1",
+    "COc1ccccc1",
+    "CC(=O)C",
+    "OCC(O)CO",
+    "NCCO",
+    "C=CC(=O)O",
+    "CSC",
+    "c1ccsc1",
+    "c1ccoc1",
+    "CC1=CC(=O)CC(C)(C)C1",
+    "O=C1NC(=O)C(N1)c1ccccc1",
+    "CCN",
+    "OC1CCCCC1",
+    "Cc1ccccc1C",
+    "N#Cc1ccccc1",
+]
+INVALID = ["C1CC", "c1ccc"]  # an unclosed ring; an aromatic ring RDKit cannot kekulise
 
 
 @pytest.fixture(autouse=True)
@@ -40,9 +76,30 @@ def run(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VAEKIT_CACHE", str(tmp_path_factory.getbasetemp() / "chem-cache"))
         mp.chdir(folder)
-        main(["fit", "run", "--model", "chemvae", "--data", "mols.csv", "--kind", "selfies", "--latent-dim", "3",
-              "--gru-hidden", "16", "--gru-layers", "1", "--epochs", "3", "--batch-size", "8", "--no-progress",
-              "--no-tensorboard"])
+        main(
+            [
+                "fit",
+                "run",
+                "--model",
+                "chemvae",
+                "--data",
+                "mols.csv",
+                "--kind",
+                "selfies",
+                "--latent-dim",
+                "3",
+                "--gru-hidden",
+                "16",
+                "--gru-layers",
+                "1",
+                "--epochs",
+                "3",
+                "--batch-size",
+                "8",
+                "--no-progress",
+                "--no-tensorboard",
+            ]
+        )
     return folder / "run"
 
 
@@ -56,8 +113,26 @@ def test_fit_lists_the_invalid_smiles_of_a_csv(run):
 
 def test_fit_names_the_count_and_the_file_in_one_line(tmp_path, capsys):
     (tmp_path / "m.csv").write_text("smiles\n" + "\n".join(SMILES[:12] + INVALID) + "\n")
-    main(["fit", str(tmp_path / "r"), "--model", "chemvae", "--data", str(tmp_path / "m.csv"), "--latent-dim", "2",
-          "--gru-hidden", "8", "--gru-layers", "1", "--epochs", "0", "--no-progress", "--no-tensorboard"])
+    main(
+        [
+            "fit",
+            str(tmp_path / "r"),
+            "--model",
+            "chemvae",
+            "--data",
+            str(tmp_path / "m.csv"),
+            "--latent-dim",
+            "2",
+            "--gru-hidden",
+            "8",
+            "--gru-layers",
+            "1",
+            "--epochs",
+            "0",
+            "--no-progress",
+            "--no-tensorboard",
+        ]
+    )
     line = [s for s in capsys.readouterr().out.splitlines() if "not valid" in s]
     assert len(line) == 1 and "2 SMILES are not valid molecules" in line[0]
     assert str(tmp_path / "r" / "invalid_smiles.csv") in line[0]
@@ -65,13 +140,14 @@ def test_fit_names_the_count_and_the_file_in_one_line(tmp_path, capsys):
 
 
 def test_eval_reports_the_numbers_of_a_molecule_model(run, capsys):
-    main(["eval", str(run)])                     # the run's own CSV by default
+    main(["eval", str(run)])  # the run's own CSV by default
     res = json.loads((run / "metrics.json").read_text())["test"]
     model = load_model(run)
     assert res["n"] + res["skipped"] == len(SMILES)
     assert res["elbo"] == pytest.approx(res["rec"] - res["kl"], abs=1e-4) and res["kl"] >= 0 and res["rec"] <= 0
     assert {f"mse_{p}" for p in model.config.properties} <= set(res) and all(
-        res[f"mse_{p}"] >= 0 for p in model.config.properties)
+        res[f"mse_{p}"] >= 0 for p in model.config.properties
+    )
     # reconstruction accuracy: greedy decodings of the posterior means, recomputed through the SMILES interface
     fits = [s for s in SMILES if canonical(s)]
     _, kept = model.vocab.encode([canonical(s) for s in fits], skip=True)
@@ -112,8 +188,10 @@ def test_eval_refuses_binarize_on_molecules(run, capsys):
     assert e.value.code == 2 and len(err.splitlines()) == 1 and "molecule model" in err
 
 
-@pytest.mark.skipif(not (Path(os.environ.get("VAEKIT_DATA", "")) / "moses" / "test.csv.gz").is_file(),
-                    reason="MOSES splits not found (set VAEKIT_DATA)")
+@pytest.mark.skipif(
+    not (Path(os.environ.get("VAEKIT_DATA", "")) / "moses" / "test.csv.gz").is_file(),
+    reason="MOSES splits not found (set VAEKIT_DATA)",
+)
 def test_eval_takes_moses(run, capsys):
     # a vocabulary of 40 molecules covers few MOSES molecules: numbers for those that fit, or a one-line error
     # that none fit; never a crash
@@ -166,7 +244,7 @@ def test_explorer_serves_a_chemvae_run(run):
 
     from vaekit.explore.server import create_app, load_run
 
-    explorer = load_run(run)                          # the run's CSV, recorded in config.json
+    explorer = load_run(run)  # the run's CSV, recorded in config.json
     client = TestClient(create_app(explorer, port=8765), base_url="http://127.0.0.1:8765")
     info = client.get("/api/info").json()
     model = load_model(run)
@@ -175,5 +253,6 @@ def test_explorer_serves_a_chemvae_run(run):
     assert 1 <= info["n"] <= len(SMILES)
     out = client.post("/api/decode", json={"z": [[0.0, 0.0, 0.0]]}).json()
     assert len(out["items"]) == 1
-    torch.testing.assert_close(torch.tensor(info["plane"]) @ torch.tensor(info["plane"]).T, torch.eye(2),
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        torch.tensor(info["plane"]) @ torch.tensor(info["plane"]).T, torch.eye(2), atol=1e-5, rtol=0
+    )

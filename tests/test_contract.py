@@ -4,6 +4,7 @@ one line (`vaekit: error: ...`, exit status 2, no traceback); which of the two f
 can do (has_encoder, encoder_density, has_likelihood, can_sample), and `eval` prints only the numbers defined for it.
 
 A model registered later is covered by adding nothing but, for a new item kind, its tiny data (DATA)."""
+
 import contextlib
 import io
 import json
@@ -16,20 +17,53 @@ from vaekit.cli import main
 from vaekit.errors import VaekitError
 from vaekit.models import REGISTRY
 
-SMILES = ["CCO", "c1ccccc1O", "CC(=O)Oc1ccccc1C(=O)O", "ClC(Cl)Br", "O=C1CCCN1", "CC#N", "CCN(CC)CC", "CCOC(=O)C",
-          "c1ccncc1", "C1CCCCC1", "CCCCO", "CC(C)O", "NCCO", "CSC", "c1ccsc1", "OCC(O)CO"]
+SMILES = [
+    "CCO",
+    "c1ccccc1O",
+    "CC(=O)Oc1ccccc1C(=O)O",
+    "ClC(Cl)Br",
+    "O=C1CCCN1",
+    "CC#N",
+    "CCN(CC)CC",
+    "CCOC(=O)C",
+    "c1ccncc1",
+    "C1CCCCC1",
+    "CCCCO",
+    "CC(C)O",
+    "NCCO",
+    "CSC",
+    "c1ccsc1",
+    "OCC(O)CO",
+]
 
 # the smallest networks of each model (fields its config has); item-kind data below
-TINY = {"hidden": (4,), "latent_dim": 2, "channels": (2,), "disc_hidden": (4,), "critic_hidden": (4,), "noise_dim": 2,
-        "n_moments": 3, "glyph_features": 2, "glyph_hidden": 4, "char_dim": 2, "gru_hidden": 4, "gru_layers": 1,
-        "conv_channels": (2, 2), "conv_kernels": (3, 3), "dense": 4, "embed_dim": 2, "prop_hidden": (4,), "k": 2}
+TINY = {
+    "hidden": (4,),
+    "latent_dim": 2,
+    "channels": (2,),
+    "disc_hidden": (4,),
+    "critic_hidden": (4,),
+    "noise_dim": 2,
+    "n_moments": 3,
+    "glyph_features": 2,
+    "glyph_hidden": 4,
+    "char_dim": 2,
+    "gru_hidden": 4,
+    "gru_layers": 1,
+    "conv_channels": (2, 2),
+    "conv_kernels": (3, 3),
+    "dense": 4,
+    "embed_dim": 2,
+    "prop_hidden": (4,),
+    "k": 2,
+}
 CASES = {name: (name, {}) for name in sorted(REGISTRY)} | {"aae-ring": ("aae", {"prior": "ring"})}
 
 
 def write_data(kind: str, folder):
     """Tiny training data of an item kind: the --data argument (and the fit flags it needs)."""
     rng = np.random.default_rng(0)
-    if kind in ("array", "font"):                              # a font: 3 glyphs of 8 x 8
+    if kind in ("array", "font"):  # a font: 3 glyphs of 8 x 8
         shape = (4, 4) if kind == "array" else (3, 8, 8)
         np.savez(folder / "items.npz", x_train=rng.random((24, *shape)), x_test=rng.random((8, *shape)))
         return ["--data", str(folder / "items.npz")]
@@ -68,8 +102,23 @@ def trained(request, tmp_path_factory, monkeypatch_module):
     fields = {f for f in cls.Config.__dataclass_fields__}
     config = {k: v for k, v in TINY.items() if k in fields} | extra
     (folder / "model.json").write_text(json.dumps({"model": name, "config": config}))
-    argv = ["fit", folder / "run", "--config", folder / "model.json", *write_data(cls.item_kind, folder), "--epochs",
-            "1", "--max-steps", "3", "--batch-size", "8", "--no-progress", "--no-tensorboard", "--device", "cpu"]
+    argv = [
+        "fit",
+        folder / "run",
+        "--config",
+        folder / "model.json",
+        *write_data(cls.item_kind, folder),
+        "--epochs",
+        "1",
+        "--max-steps",
+        "3",
+        "--batch-size",
+        "8",
+        "--no-progress",
+        "--no-tensorboard",
+        "--device",
+        "cpu",
+    ]
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         try:
@@ -103,11 +152,14 @@ def test_eval_prints_the_numbers_defined_for_the_model(trained, capsys):
         assert {"elbo", "rec", "kl", "recon_acc"} <= shown
         return
     assert "sq_err" in shown
-    assert ("elbo" in shown) == ("iwae2" in shown) == cls.encoder_density    # a bound only where q(z|x) has a density
+    assert ("elbo" in shown) == ("iwae2" in shown) == cls.encoder_density  # a bound only where q(z|x) has a density
     assert ("rec_nll" in shown) != cls.encoder_density
     assert ("prior_mmd2" in shown) == (cls.can_sample and not cls.encoder_density)
-    assert all(np.isfinite(float(line.split()[1])) for line in out.splitlines()
-               if line.split()[0] not in ("data", "split", "binarized"))
+    assert all(
+        np.isfinite(float(line.split()[1]))
+        for line in out.splitlines()
+        if line.split()[0] not in ("data", "split", "binarized")
+    )
     code, out = outcome(capsys, ["eval", folder / "run", "--nll-k", "2", "--limit", "4"])
     assert code == (0 if cls.encoder_density else 2) and ("nll" in metrics(out)) == (code == 0)
 
@@ -158,7 +210,7 @@ def test_the_explorer_serves_info_and_decodes_or_refuses_in_one_line(trained):
     info = client.get("/api/info")
     assert info.status_code == 200, info.text
     dim, chars = len(info.json()["centre"]), info.json()["chars"]
-    word = {"word": chars[:2]} if chars else {}                     # a font model draws the characters it knows
-    for fmt in ({}, {"format": "array"}):                           # the item kind's default format, and numbers
+    word = {"word": chars[:2]} if chars else {}  # a font model draws the characters it knows
+    for fmt in ({}, {"format": "array"}):  # the item kind's default format, and numbers
         r = client.post("/api/decode", json={"z": [[0.0] * dim, [0.5] * dim], **fmt, **word})
         assert r.status_code == 200 and len(r.json()["items"]) == 2, r.text

@@ -1,4 +1,5 @@
 """Data loading: IDX, arrays, image folders, digits, and downloads against a loopback server."""
+
 import functools
 import gzip
 import hashlib
@@ -20,8 +21,11 @@ from vaekit.errors import VaekitError
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
-    return struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + b"".join(struct.pack(">I", s) for s in array.shape) \
+    return (
+        struct.pack(">BBBB", 0, 0, 0x08, array.ndim)
+        + b"".join(struct.pack(">I", s) for s in array.shape)
         + array.astype(np.uint8).tobytes()
+    )
 
 
 def test_idx_round_trip_plain_and_gzipped(tmp_path):
@@ -32,13 +36,16 @@ def test_idx_round_trip_plain_and_gzipped(tmp_path):
     assert np.array_equal(read_idx(tmp_path / "a.gz"), a)
 
 
-@pytest.mark.parametrize("mutate, match", [
-    (lambda b: b"\x08\x03" + b[2:], "bad magic number"),
-    (lambda b: b[:-5], "truncated or corrupt"),
-    (lambda b: b[:6], "truncated IDX header"),
-    (lambda b: b"", "bad magic"),
-    (lambda b: gzip.compress(b)[:-12], "cannot read IDX"),
-])
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda b: b"\x08\x03" + b[2:], "bad magic number"),
+        (lambda b: b[:-5], "truncated or corrupt"),
+        (lambda b: b[:6], "truncated IDX header"),
+        (lambda b: b"", "bad magic"),
+        (lambda b: gzip.compress(b)[:-12], "cannot read IDX"),
+    ],
+)
 def test_idx_errors_name_the_file(tmp_path, mutate, match):
     path = tmp_path / "bad-images-idx3-ubyte"
     path.write_bytes(mutate(idx_bytes(np.zeros((2, 3, 3)))))
@@ -94,7 +101,7 @@ def test_numpy_file_errors_say_what_is_wrong(tmp_path):
     np.save(tmp_path / "huge.npy", np.array([[1.0, 2.0], [3.0, -1e300]]))
     with pytest.raises(VaekitError, match=r"huge.npy: values out of float32 range .*first at item 1"):
         load(str(tmp_path / "huge.npy"))
-    np.save(tmp_path / "fits.npy", np.array([[1.0, 2.0], [3.0, -3e38]]))          # float64 within float32's range
+    np.save(tmp_path / "fits.npy", np.array([[1.0, 2.0], [3.0, -3e38]]))  # float64 within float32's range
     assert float(load(str(tmp_path / "fits.npy")).x.min()) == pytest.approx(-3e38)
 
 
@@ -108,7 +115,7 @@ def test_splits_a_file_has_and_has_not(tmp_path):
     for name in ("a.npy", "one.npz"):
         assert torch.equal(load(str(tmp_path / name), "all").x, load(str(tmp_path / name), "train").x)
         with pytest.raises(SplitError, match=f"{name}: no split 'test'; it has train, all") as e:
-            load(str(tmp_path / name), "test")          # no held-out items: refused, never the training items
+            load(str(tmp_path / name), "test")  # no held-out items: refused, never the training items
         assert e.value.splits == ("train", "all")
     assert torch.equal(load(str(tmp_path / "two.npz"), "test").x, torch.from_numpy(xt))
     assert load(str(tmp_path / "two.npz"), "test").y.tolist() == [0, 1] and load(str(tmp_path / "two.npz")).y is None
@@ -122,23 +129,23 @@ def test_colour_images_keep_their_channels(tmp_path):
     from PIL import Image
 
     rgb = np.zeros((6, 5, 3), np.uint8)
-    rgb[..., 0] = 255                                           # pure red
+    rgb[..., 0] = 255  # pure red
     Image.fromarray(rgb).save(tmp_path / "red.png")
     Image.fromarray(np.full((6, 5), 128, np.uint8)).save(tmp_path / "grey.png")
     d = load(str(tmp_path))
-    assert d.x.shape == (2, 3, 6, 5)                            # a colour image makes the folder RGB
-    red = d.x[1]                                                # files sorted: grey.png, red.png
+    assert d.x.shape == (2, 3, 6, 5)  # a colour image makes the folder RGB
+    red = d.x[1]  # files sorted: grey.png, red.png
     assert red[0].eq(1).all() and red[1:].eq(0).all() and d.x[0].eq(128 / 255).all()
     (tmp_path / "red.png").unlink()
     Image.fromarray(np.stack([np.full((6, 5), 7, np.uint8)] * 3, -1)).save(tmp_path / "rgb_grey.png")
-    assert load(str(tmp_path)).x.shape == (2, 6, 5)           # grey pixels stored as RGB stay one channel
+    assert load(str(tmp_path)).x.shape == (2, 6, 5)  # grey pixels stored as RGB stay one channel
 
 
 def test_standardization_round_trip(tmp_path):
     from vaekit.data import Standardization
 
     x = torch.randn(50, 3, 2, dtype=torch.float64).float() * torch.tensor([1.0, 100.0, 0.01])[:, None] + 5
-    x[:, 0, 0] = 3.0                                             # a constant feature keeps std 1
+    x[:, 0, 0] = 3.0  # a constant feature keeps std 1
     st = Standardization.fit(x)
     xs = st.apply(x)
     assert torch.allclose(xs.mean(0), torch.zeros(3, 2), atol=1e-4) and st.std[0, 0] == 1
@@ -146,8 +153,12 @@ def test_standardization_round_trip(tmp_path):
     assert torch.allclose(st.undo(xs), x, rtol=1e-5, atol=1e-5)
     again = Standardization.from_json(json.loads(json.dumps(st.to_json())), (3, 2))
     assert torch.equal(again.mean, st.mean) and torch.equal(again.std, st.std)
-    for bad, match in [({"mean": [0.0] * 6}, "lists 'mean' and 'std'"), ({"mean": [0.0] * 5, "std": [1.0] * 5}, "5 means"),
-                       ({"mean": [0.0] * 6, "std": [1.0] * 5 + [0.0]}, "positive"), ([1], "lists")]:
+    for bad, match in [
+        ({"mean": [0.0] * 6}, "lists 'mean' and 'std'"),
+        ({"mean": [0.0] * 5, "std": [1.0] * 5}, "5 means"),
+        ({"mean": [0.0] * 6, "std": [1.0] * 5 + [0.0]}, "positive"),
+        ([1], "lists"),
+    ]:
         with pytest.raises(VaekitError, match=match):
             Standardization.from_json(bad, (3, 2))
 
@@ -167,7 +178,7 @@ def test_likelihood_support(tmp_path):
             check_data("categorical", torch.tensor(x), n_categories=4)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        check_data("gaussian", torch.randn(100, 3))              # unit scale: no warning
+        check_data("gaussian", torch.randn(100, 3))  # unit scale: no warning
     with pytest.warns(VaekitWarning, match=r"mean (99|100)[.0-9]* and .*--standardize"):
         check_data("gaussian", torch.randn(100, 3) + 100)
 
@@ -249,7 +260,7 @@ def test_fetch_mnist_from_loopback_and_verify(tmp_path, server):
     folder = fetch("mnist", tmp_path, base_url=server(src))
     assert sorted(p.name for p in folder.iterdir()) == sorted(r.filename for r in fetch_mod.SOURCES["mnist"])
     assert load("mnist", "test", data_dir=tmp_path).x.shape == (10000, 28, 28)
-    fetch("mnist", tmp_path, base_url="http://127.0.0.1:9")   # already there and valid: no download
+    fetch("mnist", tmp_path, base_url="http://127.0.0.1:9")  # already there and valid: no download
 
 
 def test_fetch_checksum_mismatch_leaves_nothing(tmp_path, server, monkeypatch):

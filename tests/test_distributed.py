@@ -1,4 +1,5 @@
 """Multi-process training with torch.distributed (gloo on CPU) and torchrun's elastic restarts."""
+
 import csv
 import os
 import signal
@@ -11,14 +12,29 @@ import torch
 
 from vaekit import checkpoint
 
-COMMON = ["--data", "digits", "--model", "autoencoder", "--latent-dim", "3", "--hidden", "32",
-          "--batch-size", "64", "--no-progress", "--no-tensorboard", "--seed", "3"]
+COMMON = [
+    "--data",
+    "digits",
+    "--model",
+    "autoencoder",
+    "--latent-dim",
+    "3",
+    "--hidden",
+    "32",
+    "--batch-size",
+    "64",
+    "--no-progress",
+    "--no-tensorboard",
+    "--seed",
+    "3",
+]
 
 
 def vaekit(*args, **kw):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "vaekit", *args], capture_output=True, text=True, env=env,
-                          timeout=kw.get("timeout", 300))
+    return subprocess.run(
+        [sys.executable, "-m", "vaekit", *args], capture_output=True, text=True, env=env, timeout=kw.get("timeout", 300)
+    )
 
 
 def weights(run_dir):
@@ -66,13 +82,33 @@ def test_killed_worker_is_restarted_and_resumes_without_gap(tmp_path):
     run = tmp_path / "elastic"
     # PYTHONFAULTHANDLER: a rank that aborts (SIGABRT from C++) prints the Python stack it died in
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONFAULTHANDLER": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "vaekit", "fit", str(run), *COMMON, "--epochs", "40",
-                             "--checkpoint-every", "10", "--nproc", "2", "--max-restarts", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vaekit",
+            "fit",
+            str(run),
+            *COMMON,
+            "--epochs",
+            "40",
+            "--checkpoint-every",
+            "10",
+            "--nproc",
+            "2",
+            "--max-restarts",
+            "1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     try:
         _kill_a_worker_and_wait(proc, run)
     finally:
-        if proc.poll() is None:            # never leave a hung process group behind
+        if proc.poll() is None:  # never leave a hung process group behind
             os.killpg(proc.pid, signal.SIGKILL)
 
 
@@ -97,6 +133,6 @@ def _kill_a_worker_and_wait(proc, run):
     assert killed is not None, "the run finished before a worker could be killed"
     # the whole stderr: a restarted rank's own error comes before torchrun's long report
     assert proc.returncode == 0, err[-20000:]
-    total = 40 * 23                                   # 40 epochs of ceil(1438 / 64) batches
-    assert steps_logged(run) == list(range(1, total + 1))      # final step count, no gap, no duplicate
+    total = 40 * 23  # 40 epochs of ceil(1438 / 64) batches
+    assert steps_logged(run) == list(range(1, total + 1))  # final step count, no gap, no duplicate
     assert checkpoint.read(run / "checkpoint.safetensors")[1]["meta"]["step"] == total

@@ -1,4 +1,5 @@
 """Gradient estimators against closed forms: E_{N(mu, s^2)}[f(z)] for a quadratic and a step f."""
+
 import math
 
 import pytest
@@ -24,17 +25,19 @@ def params():
 
 
 def quadratic(z):
-    return (z - C).pow(2).sum(-1)           # E f = |mu - c|^2 + |s|^2
+    return (z - C).pow(2).sum(-1)  # E f = |mu - c|^2 + |s|^2
 
 
 def step(z):
-    return (z > C).float().sum(-1)          # E f = sum Phi((mu - c) / s)
+    return (z > C).float().sum(-1)  # E f = sum Phi((mu - c) / s)
 
 
 def estimators(mu, s, f, with_reparam=True):
     out = {
         "score_loo": lambda: E.score_function(gaussian([mu, s]), f, 4, "loo"),
-        "score_moving_average": (lambda ma: lambda: E.score_function(gaussian([mu, s]), f, 4, ma))(E.MovingAverage(0.9)),
+        "score_moving_average": (lambda ma: lambda: E.score_function(gaussian([mu, s]), f, 4, ma))(
+            E.MovingAverage(0.9)
+        ),
         "score_no_baseline": lambda: E.score_function(gaussian([mu, s]), f, 4, None),
         "es": lambda: E.evolution_strategies(gaussian, [mu, s], f, n_pairs=2, sigma=0.05),
     }
@@ -85,7 +88,7 @@ def test_step_function_score_and_es_work_reparam_refuses():
 def test_surrogate_value_equals_estimate_and_value_is_mean():
     torch.manual_seed(3)
     mu, s = params()
-    truth = ((mu - C) ** 2 + s ** 2).sum().item()
+    truth = ((mu - C) ** 2 + s**2).sum().item()
     for name, est in estimators(mu, s, quadratic).items():
         e = est()
         assert torch.allclose(e.surrogate.detach(), e.value), name
@@ -115,7 +118,9 @@ def test_elbo_estimators_agree_on_decoder_gradient_in_expectation():
     w = model.decoder.body.net[-1].bias
     means = {}
     for est in ("reparam", "score"):
-        st = E.gradient_variance(lambda est=est: bounds.elbo(model, x, estimator=est, n_samples=2).value, [w], n_repeats=800)
+        st = E.gradient_variance(
+            lambda est=est: bounds.elbo(model, x, estimator=est, n_samples=2).value, [w], n_repeats=800
+        )
         means[est] = (st.mean[0], st.standard_error()[0])
     diff = (means["reparam"][0] - means["score"][0]).abs()
     se = (means["reparam"][1] ** 2 + means["score"][1] ** 2).sqrt()
@@ -132,7 +137,7 @@ def test_bad_input_errors():
     with pytest.raises(VaekitError, match="n_samples"):
         E.reparam(q, quadratic, 0)
     with pytest.raises(VaekitError, match="shape"):
-        E.reparam(q, lambda z: z, 2)                   # one value per sample and item expected
+        E.reparam(q, lambda z: z, 2)  # one value per sample and item expected
     with pytest.raises(VaekitError, match="sigma"):
         E.evolution_strategies(gaussian, [mu, s], quadratic, sigma=0.0)
     with pytest.raises(VaekitError, match="no rsample"):

@@ -2,6 +2,7 @@
 refusal of other hosts and origins (DNS rebinding, CSRF), security headers, fuzzing of the API, and a
 headless-Chromium test of the page for an image and a molecule model (skipped when Chromium, chromedriver or
 Selenium are absent, unless VAEKIT_REQUIRE_BROWSER=1)."""
+
 import base64
 import importlib
 import importlib.util
@@ -51,8 +52,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient  # noqa: E402
 
-ROUND = (0, 6, 8, 9)     # a made-up "attribute" of digits, to have an attribute slider without fonts
-PORT = 8765              # the port the test clients' apps are made for (nothing listens there)
+ROUND = (0, 6, 8, 9)  # a made-up "attribute" of digits, to have an attribute slider without fonts
+PORT = 8765  # the port the test clients' apps are made for (nothing listens there)
 OWN = f"127.0.0.1:{PORT}"
 
 
@@ -68,8 +69,13 @@ def run(tmp_path_factory):
     torch.set_num_threads(1)
     run_dir = tmp_path_factory.mktemp("explore") / "digits-vae"
     model = build("vae", data_shape=(8, 8), latent_dim=3, hidden=(64,))
-    fit(model, load("digits", "train"), TrainConfig(epochs=8, batch_size=64, progress=False, tensorboard=False),
-        run_dir=run_dir, meta={"spec": "digits", "split": "train"})
+    fit(
+        model,
+        load("digits", "train"),
+        TrainConfig(epochs=8, batch_size=64, progress=False, tensorboard=False),
+        run_dir=run_dir,
+        meta={"spec": "digits", "split": "train"},
+    )
     return run_dir
 
 
@@ -77,8 +83,9 @@ def run(tmp_path_factory):
 def explorer(run):
     ex = load_run(run)
     test = load("digits", "test")
-    ex.directions += Explorer(ex.model, test.x, test.y, attributes={"round": np.isin(test.y.numpy(), ROUND)}) \
-        .directions[-1:]
+    ex.directions += Explorer(
+        ex.model, test.x, test.y, attributes={"round": np.isin(test.y.numpy(), ROUND)}
+    ).directions[-1:]
     return ex
 
 
@@ -105,9 +112,9 @@ def test_info_describes_the_run(client, explorer):
     xy = (z - z.mean(0)) @ torch.tensor(info["plane"]).T
     assert np.allclose(info["points"], xy.numpy(), atol=1e-5)
     plane = torch.tensor(info["plane"])
-    assert torch.allclose(plane @ plane.T, torch.eye(2), atol=1e-5)          # orthonormal axes
+    assert torch.allclose(plane @ plane.T, torch.eye(2), atol=1e-5)  # orthonormal axes
     names = [d["name"] for d in info["directions"]]
-    assert names == ["z1", "z2", "z3", "round"]                             # small latent: one per coordinate
+    assert names == ["z1", "z2", "z3", "round"]  # small latent: one per coordinate
     # the attribute slider is mean(z | round) - mean(z | not round)
     has = torch.from_numpy(np.isin(test.y.numpy(), ROUND))
     assert np.allclose(info["directions"][-1]["vector"], (z[has].mean(0) - z[~has].mean(0)).numpy(), atol=1e-5)
@@ -120,7 +127,7 @@ def test_decode_matches_the_model(client, explorer):
     with torch.no_grad():
         want = explorer.model.generate(z)
     assert np.allclose(out.json()["items"], want.numpy(), atol=1e-6)
-    png = client.post("/api/decode", json={"z": z[0].tolist()}).json()["items"]      # one vector is a batch of 1
+    png = client.post("/api/decode", json={"z": z[0].tolist()}).json()["items"]  # one vector is a batch of 1
     assert len(png) == 1 and png_size(png[0]) == (8, 8)
 
 
@@ -132,16 +139,16 @@ def test_samples_from_the_prior_and_from_samplers_fitted_on_the_codes_shown(clie
     from vaekit import samplers
 
     want = samplers.fit("prior", explorer.model).sample(5, torch.Generator().manual_seed(3))
-    assert torch.equal(z, want.float()) and abs(float(z.mean())) < 2                       # p(z), seeded
+    assert torch.equal(z, want.float()) and abs(float(z.mean())) < 2  # p(z), seeded
     with torch.no_grad():
         assert np.allclose(prior["items"], explorer.model.generate(z).numpy(), atol=1e-6)
     assert np.allclose(prior["xy"], explorer.to_map(z).numpy(), atol=1e-6)
     gmm = client.post("/api/sample", json={"sampler": "gmm", "n": 256, "seed": 1}).json()
     assert gmm["fitted_on"] == len(explorer.z) and len(gmm["items"]) == 256
-    drawn = torch.tensor(gmm["z"])             # drawn where the codes are: mean and spread near theirs
+    drawn = torch.tensor(gmm["z"])  # drawn where the codes are: mean and spread near theirs
     assert torch.allclose(drawn.mean(0), explorer.z.mean(0), atol=0.3 * float(explorer.z.std()))
     again = client.post("/api/sample", json={"sampler": "gmm", "n": 256, "seed": 1}).json()
-    assert again["z"] == gmm["z"]              # fitted once, and the seed fixes the draw
+    assert again["z"] == gmm["z"]  # fitted once, and the seed fixes the draw
 
 
 def test_encode_and_interpolate(client, explorer):
@@ -156,9 +163,9 @@ def test_encode_and_interpolate(client, explorer):
         path = torch.tensor(res["z"])
         assert path.shape == (5, 3) and len(res["items"]) == 5
         assert torch.allclose(path[0], explorer.z[3], atol=1e-5) and torch.allclose(path[-1], explorer.z[7], atol=1e-5)
-        if method == "linear":      # equal steps on a straight line
+        if method == "linear":  # equal steps on a straight line
             assert torch.allclose(path[1] - path[0], path[4] - path[3], atol=1e-5)
-        else:                       # radius interpolated linearly
+        else:  # radius interpolated linearly
             r = path.norm(dim=1)
             assert torch.allclose(r[2], (r[0] + r[4]) / 2, atol=1e-4)
 
@@ -170,14 +177,14 @@ BAD = [
     ("/api/decode", {"z": [[1, True, 2]]}, 400, "numbers only"),
     ("/api/decode", {"z": []}, 400, "non-empty"),
     ("/api/decode", {}, 400, "non-empty"),
-    ("/api/decode", {"z": [[1, 2, 10 ** 400]]}, 400, "too large"),
+    ("/api/decode", {"z": [[1, 2, 10**400]]}, 400, "too large"),
     ("/api/decode", {"z": [[1e39, 0, 0]]}, 400, "too large"),
-    ("/api/decode", {"z": [[3e38, 3e38, 3e38]]}, 400, "too large"),        # finite float32, but a 500 before
+    ("/api/decode", {"z": [[3e38, 3e38, 3e38]]}, 400, "too large"),  # finite float32, but a 500 before
     ("/api/decode", {"z": [[0, 0, -2e4]], "format": "array"}, 400, "from -10000 to 10000"),
     ("/api/decode", {"z": [[0, 0, 0]] * (MAX_BATCH + 1)}, 413, "at most"),
     ("/api/decode", {"z": [[0, 0, 0]], "format": "gif"}, 400, "format"),
     ("/api/decode", {"z": [[0, 0, 0]], "run": "nope"}, 404, "unknown run"),
-    ("/api/encode", {"index": [10 ** 6]}, 400, "item index"),
+    ("/api/encode", {"index": [10**6]}, 400, "item index"),
     ("/api/encode", {"index": -1}, 400, "item index"),
     ("/api/encode", {"x": [[1, 2]]}, 400, "shape"),
     ("/api/encode", {"x": [[["a"] * 8] * 8]}, 400, "numeric"),
@@ -190,12 +197,12 @@ BAD = [
     ("/api/interpolate", {"za": [0, 0, 0], "zb": [-3e38, 1, 1], "method": "spherical"}, 400, "too large"),
     ("/api/encode", {"x": [[[3e38] * 8] * 8]}, 400, "too large"),
     ("/api/encode", {"x": [[[1e39] * 8] * 8]}, 400, "NaN or infinite"),
-    ("/api/encode", {"x": [[[10 ** 400] * 8] * 8]}, 400, "numeric arrays"),
+    ("/api/encode", {"x": [[[10**400] * 8] * 8]}, 400, "numeric arrays"),
     # wrong types anywhere
     ("/api/interpolate", {"a": 0, "b": 1, "method": ["linear"]}, 400, "method"),
     ("/api/interpolate", {"a": 0, "b": 1, "method": {"x": 1}}, 400, "method"),
     ("/api/interpolate", {"a": 0, "b": 1, "steps": "5"}, 400, "steps"),
-    ("/api/interpolate", {"a": 0, "b": 1, "steps": 10 ** 1000}, 400, "steps"),
+    ("/api/interpolate", {"a": 0, "b": 1, "steps": 10**1000}, 400, "steps"),
     ("/api/interpolate", {"a": 1.5, "b": 1}, 400, "item index"),
     ("/api/decode", {"z": [[0, 0, 0]], "format": ["png"]}, 400, "format"),
     ("/api/decode", {"z": {"a": 1}}, 400, "non-empty list"),
@@ -213,7 +220,9 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("path,body,status,words", BAD, ids=[f"{p.split('/')[-1]}-{i}" for i, (p, *_) in enumerate(BAD)])
+@pytest.mark.parametrize(
+    "path,body,status,words", BAD, ids=[f"{p.split('/')[-1]}-{i}" for i, (p, *_) in enumerate(BAD)]
+)
 def test_bad_input_is_a_4xx_with_a_message(client, path, body, status, words):
     r = client.post(path, json=body)
     assert r.status_code == status, r.text
@@ -221,32 +230,47 @@ def test_bad_input_is_a_4xx_with_a_message(client, path, body, status, words):
     assert words in msg and "\n" not in msg
 
 
-@pytest.mark.parametrize("raw,words", [
-    ('{"z": [[NaN, 0, 0]]}', "NaN or infinite"),
-    ('{"z": [[Infinity, 0, 0]]}', "NaN or infinite"),
-    ('{"z": [[0, 0, 0]', "malformed JSON"),
-    ("", "malformed JSON"),
-    (b"\xff\xfe{}", "malformed JSON"),
-    ("[1, 2]", "JSON object"),
-    ('{"z": ' + "[" * 100000, "malformed JSON"),
-    ('{"z": [[' + "9" * 5000 + ', 0, 0]]}', "too many digits"),         # beyond Python's int-parsing limit
-    ('{"index": -' + "1" * 5000 + '}', "too many digits"),
-    ('{"z": [[1e999, 0, 0]]}', "NaN or infinite"),                          # a literal that overflows a double
-])
+@pytest.mark.parametrize(
+    "raw,words",
+    [
+        ('{"z": [[NaN, 0, 0]]}', "NaN or infinite"),
+        ('{"z": [[Infinity, 0, 0]]}', "NaN or infinite"),
+        ('{"z": [[0, 0, 0]', "malformed JSON"),
+        ("", "malformed JSON"),
+        (b"\xff\xfe{}", "malformed JSON"),
+        ("[1, 2]", "JSON object"),
+        ('{"z": ' + "[" * 100000, "malformed JSON"),
+        ('{"z": [[' + "9" * 5000 + ", 0, 0]]}", "too many digits"),  # beyond Python's int-parsing limit
+        ('{"index": -' + "1" * 5000 + "}", "too many digits"),
+        ('{"z": [[1e999, 0, 0]]}', "NaN or infinite"),  # a literal that overflows a double
+    ],
+)
 def test_malformed_json_is_a_400(client, raw, words):
     r = client.post("/api/decode", content=raw, headers={"content-type": "application/json"})
     assert r.status_code == 400 and words in r.json()["error"]
 
 
 def test_huge_body_is_refused_before_parsing(client):
-    r = client.post("/api/decode", content=b"[" + b"0," * MAX_BODY + b"0]", headers={"content-type": "application/json"})
+    r = client.post(
+        "/api/decode", content=b"[" + b"0," * MAX_BODY + b"0]", headers={"content-type": "application/json"}
+    )
     assert r.status_code == 413 and "too large" in r.json()["error"]
     assert client.get("/api/info?run=nope").status_code == 404
 
 
-@pytest.mark.parametrize("path", ["/static/../server.py", "/static/..%2fserver.py", "/static/%2e%2e/%2e%2e/errors.py",
-                                  "/static/..%2f..%2f..%2f..%2fetc%2fpasswd", "/static//etc/passwd",
-                                  "/static/%2fetc%2fpasswd", "/static/__init__.py", "/static/nope.js"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/static/../server.py",
+        "/static/..%2fserver.py",
+        "/static/%2e%2e/%2e%2e/errors.py",
+        "/static/..%2f..%2f..%2f..%2fetc%2fpasswd",
+        "/static//etc/passwd",
+        "/static/%2fetc%2fpasswd",
+        "/static/__init__.py",
+        "/static/nope.js",
+    ],
+)
 def test_static_files_cannot_escape_the_package(client, path):
     r = client.get(path)
     assert r.status_code == 404
@@ -256,7 +280,7 @@ def test_static_files_cannot_escape_the_package(client, path):
 def test_static_files_and_page_are_served(client):
     page = client.get("/")
     assert page.status_code == 200 and "/static/app.js" in page.text
-    assert "http" not in page.text.replace("http-equiv", "")        # nothing fetched from elsewhere (no CDN)
+    assert "http" not in page.text.replace("http-equiv", "")  # nothing fetched from elsewhere (no CDN)
     for name, kind in (("app.js", "javascript"), ("style.css", "css")):
         r = client.get(f"/static/{name}")
         assert r.status_code == 200 and kind in r.headers["content-type"]
@@ -275,23 +299,28 @@ def test_field_and_font_views():
     field = build("vae", data_shape=(30,), latent_dim=2, hidden=(16,), likelihood="gaussian", sigma=0.1)
     c = local_client(Explorer(field, torch.randn(20, 30)))
     assert c.get("/api/info").json()["kind"] == "field"
-    items = c.post("/api/decode", json={"z": [[0, 0], [1, 0]]}).json()["items"]   # a field comes back as numbers
+    items = c.post("/api/decode", json={"z": [[0, 0], [1, 0]]}).json()["items"]  # a field comes back as numbers
     assert np.asarray(items).shape == (2, 30)
 
     import vaekit.models.fontvae  # noqa: F401  (registers "fontvae")
 
-    font = build("fontvae", data_shape=(62, 8, 8), latent_dim=4, hidden=(16,), glyph_hidden=16, glyph_features=4,
-                 char_dim=4)
+    font = build(
+        "fontvae", data_shape=(62, 8, 8), latent_dim=4, hidden=(16,), glyph_hidden=16, glyph_features=4, char_dim=4
+    )
     bold = np.arange(12) % 2 == 0
     serif = np.array([np.nan, 1, 0] * 4)
-    ex = Explorer(font, torch.rand(12, 62, 8, 8), attributes={"bold": bold, "italic": np.zeros(12, bool),
-                                                              "serif": serif})
+    ex = Explorer(
+        font, torch.rand(12, 62, 8, 8), attributes={"bold": bold, "italic": np.zeros(12, bool), "serif": serif}
+    )
     c = local_client(ex)
     info = c.get("/api/info").json()
     assert info["kind"] == "font"
-    assert [d["name"] for d in info["directions"] if d["type"] == "attribute"] == ["bold", "serif"]   # italic: none have it
+    assert [d["name"] for d in info["directions"] if d["type"] == "attribute"] == [
+        "bold",
+        "serif",
+    ]  # italic: none have it
     item = c.post("/api/decode", json={"z": [[0.0] * 4], "word": "Rag7"}).json()["items"][0]
-    assert png_size(item) == (4 * 8, 8)                       # the word, glyph by glyph
+    assert png_size(item) == (4 * 8, 8)  # the word, glyph by glyph
     r = c.post("/api/decode", json={"z": [[0.0] * 4], "word": "h!"})
     assert r.status_code == 400 and "'!'" in r.json()["error"]
 
@@ -329,8 +358,9 @@ def serve_in_thread(explorer):
     """Serve `explorer` with uvicorn on a free port in a daemon thread: (url, stop)."""
     uvicorn = needs("uvicorn", "the explorer's server needs uvicorn (pip install 'vaekit[explore]')")
     port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(explorer, port=port), host="127.0.0.1", port=port,
-                                        log_level="warning"))
+    srv = uvicorn.Server(
+        uvicorn.Config(create_app(explorer, port=port), host="127.0.0.1", port=port, log_level="warning")
+    )
     t = threading.Thread(target=srv.run, daemon=True)
     t.start()
     deadline = time.time() + 20
@@ -341,6 +371,7 @@ def serve_in_thread(explorer):
     def stop():
         srv.should_exit = True
         t.join(10)
+
     return f"http://127.0.0.1:{port}/", stop
 
 
@@ -359,8 +390,10 @@ def pretrained_explorer():
         if importlib.util.find_spec(module) is None:
             cannot_run(f"the molecule page needs {module} (pip install 'vaekit[chem]')")
     if _moses_test_file() is None:
-        cannot_run("the molecule page needs the MOSES test split under $VAEKIT_DATA "
-                   "(set VAEKIT_DATA to the folder of the staged data sets)")
+        cannot_run(
+            "the molecule page needs the MOSES test split under $VAEKIT_DATA "
+            "(set VAEKIT_DATA to the folder of the staged data sets)"
+        )
     torch.set_num_threads(1)
     return load_run(PRETRAINED, n_molecules=N_MOL)
 
@@ -384,9 +417,18 @@ def browser(tmp_path):
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-              "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-              f"--user-data-dir={tmp_path / 'profile'}", "--window-size=1200,900"):
+    for a in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--window-size=1200,900",
+    ):
         opts.add_argument(a)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
@@ -421,7 +463,7 @@ def walk_the_page(driver, url: str, decoded, path_items, shot: Path):
         seen.append(decoded(driver))
 
     try:
-        for dx, dy in ((-150, 150), (150, -150)):          # hovering (no click) decodes the point under the mouse
+        for dx, dy in ((-150, 150), (150, -150)):  # hovering (no click) decodes the point under the mouse
             changes(lambda dx=dx, dy=dy: ActionChains(driver).move_to_element_with_offset(canvas, dx, dy).perform())
         slider = driver.find_element(By.CSS_SELECTOR, "#sliders input.slider")
         changes(lambda: slider.send_keys(Keys.END))
@@ -431,7 +473,7 @@ def walk_the_page(driver, url: str, decoded, path_items, shot: Path):
         driver.find_element(By.ID, "interp").click()
         wait.until(lambda d: len(path_items(d)) == steps)
         path = path_items(driver)
-        assert path[0] != path[-1], path                   # the decoded items change along the path
+        assert path[0] != path[-1], path  # the decoded items change along the path
         seen += path
 
         from selenium.webdriver.support.ui import Select  # draw samples from a sampler fitted on the codes
@@ -440,15 +482,16 @@ def walk_the_page(driver, url: str, decoded, path_items, shot: Path):
         n = int(driver.find_element(By.ID, "sn").get_attribute("value"))
         driver.find_element(By.ID, "draw").click()
         box = driver.find_element(By.ID, "samples")
-        wait.until(lambda d: box.get_attribute("data-sampler") == "gmm"
-                   and len(box.find_elements(By.XPATH, "./*")) == n)
+        wait.until(
+            lambda d: box.get_attribute("data-sampler") == "gmm" and len(box.find_elements(By.XPATH, "./*")) == n
+        )
 
-        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]      # CSP violations among them
+        errors = [e for e in driver.get_log("browser") if e["level"] == "SEVERE"]  # CSP violations among them
         assert not errors, errors
         assert "error" not in driver.find_element(By.ID, "status").get_attribute("class")
     finally:
         assert driver.save_screenshot(str(shot))
-        if os.environ.get("VAEKIT_SCREENSHOT_DIR"):        # keep a copy to look at
+        if os.environ.get("VAEKIT_SCREENSHOT_DIR"):  # keep a copy to look at
             shutil.copy(shot, Path(os.environ["VAEKIT_SCREENSHOT_DIR"]) / shot.name)
     return seen
 
@@ -466,9 +509,13 @@ def test_browser_image_page(browser, server, tmp_path):
         assert src.startswith("data:image/png;base64,")
         return src
 
-    seen = walk_the_page(browser, server, decoded,
-                         lambda d: [i.get_attribute("src") for i in d.find_elements(By.CSS_SELECTOR, "#path img")],
-                         tmp_path / "explore-image.png")
+    seen = walk_the_page(
+        browser,
+        server,
+        decoded,
+        lambda d: [i.get_attribute("src") for i in d.find_elements(By.CSS_SELECTOR, "#path img")],
+        tmp_path / "explore-image.png",
+    )
     assert len(set(seen)) >= 5 and all(png_size(s) == (8, 8) for s in seen)
     assert browser.find_element(By.CSS_SELECTOR, "#sliders input.slider").get_attribute("data-name") == "z1"
 
@@ -488,8 +535,9 @@ def test_browser_image_page(browser, server, tmp_path):
         return [getComputedStyle(d.firstChild).color, window.pwned === 1];""")
     assert colour != "rgb(255, 0, 0)" and not ran
     assert any("Content Security Policy" in e["message"] for e in browser.get_log("browser"))
-    assert Image.open(tmp_path / "explore-image.png").size == tuple(browser.execute_script(
-        "return [window.innerWidth * devicePixelRatio, window.innerHeight * devicePixelRatio]"))
+    assert Image.open(tmp_path / "explore-image.png").size == tuple(
+        browser.execute_script("return [window.innerWidth * devicePixelRatio, window.innerHeight * devicePixelRatio]")
+    )
 
 
 def test_browser_molecule_page(browser, pretrained_server, pretrained_explorer, tmp_path):
@@ -498,7 +546,7 @@ def test_browser_molecule_page(browser, pretrained_server, pretrained_explorer, 
     molecules; no console errors."""
     from selenium.webdriver.common.by import By
 
-    def decoded(d):               # the decoded SMILES; a valid one is drawn, an invalid one shows the "invalid" box
+    def decoded(d):  # the decoded SMILES; a valid one is drawn, an invalid one shows the "invalid" box
         smiles = d.find_element(By.CSS_SELECTOR, "#mol-info tr:first-child td:nth-child(2)").text
         img, bad = d.find_element(By.ID, "decoded"), d.find_element(By.ID, "invalid")
         if img.is_displayed():
@@ -535,8 +583,12 @@ def test_cli_serves_the_run_on_localhost(run):
     import sys
 
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "vaekit", "explore", str(run), "--no-browser", "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vaekit", "explore", str(run), "--no-browser", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline, info = time.time() + 60, None
         while info is None and time.time() < deadline:
@@ -561,8 +613,12 @@ def test_cli_serves_the_run_on_localhost(run):
             conn.request("GET", "/api/info", headers={"Host": host})
             r = conn.getresponse()
             assert r.status == 400 and b"points" not in r.read()
-        conn.request("POST", "/api/decode", body=b'{"z": [[0, 0, 0]]}',
-                     headers={"Content-Type": "text/plain", "Origin": "http://evil.example.com"})
+        conn.request(
+            "POST",
+            "/api/decode",
+            body=b'{"z": [[0, 0, 0]]}',
+            headers={"Content-Type": "text/plain", "Origin": "http://evil.example.com"},
+        )
         r = conn.getresponse()
         assert r.status == 403 and b"cross-origin" in r.read()
         for host in (f"localhost:{port}", f"[::1]:{port}"):
@@ -597,18 +653,33 @@ def mol_run(tmp_path_factory):
     pytest.importorskip("rdkit", reason="the molecule view needs RDKit")
     pytest.importorskip("selfies", reason="the molecule view's test model uses SELFIES")
     if _moses_test_file() is None:
-        pytest.skip("needs the MOSES test split under $VAEKIT_DATA (set VAEKIT_DATA to the folder of the staged data sets)")
+        pytest.skip(
+            "needs the MOSES test split under $VAEKIT_DATA (set VAEKIT_DATA to the folder of the staged data sets)"
+        )
     from vaekit.chem.dataset import chem_model, scored
 
     torch.manual_seed(0)
     torch.set_num_threads(1)
     mols = scored("moses", "test", limit=N_MOL, seed=0)
-    model = chem_model(mols, "selfies", latent_dim=12, gru_hidden=32, gru_layers=1, conv_channels=(4, 4, 4),
-                       dense=32, prop_hidden=(16,), beta=0.1)
+    model = chem_model(
+        mols,
+        "selfies",
+        latent_dim=12,
+        gru_hidden=32,
+        gru_layers=1,
+        conv_channels=(4, 4, 4),
+        dense=32,
+        prop_hidden=(16,),
+        beta=0.1,
+    )
     run_dir = tmp_path_factory.mktemp("explore-mol") / "chem-vae"
-    fit(model, model.items(mols.smiles, mols.props), TrainConfig(epochs=4, batch_size=32, lr=3e-3, progress=False,
-                                                                  tensorboard=False),
-        run_dir=run_dir, meta={"spec": "moses", "split": "test"})
+    fit(
+        model,
+        model.items(mols.smiles, mols.props),
+        TrainConfig(epochs=4, batch_size=32, lr=3e-3, progress=False, tensorboard=False),
+        run_dir=run_dir,
+        meta={"spec": "moses", "split": "test"},
+    )
     return run_dir
 
 
@@ -646,7 +717,7 @@ def test_molecule_info_colours_the_map_by_logp(mol_client, mol_explorer):
     assert torch.allclose(mol_explorer.z, z, atol=1e-5)
     xy = (z - z.mean(0)) @ torch.tensor(info["plane"]).T
     assert np.allclose(info["points"], xy.numpy(), atol=1e-4)
-    assert [d["name"] for d in info["directions"]] == [f"PC{i}" for i in range(1, 9)]     # 12-D: principal axes
+    assert [d["name"] for d in info["directions"]] == [f"PC{i}" for i in range(1, 9)]  # 12-D: principal axes
     assert "NaN" not in mol_client.get("/api/info").text
 
 
@@ -670,7 +741,7 @@ def test_molecule_decode(mol_client, mol_explorer):
             assert it["props"]["SAS"] == pytest.approx(props.sa_score(it["smiles"]))
             svg = svg_text(it["svg"])
             assert svg.lstrip().startswith("<?xml") and "<svg" in svg and "<script" not in svg.lower()
-    assert any(it["valid"] for it in items)            # SELFIES decode to molecules
+    assert any(it["valid"] for it in items)  # SELFIES decode to molecules
     ids = mol_client.post("/api/decode", json={"z": z[:2].tolist(), "format": "array"}).json()["items"]
     assert ids == model.generate(z[:2]).tolist()
 
@@ -683,9 +754,9 @@ def test_molecule_decode_shows_invalid_strings(mol_client, mol_explorer, monkeyp
     for it, s in zip(items, ["C1CC(", ""]):
         assert it["smiles"] == s and it["valid"] is False
         assert it["svg"] is None and it["canonical"] is None and it["props"] is None
-        assert set(it["predicted"]) == {"logP", "QED", "SAS"}        # the head still predicts
+        assert set(it["predicted"]) == {"logP", "QED", "SAS"}  # the head still predicts
     assert molecule_card("c1ccccc1")[:2] == (True, "c1ccccc1")
-    assert molecule_card("C(C)(C)(C)(C)C")[0] is False              # five bonds on a carbon
+    assert molecule_card("C(C)(C)(C)(C)C")[0] is False  # five bonds on a carbon
 
 
 def test_molecule_interpolate_and_encode(mol_client, mol_explorer):
@@ -699,7 +770,7 @@ def test_molecule_interpolate_and_encode(mol_client, mol_explorer):
     assert np.allclose(out["z"], mol_explorer.z[:3].numpy(), atol=1e-5)
     assert np.allclose(out["xy"], info["points"][:3], atol=1e-4)
     x = model.items(info["smiles"][:2], {k: np.zeros(2) for k in ("logP", "QED", "SAS")})
-    out = mol_client.post("/api/encode", json={"x": x.tolist()}).json()      # model rows: token ids first
+    out = mol_client.post("/api/encode", json={"x": x.tolist()}).json()  # model rows: token ids first
     assert np.allclose(out["z"], mol_explorer.z[:2].numpy(), atol=1e-5)
 
 
@@ -744,7 +815,7 @@ def test_molecule_token_ids_are_checked(mol_client, mol_explorer):
         assert r.status_code == 400 and "token ids" in r.json()["error"], (bad, r.text)
     assert x.shape[1] == n
     x = mol_explorer.x[:1].clone()
-    x[0, -1] = 3e38                         # a property value (after the token ids): finite, but beyond the range
+    x[0, -1] = 3e38  # a property value (after the token ids): finite, but beyond the range
     r = mol_client.post("/api/encode", json={"x": x.tolist()})
     assert r.status_code == 400 and "too large" in r.json()["error"], r.text
 
@@ -756,8 +827,15 @@ def test_smiles_need_a_molecule_run(client):
 
 def test_molecule_subset_keeps_names_and_colours_together(mol_explorer):
     """A map with fewer points than molecules keeps each molecule's SMILES, colour value and code together."""
-    ex = Explorer(mol_explorer.model, mol_explorer.x, max_points=50, values=mol_explorer.values, value_name="logP",
-                  smiles=mol_explorer.smiles, seed=4)
+    ex = Explorer(
+        mol_explorer.model,
+        mol_explorer.x,
+        max_points=50,
+        values=mol_explorer.values,
+        value_name="logP",
+        smiles=mol_explorer.smiles,
+        seed=4,
+    )
     assert len(ex.smiles) == len(ex.values) == len(ex.z) == 50 and ex.smiles != mol_explorer.smiles[:50]
     where = {s: i for i, s in enumerate(mol_explorer.smiles)}
     idx = [where[s] for s in ex.smiles]
@@ -768,12 +846,26 @@ def test_molecule_subset_keeps_names_and_colours_together(mol_explorer):
 
 
 # -- other hosts and origins, security headers ----------------------------------------------------
-FOREIGN_HOSTS = ["evil.example.com", f"evil.example.com:{PORT}", "127.0.0.1", f"127.0.0.1:{PORT + 1}",
-                 f"localhost.evil.example.com:{PORT}", f"{OWN}.evil.example.com", f"{OWN}@evil.example.com",
-                 "testserver", f"0.0.0.0:{PORT}", ""]
-REQUESTS = [("GET", "/", None), ("GET", "/api/info", None), ("GET", "/static/app.js", None),
-            ("POST", "/api/decode", {"z": [[0, 0, 0]]}), ("POST", "/api/encode", {"index": [0]}),
-            ("POST", "/api/interpolate", {"a": 0, "b": 1})]
+FOREIGN_HOSTS = [
+    "evil.example.com",
+    f"evil.example.com:{PORT}",
+    "127.0.0.1",
+    f"127.0.0.1:{PORT + 1}",
+    f"localhost.evil.example.com:{PORT}",
+    f"{OWN}.evil.example.com",
+    f"{OWN}@evil.example.com",
+    "testserver",
+    f"0.0.0.0:{PORT}",
+    "",
+]
+REQUESTS = [
+    ("GET", "/", None),
+    ("GET", "/api/info", None),
+    ("GET", "/static/app.js", None),
+    ("POST", "/api/decode", {"z": [[0, 0, 0]]}),
+    ("POST", "/api/encode", {"index": [0]}),
+    ("POST", "/api/interpolate", {"a": 0, "b": 1}),
+]
 
 
 def has_security_headers(r) -> bool:
@@ -804,9 +896,9 @@ def test_allowed_hosts_follow_the_bound_address(explorer):
     assert allowed_hosts("::1", 8000) == allowed_hosts("127.0.0.1", 8000)
     assert allowed_hosts("box.lan", 8000) == {"box.lan:8000"} | allowed_hosts("127.0.0.1", 8000)
     assert "[fd00::5]:8000" in allowed_hosts("fd00::5", 8000)
-    assert {"127.0.0.1", "localhost", "127.0.0.1:80"} <= allowed_hosts("127.0.0.1", 80)   # browsers omit port 80
+    assert {"127.0.0.1", "localhost", "127.0.0.1:80"} <= allowed_hosts("127.0.0.1", 80)  # browsers omit port 80
     assert "127.0.0.1" not in allowed_hosts("127.0.0.1", 8000)
-    wide = allowed_hosts("0.0.0.0", 8000)               # every interface: this machine's name too
+    wide = allowed_hosts("0.0.0.0", 8000)  # every interface: this machine's name too
     assert {"127.0.0.1:8000", f"{socket.gethostname().lower()}:8000"} <= wide
     c = TestClient(create_app(explorer, host="box.lan", port=8000), base_url="http://box.lan:8000")
     assert c.get("/api/info").status_code == 200
@@ -815,8 +907,18 @@ def test_allowed_hosts_follow_the_bound_address(explorer):
     assert c.get("/api/info", headers={"host": OWN}).status_code == 400
 
 
-@pytest.mark.parametrize("origin", ["http://evil.example.com", "null", f"http://localhost:{PORT}", f"https://{OWN}",
-                                    f"http://{OWN}.evil.example.com", f"http://{OWN}/", "http://127.0.0.1"])
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "http://evil.example.com",
+        "null",
+        f"http://localhost:{PORT}",
+        f"https://{OWN}",
+        f"http://{OWN}.evil.example.com",
+        f"http://{OWN}/",
+        "http://127.0.0.1",
+    ],
+)
 @pytest.mark.parametrize("kind", ["text/plain", "application/json"])
 def test_cross_origin_posts_are_refused(client, origin, kind):
     """CSRF: a page elsewhere posting to the explorer (a "simple" text/plain POST needs no preflight) gets a 403,
@@ -830,22 +932,26 @@ def test_cross_origin_posts_are_refused(client, origin, kind):
 def test_same_origin_posts_and_any_gets_are_answered(client):
     for path, body in [(p, b) for m, p, b in REQUESTS if m == "POST"]:
         assert client.post(path, json=body, headers={"origin": f"http://{OWN}"}).status_code == 200
-        assert client.post(path, json=body).status_code == 200          # no Origin: not a browser's cross-site request
-    r = client.post("/api/encode", json={"index": [0]}, headers={"host": f"localhost:{PORT}",
-                                                                 "origin": f"http://localhost:{PORT}"})
+        assert client.post(path, json=body).status_code == 200  # no Origin: not a browser's cross-site request
+    r = client.post(
+        "/api/encode", json={"index": [0]}, headers={"host": f"localhost:{PORT}", "origin": f"http://localhost:{PORT}"}
+    )
     assert r.status_code == 200
-    r = client.get("/api/info", headers={"origin": "http://evil.example.com"})    # reading: the browser's CORS
-    assert r.status_code == 200 and "access-control-allow-origin" not in r.headers   # keeps the answer from the page
+    r = client.get("/api/info", headers={"origin": "http://evil.example.com"})  # reading: the browser's CORS
+    assert r.status_code == 200 and "access-control-allow-origin" not in r.headers  # keeps the answer from the page
 
 
-@pytest.mark.parametrize("kind", [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data",
-                                  "application/jsonx", "text/json"])
+@pytest.mark.parametrize(
+    "kind",
+    [None, "text/plain", "application/x-www-form-urlencoded", "multipart/form-data", "application/jsonx", "text/json"],
+)
 def test_posts_must_be_json(client, kind):
     headers = {} if kind is None else {"content-type": kind}
     r = client.post("/api/decode", content=b'{"z": [[0, 0, 0]]}', headers=headers)
     assert r.status_code == 415 and "Content-Type: application/json" in r.json()["error"]
-    ok = client.post("/api/decode", content=b'{"z": [[0, 0, 0]]}',
-                     headers={"content-type": "Application/JSON; charset=utf-8"})
+    ok = client.post(
+        "/api/decode", content=b'{"z": [[0, 0, 0]]}', headers={"content-type": "Application/JSON; charset=utf-8"}
+    )
     assert ok.status_code == 200
 
 
@@ -856,19 +962,26 @@ def test_the_page_sends_json_posts():
 
 
 def test_security_headers_on_every_answer(client):
-    answers = [client.get("/"), client.get("/static/style.css"), client.get("/api/info"),
-               client.post("/api/decode", json={"z": [[0, 0, 0]]}), client.post("/api/decode", json={"z": 1}),
-               client.get("/static/nope.js"), client.get("/api/decode"), client.get("/nope"),
-               client.post("/api/decode", content=b"{}", headers={"content-type": "text/plain"}),
-               client.post("/api/decode", json={}, headers={"origin": "http://evil.example.com"}),
-               client.get("/", headers={"host": "evil.example.com"})]
+    answers = [
+        client.get("/"),
+        client.get("/static/style.css"),
+        client.get("/api/info"),
+        client.post("/api/decode", json={"z": [[0, 0, 0]]}),
+        client.post("/api/decode", json={"z": 1}),
+        client.get("/static/nope.js"),
+        client.get("/api/decode"),
+        client.get("/nope"),
+        client.post("/api/decode", content=b"{}", headers={"content-type": "text/plain"}),
+        client.post("/api/decode", json={}, headers={"origin": "http://evil.example.com"}),
+        client.get("/", headers={"host": "evil.example.com"}),
+    ]
     assert [r.status_code for r in answers] == [200, 200, 200, 200, 400, 404, 405, 404, 415, 403, 400]
     for r in answers:
         assert has_security_headers(r), (r.request.url, r.headers)
     csp = dict((d.split()[0], d.split()[1:]) for d in SECURITY_HEADERS["Content-Security-Policy"].split("; "))
     assert csp["default-src"] == ["'none'"] and csp["script-src"] == ["'self'"] and csp["style-src"] == ["'self'"]
     assert csp["frame-ancestors"] == ["'none'"] and csp["connect-src"] == ["'self'"]
-    assert set(csp["img-src"]) == {"'self'", "data:"}                 # decoded images and drawings are data: URLs
+    assert set(csp["img-src"]) == {"'self'", "data:"}  # decoded images and drawings are data: URLs
 
 
 def test_the_page_has_nothing_the_csp_blocks(client):
@@ -882,8 +995,17 @@ def test_the_page_has_nothing_the_csp_blocks(client):
     assert not re.search(r"<style|\sstyle=|\son[a-z]+=|javascript:", page, re.I)
     assert re.findall(r'(?:href|src)="([^"]*)"', page) == ["data:,", "/static/style.css", "/static/app.js"]
     js = client.get("/static/app.js").text
-    for banned in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function",
-                   'setAttribute("style', "setAttribute('style", "cssText"):
+    for banned in (
+        "innerHTML",
+        "outerHTML",
+        "insertAdjacentHTML",
+        "document.write",
+        "eval(",
+        "new Function",
+        'setAttribute("style',
+        "setAttribute('style",
+        "cssText",
+    ):
         assert banned not in js, banned
     assert not re.search(r"set(Timeout|Interval)\(\s*[\"'`]", js)
     css = client.get("/static/style.css").text
@@ -894,6 +1016,7 @@ def test_the_page_has_nothing_the_csp_blocks(client):
 def strict_json(text: str):
     def refuse(c):
         raise AssertionError(f"non-JSON constant {c} in the answer")
+
     return json.loads(text, parse_constant=refuse)
 
 
@@ -908,7 +1031,7 @@ def test_numbers_at_the_limit_are_decoded(client, explorer):
     assert r.status_code == 200 and np.allclose(strict_json(r.text)["z"][1], 0, atol=1e-3)
     x = explorer.x_limit
     r = client.post("/api/encode", json={"x": [[[x] * 8] * 8, [[-x] * 8] * 8]})
-    assert r.status_code in (200, 422) and strict_json(r.text)       # 422 only where the encoder overflows
+    assert r.status_code in (200, 422) and strict_json(r.text)  # 422 only where the encoder overflows
 
 
 def test_limits_follow_the_data():
@@ -945,17 +1068,31 @@ def test_non_finite_model_output_is_a_422(client, explorer, monkeypatch):
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-FUZZ = settings(max_examples=int(os.environ.get("VAEKIT_FUZZ_CASES", "150")), deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=int(os.environ.get("VAEKIT_FUZZ_CASES", "150")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 FIELDS = ["z", "za", "zb", "x", "index", "a", "b", "steps", "method", "format", "word", "run", "smiles"]
-NUMBERS = st.one_of(st.integers(-10 ** 1000, 10 ** 1000), st.integers(-5, 5),
-                    st.floats(allow_nan=True, allow_infinity=True), st.sampled_from([3e38, -3e38, 1.7e308, 1e4, 5e-324]))
-SCALARS = st.one_of(st.none(), st.booleans(), NUMBERS, st.text(max_size=8),
-                    st.sampled_from(["png", "array", "svg", "linear", "spherical", "digits-vae"]))
-VALUES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                       st.dictionaries(st.text(max_size=3), inner, max_size=3)),
-                      max_leaves=12)
-CODES = st.lists(st.lists(NUMBERS, min_size=3, max_size=3), min_size=1, max_size=3)    # right shape, any numbers
+NUMBERS = st.one_of(
+    st.integers(-(10**1000), 10**1000),
+    st.integers(-5, 5),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([3e38, -3e38, 1.7e308, 1e4, 5e-324]),
+)
+SCALARS = st.one_of(
+    st.none(),
+    st.booleans(),
+    NUMBERS,
+    st.text(max_size=8),
+    st.sampled_from(["png", "array", "svg", "linear", "spherical", "digits-vae"]),
+)
+VALUES = st.recursive(
+    SCALARS,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=3), inner, max_size=3)),
+    max_leaves=12,
+)
+CODES = st.lists(st.lists(NUMBERS, min_size=3, max_size=3), min_size=1, max_size=3)  # right shape, any numbers
 BODIES = st.dictionaries(st.sampled_from(FIELDS), st.one_of(VALUES, CODES, NUMBERS), max_size=5)
 POSTS = ["/api/decode", "/api/encode", "/api/interpolate"]
 
@@ -975,9 +1112,17 @@ def test_fuzz_api_never_answers_500(client, path, body):
 
 
 @FUZZ
-@given(raw=st.one_of(st.binary(max_size=64), st.text(max_size=64).map(str.encode),
-                     st.builds(lambda n, d: b'{"z": [[' + (b"9" * n) + (b"e%d" % d) + b', 0, 0]]}',
-                               st.integers(1, 6000), st.integers(-400, 400))))
+@given(
+    raw=st.one_of(
+        st.binary(max_size=64),
+        st.text(max_size=64).map(str.encode),
+        st.builds(
+            lambda n, d: b'{"z": [[' + (b"9" * n) + (b"e%d" % d) + b", 0, 0]]}",
+            st.integers(1, 6000),
+            st.integers(-400, 400),
+        ),
+    )
+)
 def test_fuzz_raw_bodies(client, raw):
     r = client.post("/api/decode", content=raw, headers={"content-type": "application/json"})
     assert r.status_code < 500 and (r.status_code == 200) == ("error" not in r.json()), (raw[:80], r.text)
@@ -987,9 +1132,11 @@ HOST_TEXT = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126),
 
 
 @FUZZ
-@given(host=st.one_of(st.sampled_from([OWN, f"localhost:{PORT}", f"[::1]:{PORT}"] + FOREIGN_HOSTS), HOST_TEXT),
-       origin=st.one_of(st.none(), st.sampled_from([f"http://{OWN}", "http://evil.example.com", "null"]), HOST_TEXT),
-       request=st.sampled_from(REQUESTS))
+@given(
+    host=st.one_of(st.sampled_from([OWN, f"localhost:{PORT}", f"[::1]:{PORT}"] + FOREIGN_HOSTS), HOST_TEXT),
+    origin=st.one_of(st.none(), st.sampled_from([f"http://{OWN}", "http://evil.example.com", "null"]), HOST_TEXT),
+    request=st.sampled_from(REQUESTS),
+)
 def test_fuzz_hosts_and_origins(client, host, origin, request):
     """Only the server's own names are answered; a POST from any Origin but its own is refused."""
     method, path, body = request

@@ -1,4 +1,5 @@
 """Faults a user meets: a killed process, a crash while writing, corrupt files. Nothing is lost."""
+
 import csv
 import os
 import signal
@@ -8,14 +9,35 @@ import time
 
 from vaekit import checkpoint
 
-ARGS = ["--data", "digits", "--latent-dim", "2", "--hidden", "32", "--batch-size", "64", "--epochs", "30",
-        "--checkpoint-every", "10", "--no-progress", "--no-tensorboard", "--seed", "5"]
+ARGS = [
+    "--data",
+    "digits",
+    "--latent-dim",
+    "2",
+    "--hidden",
+    "32",
+    "--batch-size",
+    "64",
+    "--epochs",
+    "30",
+    "--checkpoint-every",
+    "10",
+    "--no-progress",
+    "--no-tensorboard",
+    "--seed",
+    "5",
+]
 
 
 def fit(run_dir, *extra):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.Popen([sys.executable, "-m", "vaekit", "fit", str(run_dir), *ARGS, *extra], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "vaekit", "fit", str(run_dir), *ARGS, *extra],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def log(run_dir):
@@ -43,10 +65,10 @@ def test_kill_9_then_resume_equals_uninterrupted_run(tmp_path):
     resumed = fit(tmp_path / "victim", "--resume")
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read()
     total = 30 * 23
-    assert log(tmp_path / "victim") == log(tmp_path / "ref")          # bit-exact losses, every step once
+    assert log(tmp_path / "victim") == log(tmp_path / "ref")  # bit-exact losses, every step once
     assert [s for s, _ in log(tmp_path / "victim")] == list(range(1, total + 1))
     files = sorted(p.name for p in (tmp_path / "victim").iterdir())
-    assert files == ["checkpoint.safetensors", "config.json", "log.csv", "training.json"]   # no partial files left
+    assert files == ["checkpoint.safetensors", "config.json", "log.csv", "training.json"]  # no partial files left
 
 
 def test_kill_during_checkpoint_write_keeps_the_previous_one(tmp_path):
@@ -74,6 +96,6 @@ checkpoint.save({str(path)!r}, m, step=2)
     assert res.returncode == -signal.SIGKILL
     assert checkpoint.read(path)[1]["meta"]["step"] == 1
     leftovers = [p.name for p in tmp_path.iterdir() if p.name != "checkpoint.safetensors"]
-    assert len(leftovers) == 1 and leftovers[0].endswith(".tmp")        # the dead writer's temp file ...
+    assert len(leftovers) == 1 and leftovers[0].endswith(".tmp")  # the dead writer's temp file ...
     vaekit.train.init_run_dir(tmp_path, model, vaekit.train.TrainConfig(), resume=True)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.safetensors", "config.json"]  # ... is swept

@@ -1,4 +1,5 @@
 """The font corpus: Type 1 fonts, the filters (unreadable, symbol, near-duplicate), the process pool and the cache."""
+
 import shutil
 from pathlib import Path
 
@@ -9,9 +10,10 @@ from vaekit.data import fonts as F
 
 MPL = F.matplotlib_font_dir()
 SANS, SERIF, CMR = MPL / "DejaVuSans.ttf", MPL / "DejaVuSerif.ttf", MPL / "cmr10.ttf"
-TEXT = [f"DejaVu{s}{v}.ttf" for s in ("Sans", "Serif", "SansMono") for v in ("", "-Bold")] + \
-       [f"{n}.ttf" for n in ("cmr10", "cmb10", "cmss10", "cmtt10", "cmti10", "cmmi10")]
-SYMBOL = ["cmex10.ttf", "cmsy10.ttf"]             # TeX's math extension and symbol fonts: letters mapped to pictures
+TEXT = [f"DejaVu{s}{v}.ttf" for s in ("Sans", "Serif", "SansMono") for v in ("", "-Bold")] + [
+    f"{n}.ttf" for n in ("cmr10", "cmb10", "cmss10", "cmtt10", "cmti10", "cmmi10")
+]
+SYMBOL = ["cmex10.ttf", "cmsy10.ttf"]  # TeX's math extension and symbol fonts: letters mapped to pictures
 
 
 def folder(tmp_path, names, sub="fonts") -> Path:
@@ -59,7 +61,7 @@ def _move_point(tt, ch="A", dx=60):
 def test_exact_and_near_copies_keep_one(tmp_path):
     d = folder(tmp_path, ["cmr10.ttf", "DejaVuSans.ttf"])
     shutil.copy(CMR, d / "copy-of-cmr10.ttf")
-    _edited_copy(CMR, d / "near-cmr10.ttf", _move_point)          # one point of one glyph moved
+    _edited_copy(CMR, d / "near-cmr10.ttf", _move_point)  # one point of one glyph moved
     fs = F.render_fonts([d], size=16, cache=False, workers=1)
     assert len(fs) == 2 and fs.dropped["duplicate"] == 1 and fs.dropped["near-duplicate"] == 1
     why = reasons(fs)
@@ -72,7 +74,7 @@ def test_exact_and_near_copies_keep_one(tmp_path):
 def test_near_duplicates_finds_every_close_pair():
     torch.manual_seed(0)
     x = torch.rand(6, 3, 16)
-    x[3] = (x[0] + 0.005).clamp(0, 1)            # mean |difference| < 0.01
+    x[3] = (x[0] + 0.005).clamp(0, 1)  # mean |difference| < 0.01
     x[5] = x[3]
     pairs = F.near_duplicates(x, 0.01)
     assert set(pairs) == {3, 5} and [j for j, _ in pairs[3]] == [0] and sorted(j for j, _ in pairs[5]) == [0, 3]
@@ -81,6 +83,7 @@ def test_near_duplicates_finds_every_close_pair():
 
 def test_symbol_fonts_are_left_out(tmp_path):
     d = folder(tmp_path, TEXT + SYMBOL)
+
     # a font that says it is a symbol font: a Windows (3, 0) symbol cmap beside its Unicode one
     def symbol_cmap(tt):
         from copy import deepcopy
@@ -88,6 +91,7 @@ def test_symbol_fonts_are_left_out(tmp_path):
         sub = deepcopy(next(t for t in tt["cmap"].tables if (t.platformID, t.platEncID) == (3, 1)))
         sub.platEncID = 0
         tt["cmap"].tables.append(sub)
+
     _edited_copy(CMR, d / "cmr10-symbol.ttf", symbol_cmap)
     from fontTools.ttLib import TTFont
 
@@ -106,7 +110,7 @@ def test_symbol_fonts_are_left_out(tmp_path):
 def test_text_likeness_scores_letters_above_pictures():
     torch.manual_seed(0)
     letters = torch.rand(1, 5, 64).repeat(12, 1, 1) + 0.2 * torch.rand(12, 5, 64)
-    letters[-1] = torch.rand(5, 64)               # one face draws something else
+    letters[-1] = torch.rand(5, 64)  # one face draws something else
     score = F.text_likeness(letters)
     assert score[:-1].min() > 0.8 and score[-1] < 0.3
 
@@ -121,7 +125,7 @@ def test_corrupt_cache_files_are_rebuilt_with_one_line(tmp_path, capsys):
     warm = F.render_fonts([d], size=16, cache=cache, workers=1)
     assert torch.equal(warm.images, a.images) and warm.names == a.names and warm.dropped == a.dropped
     s.write_bytes(b"not an npz file")
-    files[0].write_bytes(files[0].read_bytes()[:200])               # truncated
+    files[0].write_bytes(files[0].read_bytes()[:200])  # truncated
     b = F.render_fonts([d], size=16, cache=cache, workers=1)
     err = capsys.readouterr().err
     assert err.count("\n") == 2 and err.count("cannot be read") == 2 and "Traceback" not in err
@@ -155,10 +159,12 @@ def test_two_workers_render_what_one_does(tmp_path):
 
 def test_type1_header_and_attributes(tmp_path):
     pfa = tmp_path / "Test-BoldItalic.pfa"
-    pfa.write_text("%!PS-AdobeFont-1.0: Test-BoldItalic 001\n11 dict begin\n/FontType 1 def\n"
-                   "/FontName /Test-BoldCondItalic def\n/FontInfo 5 dict dup begin\n"
-                   " /FamilyName (Test \\050x\\051) readonly def\n /FullName (Test (x) Bold Condensed Italic) readonly def\n"
-                   " /Weight (Bold) readonly def\n /ItalicAngle -12 def\nend readonly def\ncurrentfile eexec\n0123abcd\n")
+    pfa.write_text(
+        "%!PS-AdobeFont-1.0: Test-BoldItalic 001\n11 dict begin\n/FontType 1 def\n"
+        "/FontName /Test-BoldCondItalic def\n/FontInfo 5 dict dup begin\n"
+        " /FamilyName (Test \\050x\\051) readonly def\n /FullName (Test (x) Bold Condensed Italic) readonly def\n"
+        " /Weight (Bold) readonly def\n /ItalicAngle -12 def\nend readonly def\ncurrentfile eexec\n0123abcd\n"
+    )
     h = F.type1_header(pfa)
     assert h["FamilyName"] == "Test (x)" and h["Weight"] == "Bold" and h["ItalicAngle"] == -12.0
     info = F.type1_info(pfa)

@@ -2,6 +2,7 @@
 
 Cases per parser per run: $VAEKIT_FUZZ_CASES (default 150); hypothesis also shrinks any failure.
 """
+
 import gzip
 import io
 import json
@@ -32,20 +33,35 @@ def loads_or_vaekit_error(fn, *args):
 
 
 def valid_idx(shape):
-    return struct.pack(">BBBB", 0, 0, 8, len(shape)) + b"".join(struct.pack(">I", s) for s in shape) \
+    return (
+        struct.pack(">BBBB", 0, 0, 8, len(shape))
+        + b"".join(struct.pack(">I", s) for s in shape)
         + bytes(int(np.prod(shape)))
+    )
 
 
 @SETTINGS
-@given(st.one_of(
-    st.binary(max_size=200),
-    st.builds(lambda shape, cut, flip: bytearray(valid_idx(shape))[:cut] if cut else valid_idx(shape)[:4] + bytes([flip]) + valid_idx(shape)[5:],
-              st.lists(st.integers(1, 5), min_size=1, max_size=3), st.integers(0, 40), st.integers(0, 255)),
-    st.builds(lambda b: gzip.compress(b)[: len(b) // 2 + 10], st.binary(max_size=200)),
-    # headers that claim absurd sizes must not allocate them
-    st.builds(lambda dims: struct.pack(">BBBB", 0, 0, 8, len(dims)) + b"".join(struct.pack(">I", d) for d in dims),
-              st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=4)),
-))
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        st.builds(
+            lambda shape, cut, flip: (
+                bytearray(valid_idx(shape))[:cut]
+                if cut
+                else valid_idx(shape)[:4] + bytes([flip]) + valid_idx(shape)[5:]
+            ),
+            st.lists(st.integers(1, 5), min_size=1, max_size=3),
+            st.integers(0, 40),
+            st.integers(0, 255),
+        ),
+        st.builds(lambda b: gzip.compress(b)[: len(b) // 2 + 10], st.binary(max_size=200)),
+        # headers that claim absurd sizes must not allocate them
+        st.builds(
+            lambda dims: struct.pack(">BBBB", 0, 0, 8, len(dims)) + b"".join(struct.pack(">I", d) for d in dims),
+            st.lists(st.integers(0, 2**32 - 1), min_size=1, max_size=4),
+        ),
+    )
+)
 def test_idx_parser(tmp_path_factory, raw):
     path = tmp_path_factory.mktemp("idx") / "f-idx3-ubyte"
     path.write_bytes(bytes(raw))
@@ -60,13 +76,19 @@ def npz_bytes(arrays):
 
 
 @SETTINGS
-@given(st.one_of(
-    st.binary(max_size=300),
-    st.builds(lambda b: b"\x93NUMPY" + b, st.binary(max_size=200)),
-    st.builds(lambda a, cut: npz_bytes({"x": a})[:cut], st.builds(lambda n, d: np.random.rand(n, d), st.integers(0, 4),
-                                                                    st.integers(0, 4)), st.integers(0, 400)),
-    st.builds(lambda name: npz_bytes({name: np.arange(6).reshape(2, 3)}), st.text(min_size=1, max_size=8)),
-), st.sampled_from([".npy", ".npz"]))
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.builds(lambda b: b"\x93NUMPY" + b, st.binary(max_size=200)),
+        st.builds(
+            lambda a, cut: npz_bytes({"x": a})[:cut],
+            st.builds(lambda n, d: np.random.rand(n, d), st.integers(0, 4), st.integers(0, 4)),
+            st.integers(0, 400),
+        ),
+        st.builds(lambda name: npz_bytes({name: np.arange(6).reshape(2, 3)}), st.text(min_size=1, max_size=8)),
+    ),
+    st.sampled_from([".npy", ".npz"]),
+)
 def test_numpy_parser(tmp_path_factory, raw, suffix):
     path = tmp_path_factory.mktemp("np") / f"f{suffix}"
     path.write_bytes(raw)
@@ -82,20 +104,38 @@ def test_image_folder_parser(tmp_path_factory, files):
     loads_or_vaekit_error(load_image_folder, folder)
 
 
-json_values = st.recursive(st.none() | st.booleans() | st.integers(-10, 10**7) | st.floats(allow_nan=True) | st.text(max_size=5),
-                           lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=12), c, max_size=5),
-                           max_leaves=12)
-config_fields = st.fixed_dictionaries({}, optional={
-    "data_shape": st.lists(st.integers(-2, 70), max_size=3), "latent_dim": st.integers(-2, 2**17),
-    "hidden": st.lists(st.integers(-1, 2**17), max_size=3), "activation": st.sampled_from(["relu", "tanh", "bogus"]),
-    "arch": st.sampled_from(["mlp", "conv", "rnn"]), "likelihood": st.sampled_from(["bernoulli", "gaussian", "x"]),
-    "sigma": st.one_of(st.none(), st.floats(-1, 2)), "beta": json_values, "k": st.integers(-3, 5),
-    "channels": st.lists(st.integers(0, 8), max_size=2), "n_categories": st.integers(-1, 10**6)})
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10, 10**7) | st.floats(allow_nan=True) | st.text(max_size=5),
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=12), c, max_size=5),
+    max_leaves=12,
+)
+config_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        "data_shape": st.lists(st.integers(-2, 70), max_size=3),
+        "latent_dim": st.integers(-2, 2**17),
+        "hidden": st.lists(st.integers(-1, 2**17), max_size=3),
+        "activation": st.sampled_from(["relu", "tanh", "bogus"]),
+        "arch": st.sampled_from(["mlp", "conv", "rnn"]),
+        "likelihood": st.sampled_from(["bernoulli", "gaussian", "x"]),
+        "sigma": st.one_of(st.none(), st.floats(-1, 2)),
+        "beta": json_values,
+        "k": st.integers(-3, 5),
+        "channels": st.lists(st.integers(0, 8), max_size=2),
+        "n_categories": st.integers(-1, 10**6),
+    },
+)
 
 
 @SETTINGS
-@given(st.one_of(json_values, st.fixed_dictionaries({"model": st.sampled_from(["vae", "iwae", "autoencoder", "nope"]),
-                                                      "config": config_fields})))
+@given(
+    st.one_of(
+        json_values,
+        st.fixed_dictionaries(
+            {"model": st.sampled_from(["vae", "iwae", "autoencoder", "nope"]), "config": config_fields}
+        ),
+    )
+)
 def test_model_config_json(doc):
     loads_or_vaekit_error(models.from_config, json.loads(json.dumps(doc)))
 
@@ -109,14 +149,43 @@ def test_json_config_files(tmp_path_factory, raw):
 
 
 @SETTINGS
-@given(st.lists(st.one_of(st.sampled_from(["fit", "eval", "sample", "encode", "data", "fetch", "report", "--epochs",
-                                           "--hidden", "--latent-dim", "--lr", "-n", "--k", "--model", "--nproc",
-                                           "1,2", "x", "-1", "1e9", "--", "--resume"]), st.text(max_size=6)),
-                max_size=8))
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(
+                [
+                    "fit",
+                    "eval",
+                    "sample",
+                    "encode",
+                    "data",
+                    "fetch",
+                    "report",
+                    "--epochs",
+                    "--hidden",
+                    "--latent-dim",
+                    "--lr",
+                    "-n",
+                    "--k",
+                    "--model",
+                    "--nproc",
+                    "1,2",
+                    "x",
+                    "-1",
+                    "1e9",
+                    "--",
+                    "--resume",
+                ]
+            ),
+            st.text(max_size=6),
+        ),
+        max_size=8,
+    )
+)
 def test_cli_arguments(argv):
     try:
         build_parser().parse_args(argv)
-    except SystemExit as e:          # argparse's usage error: exit status 2 with a message
+    except SystemExit as e:  # argparse's usage error: exit status 2 with a message
         assert e.code in (0, 2)
 
 
@@ -136,12 +205,17 @@ CHECKPOINT = _checkpoint_bytes()
 
 
 @SETTINGS
-@given(st.one_of(
-    st.binary(max_size=300),
-    st.builds(lambda cut: CHECKPOINT[:cut], st.integers(0, len(CHECKPOINT))),
-    st.builds(lambda i, bit: CHECKPOINT[:i] + bytes([CHECKPOINT[i] ^ (1 << bit)]) + CHECKPOINT[i + 1:],
-              st.integers(0, len(CHECKPOINT) - 1), st.integers(0, 7)),
-))
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.builds(lambda cut: CHECKPOINT[:cut], st.integers(0, len(CHECKPOINT))),
+        st.builds(
+            lambda i, bit: CHECKPOINT[:i] + bytes([CHECKPOINT[i] ^ (1 << bit)]) + CHECKPOINT[i + 1 :],
+            st.integers(0, len(CHECKPOINT) - 1),
+            st.integers(0, 7),
+        ),
+    )
+)
 def test_checkpoint_parser(tmp_path_factory, raw):
     from vaekit import checkpoint
 

@@ -1,5 +1,6 @@
 """The re-parametrization trick outside VAEs, against closed forms: option Greeks (Black-Scholes),
 the newsvendor's critical fractile, and a Gaussian-policy bandit.  Fixed seeds, 1e5 samples."""
+
 import math
 
 import pytest
@@ -49,9 +50,13 @@ def test_call_delta_pathwise_has_lower_variance_than_likelihood_ratio():
     # pathwise delta per path: e^{-rT} 1[S_T > K] S_T / S0, whose second moment is closed-form:
     # E[1[S_T > K] S_T^2] = S0^2 e^{(2r + sigma^2) T} Phi(d1 + sigma sqrt(T))
     from scipy.stats import norm
+
     d1, _ = call.d1_d2(m)
-    second = m.discount ** 2 * math.exp((2 * m.rate + m.volatility ** 2) * m.maturity) * \
-        norm.cdf(d1 + m.volatility * math.sqrt(m.maturity))
+    second = (
+        m.discount**2
+        * math.exp((2 * m.rate + m.volatility**2) * m.maturity)
+        * norm.cdf(d1 + m.volatility * math.sqrt(m.maturity))
+    )
     assert pw.variance_per_sample["delta"] == pytest.approx(second - call.delta(m) ** 2, rel=0.1)
 
 
@@ -62,7 +67,7 @@ def test_digital_delta_pathwise_is_zero_likelihood_ratio_is_right(strike):
     truth = dig.delta(m)
     assert truth > 1e-3
     pw = greeks(m, dig, "pathwise", N)
-    assert pw.delta == 0.0 and pw.vega == 0.0          # the derivative of the indicator is 0 on every path
+    assert pw.delta == 0.0 and pw.vega == 0.0  # the derivative of the indicator is 0 on every path
     within(pw.price, pw.standard_error["price"], dig.price(m), "digital price")
     for est in ("likelihood_ratio", "likelihood_ratio_loo"):
         g = greeks(m, dig, est, N)
@@ -73,17 +78,28 @@ def test_digital_delta_pathwise_is_zero_likelihood_ratio_is_right(strike):
 def test_closed_forms_agree_with_finite_differences():
     m, h = BlackScholes(volatility=0.3), 1e-4
     for opt in (Call(95.0), Digital(95.0)):
-        up, down = BlackScholes(m.spot + h, m.rate, m.volatility, m.maturity), \
-            BlackScholes(m.spot - h, m.rate, m.volatility, m.maturity)
+        up, down = (
+            BlackScholes(m.spot + h, m.rate, m.volatility, m.maturity),
+            BlackScholes(m.spot - h, m.rate, m.volatility, m.maturity),
+        )
         assert opt.delta(m) == pytest.approx((opt.price(up) - opt.price(down)) / (2 * h), rel=1e-5)
-        up, down = BlackScholes(m.spot, m.rate, m.volatility + h, m.maturity), \
-            BlackScholes(m.spot, m.rate, m.volatility - h, m.maturity)
+        up, down = (
+            BlackScholes(m.spot, m.rate, m.volatility + h, m.maturity),
+            BlackScholes(m.spot, m.rate, m.volatility - h, m.maturity),
+        )
         assert opt.vega(m) == pytest.approx((opt.price(up) - opt.price(down)) / (2 * h), rel=1e-5)
 
 
-@pytest.mark.parametrize("kw, name", [(dict(volatility=-0.2), "volatility"), (dict(volatility=0.0), "volatility"),
-                                      (dict(maturity=-1.0), "maturity"), (dict(spot=0.0), "spot"),
-                                      (dict(rate=float("nan")), "rate")])
+@pytest.mark.parametrize(
+    "kw, name",
+    [
+        (dict(volatility=-0.2), "volatility"),
+        (dict(volatility=0.0), "volatility"),
+        (dict(maturity=-1.0), "maturity"),
+        (dict(spot=0.0), "spot"),
+        (dict(rate=float("nan")), "rate"),
+    ],
+)
 def test_bad_market_is_a_one_line_error(kw, name):
     with pytest.raises(VaekitError, match=name) as e:
         BlackScholes(**kw)
@@ -132,7 +148,7 @@ def test_shift_on_demand_bounded_below_misses_the_boundary_term():
     nv = Newsvendor(2.0, 3.0, D.Exponential(f64(lam)), change="shift")
     theta = 60.0
     pg = nv.estimate_gradient(theta, "likelihood_ratio", N)
-    boundary = nv.holding * theta * lam        # c(theta, D = 0) * p_D(0)
+    boundary = nv.holding * theta * lam  # c(theta, D = 0) * p_D(0)
     within(float(pg.mean[0]), float(pg.standard_error[0]), nv.gradient(theta) - boundary, "shift score")
     assert abs(float(pg.mean[0]) - nv.gradient(theta)) > 10 * float(pg.standard_error[0])
     assert exponential_demand().change == "scale" and normal_demand().change == "shift"
@@ -148,8 +164,15 @@ def test_newsvendor_sgd_reaches_the_critical_fractile(make, estimator):
     assert abs(path.final / nv.optimum() - 1) < 0.01, (estimator, path.final, nv.optimum())
 
 
-@pytest.mark.parametrize("kw, name", [(dict(holding=0.0), "holding"), (dict(shortage=-1.0), "shortage"),
-                                      (dict(holding=float("nan")), "holding"), (dict(change="rotate"), "change")])
+@pytest.mark.parametrize(
+    "kw, name",
+    [
+        (dict(holding=0.0), "holding"),
+        (dict(shortage=-1.0), "shortage"),
+        (dict(holding=float("nan")), "holding"),
+        (dict(change="rotate"), "change"),
+    ],
+)
 def test_bad_newsvendor_is_a_one_line_error(kw, name):
     with pytest.raises(VaekitError, match=name) as e:
         Newsvendor(**kw)
@@ -176,10 +199,10 @@ def test_bandit_every_method_reaches_the_quadratic_optimum(method):
 def test_bandit_gradients_unbiased_and_variance_ordering_at_equal_samples():
     torch.manual_seed(7)
     q, sigma, mu0 = Quadratic(optimum=2.0), 0.5, 0.0
-    truth = -2 * q.curvature * (mu0 - q.optimum)             # dJ/dmu
+    truth = -2 * q.curvature * (mu0 - q.optimum)  # dJ/dmu
     mu = f64(mu0).requires_grad_()
     var = {}
-    for method in POLICY_METHODS:                             # ES loops over pairs in Python: 1e4 draws
+    for method in POLICY_METHODS:  # ES loops over pairs in Python: 1e4 draws
         n = 10_000 if method == "es" else N
         pg = E.pooled_gradient(lambda k, method=method: policy_gradient(q, mu, sigma, method, k), [mu], n, per_call=100)
         within(float(pg.mean[0]), float(pg.standard_error[0]), truth, method)

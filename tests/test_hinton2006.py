@@ -1,4 +1,5 @@
 """Hinton & Salakhutdinov (2006): curves data, RBMs with CD-1, PCA / logistic PCA, the quick report."""
+
 from __future__ import annotations
 
 import json
@@ -21,12 +22,12 @@ def test_curves_shape_range_and_determinism():
     a = make_curves(50, seed=3)
     assert a.shape == (50, 28, 28) and a.dtype == np.float32
     assert a.min() >= 0.0 and a.max() <= 1.0
-    assert a.max() > 0.99                                  # the pen passes through pixel centres
+    assert a.max() > 0.99  # the pen passes through pixel centres
     ink = a.reshape(50, -1).sum(1)
-    assert (ink > 5).all() and (ink < 200).all()           # every image has a curve, none is filled
+    assert (ink > 5).all() and (ink < 200).all()  # every image has a curve, none is filled
     np.testing.assert_array_equal(a, make_curves(50, seed=3))
     assert not np.array_equal(a, make_curves(50, seed=4))
-    np.testing.assert_array_equal(a[:20], make_curves(20, seed=3))   # a prefix of the same stream
+    np.testing.assert_array_equal(a[:20], make_curves(20, seed=3))  # a prefix of the same stream
 
 
 def test_curve_passes_through_its_three_points():
@@ -40,7 +41,7 @@ def test_curve_passes_through_its_three_points():
 
 def test_curves_cache_and_splits(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    small = curves("test", data_dir=tmp_path, n=30)          # a prefix is generated without caching
+    small = curves("test", data_dir=tmp_path, n=30)  # a prefix is generated without caching
     assert small.x.shape == (30, 28, 28) and small.name == "curves"
     assert not list(tmp_path.rglob("*.npz"))
     with pytest.raises(VaekitError, match="split"):
@@ -127,7 +128,7 @@ def test_squared_error_is_summed_over_pixels_and_averaged_over_images():
 def test_logistic_pca_beats_pca_on_binary_data():
     g = torch.Generator().manual_seed(0)
     n, d, k = 1500, 60, 3
-    logits = 4.0 * torch.randn(n, k, generator=g) @ torch.randn(k, d, generator=g) / k ** 0.5 - 1.0
+    logits = 4.0 * torch.randn(n, k, generator=g) @ torch.randn(k, d, generator=g) / k**0.5 - 1.0
     x = torch.bernoulli(torch.sigmoid(logits), generator=g)
     tr, te = x[:1000], x[1000:]
     pca = PCA(k).fit(tr)
@@ -135,7 +136,7 @@ def test_logistic_pca_beats_pca_on_binary_data():
     e_pca = squared_error(te, torch.as_tensor(pca.reconstruct(te)).float())
     e_lpca = squared_error(te, lpca.reconstruct(te))
     assert e_lpca < 0.9 * e_pca
-    assert lpca.score(te) > -d * np.log(2)                  # better than a coin per pixel
+    assert lpca.score(te) > -d * np.log(2)  # better than a coin per pixel
     # with the basis fixed, `transform` finds codes at least as good as those learned in `fit`
     import torch.nn.functional as F
 
@@ -157,8 +158,10 @@ def test_logistic_pca_rejects_bad_input():
 
 
 # -- Olivetti and the quick report -----------------------------------------------------------------
-needs_data = pytest.mark.skipif(not DATA or not os.path.isdir(os.path.join(DATA or "", "mnist")),
-                                reason="VAEKIT_DATA with mnist/ and olivetti/ not available")
+needs_data = pytest.mark.skipif(
+    not DATA or not os.path.isdir(os.path.join(DATA or "", "mnist")),
+    reason="VAEKIT_DATA with mnist/ and olivetti/ not available",
+)
 
 
 @needs_data
@@ -171,8 +174,8 @@ def test_olivetti_faces_and_variants():
     assert torch.equal(d.y, torch.arange(40).repeat_interleave(10))
     tr, te = variants(d, "train", per_image=2), variants(d, "test", per_image=2)
     assert tr.x.shape == (500, 25, 25) and te.x.shape == (200, 25, 25)
-    assert set(tr.y.tolist()).isdisjoint(te.y.tolist())      # split by person
-    torch.testing.assert_close(variants(d, "test", per_image=2).x, te.x)   # deterministic
+    assert set(tr.y.tolist()).isdisjoint(te.y.tolist())  # split by person
+    torch.testing.assert_close(variants(d, "test", per_image=2).x, te.x)  # deterministic
     assert load("olivetti", "all", DATA).x.shape == (400, 64, 64)
     with pytest.raises(VaekitError, match="split"):
         variants(d, "dev")
@@ -191,10 +194,10 @@ def test_olivetti_scaling_follows_the_paper():
 
     ctx = SimpleNamespace(data_dir=DATA, seed=0, quick=True)
     tr, te, _, to_unit = load_data("olivetti", QUICK["olivetti"], ctx)
-    assert float(tr.mean(0).abs().max()) < 1e-4                    # every pixel has zero mean
+    assert float(tr.mean(0).abs().max()) < 1e-4  # every pixel has zero mean
     assert float(tr.pow(2).mean()) == pytest.approx(1.0, rel=1e-4)  # average pixel variance 1 ...
     var = tr.var(0)
-    assert float(var.max() / var.min()) > 2                        # ... by one number, not per pixel
+    assert float(var.max() / var.min()) > 2  # ... by one number, not per pixel
     back = to_unit(te)
     assert float(back.min()) >= -1e-5 and float(back.max()) <= 1 + 1e-5
 
@@ -214,23 +217,23 @@ def test_cached_models_are_reused_only_for_the_same_settings(tmp_path):
 
     ctx = SimpleNamespace(quick=False, options={"run_root": str(tmp_path)})
     m1, i1 = cached(ctx, "t", {"epochs": (1, 2)}, make)
-    m2, i2 = cached(ctx, "t", {"epochs": [1, 2]}, make)          # the same settings: loaded, not retrained
+    m2, i2 = cached(ctx, "t", {"epochs": [1, 2]}, make)  # the same settings: loaded, not retrained
     assert len(made) == 1 and not i1["loaded"] and i2["loaded"] and i2["how"] == "made 1"
     for a, b in zip(m1.state_dict().values(), m2.state_dict().values()):
         torch.testing.assert_close(a, b)
     assert i2["cpu_seconds"] == pytest.approx(i1["cpu_seconds"])
-    _, i3 = cached(ctx, "t", {"epochs": [1, 3]}, make)           # other settings: trained again
+    _, i3 = cached(ctx, "t", {"epochs": [1, 3]}, make)  # other settings: trained again
     assert len(made) == 2 and not i3["loaded"]
     ctx.options["retrain"] = "1"
     cached(ctx, "t", {"epochs": [1, 3]}, make)
     assert len(made) == 3
     (tmp_path / "report-hinton2006-t" / "training.json").write_text("{not json")
     ctx.options.pop("retrain")
-    _, i5 = cached(ctx, "t", {"epochs": [1, 3]}, make)           # a damaged record is retrained, not an error
+    _, i5 = cached(ctx, "t", {"epochs": [1, 3]}, make)  # a damaged record is retrained, not an error
     assert len(made) == 4 and not i5["loaded"]
     quick = SimpleNamespace(quick=True, options={"run_root": str(tmp_path)})
     cached(quick, "q", {}, make)
-    assert not (tmp_path / "report-hinton2006-q").exists()       # quick runs leave runs/ alone
+    assert not (tmp_path / "report-hinton2006-q").exists()  # quick runs leave runs/ alone
 
 
 @needs_data
@@ -242,13 +245,21 @@ def test_quick_report_has_every_row(tmp_path):
     res = json.loads((out / "results.json").read_text())
     assert res["quick"] is True
     metrics = {(r["data"], r["metric"].split(":")[0]): r for r in res["rows"]}
-    expected = [("curves", "AE 784-400-200-100-50-25-6, paper recipe"), ("curves", "AE 784-400-200-100-50-25-6, modern recipe"),
-                ("curves", "logistic PCA, 6 components"), ("curves", "logistic PCA, 18 components"),
-                ("curves", "PCA, 6 components"), ("curves", "PCA, 18 components"),
-                ("mnist", "AE 784-1000-500-250-30, paper recipe"), ("mnist", "AE 784-1000-500-250-30, modern recipe"),
-                ("mnist", "logistic PCA, 30 components"), ("mnist", "PCA, 30 components"),
-                ("olivetti", "AE 625-2000-1000-500-30, paper recipe"), ("olivetti", "AE 625-2000-1000-500-30, modern recipe"),
-                ("olivetti", "PCA, 30 components")]
+    expected = [
+        ("curves", "AE 784-400-200-100-50-25-6, paper recipe"),
+        ("curves", "AE 784-400-200-100-50-25-6, modern recipe"),
+        ("curves", "logistic PCA, 6 components"),
+        ("curves", "logistic PCA, 18 components"),
+        ("curves", "PCA, 6 components"),
+        ("curves", "PCA, 18 components"),
+        ("mnist", "AE 784-1000-500-250-30, paper recipe"),
+        ("mnist", "AE 784-1000-500-250-30, modern recipe"),
+        ("mnist", "logistic PCA, 30 components"),
+        ("mnist", "PCA, 30 components"),
+        ("olivetti", "AE 625-2000-1000-500-30, paper recipe"),
+        ("olivetti", "AE 625-2000-1000-500-30, modern recipe"),
+        ("olivetti", "PCA, 30 components"),
+    ]
     for key in expected:
         row = metrics[key]
         assert row["ours"] is not None and np.isfinite(row["ours"]) and row["ours"] > 0, key

@@ -3,6 +3,7 @@
 Only module-level imports count (those run when a module is imported); an import inside a function is
 the documented way to defer a heavy optional dependency and is not an edge of the graph.
 """
+
 from __future__ import annotations
 
 import ast
@@ -33,7 +34,7 @@ def top_level_imports(tree: ast.Module):
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
             continue
         elif isinstance(node, ast.ClassDef):
-            todo.extend(node.body)          # a class body runs at import time
+            todo.extend(node.body)  # a class body runs at import time
         else:
             todo.extend(ast.iter_child_nodes(node))
 
@@ -77,7 +78,7 @@ def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     """One cycle (as a path a -> ... -> a) per strongly connected component with more than one module."""
     index, low, stack, on_stack, comps = {}, {}, [], set(), []
 
-    def strongconnect(v):                                  # Tarjan's algorithm
+    def strongconnect(v):  # Tarjan's algorithm
         index[v] = low[v] = len(index)
         stack.append(v)
         on_stack.add(v)
@@ -103,7 +104,7 @@ def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
             strongconnect(v)
 
     cycles = []
-    for comp in comps:                    # a shortest cycle through each module not on one reported yet
+    for comp in comps:  # a shortest cycle through each module not on one reported yet
         covered: set[str] = set()
         for start in sorted(comp):
             if start not in covered:
@@ -141,10 +142,11 @@ def test_find_cycles_reports_a_cycle_path():
 def test_relative_imports_resolve(tmp_path):
     known = {"vaekit", "vaekit.models", "vaekit.models.gan", "vaekit.models.base", "vaekit.objective"}
     src = tmp_path / "gan.py"
-    src.write_text("from ..objective import Phase\nfrom . import base\n"
-                   "def f():\n    from .. import later\n", encoding="utf-8")
+    src.write_text(
+        "from ..objective import Phase\nfrom . import base\ndef f():\n    from .. import later\n", encoding="utf-8"
+    )
     assert imported_modules("vaekit.models.gan", src, known) == {"vaekit.objective", "vaekit.models.base"}
-    src.write_text("from . import register\n", encoding="utf-8")   # a name from the package's own __init__
+    src.write_text("from . import register\n", encoding="utf-8")  # a name from the package's own __init__
     assert imported_modules("vaekit.models.gan", src, known) == {"vaekit.models"}
 
 

@@ -1,4 +1,5 @@
 """Atomic writes and disk caches (vaekit.io)."""
+
 from __future__ import annotations
 
 import os
@@ -35,13 +36,14 @@ def test_written_files_get_the_usual_permissions(tmp_path):
         atomic_write_text(tmp_path / "a.txt", "x")
     finally:
         os.umask(mask)
-    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644       # not mkstemp's 0600
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
 
 
 def _counting_cache(path, calls):
     def compute():
         calls.append(1)
         return {"x": np.arange(4.0)}
+
     return cached(path, compute, save_npz, load_npz)
 
 
@@ -62,7 +64,7 @@ def test_a_corrupt_cache_file_is_computed_again(tmp_path, content):
     path.write_bytes(content)
     np.testing.assert_array_equal(_counting_cache(path, calls)["x"], np.arange(4.0))
     assert len(calls) == 1
-    np.testing.assert_array_equal(load_npz(path)["x"], np.arange(4.0))   # and replaced
+    np.testing.assert_array_equal(load_npz(path)["x"], np.arange(4.0))  # and replaced
 
 
 def test_a_stale_cache_file_missing_a_key_is_computed_again(tmp_path):
@@ -75,7 +77,7 @@ def test_a_stale_cache_file_missing_a_key_is_computed_again(tmp_path):
 
 def test_an_unwritable_cache_folder_only_costs_the_cache(tmp_path):
     blocker = tmp_path / "file"
-    blocker.write_text("")                     # a file where the cache folder should be
+    blocker.write_text("")  # a file where the cache folder should be
     out = cached(blocker / "c.npz", lambda: {"x": np.ones(1)}, save_npz, load_npz)
     assert out["x"].tolist() == [1.0]
 

@@ -1,4 +1,5 @@
 """Latent-space tools: interpolation, attribute vectors, neighbours, projections; the digits/Frey reports."""
+
 import json
 import math
 import os
@@ -12,8 +13,9 @@ from vaekit.errors import VaekitError
 from vaekit.models import build
 
 DATA = os.environ.get("VAEKIT_DATA")
-HAS_FREY = bool(DATA) and any(os.path.isfile(os.path.join(DATA, "frey", f))
-                              for f in ("frey_rawface.mat.gz", "frey_rawface.mat"))
+HAS_FREY = bool(DATA) and any(
+    os.path.isfile(os.path.join(DATA, "frey", f)) for f in ("frey_rawface.mat.gz", "frey_rawface.mat")
+)
 
 
 def test_lerp_ends_and_midpoint():
@@ -68,10 +70,10 @@ def test_apply_and_remove_attribute():
     assert torch.allclose(out[1], z) and torch.allclose(out[2], z + 0.5 * v) and torch.allclose(out[0], z - v)
     assert latent.apply_attribute(z[0], v, [1.0, 2.0]).shape == (2, 2)
     v = torch.tensor([1.0, 1.0])
-    ref = torch.tensor([0.5, -0.5])           # coordinate 0 along v
+    ref = torch.tensor([0.5, -0.5])  # coordinate 0 along v
     rm = latent.remove_attribute(z, v, ref)
     assert torch.allclose(rm @ v, torch.zeros(2), atol=1e-6)
-    w = torch.tensor([1.0, -1.0])              # the orthogonal part is untouched
+    w = torch.tensor([1.0, -1.0])  # the orthogonal part is untouched
     assert torch.allclose(rm @ w, z @ w)
 
 
@@ -92,7 +94,7 @@ def test_project_axes_is_pca_scores():
     z = torch.randn(200, 5) * torch.tensor([5.0, 3.0, 1.0, 0.5, 0.1])
     p = latent.project(z)
     ref = PCA(2).fit_transform(z.numpy())
-    for j in range(2):   # equal up to the sign of each axis
+    for j in range(2):  # equal up to the sign of each axis
         assert min(np.abs(p[:, j].numpy() - ref[:, j]).max(), np.abs(p[:, j].numpy() + ref[:, j]).max()) < 1e-3
     z2 = torch.randn(10, 2)
     assert torch.equal(latent.project(z2), z2)
@@ -141,7 +143,9 @@ def test_digits_quick_report_end_to_end(tmp_path):
     assert ctx2.rows[0].ours == pytest.approx(ctx.rows[0].ours)
 
 
-@pytest.mark.skipif(not HAS_FREY, reason="Frey faces not found: set VAEKIT_DATA to a folder with frey/frey_rawface.mat.gz")
+@pytest.mark.skipif(
+    not HAS_FREY, reason="Frey faces not found: set VAEKIT_DATA to a folder with frey/frey_rawface.mat.gz"
+)
 def test_frey_loader():
     from vaekit.data import frey
 
@@ -164,7 +168,9 @@ def test_frey_missing_file_is_a_clear_error(tmp_path):
         frey.frey("train", data_dir=tmp_path)
 
 
-@pytest.mark.skipif(not HAS_FREY, reason="Frey faces not found: set VAEKIT_DATA to a folder with frey/frey_rawface.mat.gz")
+@pytest.mark.skipif(
+    not HAS_FREY, reason="Frey faces not found: set VAEKIT_DATA to a folder with frey/frey_rawface.mat.gz"
+)
 def test_frey_quick_report_end_to_end(tmp_path):
     from vaekit.reports import run_report
 
@@ -176,13 +182,15 @@ def test_frey_quick_report_end_to_end(tmp_path):
 def test_refine_codes_finds_the_map_code_of_a_linear_gaussian_decoder():
     """p(x|z) = N(Wz, s^2 I), p(z) = N(0, I): the MAP code is (W^T W + s^2 I)^-1 W^T x in closed form."""
     torch.manual_seed(0)
-    m = build("vae", data_shape=(6,), latent_dim=2, hidden=(8,), likelihood="gaussian", sigma=0.5, activation="identity")
+    m = build(
+        "vae", data_shape=(6,), latent_dim=2, hidden=(8,), likelihood="gaussian", sigma=0.5, activation="identity"
+    )
     m.eval()
     x = torch.randn(4, 6)
     z = latent.refine_codes(m, x, steps=2000, lr=0.02)
     # the decoder is affine: read W and b off it
     b = m.generate(torch.zeros(1, 2))[0]
-    W = torch.stack([m.generate(torch.eye(2)[i:i + 1])[0] - b for i in range(2)], 1)     # (6, 2)
+    W = torch.stack([m.generate(torch.eye(2)[i : i + 1])[0] - b for i in range(2)], 1)  # (6, 2)
     z_map = torch.linalg.solve(W.T @ W + 0.25 * torch.eye(2), W.T @ (x - b).T).T
     assert torch.allclose(z, z_map, atol=2e-3)
     assert all(p.requires_grad for p in m.parameters()), "weights are left trainable"
@@ -196,13 +204,13 @@ def test_ascend_climbs_to_the_maximum_with_prior_and_projection():
         return -((z - c) ** 2).sum(1)
 
     path, values = latent.ascend(f, torch.zeros(2, 2), steps=600, lr=0.05, every=200)
-    assert path.shape == (4, 2, 2) and values.shape == (4, 2)        # steps 0, 200, 400, 600
+    assert path.shape == (4, 2, 2) and values.shape == (4, 2)  # steps 0, 200, 400, 600
     assert torch.equal(path[0], torch.zeros(2, 2)) and torch.allclose(path[-1], c, atol=1e-3)
     assert torch.allclose(values[-1], f(path[-1]))
     path, _ = latent.ascend(f, torch.zeros(2, 2), steps=600, lr=0.05, prior_weight=1.0)
     assert path.shape[0] == 2 and torch.allclose(path[-1], 2 * c / 3, atol=1e-3)
     path, _ = latent.ascend(f, torch.ones(2, 2), steps=5, lr=0.05, project=True)
-    assert torch.allclose(path[-1].norm(dim=1), torch.full((2,), 2 ** 0.5))
+    assert torch.allclose(path[-1].norm(dim=1), torch.full((2,), 2**0.5))
 
 
 def test_ascend_refuses_an_objective_without_gradient():
@@ -220,4 +228,4 @@ def test_principal_axes_are_the_pca_of_baselines():
     axes = latent.principal_axes(z, 3)
     assert torch.equal(axes, torch.as_tensor(PCA(3).fit(z).components_))
     assert torch.allclose(axes @ axes.T, torch.eye(3), atol=1e-5)
-    assert latent.principal_axes(torch.randn(10, 1, generator=g)).shape == (1, 1)     # at most D axes
+    assert latent.principal_axes(torch.randn(10, 1, generator=g)).shape == (1, 1)  # at most D axes

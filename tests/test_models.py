@@ -1,4 +1,5 @@
 """Contract tests over the model registry: every NetConfig model trains, saves, loads and gives the same outputs."""
+
 import dataclasses
 import json
 
@@ -36,7 +37,7 @@ def test_fit_save_load_same_outputs(tmp_path, name, variant):
     assert len(hist.loss) == 6 and all(map(lambda v: v == v, hist.loss))
     loaded = checkpoint.load_model(tmp_path / "r")
     assert type(loaded) is type(model) and loaded.config == model.config
-    for method in ("embed", "reconstruct"):       # same weights and same noise give the same outputs
+    for method in ("embed", "reconstruct"):  # same weights and same noise give the same outputs
         outs = []
         for m in (loaded, model):
             torch.manual_seed(1)
@@ -64,7 +65,9 @@ def test_likelihood_log_probs_match_closed_forms():
     expected = -torch.nn.functional.binary_cross_entropy_with_logits(h, x, reduction="none").sum(1)
     assert torch.allclose(bern, expected)
     gauss = likelihoods.distribution(h, "gaussian", (3,), sigma=2.0).log_prob(x)
-    assert torch.allclose(gauss, (-(x - h) ** 2 / 8 - torch.log(torch.tensor(2.0)) - 0.5 * torch.log(torch.tensor(6.283185307))).sum(1))
+    assert torch.allclose(
+        gauss, (-((x - h) ** 2) / 8 - torch.log(torch.tensor(2.0)) - 0.5 * torch.log(torch.tensor(6.283185307))).sum(1)
+    )
 
 
 def test_beta_vae_and_iwae_objectives_differ_from_vae():
@@ -78,7 +81,7 @@ def test_beta_vae_and_iwae_objectives_differ_from_vae():
     v = -vae.loss(x).value
     torch.manual_seed(1)
     w = -iwae.loss(x).value
-    assert w > v        # the IWAE-10 bound is tighter than the ELBO
+    assert w > v  # the IWAE-10 bound is tighter than the ELBO
 
 
 def test_unknown_model_and_fields():
@@ -105,4 +108,4 @@ def test_every_model_states_what_it_is_and_can_do():
         caps = {c: getattr(cls, c) for c in ("has_encoder", "encoder_density", "has_likelihood", "can_sample")}
         assert all(isinstance(v, bool) for v in caps.values()), (name, caps)
         assert cls.item_kind in ("array", "font", "molecule"), name
-        assert caps["has_encoder"] or not caps["encoder_density"], name      # a density needs an encoder
+        assert caps["has_encoder"] or not caps["encoder_density"], name  # a density needs an encoder

@@ -3,6 +3,7 @@
 Running them all takes minutes, so that test carries the `tutorials` marker and is left out of the default
 run: `python -m pytest -m tutorials` (or `make tutorials`) runs it; CI does.  The two checks of the
 machinery itself stay in the default run."""
+
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.py"))
-TIMEOUT = 300     # seconds per tutorial; QUICK=1 asks each for well under a minute on 2 cores
+TIMEOUT = 300  # seconds per tutorial; QUICK=1 asks each for well under a minute on 2 cores
 
 
 def test_there_are_tutorials():
@@ -22,8 +23,9 @@ def run_tutorial(path: Path, cwd: Path) -> subprocess.CompletedProcess:
     """Run one tutorial as a script, in quick mode with a non-interactive matplotlib backend."""
     env = {**os.environ, "QUICK": "1", "MPLBACKEND": "Agg", "PYTHONWARNINGS": "ignore"}
     try:
-        return subprocess.run([sys.executable, str(path)], cwd=cwd, env=env, capture_output=True, text=True,
-                              timeout=TIMEOUT)
+        return subprocess.run(
+            [sys.executable, str(path)], cwd=cwd, env=env, capture_output=True, text=True, timeout=TIMEOUT
+        )
     except subprocess.TimeoutExpired:
         pytest.fail(f"{path.name} did not finish within {TIMEOUT} s with QUICK=1")
 

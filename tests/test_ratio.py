@@ -1,4 +1,5 @@
 """Density-ratio estimation by classification: KL between Gaussians against the closed form."""
+
 import pytest
 import torch
 from torch import distributions as D
@@ -23,9 +24,16 @@ def gaussians(d):
 def test_kl_between_gaussians_within_5_percent(d, quadratic):
     torch.manual_seed(0)
     p, q = gaussians(d)
-    truth = D.kl_divergence(p, q).item()          # 1.37 nats (2-D), 1.56 nats (10-D)
-    est = ratio.kl_divergence(lambda n: p.sample((n,)), lambda n: q.sample((n,)), steps=1500, batch_size=512,
-                              hidden=(64, 64), lr=3e-3, quadratic=quadratic)
+    truth = D.kl_divergence(p, q).item()  # 1.37 nats (2-D), 1.56 nats (10-D)
+    est = ratio.kl_divergence(
+        lambda n: p.sample((n,)),
+        lambda n: q.sample((n,)),
+        steps=1500,
+        batch_size=512,
+        hidden=(64, 64),
+        lr=3e-3,
+        quadratic=quadratic,
+    )
     assert abs(est.kl - truth) < 0.05 * truth, (est.kl, truth)
     assert 0.6 < est.accuracy < 0.9
 
@@ -33,8 +41,9 @@ def test_kl_between_gaussians_within_5_percent(d, quadratic):
 def test_critic_logit_is_the_log_ratio_pointwise():
     torch.manual_seed(1)
     p, q = gaussians(2)
-    critic = ratio.fit_ratio(lambda n: p.sample((n,)), lambda n: q.sample((n,)), steps=1500, batch_size=512,
-                             hidden=(64, 64), lr=3e-3)
+    critic = ratio.fit_ratio(
+        lambda n: p.sample((n,)), lambda n: q.sample((n,)), steps=1500, batch_size=512, hidden=(64, 64), lr=3e-3
+    )
     x = p.sample((2000,))
     with torch.no_grad():
         err = critic(x) - (p.log_prob(x) - q.log_prob(x))

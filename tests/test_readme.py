@@ -1,4 +1,5 @@
 """Every ```python block of the README runs, in order, in one namespace."""
+
 import re
 from pathlib import Path
 

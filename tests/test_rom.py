@@ -1,4 +1,5 @@
 """Snapshot generators against exact solutions, POD against its singular values, AE vs POD, bad input."""
+
 import numpy as np
 import pytest
 import torch
@@ -13,6 +14,7 @@ def rel(a, b):
 
 
 # -- generators -------------------------------------------------------------------------------
+
 
 def test_advection_is_a_periodic_translate_of_the_initial_pulse():
     f = fields.advection([0.75], n_x=200, n_t=5, t_end=1.0)
@@ -40,7 +42,7 @@ def test_burgers_exact_matches_initial_condition_and_heat_limit():
 def test_burgers_solver_matches_cole_hopf(nu):
     n = 512
     x = 2 * np.pi * np.arange(n) / n
-    times = np.array([0.5, 1.5, 2.5])           # before and after the shock forms (t = 1 / a)
+    times = np.array([0.5, 1.5, 2.5])  # before and after the shock forms (t = 1 / a)
     u = fields.burgers_solve(1.0 + np.sin(x)[None], nu, times)[0]
     for i, t in enumerate(times):
         assert rel(u[i], fields.burgers_exact(x, t, 1.0, nu, mean=1.0)) < 1e-3
@@ -51,13 +53,13 @@ def test_burgers_generator_shapes_parameters_and_cache(tmp_path):
     f = fields.generate("burgers", cache=tmp_path, **kw)
     assert f.u.shape == (2, 4, 64) and f.params.tolist() == [[0.8, 0.05], [1.2, 0.05]]
     assert len(list(tmp_path.glob("burgers-*.npz"))) == 1
-    g = fields.generate("burgers", cache=tmp_path, **kw)          # read back from the cache
+    g = fields.generate("burgers", cache=tmp_path, **kw)  # read back from the cache
     np.testing.assert_array_equal(f.u, g.u)
     assert g.param_names == ("amplitude", "nu")
     # Galilean invariance: the mean only carries the solution, u(x, t) = m + v(x - m t, t)
     v = fields.burgers([0.8], [0.05], n_x=256, n_t=2, t_end=np.pi / 2, mean=0.0, n_fine=256).u[0, -1]
     w = fields.burgers([0.8], [0.05], n_x=256, n_t=2, t_end=np.pi / 2, mean=1.0, n_fine=256).u[0, -1]
-    np.testing.assert_allclose(w, 1.0 + np.roll(v, 64), atol=1e-4)   # shift pi/2 = 64 points
+    np.testing.assert_allclose(w, 1.0 + np.roll(v, 64), atol=1e-4)  # shift pi/2 = 64 points
 
 
 def test_generators_reject_bad_parameters():
@@ -71,16 +73,17 @@ def test_generators_reject_bad_parameters():
 
 # -- POD --------------------------------------------------------------------------------------
 
+
 def test_pod_error_is_the_tail_energy_of_the_singular_values():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 30)) @ np.diag(0.7 ** np.arange(30)) + 3.0
     for r in (1, 4, 10):
         pod = POD(r).fit(X)
         s = pod.singular_values_
-        expected = np.sqrt((s[r:] ** 2).sum() / (s ** 2).sum())
+        expected = np.sqrt((s[r:] ** 2).sum() / (s**2).sum())
         assert np.isclose(pod.projection_error(X), expected, rtol=1e-10)
         assert np.isclose(pod.tail_energy(), expected)
-        assert np.isclose(pod.energy()[r - 1], 1 - expected ** 2)
+        assert np.isclose(pod.energy()[r - 1], 1 - expected**2)
     # full rank: exact reconstruction; modes orthonormal
     pod = POD(30).fit(X)
     assert reconstruction_error(pod, X) < 1e-12
@@ -104,6 +107,7 @@ def test_relative_error_definition():
 
 
 # -- bad input ---------------------------------------------------------------------------------
+
 
 def test_bad_snapshot_input_gives_clear_errors():
     with pytest.raises(VaekitError, match=r"rank 2 .*shape \(10,\)"):
@@ -131,6 +135,7 @@ def test_bad_snapshot_input_gives_clear_errors():
 
 # -- auto-encoder vs POD ------------------------------------------------------------------------
 
+
 def test_autoencoder_beats_pod_on_quick_advection():
     torch.set_num_threads(1)
     train = fields.advection(np.linspace(0.5, 1.0, 8), n_x=64, n_t=32, width=0.04)
@@ -138,7 +143,7 @@ def test_autoencoder_beats_pod_on_quick_advection():
     pod = POD(2).fit(train.snapshots)
     ae = AutoEncoderROM(2, hidden=(128, 64), epochs=60, batch_size=32).fit(train.snapshots)
     e_pod, e_ae = reconstruction_error(pod, test.snapshots), reconstruction_error(ae, test.snapshots)
-    assert e_pod > 0.5                      # a pulse at a new place is far from any 2-D subspace
+    assert e_pod > 0.5  # a pulse at a new place is far from any 2-D subspace
     assert e_ae < 0.3 * e_pod, (e_ae, e_pod)
     # the auto-encoder reducer round-trips shapes
     z = ae.transform(test.snapshots[:5])
@@ -177,10 +182,10 @@ def test_rollout_error_with_pod_is_zero_for_exact_dynamics():
 def test_conv_autoencoders_on_1d_and_2d_fields():
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
-    X1 = rng.normal(size=(16, 40))                        # odd sizes on purpose (40 -> 20 -> 10 -> 5)
+    X1 = rng.normal(size=(16, 40))  # odd sizes on purpose (40 -> 20 -> 10 -> 5)
     ae = AutoEncoderROM(3, arch="conv1d", channels=(4, 8, 8), hidden=(16,), epochs=1, batch_size=8).fit(X1)
     assert ae.transform(X1).shape == (16, 3) and ae.reconstruct(X1).shape == (16, 40)
-    X2 = rng.normal(size=(8, 12, 10))                     # 2-D fields use the core's conv bodies
+    X2 = rng.normal(size=(8, 12, 10))  # 2-D fields use the core's conv bodies
     ae2 = AutoEncoderROM(2, arch="conv", channels=(4, 8), hidden=(16,), epochs=1, batch_size=4).fit(X2)
     assert ae2.reconstruct(X2).shape == (8, 12, 10)
     assert np.isfinite(reconstruction_error(ae2, X2))
@@ -215,7 +220,8 @@ def test_a_conv1d_auto_encoder_is_rebuilt_from_its_checkpoint(tmp_path):
     again = checkpoint.load_model(tmp_path / "rom.safetensors")
     x = torch.from_numpy(ae._scaled(X))
     assert again.config == ae.model_.config
-    assert torch.equal(again.embed(x), ae.model_.embed(x)) and torch.equal(again.generate(again.embed(x)),
-                                                                           ae.model_.generate(ae.model_.embed(x)))
-    with pytest.raises(VaekitError, match="n >= 5"):                # three stride-2 convolutions need 5 values
+    assert torch.equal(again.embed(x), ae.model_.embed(x)) and torch.equal(
+        again.generate(again.embed(x)), ae.model_.generate(ae.model_.embed(x))
+    )
+    with pytest.raises(VaekitError, match="n >= 5"):  # three stride-2 convolutions need 5 values
         AutoEncoderROM(2, arch="conv1d", channels=(4, 4, 4), epochs=1).fit(np.ones((4, 4)))

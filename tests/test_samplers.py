@@ -1,4 +1,5 @@
 """Samplers of codes: the prior, a Gaussian mixture and a two-stage VAE fitted on codes; their files and errors."""
+
 import math
 
 import numpy as np
@@ -85,8 +86,10 @@ def test_gmm_log_prob_is_the_mixture_density():
     m = model()
     gmm = samplers.fit("gmm", m, two_clusters(500, 0), n_components=2)
     z = torch.tensor([[0.5, -0.25]], dtype=torch.float64)
-    dens = sum(float(w) * math.exp(float(torch.distributions.MultivariateNormal(mu, c).log_prob(z)))
-               for w, mu, c in zip(gmm.weights, gmm.means, gmm.covariances))
+    dens = sum(
+        float(w) * math.exp(float(torch.distributions.MultivariateNormal(mu, c).log_prob(z)))
+        for w, mu, c in zip(gmm.weights, gmm.means, gmm.covariances)
+    )
     assert float(gmm.log_prob(z)) == pytest.approx(math.log(dens), rel=1e-5)
 
 
@@ -111,7 +114,7 @@ def test_save_load_round_trip(tmp_path, name, opts):
     assert torch.equal(back.sample(6, g()), s.sample(6, g()))
     z = torch.randn(6, 2)
     assert torch.allclose(back.log_prob(z), s.log_prob(z))
-    assert not list(tmp_path.glob(".*tmp"))         # written atomically, nothing half-written left
+    assert not list(tmp_path.glob(".*tmp"))  # written atomically, nothing half-written left
 
 
 def test_the_gmm_file_holds_its_parameters_as_tensors(tmp_path):
@@ -135,10 +138,10 @@ def test_cached_refits_only_when_the_model_or_options_change(tmp_path):
     a = samplers.cached(path, "gmm", m, codes, n_components=2)
     b = samplers.cached(path, "gmm", m, codes, n_components=2)
     assert len(calls) == 1 and torch.equal(a.means, b.means)
-    samplers.cached(path, "gmm", m, codes, n_components=3)          # other options: fitted again
+    samplers.cached(path, "gmm", m, codes, n_components=3)  # other options: fitted again
     samplers.cached(path, "gmm", model(seed=1), codes, n_components=3)  # another model: fitted again
     assert len(calls) == 3
-    path.write_bytes(b"garbage")                                     # a broken cache is replaced
+    path.write_bytes(b"garbage")  # a broken cache is replaced
     samplers.cached(path, "gmm", m, codes, n_components=3)
     assert len(calls) == 4 and samplers.load(path, m).config.n_components == 3
 
@@ -203,8 +206,10 @@ def test_a_sampler_file_from_another_model_is_refused(tmp_path):
         samplers.load(path, b)
     msg = one_line(e)
     ida, idb = samplers.model_id(a), samplers.model_id(b)
-    assert f"sampler fitted for vae (latent_dim 2, weights {ida['digest'][:12]}) cannot draw codes for " \
-           f"vae (latent_dim 2, weights {idb['digest'][:12]})" in msg
+    assert (
+        f"sampler fitted for vae (latent_dim 2, weights {ida['digest'][:12]}) cannot draw codes for "
+        f"vae (latent_dim 2, weights {idb['digest'][:12]})" in msg
+    )
     with pytest.raises(VaekitError) as e:
         samplers.load(path, model(latent_dim=3))
     assert "cannot draw codes for vae (latent_dim 3" in one_line(e)
@@ -238,8 +243,22 @@ def digits_run(tmp_path_factory):
     from vaekit.cli import main
 
     rd = tmp_path_factory.mktemp("samplers") / "run"
-    main(["fit", str(rd), "--data", "digits", "--latent-dim", "2", "--hidden", "32", "--epochs", "3",
-          "--no-progress", "--no-tensorboard"])
+    main(
+        [
+            "fit",
+            str(rd),
+            "--data",
+            "digits",
+            "--latent-dim",
+            "2",
+            "--hidden",
+            "32",
+            "--epochs",
+            "3",
+            "--no-progress",
+            "--no-tensorboard",
+        ]
+    )
     return rd
 
 
@@ -253,7 +272,7 @@ def test_cli_sample_with_a_fitted_gmm(digits_run, tmp_path, capsys):
     assert f"fitting the gmm sampler on the codes of {n_train} training items" in capsys.readouterr().out
     cache = digits_run / "sampler-gmm.safetensors"
     m = load_model(digits_run)
-    s = samplers.load(cache, m)                       # fitted for this run's model, on its training codes
+    s = samplers.load(cache, m)  # fitted for this run's model, on its training codes
     assert s.n_codes == n_train
     want = samplers.fit("gmm", m, samplers.codes(m, load("digits", "train").x))
     assert torch.allclose(s.means, want.means)
@@ -262,7 +281,7 @@ def test_cli_sample_with_a_fitted_gmm(digits_run, tmp_path, capsys):
     assert np.allclose(x, samplers.generate(m, want, 12, torch.Generator().manual_seed(0)).numpy(), atol=1e-6)
     stamp = cache.stat().st_mtime_ns
     main(["sample", str(digits_run), "--sampler", "gmm", "-n", "12", "--out", str(tmp_path / "g2.npy")])
-    assert "fitting" not in capsys.readouterr().out and cache.stat().st_mtime_ns == stamp   # the cached one
+    assert "fitting" not in capsys.readouterr().out and cache.stat().st_mtime_ns == stamp  # the cached one
     assert np.array_equal(np.load(tmp_path / "g2.npy"), x)
 
 
@@ -296,8 +315,9 @@ def test_sklearn_sample_with_a_sampler():
     assert est.get_params()["sampler"] == "gmm" and est.sampler_.n_codes == 400
     a = est.sample(6, random_state=1)
     assert a.shape == (6, 64) and np.array_equal(a, est.sample(6, random_state=1))
-    assert np.allclose(a, est.inverse_transform(est.sampler_.sample(6, torch.Generator().manual_seed(1)).numpy()),
-                       atol=1e-5)
+    assert np.allclose(
+        a, est.inverse_transform(est.sampler_.sample(6, torch.Generator().manual_seed(1)).numpy()), atol=1e-5
+    )
     # the codes it was fitted on are the training set's posterior means
     ref = samplers.fit("gmm", est.model_, est.transform(X), seed=0)
     assert torch.allclose(est.sampler_.means, ref.means, atol=1e-4)
@@ -313,12 +333,14 @@ def test_a_sequence_model_draws_its_items_stochastically_from_sampler_codes():
     from vaekit.chem.dataset import chem_model
     from vaekit.data.smiles import Molecules
 
-    mols = Molecules(["CCO", "c1ccccc1O", "CC(=O)N", "CCCCN"] * 20, {p: np.arange(80.0) for p in ("logP", "QED", "SAS")})
+    mols = Molecules(
+        ["CCO", "c1ccccc1O", "CC(=O)N", "CCCCN"] * 20, {p: np.arange(80.0) for p in ("logP", "QED", "SAS")}
+    )
     model = chem_model(mols, kind="selfies", latent_dim=3, gru_hidden=16, gru_layers=1).eval()
     s = samplers.fit("gmm", model, torch.randn(40, 3, generator=torch.Generator().manual_seed(0)), n_components=2)
     a = samplers.generate(model, s, 30, torch.Generator().manual_seed(1))
     b = samplers.generate(model, s, 30, torch.Generator().manual_seed(1))
     c = samplers.generate(model, s, 30, torch.Generator().manual_seed(2))
-    assert torch.equal(a, b) and not torch.equal(a, c)          # seeded, and not the greedy mode of each code
+    assert torch.equal(a, b) and not torch.equal(a, c)  # seeded, and not the greedy mode of each code
     z = s.sample(30, torch.Generator().manual_seed(1))
     assert not torch.equal(a, model.generate(z))

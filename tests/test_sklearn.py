@@ -1,4 +1,5 @@
 """The sklearn estimator contract."""
+
 import warnings
 
 import numpy as np
@@ -21,7 +22,7 @@ def test_check_estimator_all_applicable_checks_pass(Est):
     failed = [r["check_name"] for r in results if r["status"] == "failed"]
     skipped = [r["check_name"] for r in results if r["status"] == "skipped"]
     assert failed == []
-    assert skipped == ["check_array_api_input"]     # needs SCIPY_ARRAY_API; not applicable to torch models
+    assert skipped == ["check_array_api_input"]  # needs SCIPY_ARRAY_API; not applicable to torch models
 
 
 def digits_flat():
@@ -37,7 +38,7 @@ def test_transform_inverse_score_sample():
     assert est.inverse_transform(Z).shape == (50, 64)
     s = est.score_samples(X[:50])
     assert s.shape == (50,) and np.all(s < 0)
-    assert np.allclose(est.score_samples(X[:50][::-1]), s[::-1])       # same value per item, any order
+    assert np.allclose(est.score_samples(X[:50][::-1]), s[::-1])  # same value per item, any order
     assert est.sample(7, random_state=1).shape == (7, 64)
 
 
@@ -52,8 +53,9 @@ def test_gaussian_scores_are_in_data_units():
 
 def test_pipeline_and_grid_search():
     X, y = digits_flat()
-    pipe = make_pipeline(AutoEncoderEstimator(latent_dim=8, hidden=(64,), epochs=15, random_state=0),
-                         LogisticRegression(max_iter=500))
+    pipe = make_pipeline(
+        AutoEncoderEstimator(latent_dim=8, hidden=(64,), epochs=15, random_state=0), LogisticRegression(max_iter=500)
+    )
     pipe.fit(X[:1200], y[:1200])
     assert pipe.score(X[1200:], y[1200:]) > 0.6
     gs = GridSearchCV(VAEEstimator(hidden=(32,), epochs=3, random_state=0), {"latent_dim": [2, 6]}, cv=2)

@@ -1,4 +1,5 @@
 """The training loop: exact resume, NaN guard, early stopping, run-directory safety."""
+
 import csv
 import json
 import re
@@ -34,16 +35,25 @@ def test_resume_equals_uninterrupted_run(tmp_path, digits):
     cfg = TrainConfig(epochs=4, batch_size=64, checkpoint_every=5, **FAST)
     full = fit(small_vae(), digits, cfg, tmp_path / "full")
     # interrupted after 13 steps (mid-epoch, between checkpoints), then resumed from step 10
-    fit(small_vae(), digits, TrainConfig(epochs=4, batch_size=64, checkpoint_every=5, max_steps=13, **FAST),
-        tmp_path / "cut")
+    fit(
+        small_vae(),
+        digits,
+        TrainConfig(epochs=4, batch_size=64, checkpoint_every=5, max_steps=13, **FAST),
+        tmp_path / "cut",
+    )
     meta = checkpoint.restore(tmp_path / "cut" / "checkpoint.safetensors", small_vae())
-    assert meta["step"] == 13          # max_steps saves where it stopped
+    assert meta["step"] == 13  # max_steps saves where it stopped
     # simulate a kill after step 12: roll the checkpoint back to the one written at step 10
-    fit(small_vae(), digits, TrainConfig(epochs=4, batch_size=64, checkpoint_every=5, max_steps=10, **FAST),
-        tmp_path / "cut", overwrite=True)
+    fit(
+        small_vae(),
+        digits,
+        TrainConfig(epochs=4, batch_size=64, checkpoint_every=5, max_steps=10, **FAST),
+        tmp_path / "cut",
+        overwrite=True,
+    )
     resumed = fit(small_vae(seed=99), digits, cfg, tmp_path / "cut", resume=True)
     assert resumed.steps[0] == 11
-    assert losses(tmp_path / "cut") == losses(tmp_path / "full")        # bit-exact, no gap, no duplicate
+    assert losses(tmp_path / "cut") == losses(tmp_path / "full")  # bit-exact, no gap, no duplicate
     assert full.loss[10:] == resumed.loss
 
 
@@ -71,27 +81,35 @@ def test_nonfinite_skip_policy_finishes(digits, monkeypatch):
     def poisoned(x, step=0):
         calls.append(step)
         out = real(x, step)
-        if len(calls) == 3:                      # the third batch gives inf
+        if len(calls) == 3:  # the third batch gives inf
             out.value = out.value * float("inf")
         return out
 
     monkeypatch.setattr(model, "loss", poisoned)
     h = fit(model, digits, TrainConfig(epochs=1, batch_size=64, on_nonfinite="skip", **FAST))
-    assert len(calls) == 7 and len(h.loss) == 6          # 7 batches, one skipped
+    assert len(calls) == 7 and len(h.loss) == 6  # 7 batches, one skipped
     assert all(torch.isfinite(torch.tensor(h.loss)))
 
 
 def test_early_stopping_keeps_best(tmp_path, digits):
-    h = fit(small_vae(), digits, TrainConfig(epochs=50, batch_size=64, lr=5e-2, val_fraction=0.25, patience=2,
-                                             **FAST), tmp_path / "r")
+    h = fit(
+        small_vae(),
+        digits,
+        TrainConfig(epochs=50, batch_size=64, lr=5e-2, val_fraction=0.25, patience=2, **FAST),
+        tmp_path / "r",
+    )
     assert h.stopped == "early_stopping" and len(h.val) < 50
     best = json.loads(checkpoint.read(tmp_path / "r" / "best.safetensors")[1]["meta"]["best_val"].__repr__())
     assert best == pytest.approx(min(h.val))
 
 
 def test_training_lowers_the_loss_and_logs(tmp_path, digits):
-    h = fit(small_vae(), digits, TrainConfig(epochs=5, batch_size=32, binarize=True, progress=False,
-                                             tensorboard=True), tmp_path / "r")
+    h = fit(
+        small_vae(),
+        digits,
+        TrainConfig(epochs=5, batch_size=32, binarize=True, progress=False, tensorboard=True),
+        tmp_path / "r",
+    )
     assert sum(h.loss[-10:]) / 10 < sum(h.loss[:10]) / 10
     assert any((tmp_path / "r" / "tb").iterdir())
     rows = list(csv.DictReader(open(tmp_path / "r" / "log.csv")))
@@ -111,10 +129,11 @@ def test_kl_warmup_and_lr_schedules():
 
 def test_a_time_budget_ends_the_learning_rate_schedule(digits):
     """A run cut by max_seconds still anneals: the cosine runs over the budget, not the planned epochs."""
-    cfg = TrainConfig(epochs=10_000, batch_size=16, lr=1e-2, lr_schedule="cosine", lr_final=1e-4, max_seconds=1.0,
-                      **FAST)
+    cfg = TrainConfig(
+        epochs=10_000, batch_size=16, lr=1e-2, lr_schedule="cosine", lr_final=1e-4, max_seconds=1.0, **FAST
+    )
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)          # short steps: on a loaded machine two threads make a step of this tiny net slow
+    torch.set_num_threads(1)  # short steps: on a loaded machine two threads make a step of this tiny net slow
     try:
         h = fit(small_vae(), digits, cfg)
     finally:
@@ -143,24 +162,31 @@ def test_overwrite_replaces_the_runs_files_and_keeps_others(tmp_path, digits):
     (tmp_path / "r" / "notes.txt").write_text("mine")
     assert {"best.safetensors", "tb"} <= {p.name for p in (tmp_path / "r").iterdir()}
     fit(small_vae(), digits, TrainConfig(epochs=1, batch_size=200, **FAST), tmp_path / "r", overwrite=True)
-    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["checkpoint.safetensors", "config.json", "log.csv",
-                                                                  "notes.txt"]
-    assert len(losses(tmp_path / "r")) == 2           # 400 items in batches of 200: the new run's log only
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == [
+        "checkpoint.safetensors",
+        "config.json",
+        "log.csv",
+        "notes.txt",
+    ]
+    assert len(losses(tmp_path / "r")) == 2  # 400 items in batches of 200: the new run's log only
 
 
-@pytest.mark.parametrize("field, value, match", [
-    ("lr", -1.0, "lr must be a finite number > 0, got -1.0"),
-    ("lr", float("nan"), "lr must be a finite number > 0, got nan"),
-    ("lr", float("inf"), "lr must be a finite number > 0"),
-    ("batch_size", 0, "batch_size must be an integer >= 1"),
-    ("epochs", 2.5, "epochs must be an integer >= 0"),
-    ("max_seconds", float("nan"), "max_seconds must be None or a finite number > 0"),
-    ("patience", 0, "patience must be None or an integer >= 1"),
-    ("grad_clip", -1.0, "grad_clip"),
-    ("betas", (0.9, 1.0), "betas must be two numbers in [0, 1)"),
-    ("checkpoint_every", -5, "checkpoint_every"),
-    ("val_fraction", 1.0, "val_fraction"),
-])
+@pytest.mark.parametrize(
+    "field, value, match",
+    [
+        ("lr", -1.0, "lr must be a finite number > 0, got -1.0"),
+        ("lr", float("nan"), "lr must be a finite number > 0, got nan"),
+        ("lr", float("inf"), "lr must be a finite number > 0"),
+        ("batch_size", 0, "batch_size must be an integer >= 1"),
+        ("epochs", 2.5, "epochs must be an integer >= 0"),
+        ("max_seconds", float("nan"), "max_seconds must be None or a finite number > 0"),
+        ("patience", 0, "patience must be None or an integer >= 1"),
+        ("grad_clip", -1.0, "grad_clip"),
+        ("betas", (0.9, 1.0), "betas must be two numbers in [0, 1)"),
+        ("checkpoint_every", -5, "checkpoint_every"),
+        ("val_fraction", 1.0, "val_fraction"),
+    ],
+)
 def test_train_config_refuses_bad_values_naming_the_field(field, value, match):
     with pytest.raises(VaekitError, match=re.escape(f"train config field {match}")):
         TrainConfig(**{field: value})
@@ -180,7 +206,7 @@ def test_the_run_directory_appears_with_a_step_0_checkpoint_to_resume_from(tmp_p
     fit(small_vae(), digits, TrainConfig(epochs=2, batch_size=64, **FAST), tmp_path / "s")
     assert losses(tmp_path / "r") == losses(tmp_path / "s")
     saved = json.loads((tmp_path / "r" / "config.json").read_text())
-    assert saved["data"] == {"spec": "mine"} and saved["train"]["epochs"] == 2     # resume keeps the data record
+    assert saved["data"] == {"spec": "mine"} and saved["train"]["epochs"] == 2  # resume keeps the data record
 
 
 def test_the_log_is_written_through_a_temp_file_the_sweep_removes(tmp_path, digits, monkeypatch):
@@ -191,16 +217,19 @@ def test_the_log_is_written_through_a_temp_file_the_sweep_removes(tmp_path, digi
     monkeypatch.setattr(os, "replace", lambda src, dst: (renames.append((str(src), str(dst))), real(src, dst))[1])
     fit(small_vae(), digits, TrainConfig(epochs=1, **FAST), tmp_path / "r")
     temps = [os.path.basename(src) for src, dst in renames if os.path.basename(dst) == "log.csv"]
-    assert temps and all(fnmatch.fnmatch(t, ".*.tmp") for t in temps)      # as init_run_dir sweeps: .*.tmp
+    assert temps and all(fnmatch.fnmatch(t, ".*.tmp") for t in temps)  # as init_run_dir sweeps: .*.tmp
 
 
-@pytest.mark.parametrize("bad, match", [
-    (torch.zeros(0, 8, 8), "empty"),
-    (torch.full((4, 8, 8), float("nan")), "NaN"),
-    (torch.zeros(4, 7, 8), "data_shape"),
-    (torch.zeros(4), "rank"),
-    (["a", "b"], "numbers"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (torch.zeros(0, 8, 8), "empty"),
+        (torch.full((4, 8, 8), float("nan")), "NaN"),
+        (torch.zeros(4, 7, 8), "data_shape"),
+        (torch.zeros(4), "rank"),
+        (["a", "b"], "numbers"),
+    ],
+)
 def test_bad_training_data(bad, match):
     with pytest.raises(VaekitError, match=match):
         fit(small_vae(), bad, TrainConfig(epochs=1, **FAST))
@@ -234,8 +263,13 @@ def test_cpu_time_budget_stops_on_process_cpu_seconds(digits):
 
 def test_on_step_sees_every_logged_row_with_its_cpu_seconds(tmp_path, digits):
     seen = []
-    h = fit(small_vae(), digits, TrainConfig(epochs=1, batch_size=100, **FAST), tmp_path / "r",
-            on_step=lambda step, row: seen.append((step, row)))
+    h = fit(
+        small_vae(),
+        digits,
+        TrainConfig(epochs=1, batch_size=100, **FAST),
+        tmp_path / "r",
+        on_step=lambda step, row: seen.append((step, row)),
+    )
     assert [s for s, _ in seen] == h.steps == [1, 2, 3, 4]
     assert [r["loss"] for _, r in seen] == h.loss and {"elbo", "kl", "lr"} <= set(seen[0][1])
     cpu = [r["cpu_seconds"] for _, r in seen]
@@ -256,7 +290,7 @@ def test_checkpoints_hold_an_optimiser_per_phase_and_older_single_optimiser_ones
     cfg = dict(batch_size=100, **FAST)
     fit(small_vae(), digits, TrainConfig(epochs=1, **cfg), tmp_path / "r")
     header = checkpoint.read(tmp_path / "r" / "checkpoint.safetensors")[1]
-    assert set(header["optimizer_groups"]) == {"loss"}           # a plain objective is the one phase "loss"
+    assert set(header["optimizer_groups"]) == {"loss"}  # a plain objective is the one phase "loss"
     full = fit(small_vae(), digits, TrainConfig(epochs=2, **cfg))
     # an older checkpoint held the one optimiser by itself: rewrite the step-4 checkpoint that way
     model = small_vae()

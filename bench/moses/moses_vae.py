@@ -23,6 +23,7 @@ package ships, its own precomputed test statistics are used (what a MOSES user g
 
 Everything it prints on stdout is one JSON object (progress goes to stderr).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,12 +63,14 @@ def read_lines(path):
 
 def read_csv_smiles(path):
     import pandas as pd
+
     return [str(s) for s in pd.read_csv(path, compression="gzip" if str(path).endswith(".gz") else None)["SMILES"]]
 
 
 def seed_all(seed):
     import numpy as np
     import torch
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -75,6 +78,7 @@ def seed_all(seed):
 
 def published_config():
     from moses.vae.config import get_parser
+
     cfg = get_parser().parse_args([])
     cfg.log_file, cfg.model_save, cfg.save_frequency = None, None, 1
     return cfg
@@ -95,6 +99,7 @@ def build(smiles, threads, seed):
 
 def cmd_train(a):
     import torch
+
     smiles = read_lines(a.smiles)
     cfg, trainer, vocab, model = build(smiles, a.threads, a.seed)
     tally = {"steps": 0, "molecules": 0, "epochs_started": 0}
@@ -114,7 +119,7 @@ def cmd_train(a):
     cpu_train, wall_train = time.process_time() - cpu0, time.perf_counter() - t0
     os.makedirs(a.out, exist_ok=True)
     tmp = os.path.join(a.out, ".model.pt.tmp")
-    torch.save({"model_state": model.state_dict(), "vocab": vocab, "config": cfg}, tmp)   # as MOSES's train script
+    torch.save({"model_state": model.state_dict(), "vocab": vocab, "config": cfg}, tmp)  # as MOSES's train script
     os.replace(tmp, os.path.join(a.out, "model.pt"))
 
     model.eval()
@@ -126,16 +131,28 @@ def cmd_train(a):
     cpu_sample, wall_sample = time.process_time() - c1, time.perf_counter() - t1
     tmp = os.path.join(a.out, ".samples.smi.tmp")
     with open(tmp, "w") as f:
-        f.write("".join(s + "\n" for s in samples))          # an empty string is an (invalid) sample too
+        f.write("".join(s + "\n" for s in samples))  # an empty string is an (invalid) sample too
     os.replace(tmp, os.path.join(a.out, "samples.smi"))
     import moses
-    result = {"moses": moses.__version__, "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "train_molecules": len(smiles), "steps": tally["steps"], "molecules_seen": tally["molecules"],
-              "epochs_started": tally["epochs_started"], "epochs_planned": trainer._n_epoch(), "stopped": stopped,
-              "cpu_seconds": cpu_train, "wall_seconds": wall_train,
-              "sample_cpu_seconds": cpu_sample, "sample_wall_seconds": wall_sample, "samples": len(samples),
-              "parameters": sum(p.numel() for p in model.parameters()),
-              "config": {k: v for k, v in vars(cfg).items() if isinstance(v, (int, float, str, bool, type(None)))}}
+
+    result = {
+        "moses": moses.__version__,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "train_molecules": len(smiles),
+        "steps": tally["steps"],
+        "molecules_seen": tally["molecules"],
+        "epochs_started": tally["epochs_started"],
+        "epochs_planned": trainer._n_epoch(),
+        "stopped": stopped,
+        "cpu_seconds": cpu_train,
+        "wall_seconds": wall_train,
+        "sample_cpu_seconds": cpu_sample,
+        "sample_wall_seconds": wall_sample,
+        "samples": len(samples),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "config": {k: v for k, v in vars(cfg).items() if isinstance(v, (int, float, str, bool, type(None)))},
+    }
     tmp = os.path.join(a.out, ".train.json.tmp")
     with open(tmp, "w") as f:
         json.dump(result, f, indent=1)
@@ -147,6 +164,7 @@ def cmd_throughput(a):
     """Time MOSES's training step on batches of its own size: the body of VAETrainer._train_epoch."""
     import torch
     from torch.nn.utils import clip_grad_norm_
+
     smiles = read_lines(a.smiles)
     cfg, trainer, vocab, model = build(smiles, a.threads, a.seed)
     loader = trainer.get_dataloader(model, smiles, shuffle=True)
@@ -155,7 +173,7 @@ def cmd_throughput(a):
     model.train()
     cpu, wall, mols = [], [], []
     batches = iter(loader)
-    for i in range(a.steps + 1):                      # step 0 warms up and is not timed
+    for i in range(a.steps + 1):  # step 0 warms up and is not timed
         t0, c0 = time.perf_counter(), time.process_time()
         batch = next(batches)
         batch = tuple(x.to(model.device) for x in batch)
@@ -171,17 +189,31 @@ def cmd_throughput(a):
             wall.append(time.perf_counter() - t0)
             mols.append(len(batch))
     import moses
-    print(json.dumps({"moses": moses.__version__, "torch": torch.__version__, "threads": torch.get_num_threads(),
-                      "batch_size": cfg.n_batch, "steps": a.steps, "molecules": sum(mols),
-                      "parameters": sum(p.numel() for p in model.parameters()),
-                      "molecules_per_cpu_s": sum(mols) / sum(cpu), "molecules_per_s": sum(mols) / sum(wall),
-                      "step_cpu_seconds": cpu, "step_wall_seconds": wall}))
+
+    print(
+        json.dumps(
+            {
+                "moses": moses.__version__,
+                "torch": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "batch_size": cfg.n_batch,
+                "steps": a.steps,
+                "molecules": sum(mols),
+                "parameters": sum(p.numel() for p in model.parameters()),
+                "molecules_per_cpu_s": sum(mols) / sum(cpu),
+                "molecules_per_s": sum(mols) / sum(wall),
+                "step_cpu_seconds": cpu,
+                "step_wall_seconds": wall,
+            }
+        )
+    )
 
 
 def cmd_metrics(a):
     import moses
     import torch
     from moses.dataset import get_dataset
+
     torch.set_num_threads(a.threads)
     gen = read_lines_keep_empty(a.samples)
     test = read_csv_smiles(a.test) if a.test.endswith((".csv", ".csv.gz")) else read_lines(a.test)
@@ -191,14 +223,28 @@ def cmd_metrics(a):
     t0, c0 = time.perf_counter(), time.process_time()
     error = None
     try:
-        m = moses.get_all_metrics(gen, k=[1000, 10000], n_jobs=1, device="cpu",
-                                  test=None if shipped_test else test, train=None if shipped_train else train)
-    except Exception as e:         # e.g. no valid molecule at all: the validity alone, and the reason
+        m = moses.get_all_metrics(
+            gen,
+            k=[1000, 10000],
+            n_jobs=1,
+            device="cpu",
+            test=None if shipped_test else test,
+            train=None if shipped_train else train,
+        )
+    except Exception as e:  # e.g. no valid molecule at all: the validity alone, and the reason
         from moses.metrics import fraction_valid
+
         m, error = {"valid": fraction_valid(gen)}, f"{type(e).__name__}: {e}"
-    out = {"metrics": {k: float(v) for k, v in m.items()}, "error": error, "test": a.test, "shipped_test": shipped_test,
-           "shipped_train": shipped_train, "n": len(gen), "cpu_seconds": time.process_time() - c0,
-           "wall_seconds": time.perf_counter() - t0}
+    out = {
+        "metrics": {k: float(v) for k, v in m.items()},
+        "error": error,
+        "test": a.test,
+        "shipped_test": shipped_test,
+        "shipped_train": shipped_train,
+        "n": len(gen),
+        "cpu_seconds": time.process_time() - c0,
+        "wall_seconds": time.perf_counter() - t0,
+    }
     tmp = a.out + ".tmp"
     with open(tmp, "w") as f:
         json.dump(out, f, indent=1)

@@ -19,6 +19,7 @@ Priors / targets to match are `torch.distributions` objects: a standard Gaussian
 Gaussians on a circle (10 for the AAE, 8 in the usual 2-D GAN benchmark) and a 2-D ring.
 `mmd2` and `mode_coverage` measure how well samples match a target.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,20 @@ from .errors import VaekitError
 from .objective import Loss
 from .ratio import Critic, logistic_loss
 
-__all__ = ["discriminator_loss", "generator_loss", "Discriminator", "gaussian", "circle_points", "mixture_on_circle",
-           "Ring", "ring", "prior", "PRIORS", "mmd2", "mode_coverage"]
+__all__ = [
+    "discriminator_loss",
+    "generator_loss",
+    "Discriminator",
+    "gaussian",
+    "circle_points",
+    "mixture_on_circle",
+    "Ring",
+    "ring",
+    "prior",
+    "PRIORS",
+    "mmd2",
+    "mode_coverage",
+]
 
 
 # -- the two losses of the game ---------------------------------------------------------------------
@@ -43,8 +56,14 @@ def discriminator_loss(logit_real: torch.Tensor, logit_fake: torch.Tensor) -> Lo
     game's equilibrium both are near 0.5.
     """
     loss = logistic_loss(logit_real, logit_fake)
-    return Loss(loss.value, {**loss.terms, "acc_real": (logit_real > 0).float().mean().detach(),
-                             "acc_fake": (logit_fake < 0).float().mean().detach()})
+    return Loss(
+        loss.value,
+        {
+            **loss.terms,
+            "acc_real": (logit_real > 0).float().mean().detach(),
+            "acc_fake": (logit_fake < 0).float().mean().detach(),
+        },
+    )
 
 
 def generator_loss(logit_fake: torch.Tensor) -> Loss:
@@ -133,8 +152,10 @@ def mmd2(x: torch.Tensor, y: torch.Tensor, bandwidths=(0.25, 0.5, 1.0, 2.0, 4.0)
     """
     x, y = x.reshape(len(x), -1).double(), y.reshape(len(y), -1).double()
     if x.shape[1] != y.shape[1] or len(x) < 2 or len(y) < 2:
-        raise VaekitError(f"mmd2 needs two sample sets (>= 2 items each) of the same dimension, got "
-                          f"{tuple(x.shape)} and {tuple(y.shape)}")
+        raise VaekitError(
+            f"mmd2 needs two sample sets (>= 2 items each) of the same dimension, got "
+            f"{tuple(x.shape)} and {tuple(y.shape)}"
+        )
 
     def k(a, b):
         d2 = torch.cdist(a, b).pow(2)
@@ -142,12 +163,16 @@ def mmd2(x: torch.Tensor, y: torch.Tensor, bandwidths=(0.25, 0.5, 1.0, 2.0, 4.0)
 
     n, m = len(x), len(y)
     kxx, kyy, kxy = k(x, x), k(y, y), k(x, y)
-    return float((kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1))
-                 + (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1)) - 2 * kxy.mean())
+    return float(
+        (kxx.sum() - kxx.diagonal().sum()) / (n * (n - 1))
+        + (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
+        - 2 * kxy.mean()
+    )
 
 
-def mode_coverage(samples: torch.Tensor, centres: torch.Tensor, std: float, *, within: float = 3.0,
-                  min_fraction: float = 0.01) -> tuple[int, float]:
+def mode_coverage(
+    samples: torch.Tensor, centres: torch.Tensor, std: float, *, within: float = 3.0, min_fraction: float = 0.01
+) -> tuple[int, float]:
     """(modes covered, fraction of high-quality samples) for a mixture of isotropic Gaussians.
 
     A sample is high quality if it lies within `within` std of its nearest centre; a mode is covered
@@ -159,4 +184,3 @@ def mode_coverage(samples: torch.Tensor, centres: torch.Tensor, std: float, *, w
     good = dist <= within * std
     counts = torch.bincount(nearest[good], minlength=len(centres))
     return int((counts >= min_fraction * len(samples)).sum()), float(good.double().mean())
-

@@ -15,6 +15,7 @@ and V keeps the optimum finite for pixels that are exactly 0 or 1.
     >>> x_hat = lpca.inverse_transform(lpca.transform(x_test))
     >>> squared_error(x_test, x_hat)                 # summed over pixels, mean over images
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -60,9 +61,10 @@ class PCA:
         if not 1 <= self.n_components <= min(x.shape):
             raise VaekitError(f"PCA: n_components must be in [1, {min(x.shape)}], got {self.n_components}")
         self.shape_ = None
-        full = self.svd_solver == "full"          # keep the whole spectrum: sklearn keeps only the components asked for
-        self.pca_ = SkPCA(None if full else self.n_components, svd_solver=self.svd_solver,
-                          random_state=self.random_state).fit(x)
+        full = self.svd_solver == "full"  # keep the whole spectrum: sklearn keeps only the components asked for
+        self.pca_ = SkPCA(
+            None if full else self.n_components, svd_solver=self.svd_solver, random_state=self.random_state
+        ).fit(x)
         self.components_, self.mean_ = self.pca_.components_[: self.n_components], self.pca_.mean_
         self.singular_values_ = self.pca_.singular_values_
         return self
@@ -93,8 +95,9 @@ class LogisticPCA:
     l2 (penalty per entry of U and V, in nats per item), random_state.  Learned: components_
     (k, D), bias_ (D,), train_codes_ (N, k), loss_ (cross-entropy per item after fit)."""
 
-    def __init__(self, n_components: int, max_iter: int = 300, l2: float = 1e-4, chunk: int = 10_000,
-                 random_state: int = 0):
+    def __init__(
+        self, n_components: int, max_iter: int = 300, l2: float = 1e-4, chunk: int = 10_000, random_state: int = 0
+    ):
         self.n_components = n_components
         self.max_iter = max_iter
         self.l2 = l2
@@ -107,8 +110,8 @@ class LogisticPCA:
         n = len(x)
         total = 0.0
         for s in range(0, n, self.chunk):
-            logits = u[s:s + self.chunk] @ v + b
-            ce = F.binary_cross_entropy_with_logits(logits, x[s:s + self.chunk], reduction="sum") / n
+            logits = u[s : s + self.chunk] @ v + b
+            ce = F.binary_cross_entropy_with_logits(logits, x[s : s + self.chunk], reduction="sum") / n
             ce.backward()
             total += float(ce.detach())
         pen = self.l2 * (u.pow(2).sum() / n + v.pow(2).sum())
@@ -116,8 +119,15 @@ class LogisticPCA:
         return total + float(pen.detach())
 
     def _minimise(self, params, closure_loss) -> float:
-        opt = torch.optim.LBFGS(params, lr=1.0, max_iter=self.max_iter, history_size=20,
-                                tolerance_grad=1e-6, tolerance_change=1e-9, line_search_fn="strong_wolfe")
+        opt = torch.optim.LBFGS(
+            params,
+            lr=1.0,
+            max_iter=self.max_iter,
+            history_size=20,
+            tolerance_grad=1e-6,
+            tolerance_change=1e-9,
+            line_search_fn="strong_wolfe",
+        )
 
         def closure():
             opt.zero_grad()
@@ -130,8 +140,9 @@ class LogisticPCA:
     def fit(self, x, y=None) -> LogisticPCA:
         x = _matrix(x, "logistic PCA data")
         if x.min() < 0 or x.max() > 1:
-            raise VaekitError(f"logistic PCA data: values must lie in [0, 1], got "
-                              f"[{float(x.min()):.3g}, {float(x.max()):.3g}]")
+            raise VaekitError(
+                f"logistic PCA data: values must lie in [0, 1], got [{float(x.min()):.3g}, {float(x.max()):.3g}]"
+            )
         n, d = x.shape
         k = self.n_components
         if not 1 <= k <= min(n, d):
@@ -155,8 +166,10 @@ class LogisticPCA:
             raise VaekitError("LogisticPCA: call fit before transform")
         x = _matrix(x, "logistic PCA data")
         if x.shape[1] != self.components_.shape[1]:
-            raise VaekitError(f"logistic PCA data: items have {x.shape[1]} features, the model was fitted on "
-                              f"{self.components_.shape[1]}")
+            raise VaekitError(
+                f"logistic PCA data: items have {x.shape[1]} features, the model was fitted on "
+                f"{self.components_.shape[1]}"
+            )
         v, b = self.components_, self.bias_
         # start at the least-squares code of the data's deviation from the bias, in logit units
         u = torch.linalg.lstsq(v.T, 4.0 * (x - torch.sigmoid(b)).T).solution.T

@@ -8,6 +8,7 @@ and `terms` (named batch means for logging).  They are pure functions of (model,
 
 The second holds for any proposal r(z|x), so models without an encoder density can be bounded too.
 """
+
 from __future__ import annotations
 
 import math
@@ -79,8 +80,8 @@ def check_kl_schedule(config: KLSchedule) -> None:
 class ElboTerms(NamedTuple):
     """The ELBO's two terms per item, each of shape (B,)."""
 
-    rec: torch.Tensor     # E_q[log p(x|z)], a Monte Carlo estimate
-    kl: torch.Tensor      # KL(q(z|x) || p(z)), or an estimate of it
+    rec: torch.Tensor  # E_q[log p(x|z)], a Monte Carlo estimate
+    kl: torch.Tensor  # KL(q(z|x) || p(z)), or an estimate of it
 
     @property
     def elbo(self) -> torch.Tensor:
@@ -92,18 +93,27 @@ class ElboTerms(NamedTuple):
         return Loss(-(rec - beta * kl_), {"elbo": (rec - kl_).detach(), "rec": rec.detach(), "kl": kl_.detach()})
 
 
-def elbo_terms(model: LatentModel, x: torch.Tensor, n_samples: int = 1, estimator: str = "reparam",
-               **options: Any) -> ElboTerms:
+def elbo_terms(
+    model: LatentModel, x: torch.Tensor, n_samples: int = 1, estimator: str = "reparam", **options: Any
+) -> ElboTerms:
     """Per-item (reconstruction log-likelihood, KL); E_q[log p(x|z)] is differentiated by `estimator`
     (see `estimators.encoder_expectation`: "reparam", "score", "es" and their `options`), the KL analytically."""
     q = model.encode(x)
-    rec = estimators.encoder_expectation(model, x, q, lambda z: model.decode(z).log_prob(x), estimator, n_samples,
-                                         **options)
+    rec = estimators.encoder_expectation(
+        model, x, q, lambda z: model.decode(z).log_prob(x), estimator, n_samples, **options
+    )
     return ElboTerms(rec.surrogate, kl(q, model.prior()))
 
 
-def elbo(model: LatentModel, x: torch.Tensor, *, beta: float = 1.0, n_samples: int = 1, estimator: str = "reparam",
-         **options: Any) -> Loss:
+def elbo(
+    model: LatentModel,
+    x: torch.Tensor,
+    *,
+    beta: float = 1.0,
+    n_samples: int = 1,
+    estimator: str = "reparam",
+    **options: Any,
+) -> Loss:
     """Negative (beta-weighted) ELBO as the loss; `terms` reports the plain ELBO (beta = 1)."""
     return elbo_terms(model, x, n_samples, estimator, **options).loss(beta)
 
@@ -113,8 +123,13 @@ def log_mean_exp(v: torch.Tensor, dim: int = 0) -> torch.Tensor:
     return torch.logsumexp(v, dim) - math.log(v.shape[dim])
 
 
-def log_weights(model: LatentModel, x: torch.Tensor, k: int, noise: torch.Tensor | None = None,
-                proposal: D.Distribution | None = None) -> torch.Tensor:
+def log_weights(
+    model: LatentModel,
+    x: torch.Tensor,
+    k: int,
+    noise: torch.Tensor | None = None,
+    proposal: D.Distribution | None = None,
+) -> torch.Tensor:
     """log w_i = log p(x, z_i) - log r(z_i|x) for z_i ~ r(z|x), the `proposal` (default q(z|x)); shape (k, B).
 
     `noise` (k, B, latent), standard normal, fixes the draws z = mean + std * noise of a Gaussian r
@@ -141,10 +156,16 @@ def reconstruction(model: LatentModel, x: torch.Tensor) -> Loss:
 
 
 @torch.no_grad()
-def log_likelihood(model: LatentModel, x: torch.Tensor, k: int = 5000, *, batch_size: int = 100,
-                   max_elements: int = 2**25,
-                   noise_fn: Callable[[torch.Tensor, int, int], torch.Tensor] | None = None,
-                   proposal: Callable[[torch.Tensor], D.Distribution] | None = None) -> torch.Tensor:
+def log_likelihood(
+    model: LatentModel,
+    x: torch.Tensor,
+    k: int = 5000,
+    *,
+    batch_size: int = 100,
+    max_elements: int = 2**25,
+    noise_fn: Callable[[torch.Tensor, int, int], torch.Tensor] | None = None,
+    proposal: Callable[[torch.Tensor], D.Distribution] | None = None,
+) -> torch.Tensor:
     """Importance-sampled estimate of log p(x) per item with k samples from q(z|x), shape (B,).
 
     Computed in chunks of samples and items so memory stays below ~`max_elements` floats; the

@@ -8,6 +8,7 @@ loads a tensor or builds a model, so a crafted header cannot make it allocate wh
 Writes go to a temporary file in the same folder which is then renamed over the old one, so a
 crash during a write leaves the previous checkpoint intact. Nothing is ever unpickled.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,7 +34,7 @@ def _digest(tensors: dict[str, torch.Tensor], header: dict) -> str:
     for k in sorted(tensors):
         t = tensors[k].detach().cpu().contiguous()
         h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().data if t.numel() else b"")   # hashed in place, not copied
+        h.update(t.reshape(-1).view(torch.uint8).numpy().data if t.numel() else b"")  # hashed in place, not copied
     return h.hexdigest()
 
 
@@ -47,8 +48,9 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str, tensors: d
     return sd["param_groups"]
 
 
-def save(path, model, optimizer: torch.optim.Optimizer | dict | None = None, rng_states: list | None = None,
-         **meta) -> None:
+def save(
+    path, model, optimizer: torch.optim.Optimizer | dict | None = None, rng_states: list | None = None, **meta
+) -> None:
     """Save model weights (+ optimizer and torch RNG state) and JSON-able `meta` atomically.
 
     `optimizer`: one optimizer, or {phase name: optimizer} for a game (one per phase, see `train.Phase`).
@@ -67,7 +69,7 @@ def save(path, model, optimizer: torch.optim.Optimizer | dict | None = None, rng
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng.cuda.{i}"] = s
     header = {"format": FORMAT, "model": config_dict(model), "optimizer_groups": groups, "meta": meta}
-    header = json.loads(json.dumps(header))          # exactly what a reader will parse
+    header = json.loads(json.dumps(header))  # exactly what a reader will parse
     header["sha256"] = _digest(tensors, header)
     with atomic_write(path) as tmp:
         save_file(tensors, tmp, metadata={"vaekit": json.dumps(header)})
@@ -82,11 +84,11 @@ def read(path) -> tuple[dict[str, torch.Tensor], dict]:
     if not path.is_file():
         raise VaekitError(f"{path}: no checkpoint here")
     try:
-        data = path.read_bytes()                 # one read: a consistent snapshot even while a writer renames
+        data = path.read_bytes()  # one read: a consistent snapshot even while a writer renames
         n = int.from_bytes(data[:8], "little")
         if len(data) < 8 or n > len(data) - 8:
             raise ValueError("header length beyond the end of the file")
-        index = json.loads(data[8:8 + n])
+        index = json.loads(data[8 : 8 + n])
         raw = index.get("__metadata__", {}).get("vaekit")
     except (OSError, ValueError, AttributeError, RecursionError) as e:
         raise VaekitError(f"{path}: corrupt or truncated checkpoint ({str(e).splitlines()[0][:120]})") from None
@@ -119,7 +121,7 @@ def check_model_fits(path, config: dict, index: dict, file_size: int) -> None:
             shape = entry.get("shape") if isinstance(entry, dict) else None
             if not isinstance(shape, list) or not all(type(s) is int and s >= 0 for s in shape):
                 raise VaekitError(f"{path}: corrupt or truncated checkpoint (bad shape for tensor {key[:60]})")
-            shapes[key[len("model."):]] = tuple(shape)
+            shapes[key[len("model.") :]] = tuple(shape)
     try:
         want = state_shapes(config)
     except VaekitError as e:
@@ -128,14 +130,18 @@ def check_model_fits(path, config: dict, index: dict, file_size: int) -> None:
     n_have = sum(math.prod(s) for s in shapes.values())
     if n_want != n_have:
         size = sum(math.prod(s) * b for s, b in want.values())
-        raise VaekitError(f"{path}: the model config in the header implies {n_want:,} parameters ({size:,} bytes) "
-                          f"but the file holds {n_have:,} ({file_size:,} bytes in all)")
+        raise VaekitError(
+            f"{path}: the model config in the header implies {n_want:,} parameters ({size:,} bytes) "
+            f"but the file holds {n_have:,} ({file_size:,} bytes in all)"
+        )
     for key, (shape, _) in want.items():
         if key not in shapes:
             raise VaekitError(f"{path}: weights do not fit the model (tensor model.{key} is missing)")
         if shapes[key] != shape:
-            raise VaekitError(f"{path}: weights do not fit the model (tensor model.{key} has shape "
-                              f"{list(shapes[key])} in the file, the config implies {list(shape)})")
+            raise VaekitError(
+                f"{path}: weights do not fit the model (tensor model.{key} has shape "
+                f"{list(shapes[key])} in the file, the config implies {list(shape)})"
+            )
     extra = sorted(set(shapes) - set(want))
     if extra:
         raise VaekitError(f"{path}: weights do not fit the model (unexpected tensor model.{extra[0][:60]})")
@@ -145,25 +151,28 @@ def _load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, prefix: str
     state: dict = {}
     for k, v in tensors.items():
         if k.startswith(prefix):
-            pid, name = k[len(prefix):].split(".", 1)
+            pid, name = k[len(prefix) :].split(".", 1)
             state.setdefault(int(pid), {})[name] = v
     optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
-def restore(path, model, optimizer: torch.optim.Optimizer | dict | None = None, rng: bool = False,
-            rank: int = 0) -> dict:
+def restore(
+    path, model, optimizer: torch.optim.Optimizer | dict | None = None, rng: bool = False, rank: int = 0
+) -> dict:
     """Load a checkpoint into an existing model (and optimizer, or {phase: optimizer}, and `rank`'s RNG);
     returns the saved `meta`."""
     tensors, header = read(path)
     want = config_dict(model)
     if header["model"] != json.loads(json.dumps(want)):
-        raise VaekitError(f"{path}: holds a different model ({header['model']['model']} "
-                          f"{header['model']['config']}) than the one asked for ({want['model']} {want['config']})")
+        raise VaekitError(
+            f"{path}: holds a different model ({header['model']['model']} "
+            f"{header['model']['config']}) than the one asked for ({want['model']} {want['config']})"
+        )
     load_tensors(model, tensors, path)
     saved = header.get("optimizer_groups")
     if optimizer is not None and saved is not None:
         if isinstance(optimizer, dict) and len(optimizer) == 1 and isinstance(saved, list):
-            optimizer = next(iter(optimizer.values()))     # an older checkpoint of a one-phase run: its one optimizer
+            optimizer = next(iter(optimizer.values()))  # an older checkpoint of a one-phase run: its one optimizer
         if isinstance(optimizer, dict) and isinstance(saved, dict):
             mismatch = set(saved) != set(optimizer)
         else:
@@ -188,7 +197,7 @@ def restore(path, model, optimizer: torch.optim.Optimizer | dict | None = None, 
 
 def load_tensors(model, tensors, path) -> None:
     """Copy the model.* tensors of a read checkpoint (see `read`) into `model`; a clear error if they do not fit."""
-    sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    sd = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
         model.load_state_dict(sd)
     except RuntimeError as e:

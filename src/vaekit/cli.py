@@ -2,6 +2,7 @@
 
 Every command takes a run directory; `vaekit COMMAND --help` lists all options.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,8 +24,10 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message):
         where = self.prog.partition(" ")[2]
-        print(f"vaekit: error: {where + ': ' if where else ''}{' '.join(str(message).split())} "
-              f"(see {self.prog} --help)", file=sys.stderr)
+        print(
+            f"vaekit: error: {where + ': ' if where else ''}{' '.join(str(message).split())} (see {self.prog} --help)",
+            file=sys.stderr,
+        )
         sys.exit(2)
 
 
@@ -73,12 +76,20 @@ def _real(lo: float = -math.inf, hi: float = math.inf, *, above: bool = False, b
 
 
 def _data_args(p, split="train"):
-    p.add_argument("--data", default=None, help="digits (default), mnist, fashion_mnist, a registered name, "
-                   "a .npy/.npz file or an image folder (default for eval/encode: the run's training data)")
-    p.add_argument("--split", default=split, help=f"train, test or all (default {split}; a .npy file or an image "
-                   "folder has one set of items: train)")
-    p.add_argument("--data-dir", default=None,
-                   help="folder holding the data sets (default $VAEKIT_DATA or ~/.cache/vaekit)")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="digits (default), mnist, fashion_mnist, a registered name, "
+        "a .npy/.npz file or an image folder (default for eval/encode: the run's training data)",
+    )
+    p.add_argument(
+        "--split",
+        default=split,
+        help=f"train, test or all (default {split}; a .npy file or an image folder has one set of items: train)",
+    )
+    p.add_argument(
+        "--data-dir", default=None, help="folder holding the data sets (default $VAEKIT_DATA or ~/.cache/vaekit)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,65 +109,108 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_fields(p)
     c = p.add_argument_group("molecules (--model chemvae; --data moses, zinc250k or a CSV with a SMILES column)")
     c.add_argument("--molecules", type=_count(1), default=None, help="train on a seeded random subset of this many")
-    t = p.add_argument_group("training (with --resume only --epochs, --max-steps, --max-seconds, --budget-clock, "
-                             "--checkpoint-every, "
-                             "--device and the display flags may differ from the run's)")
+    t = p.add_argument_group(
+        "training (with --resume only --epochs, --max-steps, --max-seconds, --budget-clock, "
+        "--checkpoint-every, "
+        "--device and the display flags may differ from the run's)"
+    )
     t.add_argument("--epochs", type=_count(0), help="passes over the data (default 10; --resume: the run's)")
     t.add_argument("--batch-size", type=_count(1), help="(default 128)")
     t.add_argument("--lr", type=_real(0, above=True), help="Adam's learning rate (default 0.001)")
     t.add_argument("--lr-schedule", choices=["constant", "cosine", "step"], help="(default constant)")
     t.add_argument("--lr-final", type=_real(0), help="cosine: the learning rate at the run's end (default 0)")
-    t.add_argument("--seed", type=_count(0, 2**63 - 1),
-                   help="seeds the weights, the batches and a --molecules subset (default 0)")
+    t.add_argument(
+        "--seed", type=_count(0, 2**63 - 1), help="seeds the weights, the batches and a --molecules subset (default 0)"
+    )
     t.add_argument("--val-fraction", type=_real(0, 1, below=True), help="hold out this fraction for early stopping")
     t.add_argument("--patience", type=_count(1))
     t.add_argument("--binarize", action="store_true", default=None, help="dynamic binarization of [0, 1] pixels")
-    t.add_argument("--standardize", action="store_true", help="train on the items standardised per feature (the "
-                   "statistics are saved in config.json; eval, encode and sample apply and undo them); for a "
-                   "gaussian likelihood on data far from unit scale")
+    t.add_argument(
+        "--standardize",
+        action="store_true",
+        help="train on the items standardised per feature (the "
+        "statistics are saved in config.json; eval, encode and sample apply and undo them); for a "
+        "gaussian likelihood on data far from unit scale",
+    )
     t.add_argument("--on-nonfinite", choices=["raise", "skip"], help="(default raise)")
     t.add_argument("--checkpoint-every", type=_count(0), help="steps between checkpoints (default 0: every epoch)")
     t.add_argument("--max-steps", type=_count(0))
     t.add_argument("--max-seconds", type=_real(0, above=True), help="training-time budget")
-    t.add_argument("--budget-clock", choices=["wall", "cpu"], help="--max-seconds counts wall seconds (default) "
-                   "or this process's CPU seconds, which a busy machine does not eat into")
+    t.add_argument(
+        "--budget-clock",
+        choices=["wall", "cpu"],
+        help="--max-seconds counts wall seconds (default) "
+        "or this process's CPU seconds, which a busy machine does not eat into",
+    )
     t.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--no-tensorboard", action="store_true")
-    p.add_argument("--resume", action="store_true", help="continue from the run directory's last checkpoint, with "
-                   "the model, training settings and data its config.json records")
-    p.add_argument("--init-from", default=None, metavar="RUN",
-                   help="start from the weights of another run (a run directory or .safetensors file): its model "
-                        "and config, with the model flags given here changing fields such as --beta; fresh "
-                        "optimizer and step count")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the run directory's last checkpoint, with "
+        "the model, training settings and data its config.json records",
+    )
+    p.add_argument(
+        "--init-from",
+        default=None,
+        metavar="RUN",
+        help="start from the weights of another run (a run directory or .safetensors file): its model "
+        "and config, with the model flags given here changing fields such as --beta; fresh "
+        "optimizer and step count",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in the directory")
     d = p.add_argument_group("distributed (torch.distributed; see README for several machines)")
     d.add_argument("--nproc", type=_count(1), default=1, help="processes on this machine, launched with torchrun")
-    d.add_argument("--max-restarts", type=_count(0), default=0, help="torchrun restarts of a failed worker group; "
-                   "a restarted group resumes from the last checkpoint")
+    d.add_argument(
+        "--max-restarts",
+        type=_count(0),
+        default=0,
+        help="torchrun restarts of a failed worker group; a restarted group resumes from the last checkpoint",
+    )
 
-    p = sub.add_parser("eval", help="the numbers defined for the model on a data set: ELBO, IWAE-k bound, NLL, "
-                       "reconstruction error, prior match")
+    p = sub.add_parser(
+        "eval",
+        help="the numbers defined for the model on a data set: ELBO, IWAE-k bound, NLL, "
+        "reconstruction error, prior match",
+    )
     p.add_argument("run_dir")
     _data_args(p, "test")
     p.add_argument("--k", type=_count(1, 100_000), default=50, help="samples of the IWAE bound (default 50)")
-    p.add_argument("--nll-k", type=_count(0, 1_000_000), default=0,
-                   help="importance samples for the NLL estimate (e.g. 5000; 0 = skip)")
-    p.add_argument("--limit", type=_count(1), default=None, help="use only the first N items (N >= 1; molecules: a "
-                   "seeded random subset of N)")
+    p.add_argument(
+        "--nll-k",
+        type=_count(0, 1_000_000),
+        default=0,
+        help="importance samples for the NLL estimate (e.g. 5000; 0 = skip)",
+    )
+    p.add_argument(
+        "--limit",
+        type=_count(1),
+        default=None,
+        help="use only the first N items (N >= 1; molecules: a seeded random subset of N)",
+    )
     p.add_argument("--binarize", action="store_true", help="evaluate on a fixed (seeded) binarization of the data")
 
-    p = sub.add_parser("sample",
-                       help="decode codes drawn from the prior or from a density fitted on the training codes")
+    p = sub.add_parser(
+        "sample", help="decode codes drawn from the prior or from a density fitted on the training codes"
+    )
     p.add_argument("run_dir")
-    p.add_argument("--sampler", default="prior", help="where the codes come from: prior (the model's own, default), "
-                   "gmm (a Gaussian mixture fitted on the training codes) or twostage (a second VAE fitted on them); "
-                   "a fitted sampler is kept in RUN_DIR/sampler-<name>.safetensors")
+    p.add_argument(
+        "--sampler",
+        default="prior",
+        help="where the codes come from: prior (the model's own, default), "
+        "gmm (a Gaussian mixture fitted on the training codes) or twostage (a second VAE fitted on them); "
+        "a fitted sampler is kept in RUN_DIR/sampler-<name>.safetensors",
+    )
     p.add_argument("-n", type=_count(1, 100_000), default=64, help="how many to draw (default 64)")
     p.add_argument("--seed", type=_count(0, 2**63 - 1), default=0)
-    p.add_argument("--out", default=None, help="output .png (image grid) or .npy (array), default RUN_DIR/samples.png; "
-                   "a molecule model (chemvae) writes SMILES: .smi or .txt (one a line) or .csv (columns smiles, "
-                   "valid), default RUN_DIR/samples.smi")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="output .png (image grid) or .npy (array), default RUN_DIR/samples.png; "
+        "a molecule model (chemvae) writes SMILES: .smi or .txt (one a line) or .csv (columns smiles, "
+        "valid), default RUN_DIR/samples.smi",
+    )
 
     p = sub.add_parser("encode", help="posterior means of a data set, saved as .npy")
     p.add_argument("run_dir")
@@ -179,14 +233,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", help="report name (see --list)")
     p.add_argument("--quick", action="store_true", help="small subsets, for tests (minutes)")
     p.add_argument("--pretrained", action="store_true", help="use the trained model committed under models/ (chemvae)")
-    p.add_argument("--out", default=None, metavar="DIR",
-                   help="write the report into DIR itself (default reports/NAME); with --index alone, the "
-                        "folder of reports to link (default reports)")
+    p.add_argument(
+        "--out",
+        default=None,
+        metavar="DIR",
+        help="write the report into DIR itself (default reports/NAME); with --index alone, the "
+        "folder of reports to link (default reports)",
+    )
     p.add_argument("--data-dir", default=None)
     p.add_argument("--seed", type=_count(0, 2**63 - 1), default=0)
     p.add_argument("--list", action="store_true", help="list the available reports")
-    p.add_argument("--index", action="store_true",
-                   help="write index.html linking all reports in the reports folder (that of NAME's when given)")
+    p.add_argument(
+        "--index",
+        action="store_true",
+        help="write index.html linking all reports in the reports folder (that of NAME's when given)",
+    )
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="report-specific option")
 
     p = sub.add_parser("explore", help="interactive latent-space explorer in the browser (local web app)")
@@ -203,6 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
 # A field `latent_dim` is the flag --latent-dim, parsed as its annotation says: int, float (finite), str, bool
 # (--contrast / --no-contrast), `X | None` (also "none"), tuple[int, ...] (comma-separated sizes, each >= 1) or
 # tuple[T, ...] (comma-separated T).  Ranges are the config's to check, when the model is built.
+
 
 def _flag(field: str) -> str:
     return "--" + field.replace("_", "-")
@@ -241,6 +303,7 @@ def _field_parser(hint):
 
         return items
     if origin is typing.Literal:
+
         def literal(text: str):
             for a in args:
                 if text == str(a):
@@ -249,13 +312,13 @@ def _field_parser(hint):
 
         return literal
     if hint is int:
-        return _count(-2**63, 2**63 - 1)
+        return _count(-(2**63), 2**63 - 1)
     if hint is float:
         return _real()
     if hint is str:
         return str
 
-    def as_json(text: str):      # any other annotation: a JSON value, checked against it when the model is built
+    def as_json(text: str):  # any other annotation: a JSON value, checked against it when the model is built
         try:
             return json.loads(text)
         except json.JSONDecodeError:
@@ -280,8 +343,11 @@ def _field_comments(config_cls: type) -> dict[str, str]:
             continue
         try:
             source = textwrap.dedent(inspect.getsource(klass))
-            comments = {t.start[0]: t.string.lstrip("#").strip()
-                        for t in tokenize.generate_tokens(io.StringIO(source).readline) if t.type == tokenize.COMMENT}
+            comments = {
+                t.start[0]: t.string.lstrip("#").strip()
+                for t in tokenize.generate_tokens(io.StringIO(source).readline)
+                if t.type == tokenize.COMMENT
+            }
             tree = ast.parse(source).body[0]
         except (OSError, TypeError, SyntaxError, tokenize.TokenError):
             continue
@@ -351,13 +417,28 @@ def _check_fields(name: str, cls, given: dict) -> None:
         if k not in fields:
             owners = sorted(model_fields().get(k, {}))
             hint = f"a field of --model {' or '.join(', '.join(owners).rsplit(', ', 1))}; " if owners else ""
-            raise VaekitError(f"{_flag(k)} is not a field of model {name!r} ({hint}its fields: "
-                              f"{' '.join(_flag(f) for f in fields)})")
+            raise VaekitError(
+                f"{_flag(k)} is not a field of model {name!r} ({hint}its fields: {' '.join(_flag(f) for f in fields)})"
+            )
 
 
-TRAIN_FLAGS = ("epochs", "batch_size", "lr", "lr_schedule", "lr_final", "seed", "val_fraction", "patience",
-               "binarize", "on_nonfinite", "checkpoint_every", "max_steps", "max_seconds", "budget_clock",
-               "device")    # TrainConfig fields
+TRAIN_FLAGS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "lr_schedule",
+    "lr_final",
+    "seed",
+    "val_fraction",
+    "patience",
+    "binarize",
+    "on_nonfinite",
+    "checkpoint_every",
+    "max_steps",
+    "max_seconds",
+    "budget_clock",
+    "device",
+)  # TrainConfig fields
 # what `fit --resume` may change: how long, how often it checkpoints and where it runs, not what it computes
 RESUMABLE = ("epochs", "max_steps", "max_seconds", "budget_clock", "checkpoint_every", "device")
 
@@ -382,8 +463,9 @@ def _run_dir(path) -> Path:
     if not run_dir.exists():
         raise VaekitError(f"{run_dir}: no such run directory")
     if not run_dir.is_dir():
-        raise VaekitError(f"{run_dir}: not a run directory (give the folder that holds config.json and "
-                          "checkpoint.safetensors)")
+        raise VaekitError(
+            f"{run_dir}: not a run directory (give the folder that holds config.json and checkpoint.safetensors)"
+        )
     return run_dir
 
 
@@ -398,8 +480,9 @@ def _saved_data(run_dir: Path) -> dict:
     for key, may_be_null in (("spec", False), ("data_dir", True)):
         value = saved.get(key)
         if key in saved and not ((isinstance(value, str) and value) or (may_be_null and value is None)):
-            raise VaekitError(f"{cfg}: field 'data.{key}' must be a data set name or path, "
-                              f"got {json.dumps(value)[:40]}")
+            raise VaekitError(
+                f"{cfg}: field 'data.{key}' must be a data set name or path, got {json.dumps(value)[:40]}"
+            )
     return saved
 
 
@@ -416,8 +499,10 @@ def _run_data(run_dir: Path, args, model=None):
     data = load(spec, args.split, data_dir)
     shape = getattr(getattr(model, "config", None), "data_shape", None)
     if shape is not None and tuple(data.shape) != tuple(shape):
-        raise VaekitError(f"data {spec} ({args.split}): items have shape {tuple(data.shape)} but the model of "
-                          f"{run_dir} expects {tuple(shape)}")
+        raise VaekitError(
+            f"data {spec} ({args.split}): items have shape {tuple(data.shape)} but the model of "
+            f"{run_dir} expects {tuple(shape)}"
+        )
     return data
 
 
@@ -439,8 +524,11 @@ def _out_file(path, suffixes) -> Path:
 def _shows_as_images(shape) -> bool:
     """Items that `latent.plot_images` can tile: (H, W), (1 or 3, H, W) or square flat vectors."""
     shape = tuple(shape)
-    return (len(shape) == 2 or (len(shape) == 3 and shape[0] in (1, 3))
-            or (len(shape) == 1 and math.isqrt(shape[0]) ** 2 == shape[0]))
+    return (
+        len(shape) == 2
+        or (len(shape) == 3 and shape[0] in (1, 3))
+        or (len(shape) == 1 and math.isqrt(shape[0]) ** 2 == shape[0])
+    )
 
 
 def launch_torchrun(argv: list[str], nproc: int, max_restarts: int) -> int:
@@ -448,7 +536,7 @@ def launch_torchrun(argv: list[str], nproc: int, max_restarts: int) -> int:
     import subprocess
 
     rest, skip = [], False
-    for a in argv:                       # drop our own --nproc/--max-restarts; torchrun gets them
+    for a in argv:  # drop our own --nproc/--max-restarts; torchrun gets them
         if skip:
             skip = False
             continue
@@ -458,8 +546,17 @@ def launch_torchrun(argv: list[str], nproc: int, max_restarts: int) -> int:
         if a.startswith(("--nproc=", "--max-restarts=")):
             continue
         rest.append(a)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           f"--max-restarts={max_restarts}", "-m", "vaekit", *rest]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        f"--max-restarts={max_restarts}",
+        "-m",
+        "vaekit",
+        *rest,
+    ]
     return subprocess.call(cmd)
 
 
@@ -480,12 +577,12 @@ def cmd_fit(args) -> None:
     if args.resume and args.overwrite:
         raise VaekitError("--resume continues the run in the directory and --overwrite replaces it: give one of them")
     init = None
-    if args.resume:                    # config.json is the source of truth: model, training settings, data
+    if args.resume:  # config.json is the source of truth: model, training settings, data
         saved, train, spec = _resumed(Path(args.run_dir), args)
         name, cfg, flags = saved["model"], dict(saved["config"]), {}
     else:
         train = {k: getattr(args, k) for k in TRAIN_FLAGS if getattr(args, k) is not None}
-        if args.init_from:             # read once: its header sets the config, its tensors the weights
+        if args.init_from:  # read once: its header sets the config, its tensors the weights
             from .checkpoint import read, weights_file
 
             init_tensors, init_header = read(weights_file(args.init_from))
@@ -500,8 +597,8 @@ def cmd_fit(args) -> None:
             train[shown] = False
     tc = TrainConfig(**train)
     cls = models.get(name)
-    molecules = cls.item_kind == "molecule"      # the model says what its items are
-    if not args.resume:                # (TrainConfig has checked the training flags: nothing is read or written yet)
+    molecules = cls.item_kind == "molecule"  # the model says what its items are
+    if not args.resume:  # (TrainConfig has checked the training flags: nothing is read or written yet)
         spec = _data_spec(args, molecules, tc.seed)
         if init is not None:
             spec["init_from"] = os.path.abspath(args.init_from)
@@ -511,8 +608,17 @@ def cmd_fit(args) -> None:
         if not args.resume:
             from .chem.dataset import PROPERTIES, data_fields
 
-            _set_by_data(cfg, flags, data_fields(data, spec["kind"], flags.get("max_len"),
-                                                 flags.get("properties", PROPERTIES), cfg.get("conv_kernels")))
+            _set_by_data(
+                cfg,
+                flags,
+                data_fields(
+                    data,
+                    spec["kind"],
+                    flags.get("max_len"),
+                    flags.get("properties", PROPERTIES),
+                    cfg.get("conv_kernels"),
+                ),
+            )
     else:
         data = load(spec["spec"], spec["split"], spec["data_dir"])
         data = _standardized(data, spec, args, tc.binarize)
@@ -520,7 +626,7 @@ def cmd_fit(args) -> None:
             _set_by_data(cfg, flags, {"data_shape": tuple(data.shape)})
     import torch
 
-    torch.manual_seed(tc.seed)            # the initial weights follow --seed too
+    torch.manual_seed(tc.seed)  # the initial weights follow --seed too
     model = models.build(name, **cfg)
     if init is not None:
         _start_from(model, init, init_tensors, args.init_from, flags)
@@ -530,9 +636,11 @@ def cmd_fit(args) -> None:
         _check_likelihood(model, data.x, f"training data {spec['spec']} ({spec['split']})")
     digest = _fingerprint(data)
     if spec.get("sha256", digest) != digest:
-        raise VaekitError(f"{args.run_dir} was trained on other items than {spec['spec']} ({spec['split']}) now holds "
-                          f"(SHA-256 {spec['sha256'][:12]}..., now {digest[:12]}...); --resume cannot change the data "
-                          "(start a new run, or --init-from)")
+        raise VaekitError(
+            f"{args.run_dir} was trained on other items than {spec['spec']} ({spec['split']}) now holds "
+            f"(SHA-256 {spec['sha256'][:12]}..., now {digest[:12]}...); --resume cannot change the data "
+            "(start a new run, or --init-from)"
+        )
     spec["sha256"] = digest
     from .distributed import end_worker, teardown
 
@@ -541,21 +649,32 @@ def cmd_fit(args) -> None:
     except BaseException:
         teardown(wait=False)
         raise
-    finally:    # a run directory exists once training has started (fit creates it): list the rows left out
+    finally:  # a run directory exists once training has started (fit creates it): list the rows left out
         if mols is not None and mols.invalid and Path(args.run_dir).is_dir() and int(os.environ.get("RANK", "0")) == 0:
             _save_invalid(Path(args.run_dir) / "invalid_smiles.csv", mols)
     teardown()
     last = f"{hist.loss[-1]:.4f}" if hist.loss else "n/a"
     if int(os.environ.get("RANK", "0")) == 0:
-        print(f"{args.run_dir}: {len(hist.loss)} steps in {hist.seconds:.1f} s ({hist.stopped}); "
-              f"last training loss {last}")
+        print(
+            f"{args.run_dir}: {len(hist.loss)} steps in {hist.seconds:.1f} s ({hist.stopped}); "
+            f"last training loss {last}"
+        )
         from .io import atomic_write_text
 
-        atomic_write_text(Path(args.run_dir) / "training.json", json.dumps(
-            {"seconds": round(hist.seconds, 1), "steps": len(hist.steps), "stopped": hist.stopped,
-             "resumed": bool(args.resume)}, indent=1))
+        atomic_write_text(
+            Path(args.run_dir) / "training.json",
+            json.dumps(
+                {
+                    "seconds": round(hist.seconds, 1),
+                    "steps": len(hist.steps),
+                    "stopped": hist.stopped,
+                    "resumed": bool(args.resume),
+                },
+                indent=1,
+            ),
+        )
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        end_worker(0)                     # a torchrun worker: done; skip the interpreter's shutdown
+        end_worker(0)  # a torchrun worker: done; skip the interpreter's shutdown
 
 
 def _set_by_data(cfg: dict, flags: dict, derived: dict) -> None:
@@ -567,7 +686,7 @@ def _set_by_data(cfg: dict, flags: dict, derived: dict) -> None:
     cfg.update(derived)
 
 
-_NAMED_MOLECULES = ("moses", "zinc250k")        # the names data.smiles.load_molecules knows
+_NAMED_MOLECULES = ("moses", "zinc250k")  # the names data.smiles.load_molecules knows
 
 
 def _spec_path(spec: str) -> str:
@@ -588,9 +707,14 @@ def _data_spec(args, molecules: bool, seed: int) -> dict:
 
     if not molecules and (args.kind is not None or args.molecules is not None):
         raise VaekitError("--kind and --molecules are options of --model chemvae")
-    return {"spec": _spec_path(args.data or ("moses" if molecules else "digits")), "split": args.split or "train",
-            "data_dir": os.path.abspath(args.data_dir) if args.data_dir else None, "molecules": args.molecules,
-            "kind": (args.kind or "smiles") if molecules else None, "seed": seed}
+    return {
+        "spec": _spec_path(args.data or ("moses" if molecules else "digits")),
+        "split": args.split or "train",
+        "data_dir": os.path.abspath(args.data_dir) if args.data_dir else None,
+        "molecules": args.molecules,
+        "kind": (args.kind or "smiles") if molecules else None,
+        "seed": seed,
+    }
 
 
 def _model_file(d: dict, source) -> tuple[str | None, dict]:
@@ -625,17 +749,25 @@ def _resumed(run_dir: Path, args) -> tuple[dict, dict, dict]:
         raise VaekitError(f"{cfg_file}: not found; a run resumes with the settings recorded there")
     saved = _read_json(cfg_file)
     model, train, data = saved.get("model"), saved.get("train"), saved.get("data") or {}
-    if not (isinstance(model, dict) and isinstance(model.get("model"), str) and isinstance(model.get("config"), dict)
-            and isinstance(train, dict) and isinstance(data, dict)):
-        raise VaekitError(f"{cfg_file}: needs the objects 'model' (with 'model' and 'config'), 'train' and 'data' "
-                          "to resume the run")
+    if not (
+        isinstance(model, dict)
+        and isinstance(model.get("model"), str)
+        and isinstance(model.get("config"), dict)
+        and isinstance(train, dict)
+        and isinstance(data, dict)
+    ):
+        raise VaekitError(
+            f"{cfg_file}: needs the objects 'model' (with 'model' and 'config'), 'train' and 'data' to resume the run"
+        )
     unknown = sorted(set(train) - {f.name for f in dataclasses.fields(TrainConfig)})
     if unknown:
         raise VaekitError(f"{cfg_file}: unknown training field(s) {unknown}")
 
     def refuse(field, old, new):
-        raise VaekitError(f"{run_dir} was trained with {field} {show(old)}; --resume cannot change it to {show(new)} "
-                          "(start a new run, or --init-from)")
+        raise VaekitError(
+            f"{run_dir} was trained with {field} {show(old)}; --resume cannot change it to {show(new)} "
+            "(start a new run, or --init-from)"
+        )
 
     name = model["model"]
     file_name, given = _model_file(_read_json(args.config), args.config) if args.config else (None, {})
@@ -649,8 +781,10 @@ def _resumed(run_dir: Path, args) -> tuple[dict, dict, dict]:
         if k not in model["config"]:
             raise VaekitError(f"{run_dir} holds a {name}, which has no config field {k}")
         if not _same(v, model["config"][k]):
-            raise VaekitError(f"{run_dir} holds a {name} with {k} {show(model['config'][k])}, the flags ask for "
-                              f"{show(v)}; --resume cannot change it (start a new run, or --init-from)")
+            raise VaekitError(
+                f"{run_dir} holds a {name} with {k} {show(model['config'][k])}, the flags ask for "
+                f"{show(v)}; --resume cannot change it (start a new run, or --init-from)"
+            )
 
     train = {**dataclasses.asdict(TrainConfig()), **train}
     for k in TRAIN_FLAGS:
@@ -663,17 +797,28 @@ def _resumed(run_dir: Path, args) -> tuple[dict, dict, dict]:
             refuse(k, train[k], v)
 
     molecules = models.get(name).item_kind == "molecule"
-    if "spec" not in data:             # a run made with the Python API records no data: it must be given
+    if "spec" not in data:  # a run made with the Python API records no data: it must be given
         if args.data is None:
             raise VaekitError(f"{cfg_file}: records no training data (a run made with the Python API?); give --data")
         return model, train, _data_spec(args, molecules, train["seed"])
-    spec = {"split": "train", "data_dir": None, "molecules": None, "seed": train["seed"],
-            "kind": model["config"].get("kind") if molecules else None, **data}
+    spec = {
+        "split": "train",
+        "data_dir": None,
+        "molecules": None,
+        "seed": train["seed"],
+        "kind": model["config"].get("kind") if molecules else None,
+        **data,
+    }
     spec["spec"] = _spec_path(spec["spec"])
     if spec["data_dir"]:
         spec["data_dir"] = os.path.abspath(spec["data_dir"])
-    asked = {"data": _spec_path(args.data) if args.data else None, "split": args.split, "molecules": args.molecules,
-             "data_dir": os.path.abspath(args.data_dir) if args.data_dir else None, "kind": args.kind}
+    asked = {
+        "data": _spec_path(args.data) if args.data else None,
+        "split": args.split,
+        "molecules": args.molecules,
+        "data_dir": os.path.abspath(args.data_dir) if args.data_dir else None,
+        "kind": args.kind,
+    }
     for k, v in asked.items():
         old = spec["spec" if k == "data" else k]
         if v is not None and v != old:
@@ -734,11 +879,16 @@ def _start_from(model, init: dict, tensors: dict, path, flags: dict) -> None:
     want = json.loads(json.dumps(config_dict(model)))
     if want["model"] != init["model"]:
         raise VaekitError(f"--init-from {path}: holds a {init['model']} model, not {want['model']}")
-    changed = sorted(k for k in set(want["config"]) | set(init["config"])
-                     if want["config"].get(k) != init["config"].get(k) and k not in flags)
+    changed = sorted(
+        k
+        for k in set(want["config"]) | set(init["config"])
+        if want["config"].get(k) != init["config"].get(k) and k not in flags
+    )
     if changed:
-        raise VaekitError(f"--init-from {path}: this run's model differs in {changed} "
-                          "(only the model flags given on the command line may change)")
+        raise VaekitError(
+            f"--init-from {path}: this run's model differs in {changed} "
+            "(only the model flags given on the command line may change)"
+        )
     load_tensors(model, tensors, path)
 
 
@@ -749,9 +899,10 @@ def _molecules(spec: dict, listed_in: Path | None = None):
 
     mols = scored(spec["spec"], spec["split"], spec["data_dir"], limit=spec["molecules"], seed=spec["seed"])
     if mols.invalid:
-        print(f"{spec['spec']}: {len(mols.invalid)} SMILES are not valid molecules and were left out, e.g. line "
-              f"{mols.invalid[0][0]}: {mols.invalid[0][1]!r}"
-              + (f"; all are listed in {listed_in}" if listed_in else ""))
+        print(
+            f"{spec['spec']}: {len(mols.invalid)} SMILES are not valid molecules and were left out, e.g. line "
+            f"{mols.invalid[0][0]}: {mols.invalid[0][1]!r}" + (f"; all are listed in {listed_in}" if listed_in else "")
+        )
     return mols
 
 
@@ -779,15 +930,18 @@ def _run_molecules(run_dir: Path, args, limit: int | None = None):
     if spec is None:
         saved = _saved_data(run_dir)
         if "spec" not in saved:
-            raise VaekitError(f"{run_dir / 'config.json'}: records no training data (a run made with the Python API?); "
-                              "give --data")
+            raise VaekitError(
+                f"{run_dir / 'config.json'}: records no training data (a run made with the Python API?); give --data"
+            )
         spec, data_dir = saved["spec"], data_dir or saved.get("data_dir")
     else:
         spec = _spec_path(spec)
     mols = scored(spec, args.split, data_dir, limit=limit, seed=0)
     if mols.invalid:
-        print(f"{spec}: {len(mols.invalid)} SMILES are not valid molecules and were left out, e.g. line "
-              f"{mols.invalid[0][0]}: {mols.invalid[0][1]!r}")
+        print(
+            f"{spec}: {len(mols.invalid)} SMILES are not valid molecules and were left out, e.g. line "
+            f"{mols.invalid[0][0]}: {mols.invalid[0][1]!r}"
+        )
     if not mols.smiles:
         raise VaekitError(f"{spec}: no valid molecules to use")
     return mols
@@ -854,18 +1008,21 @@ def _run_sampler(run_dir: Path, model, name: str, st=None):
     anything) on the posterior means of the run's training data, read from its config.json."""
     from . import samplers
 
-    if not samplers.get(name).uses_codes and not model.can_sample:      # (an unknown name fails here too)
-        raise VaekitError(f"{model.name} models fit no prior, so decoded prior draws are not their samples: use "
-                          "--sampler gmm or twostage (fitted on the codes of the training items)")
+    if not samplers.get(name).uses_codes and not model.can_sample:  # (an unknown name fails here too)
+        raise VaekitError(
+            f"{model.name} models fit no prior, so decoded prior draws are not their samples: use "
+            "--sampler gmm or twostage (fitted on the codes of the training items)"
+        )
 
     def training_codes():
         saved = _saved_data(run_dir)
-        if model.item_kind == "molecule":     # its items, rebuilt as fit built them
+        if model.item_kind == "molecule":  # its items, rebuilt as fit built them
             mols = _molecules(saved)
             x = model.items(mols.smiles, mols.props)
         else:
-            data = _run_data(run_dir, argparse.Namespace(data=None, split=saved.get("split") or "train", data_dir=None),
-                             model)
+            data = _run_data(
+                run_dir, argparse.Namespace(data=None, split=saved.get("split") or "train", data_dir=None), model
+            )
             x = data.x if st is None else st.apply(data.x)
         print(f"fitting the {name} sampler on the codes of {len(x)} training items")
         return samplers.codes(model, x)
@@ -884,8 +1041,10 @@ def cmd_sample(args) -> None:
     if model.item_kind == "molecule":
         out = Path(args.out or run_dir / "samples.smi")
         if out.suffix.lower() not in SMILES_SUFFIXES:
-            raise VaekitError(f"{out}: {run_dir} holds a molecule model, whose samples are SMILES: write them as "
-                              f"{', '.join(SMILES_SUFFIXES)}, not {out.suffix or '(no suffix)'!r}")
+            raise VaekitError(
+                f"{out}: {run_dir} holds a molecule model, whose samples are SMILES: write them as "
+                f"{', '.join(SMILES_SUFFIXES)}, not {out.suffix or '(no suffix)'!r}"
+            )
         out = _out_file(out, SMILES_SUFFIXES)
         sampler = _run_sampler(run_dir, model, args.sampler)
         ids = samplers.generate(model, sampler, args.n, torch.Generator().manual_seed(args.seed)).cpu()
@@ -982,8 +1141,15 @@ def cmd_encode(args) -> None:
         z = codes(model, x).numpy()
         _save_npy(out, z)
         left = len(mols.smiles) - len(kept)
-        print(f"wrote {out}: {z.shape}" + (f"; {left} molecules that do not fit the model's vocabulary (tokens it "
-                                          "lacks, or too long) were left out" if left else ""))
+        print(
+            f"wrote {out}: {z.shape}"
+            + (
+                f"; {left} molecules that do not fit the model's vocabulary (tokens it "
+                "lacks, or too long) were left out"
+                if left
+                else ""
+            )
+        )
         return
     data = _run_data(run_dir, args, model)
     st = _standardization(run_dir, model)
@@ -1023,9 +1189,10 @@ def cmd_report(args) -> None:
         opts[k.replace("-", "_")] = v
     if args.pretrained:
         opts["pretrained"] = "1"
-    ctx = reports.run_report(args.name, quick=args.quick, data_dir=args.data_dir, seed=args.seed, out_dir=out_dir,
-                             **opts)
-    if args.index:                  # the folder holding this report's folder
+    ctx = reports.run_report(
+        args.name, quick=args.quick, data_dir=args.data_dir, seed=args.seed, out_dir=out_dir, **opts
+    )
+    if args.index:  # the folder holding this report's folder
         print(f"wrote {reports.write_index(ctx.out_dir.parent)}")
 
 
@@ -1034,12 +1201,26 @@ def cmd_explore(args) -> None:
 
     if not 0 < args.port < 65536:
         raise VaekitError(f"--port must be from 1 to 65535, got {args.port}")
-    serve(args.run_dir, host=args.host, port=args.port, open_browser=not args.no_browser, data=args.data,
-          data_dir=args.data_dir)
+    serve(
+        args.run_dir,
+        host=args.host,
+        port=args.port,
+        open_browser=not args.no_browser,
+        data=args.data,
+        data_dir=args.data_dir,
+    )
 
 
-COMMANDS = {"fit": cmd_fit, "eval": cmd_eval, "sample": cmd_sample, "encode": cmd_encode, "data": cmd_data,
-            "demo": cmd_demo, "report": cmd_report, "explore": cmd_explore}
+COMMANDS = {
+    "fit": cmd_fit,
+    "eval": cmd_eval,
+    "sample": cmd_sample,
+    "encode": cmd_encode,
+    "data": cmd_data,
+    "demo": cmd_demo,
+    "report": cmd_report,
+    "explore": cmd_explore,
+}
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None, _default=warnings.showwarning):
@@ -1061,8 +1242,10 @@ def crash_report(argv, exc: BaseException) -> Path | None:
     from . import __version__
     from .io import atomic_write_text
 
-    text = (f"vaekit {__version__}, Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d %H:%M:%S %z')}\n"
-            f"argv: {json.dumps(list(argv))}\n\n" + "".join(traceback.format_exception(exc)))
+    text = (
+        f"vaekit {__version__}, Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d %H:%M:%S %z')}\n"
+        f"argv: {json.dumps(list(argv))}\n\n" + "".join(traceback.format_exception(exc))
+    )
     name = f"crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
     folders = []
     try:
@@ -1095,7 +1278,7 @@ def main(argv=None) -> None:
         except VaekitError as e:
             print(f"vaekit: error: {e}", file=sys.stderr)
             sys.exit(2)
-        except OSError as e:                # a path the user gave: missing, a folder, not writable, disk full
+        except OSError as e:  # a path the user gave: missing, a folder, not writable, disk full
             what = f"{e.filename}: {e.strerror}" if e.filename and e.strerror else (e.strerror or str(e))
             print(f"vaekit: error: {' '.join(str(what).split())}", file=sys.stderr)
             sys.exit(2)
@@ -1105,8 +1288,11 @@ def main(argv=None) -> None:
         except (MemoryError, RuntimeError) as e:
             if isinstance(e, RuntimeError) and not ("not enough memory" in str(e) or "out of memory" in str(e)):
                 _crash(argv, e)
-            print("vaekit: error: out of memory; use fewer items at a time (-n, --k, --nll-k, --batch-size, "
-                  "--limit) or a smaller model", file=sys.stderr)
+            print(
+                "vaekit: error: out of memory; use fewer items at a time (-n, --k, --nll-k, --batch-size, "
+                "--limit) or a smaller model",
+                file=sys.stderr,
+            )
             sys.exit(2)
         except Exception as e:
             _crash(argv, e)
@@ -1117,6 +1303,8 @@ def _crash(argv, e: Exception):
     path = crash_report(argv, e)
     where = f"the details are in {path}" if path else "no crash report could be written"
     first = " ".join(str(e).split())[:200]
-    print(f"vaekit: internal error ({type(e).__name__}{': ' + first if first else ''}); {where}; please report it",
-          file=sys.stderr)
+    print(
+        f"vaekit: internal error ({type(e).__name__}{': ' + first if first else ''}); {where}; please report it",
+        file=sys.stderr,
+    )
     sys.exit(1)

@@ -4,6 +4,7 @@ Launched by `torchrun` (or `vaekit fit --nproc N`, which calls it), every proces
 `fit`; each takes a strided share of every global batch, DistributedDataParallel averages the
 gradients, rank 0 writes logs and checkpoints. Backend: NCCL when CUDA is available, else gloo.
 """
+
 from __future__ import annotations
 
 import os
@@ -55,7 +56,7 @@ class Dist:
 
     def shard(self, index: torch.Tensor) -> torch.Tensor:
         """This rank's share of a global batch of indices."""
-        return index[self.rank::self.world] if self.world > 1 else index
+        return index[self.rank :: self.world] if self.world > 1 else index
 
 
 def setup() -> Dist:
@@ -69,8 +70,13 @@ def setup() -> Dist:
         # A fresh key space for every restart of the group: peers must never read the addresses
         # that the killed workers of an earlier attempt left in torchrun's store.
         agent_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
-        store: dist.Store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world,
-                              is_master=rank == 0 and not agent_store, timeout=timedelta(minutes=5))
+        store: dist.Store = dist.TCPStore(
+            os.environ["MASTER_ADDR"],
+            int(os.environ["MASTER_PORT"]),
+            world,
+            is_master=rank == 0 and not agent_store,
+            timeout=timedelta(minutes=5),
+        )
         store = dist.PrefixStore(f"vaekit/attempt{restart_count()}", store)
         dist.init_process_group(backend, store=store, rank=rank, world_size=world)
     local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -113,7 +119,7 @@ def restart_count() -> int:
 class LossModule(nn.Module):
     """objective(model, x, step) as a forward pass, so that DistributedDataParallel can hook its gradients."""
 
-    def __init__(self, model: Any, objective=None):      # a model of the kit: it has `loss`
+    def __init__(self, model: Any, objective=None):  # a model of the kit: it has `loss`
         super().__init__()
         self.model = model
         self.objective = objective

@@ -17,6 +17,7 @@ it may depend on parameters of its own (a decoder); their gradient is E_q[df/dph
 per-parameter means and variances, which is what the gradient lab (`vaekit report estimators`)
 plots against the number of samples.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,19 +30,30 @@ from torch import distributions as D
 
 from .errors import VaekitError
 
-Fn = Callable[[torch.Tensor], torch.Tensor]                  # f(z), one value per sample and batch item
-QFn = Callable[[list[torch.Tensor]], D.Distribution]         # q rebuilt from (perturbed) parameters theta
+Fn = Callable[[torch.Tensor], torch.Tensor]  # f(z), one value per sample and batch item
+QFn = Callable[[list[torch.Tensor]], D.Distribution]  # q rebuilt from (perturbed) parameters theta
 Baseline = str | Callable[[torch.Tensor], torch.Tensor] | None
 
-__all__ = ["Estimate", "MovingAverage", "reparam", "score_function", "evolution_strategies", "module_q",
-           "GradientStats", "gradient_variance", "PooledGradient", "pooled_gradient", "encoder_expectation",
-           "ESTIMATORS"]
+__all__ = [
+    "Estimate",
+    "MovingAverage",
+    "reparam",
+    "score_function",
+    "evolution_strategies",
+    "module_q",
+    "GradientStats",
+    "gradient_variance",
+    "PooledGradient",
+    "pooled_gradient",
+    "encoder_expectation",
+    "ESTIMATORS",
+]
 
 
 @dataclass
 class Estimate:
-    value: torch.Tensor       # MC estimate of E_q[f(z)] per batch item (no gradient)
-    surrogate: torch.Tensor   # same value; its gradient is the estimator
+    value: torch.Tensor  # MC estimate of E_q[f(z)] per batch item (no gradient)
+    surrogate: torch.Tensor  # same value; its gradient is the estimator
 
 
 def _check_samples(n: int, name: str, least: int = 1) -> int:
@@ -54,7 +66,9 @@ def _values(f: Fn, z: torch.Tensor, sample_shape: tuple[int, ...] | torch.Size) 
     fz = f(z)
     if not isinstance(fz, torch.Tensor) or tuple(fz.shape) != tuple(sample_shape):
         got = tuple(fz.shape) if isinstance(fz, torch.Tensor) else type(fz).__name__
-        raise VaekitError(f"f(z) must return one value per sample and batch item, shape {tuple(sample_shape)}; got {got}")
+        raise VaekitError(
+            f"f(z) must return one value per sample and batch item, shape {tuple(sample_shape)}; got {got}"
+        )
     return fz
 
 
@@ -66,13 +80,17 @@ def reparam(q: D.Distribution, f: Fn, n_samples: int = 1) -> Estimate:
     """
     n = _check_samples(n_samples, "n_samples")
     if not q.has_rsample:
-        raise VaekitError(f"re-parametrization is unavailable: {type(q).__name__} has no rsample; "
-                          "use score_function or evolution_strategies")
+        raise VaekitError(
+            f"re-parametrization is unavailable: {type(q).__name__} has no rsample; "
+            "use score_function or evolution_strategies"
+        )
     z = q.rsample((n,))
     fz = _values(f, z, z.shape[: z.dim() - len(q.event_shape)])
     if z.requires_grad and not fz.requires_grad:
-        raise VaekitError("re-parametrization is unavailable: f(z) has no gradient with respect to z "
-                          "(not differentiable, e.g. a step function); use score_function or evolution_strategies")
+        raise VaekitError(
+            "re-parametrization is unavailable: f(z) has no gradient with respect to z "
+            "(not differentiable, e.g. a step function); use score_function or evolution_strategies"
+        )
     v = fz.mean(0)
     return Estimate(v.detach(), v)
 
@@ -91,8 +109,11 @@ class MovingAverage:
         self.value: float | None = None
 
     def __call__(self, fz: torch.Tensor) -> torch.Tensor:
-        b = torch.zeros((), dtype=fz.dtype, device=fz.device) if self.value is None else \
-            torch.tensor(self.value, dtype=fz.dtype, device=fz.device)
+        b = (
+            torch.zeros((), dtype=fz.dtype, device=fz.device)
+            if self.value is None
+            else torch.tensor(self.value, dtype=fz.dtype, device=fz.device)
+        )
         m = float(fz.detach().mean())
         self.value = m if self.value is None else self.decay * self.value + (1 - self.decay) * m
         return b
@@ -107,7 +128,7 @@ def _baseline(baseline: Baseline, fz: torch.Tensor) -> torch.Tensor:
         s = fz.shape[0]
         if s < 2:
             raise VaekitError("the leave-one-out baseline needs n_samples >= 2")
-        return (fz.sum(0, keepdim=True) - fz) / (s - 1)   # mean of the *other* samples: independent of z_i
+        return (fz.sum(0, keepdim=True) - fz) / (s - 1)  # mean of the *other* samples: independent of z_i
     if callable(baseline):
         return baseline(fz)
     raise VaekitError(f"baseline must be None, 'loo' or a MovingAverage, got {type(baseline).__name__}")
@@ -121,7 +142,7 @@ def score_function(q: D.Distribution, f: Fn, n_samples: int = 2, baseline: Basel
     Works for any f, differentiable or not, and any q with `log_prob`.
     """
     n = _check_samples(n_samples, "n_samples")
-    z = q.sample((n,))                                   # no path from z to theta
+    z = q.sample((n,))  # no path from z to theta
     fz = _values(f, z, z.shape[: z.dim() - len(q.event_shape)])
     b = _baseline(baseline, fz.detach())
     logq = q.log_prob(z)
@@ -148,8 +169,9 @@ def _evaluate(q_fn: QFn, theta: list[torch.Tensor], f: Fn, n: int) -> torch.Tens
     return _values(f, z, z.shape[: z.dim() - len(q.event_shape)])
 
 
-def evolution_strategies(q_fn: QFn, params: Sequence[torch.Tensor], f: Fn,
-                         n_pairs: int = 8, sigma: float = 0.05, n_samples: int = 1) -> Estimate:
+def evolution_strategies(
+    q_fn: QFn, params: Sequence[torch.Tensor], f: Fn, n_pairs: int = 8, sigma: float = 0.05, n_samples: int = 1
+) -> Estimate:
     """Antithetic Gaussian perturbations of theta; no back-propagation through f or q.
 
     Estimates the gradient of F(theta) = sum_b E_{q(z;theta)}[f_b(z)] smoothed by N(0, sigma^2 I):
@@ -173,7 +195,7 @@ def evolution_strategies(q_fn: QFn, params: Sequence[torch.Tensor], f: Fn,
     evals = []
     for _ in range(n_pairs):
         eps = [torch.randn_like(t) for t in theta]
-        state = _rng_state(devices)                      # replay the same noise on both sides
+        state = _rng_state(devices)  # replay the same noise on both sides
         f_plus = _evaluate(q_fn, [t + sigma * e for t, e in zip(theta, eps)], f, n)
         _set_rng_state(state, devices)
         f_minus = _evaluate(q_fn, [t - sigma * e for t, e in zip(theta, eps)], f, n)
@@ -181,7 +203,7 @@ def evolution_strategies(q_fn: QFn, params: Sequence[torch.Tensor], f: Fn,
         for g, e in zip(grads, eps):
             g.add_(e, alpha=float(diff))
         evals += [f_plus, f_minus]
-    v = torch.cat(evals).mean(0)                         # carries the gradient of f's own parameters
+    v = torch.cat(evals).mean(0)  # carries the gradient of f's own parameters
     link = sum((g * p).sum() for g, p in zip(grads, params) if p.requires_grad)
     if isinstance(link, torch.Tensor):
         v = v + (link - link.detach()) / max(v.numel(), 1)
@@ -219,8 +241,9 @@ class GradientStats:
         return float(sum(m.pow(2).sum() for m in self.mean))
 
 
-def gradient_variance(estimate: Callable[[], Estimate | torch.Tensor], params: Sequence[torch.Tensor],
-                      n_repeats: int = 100) -> GradientStats:
+def gradient_variance(
+    estimate: Callable[[], Estimate | torch.Tensor], params: Sequence[torch.Tensor], n_repeats: int = 100
+) -> GradientStats:
     """Call `estimate()` n_repeats times and collect d surrogate.sum() / d params (Welford's running moments).
 
     `estimate` returns an `Estimate` (or a tensor to differentiate); `params` require grad.
@@ -261,8 +284,9 @@ class PooledGradient:
     per_call: int
 
 
-def pooled_gradient(estimate: Callable[[int], Estimate], params: Sequence[torch.Tensor], n_samples: int = 100_000,
-                    per_call: int = 1000) -> PooledGradient:
+def pooled_gradient(
+    estimate: Callable[[int], Estimate], params: Sequence[torch.Tensor], n_samples: int = 100_000, per_call: int = 1000
+) -> PooledGradient:
     """`gradient_variance` over n_samples // per_call calls of `estimate(per_call)`, each using per_call draws.
 
     The mean of the calls uses all the draws; the spread between calls gives the standard errors.
@@ -279,14 +303,29 @@ def pooled_gradient(estimate: Callable[[int], Estimate], params: Sequence[torch.
 
     st = gradient_variance(draw, params, n_calls)
     v = torch.tensor(values, dtype=torch.float64)
-    return PooledGradient(float(v.mean()), float(v.std() / math.sqrt(n_calls)), st.mean, st.standard_error(),
-                          [var * per_call for var in st.variance], n_calls * per_call, per_call)
+    return PooledGradient(
+        float(v.mean()),
+        float(v.std() / math.sqrt(n_calls)),
+        st.mean,
+        st.standard_error(),
+        [var * per_call for var in st.variance],
+        n_calls * per_call,
+        per_call,
+    )
 
 
 # -- the expectation in the ELBO ---------------------------------------------------------------------
-def encoder_expectation(model: Any, x: torch.Tensor, q: D.Distribution, f: Fn, estimator: str = "reparam",
-                        n_samples: int = 1, baseline: Baseline = "loo", n_pairs: int = 4,
-                        sigma: float = 0.01) -> Estimate:
+def encoder_expectation(
+    model: Any,
+    x: torch.Tensor,
+    q: D.Distribution,
+    f: Fn,
+    estimator: str = "reparam",
+    n_samples: int = 1,
+    baseline: Baseline = "loo",
+    n_pairs: int = 4,
+    sigma: float = 0.01,
+) -> Estimate:
     """E_q[f(z)] per item for the model's encoder q = model.encode(x), differentiated by the named estimator.
 
     estimator: "reparam" | "score" (with `baseline`) | "es" (perturbs the encoder's parameters;
@@ -296,8 +335,9 @@ def encoder_expectation(model: Any, x: torch.Tensor, q: D.Distribution, f: Fn, e
     choices: dict[str, Callable[[], Estimate]] = {
         "reparam": lambda: reparam(q, f, n_samples),
         "score": lambda: score_function(q, f, n_samples, baseline),
-        "es": lambda: evolution_strategies(*module_q(model.encoder, x), f, n_pairs=n_pairs, sigma=sigma,
-                                           n_samples=n_samples),
+        "es": lambda: evolution_strategies(
+            *module_q(model.encoder, x), f, n_pairs=n_pairs, sigma=sigma, n_samples=n_samples
+        ),
     }
     if estimator not in choices:
         raise VaekitError(f"estimator must be one of {ESTIMATORS}, got {estimator!r}")

@@ -1,6 +1,7 @@
 """Test-set numbers for a trained model: ELBO, IWAE-k bound, NLL by importance sampling, and the
 reconstruction error as Hinton & Salakhutdinov define it (squared error summed over pixels,
 averaged over items, pixels in [0, 1]). All log-likelihoods in nats per item."""
+
 from __future__ import annotations
 
 import torch
@@ -24,12 +25,17 @@ def item_means(terms, n: int, *, seed: int = 0, batch_size: int = 1000) -> dict[
 def mean_elbo(model, x: torch.Tensor, *, seed: int = 0, batch_size: int = 1000) -> float:
     """Mean ELBO per item of x (nats): one posterior draw per item, under a fixed seed."""
     device = next(model.parameters()).device
-    return item_means(lambda rows: {"elbo": bounds.elbo_terms(model, x[rows].to(device)).elbo}, len(x), seed=seed,
-                      batch_size=batch_size)["elbo"]
+    return item_means(
+        lambda rows: {"elbo": bounds.elbo_terms(model, x[rows].to(device)).elbo},
+        len(x),
+        seed=seed,
+        batch_size=batch_size,
+    )["elbo"]
 
 
-def evaluate(model, x: torch.Tensor, *, k: int = 50, nll_k: int = 0, batch_size: int = 500, seed: int = 0,
-             standardization=None) -> dict:
+def evaluate(
+    model, x: torch.Tensor, *, k: int = 50, nll_k: int = 0, batch_size: int = 500, seed: int = 0, standardization=None
+) -> dict:
     """The numbers defined for the model, averaged over the items x; the model's capabilities say which:
 
     - an encoder and a likelihood: `sq_err`, the squared reconstruction error at the posterior mean;
@@ -45,27 +51,31 @@ def evaluate(model, x: torch.Tensor, *, k: int = 50, nll_k: int = 0, batch_size:
     """
     lacks = [what for what, has in (("encoder", model.has_encoder), ("likelihood", model.has_likelihood)) if not has]
     if lacks:
-        raise VaekitError(f"{model.name} models have no {' and no '.join(lacks)}: no test-set number of them is "
-                          "defined (draw samples instead)")
+        raise VaekitError(
+            f"{model.name} models have no {' and no '.join(lacks)}: no test-set number of them is "
+            "defined (draw samples instead)"
+        )
     if k < 1 or nll_k < 0:
         raise VaekitError(f"evaluation needs k >= 1 and nll_k >= 0 importance samples, got k={k}, nll_k={nll_k}")
     if nll_k and not model.encoder_density:
-        raise VaekitError(f"the NLL estimate needs an encoder with a density as its proposal, which {model.name} "
-                          "models do not have")
+        raise VaekitError(
+            f"the NLL estimate needs an encoder with a density as its proposal, which {model.name} models do not have"
+        )
     if len(x) == 0:
         raise VaekitError("evaluation data is empty")
     shape = getattr(model.config, "data_shape", None)
     if shape is not None and tuple(x.shape[1:]) != tuple(shape):
-        raise VaekitError(f"evaluation data: items have shape {tuple(x.shape[1:])} but the model expects "
-                          f"data_shape {tuple(shape)}")
+        raise VaekitError(
+            f"evaluation data: items have shape {tuple(x.shape[1:])} but the model expects data_shape {tuple(shape)}"
+        )
     categorical = getattr(model.config, "likelihood", None) == "categorical"
     model.eval()
     device = next(model.parameters()).device
 
     def terms(rows):
         xb = x[rows].to(device)
-        p_x = model.decode(model.embed(xb))           # p(x | z = posterior mean)
-        target = xb / (model.config.n_categories - 1) if categorical else xb   # levels -> [0, 1], as mean gives
+        p_x = model.decode(model.embed(xb))  # p(x | z = posterior mean)
+        target = xb / (model.config.n_categories - 1) if categorical else xb  # levels -> [0, 1], as mean gives
         err = (likelihoods.mean(p_x) - target).pow(2)
         if standardization is not None:
             err = err * standardization.std.to(device).pow(2)
@@ -79,7 +89,7 @@ def evaluate(model, x: torch.Tensor, *, k: int = 50, nll_k: int = 0, batch_size:
         return out
 
     out: dict[str, float] = {"n": len(x), **item_means(terms, len(x), seed=seed, batch_size=batch_size)}
-    if standardization is not None:           # the change of variables x = mean + std * x_std
+    if standardization is not None:  # the change of variables x = mean + std * x_std
         log_det = float(standardization.std.double().log().sum())
         for name in out:
             if name == "elbo" or name.startswith("iwae"):
@@ -93,7 +103,7 @@ def evaluate(model, x: torch.Tensor, *, k: int = 50, nll_k: int = 0, batch_size:
     return out
 
 
-PRIOR_ITEMS = 1000      # prior_match compares this many codes at most (its cost grows with their square)
+PRIOR_ITEMS = 1000  # prior_match compares this many codes at most (its cost grows with their square)
 
 
 @torch.no_grad()
@@ -134,8 +144,10 @@ def evaluate_molecules(model, smiles, props: dict | None = None, *, batch_size: 
     names = tuple(getattr(model.config, "properties", ()))
     x, kept = model.items(smiles, props if names else None, skip=True)
     if len(kept) == 0:
-        raise VaekitError(f"evaluation data: none of the {len(smiles)} molecules fits the model's vocabulary "
-                          f"(tokens it lacks, or longer than max_len {model.config.max_len})")
+        raise VaekitError(
+            f"evaluation data: none of the {len(smiles)} molecules fits the model's vocabulary "
+            f"(tokens it lacks, or longer than max_len {model.config.max_len})"
+        )
     model.eval()
     device = next(model.parameters()).device
 
@@ -149,9 +161,14 @@ def evaluate_molecules(model, smiles, props: dict | None = None, *, batch_size: 
             truth = torch.tensor([[props[p][i] for p in names] for i in idx], dtype=torch.float64)
             out.update({f"mse_{p}": (pred[:, j] - truth[:, j]).pow(2) for j, p in enumerate(names)})
         decoded = model.decode_smiles(z, greedy=True)
-        out["recon_acc"] = torch.tensor([canonical(d) is not None and canonical(d) == canonical(smiles[i])
-                                         for d, i in zip(decoded, idx)], dtype=torch.float64)
+        out["recon_acc"] = torch.tensor(
+            [canonical(d) is not None and canonical(d) == canonical(smiles[i]) for d, i in zip(decoded, idx)],
+            dtype=torch.float64,
+        )
         return out
 
-    return {"n": len(kept), "skipped": len(smiles) - len(kept),
-            **item_means(terms, len(kept), seed=seed, batch_size=batch_size)}
+    return {
+        "n": len(kept),
+        "skipped": len(smiles) - len(kept),
+        **item_means(terms, len(kept), seed=seed, batch_size=batch_size),
+    }

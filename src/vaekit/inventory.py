@@ -25,6 +25,7 @@ demand bounded below (exponential: Y >= -theta) has an edge that moves with thet
 misses the boundary term c(-theta) p_D(0) = h theta p_D(0) of Leibniz's rule: it is biased.  The scale
 keeps the support [0, inf) fixed, so `Newsvendor` uses it for such demand (`change="auto"`).
 """
+
 from __future__ import annotations
 
 import math
@@ -60,8 +61,11 @@ class Newsvendor:
 
     holding: float = 1.0
     shortage: float = 4.0
-    demand: D.Distribution = field(default_factory=lambda: D.Normal(torch.tensor(100.0, dtype=torch.float64),
-                                                                  torch.tensor(20.0, dtype=torch.float64)))
+    demand: D.Distribution = field(
+        default_factory=lambda: D.Normal(
+            torch.tensor(100.0, dtype=torch.float64), torch.tensor(20.0, dtype=torch.float64)
+        )
+    )
     change: str = "auto"
 
     def __post_init__(self):
@@ -85,8 +89,9 @@ class Newsvendor:
         try:
             return float(getattr(self.demand, method)(torch.tensor(float(x), dtype=self.demand.mean.dtype)))
         except NotImplementedError:
-            raise VaekitError(f"the closed form needs the demand's {method}, which {type(self.demand).__name__} "
-                              "does not implement") from None
+            raise VaekitError(
+                f"the closed form needs the demand's {method}, which {type(self.demand).__name__} does not implement"
+            ) from None
 
     def gradient(self, theta: float) -> float:
         """J'(theta) = (h + p) F(theta) - p, currency per unit ordered."""
@@ -120,15 +125,24 @@ class Newsvendor:
             return E.score_function(q, f, n_samples, "loo" if estimator.endswith("loo") else None)
         raise VaekitError(f"estimator must be one of {INVENTORY_ESTIMATORS}, got {estimator!r}")
 
-    def estimate_gradient(self, theta: float, estimator: str = "pathwise", n_samples: int = 100_000,
-                          per_call: int = 1000) -> E.PooledGradient:
+    def estimate_gradient(
+        self, theta: float, estimator: str = "pathwise", n_samples: int = 100_000, per_call: int = 1000
+    ) -> E.PooledGradient:
         """J'(theta) from n_samples draws with its standard error (`estimators.pooled_gradient`)."""
         t = torch.tensor(float(theta), dtype=self.demand.mean.dtype, requires_grad=True)
         return E.pooled_gradient(lambda n: self.estimate(t, estimator, n), [t], n_samples, per_call)
 
     # -- optimisation ------------------------------------------------------------------------------
-    def sgd(self, estimator: str = "pathwise", steps: int = 2000, batch: int = 1024, theta0: float | None = None,
-            lr: float | None = None, decay: float = 100.0, power: float = 0.6) -> SGDPath:
+    def sgd(
+        self,
+        estimator: str = "pathwise",
+        steps: int = 2000,
+        batch: int = 1024,
+        theta0: float | None = None,
+        lr: float | None = None,
+        decay: float = 100.0,
+        power: float = 0.6,
+    ) -> SGDPath:
         """Stochastic gradient descent on J with step lr (1 + k / decay)^-power, and Polyak-Ruppert averaging.
 
         `batch` demand draws per step; theta0 defaults to E[D]; lr (units^2 / currency) defaults to
@@ -153,5 +167,5 @@ class Newsvendor:
             if self.change == "scale":
                 theta = max(theta, 1e-3 * spread)
             path.append(theta)
-        tail = path[len(path) // 2:]
+        tail = path[len(path) // 2 :]
         return SGDPath(path, sum(tail) / len(tail), batch)

@@ -8,6 +8,7 @@ A disk cache is one file per key, read back with `cached`; a file that cannot be
 corrupt, from an older version) is computed again and replaced. Cache files are .npz (read with
 allow_pickle=False), JSON, text or safetensors: nothing is ever unpickled.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,7 +30,7 @@ def _umask() -> int:
     return mask
 
 
-UMASK = _umask()    # read once, at import: os.umask can only be read by setting it, which races with other threads
+UMASK = _umask()  # read once, at import: os.umask can only be read by setting it, which races with other threads
 
 
 @contextmanager
@@ -42,7 +43,7 @@ def atomic_write(path) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~UMASK)          # mkstemp creates files 0600
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp creates files 0600
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -63,7 +64,7 @@ def save_npz(path, arrays: dict, compressed: bool = False) -> None:
     """Write `arrays` to the .npz file `path` atomically."""
     import numpy as np
 
-    with atomic_write(path) as tmp, open(tmp, "wb") as f:   # a file object: numpy adds no suffix
+    with atomic_write(path) as tmp, open(tmp, "wb") as f:  # a file object: numpy adds no suffix
         (np.savez_compressed if compressed else np.savez)(f, **arrays)
 
 
@@ -90,8 +91,9 @@ def save_figure(fig, path, **savefig_options) -> Path:
 UNREADABLE = (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, VaekitError)
 
 
-def cached(path, compute: Callable[[], T], save: Callable[[Path, T], None], load: Callable[[Path], T],
-           use: bool = True) -> T:
+def cached(
+    path, compute: Callable[[], T], save: Callable[[Path, T], None], load: Callable[[Path], T], use: bool = True
+) -> T:
     """`load(path)` when that file is there and readable, else `compute()`, saved with `save(path, value)`
     (an atomic writer such as `save_npz`). With use=False the cache is neither read nor written.
 

@@ -14,6 +14,7 @@ helpers draw them.
     ascend(f, z0, steps)                  gradient ascent of f(z) over codes (Adam)
     refine_codes(model, x)                MAP codes by gradient steps from the encoder's guess
 """
+
 from __future__ import annotations
 
 import math
@@ -47,7 +48,7 @@ def image_grid(images, ncol: int | None = None, pad: int = 1) -> np.ndarray:
     grid = np.ones((nrow * (h + pad) + pad, ncol * (w + pad) + pad, *ims.shape[3:]), dtype=np.float32)
     for i, im in enumerate(ims):
         r, c = divmod(i, ncol)
-        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = im
+        grid[pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w] = im
     return grid
 
 
@@ -69,7 +70,7 @@ def manifold(model, n: int = 15, data=None, axes: torch.Tensor | None = None, sp
 
     q = torch.tensor(norm.ppf(np.linspace(1 - span, span, n)), dtype=torch.float32)
     gy, gx = torch.meshgrid(q.flip(0), q, indexing="ij")
-    grid = torch.stack([gx.flatten(), gy.flatten()], 1)                    # (n*n, 2)
+    grid = torch.stack([gx.flatten(), gy.flatten()], 1)  # (n*n, 2)
     d = model.config.latent_dim
     device = next(model.parameters()).device
     if d == 2 and axes is None:
@@ -81,7 +82,7 @@ def manifold(model, n: int = 15, data=None, axes: torch.Tensor | None = None, sp
             else:
                 codes = model.embed(torch.as_tensor(data).to(device)).cpu()
                 axes, centre = principal_axes(codes), codes.mean(0)
-                axes = axes * (codes - centre).matmul(axes.T).std(0)[:, None]   # one posterior std per unit
+                axes = axes * (codes - centre).matmul(axes.T).std(0)[:, None]  # one posterior std per unit
         else:
             centre = torch.zeros(d)
         z = centre + grid.matmul(axes)
@@ -113,8 +114,15 @@ def plot_scatter(ax, z, labels=None, title=None, max_points: int = 5000):
 
 
 # -- codes found by optimisation ------------------------------------------------------------------
-def ascend(f, z0: torch.Tensor, steps: int, lr: float = 0.05, prior_weight: float = 0.0, project: bool = False,
-           every: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def ascend(
+    f,
+    z0: torch.Tensor,
+    steps: int,
+    lr: float = 0.05,
+    prior_weight: float = 0.0,
+    project: bool = False,
+    every: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradient ascent in latent space: Adam on sum_i f(z)_i - prior_weight/2 ||z_i||^2 over codes z, from z0 (n, d).
 
     f(z) -> (n,), differentiable in z: a property head, a log-likelihood. Only z moves; the weights f uses
@@ -140,8 +148,10 @@ def ascend(f, z0: torch.Tensor, steps: int, lr: float = 0.05, prior_weight: floa
             if t == steps:
                 break
             if not v.requires_grad:
-                raise VaekitError("f(z) does not depend differentiably on z (is it under torch.no_grad?); "
-                                  "pass a differentiable f, e.g. model.predict_properties(z, grad=True)")
+                raise VaekitError(
+                    "f(z) does not depend differentiably on z (is it under torch.no_grad?); "
+                    "pass a differentiable f, e.g. model.predict_properties(z, grad=True)"
+                )
             objective = v.sum() - 0.5 * prior_weight * (z * z).sum() if prior_weight else v.sum()
             (grad,) = torch.autograd.grad(objective, z)
         z.grad = -grad
@@ -165,7 +175,7 @@ def refine_codes(model, x, steps: int = 150, lr: float = 0.05, prior_weight: flo
     with torch.no_grad():
         z0 = model.embed(x)
 
-    def log_joint(z):           # per item, divided by N: the steps of the mean over the batch
+    def log_joint(z):  # per item, divided by N: the steps of the mean over the batch
         return (model.decode(z).log_prob(x) + prior_weight * model.prior().log_prob(z)) / len(x)
 
     path, _ = ascend(log_joint, z0, steps, lr)
@@ -222,7 +232,7 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, steps: int = 10) -> torch.Tensor:
     r0, r1 = z0.norm(), z1.norm()
     u0, u1 = z0 / r0.clamp_min(1e-12), z1 / r1.clamp_min(1e-12)
     omega = torch.arccos((u0 * u1).sum().clamp(-1.0, 1.0))
-    if float(omega) < 1e-6:          # (anti-)parallel within rounding: nothing to bend
+    if float(omega) < 1e-6:  # (anti-)parallel within rounding: nothing to bend
         return lerp(z0, z1, steps)
     s = torch.sin(omega)
     u = (torch.sin((1 - t) * omega) * u0 + torch.sin(t * omega) * u1) / s
@@ -254,8 +264,9 @@ def attribute_vector(z, has, groups=None) -> torch.Tensor:
     if has.shape != z.shape[:1]:
         raise ValueError(f"attribute flags have shape {tuple(has.shape)} but there are {len(z)} codes")
     if not has.any() or has.all():
-        raise ValueError(f"attribute vector needs items with and without the attribute "
-                         f"(got {int(has.sum())} of {len(has)} with it)")
+        raise ValueError(
+            f"attribute vector needs items with and without the attribute (got {int(has.sum())} of {len(has)} with it)"
+        )
     if groups is None:
         return z[has].mean(0) - z[~has].mean(0)
     labels = list(groups)

@@ -4,6 +4,7 @@ A decoder body emits `params_per_feature(kind) * prod(data_shape)` numbers per i
 reshapes them and returns an `Independent` distribution whose event shape is the data shape, so
 `log_prob(x)` sums over all pixels/features and gives one number (nats) per item.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,8 +29,9 @@ def params_per_feature(kind: str, sigma: float | None = None, n_categories: int 
     raise ValueError(f"unknown likelihood {kind!r}; choose one of {KINDS}")
 
 
-def distribution(h: torch.Tensor, kind: str, data_shape, sigma: float | None = None,
-                 min_sigma: float = 1e-3, n_categories: int = 256) -> D.Distribution:
+def distribution(
+    h: torch.Tensor, kind: str, data_shape, sigma: float | None = None, min_sigma: float = 1e-3, n_categories: int = 256
+) -> D.Distribution:
     """h: (*batch, P * prod(data_shape)) decoder outputs -> distribution with event shape data_shape."""
     batch = h.shape[:-1]
     n = len(data_shape)
@@ -70,17 +72,25 @@ def check_data(kind: str, x: torch.Tensor, name: str = "data", n_categories: int
     """
     lo, hi = float(x.min()), float(x.max())
     if kind == "bernoulli" and (lo < 0 or hi > 1):
-        raise VaekitError(f"{name}: values run from {lo:.4g} to {hi:.4g}, but the bernoulli likelihood needs them "
-                          "in [0, 1]; use the gaussian likelihood (--likelihood gaussian) or scale the data into [0, 1]")
+        raise VaekitError(
+            f"{name}: values run from {lo:.4g} to {hi:.4g}, but the bernoulli likelihood needs them "
+            "in [0, 1]; use the gaussian likelihood (--likelihood gaussian) or scale the data into [0, 1]"
+        )
     if kind == "categorical":
         if lo < 0 or hi > n_categories - 1 or not torch.equal(x, x.round()):
-            raise VaekitError(f"{name}: the categorical likelihood needs whole numbers from 0 to {n_categories - 1} "
-                              f"(level indices), got values from {lo:.4g} to {hi:.4g}"
-                              f"{'' if torch.equal(x, x.round()) else ' that are not whole numbers'}; "
-                              "use --likelihood gaussian for real values (or bernoulli for values in [0, 1])")
+            raise VaekitError(
+                f"{name}: the categorical likelihood needs whole numbers from 0 to {n_categories - 1} "
+                f"(level indices), got values from {lo:.4g} to {hi:.4g}"
+                f"{'' if torch.equal(x, x.round()) else ' that are not whole numbers'}; "
+                "use --likelihood gaussian for real values (or bernoulli for values in [0, 1])"
+            )
     if kind == "gaussian":
         m, sd = float(x.mean()), float(x.std()) if x.numel() > 1 else 0.0
         if abs(m) > 10 or sd > 10:
-            warnings.warn(f"{name}: values have mean {m:.4g} and standard deviation {sd:.4g}; a gaussian likelihood "
-                          "learns slowly and reports huge losses far from unit scale: standardise the data per "
-                          "feature (vaekit fit --standardize)", VaekitWarning, stacklevel=2)
+            warnings.warn(
+                f"{name}: values have mean {m:.4g} and standard deviation {sd:.4g}; a gaussian likelihood "
+                "learns slowly and reports huge losses far from unit scale: standardise the data per "
+                "feature (vaekit fit --standardize)",
+                VaekitWarning,
+                stacklevel=2,
+            )

@@ -1,4 +1,5 @@
 """Things found by name: the models, the samplers and the data loaders each keep one table (a leaf module)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -21,7 +22,7 @@ class Registry(dict[str, Any]):
         def deco(cls: T) -> T:
             if name in self:
                 raise ValueError(f"{self.kind} name {name!r} registered twice")
-            target: Any = cls              # a class or a function: either takes a `name`
+            target: Any = cls  # a class or a function: either takes a `name`
             target.name = name
             self[name] = cls
             return cls

@@ -4,6 +4,7 @@ A *body* maps a data tensor of shape (B, *data_shape) to features (B, F) (encode
 features (B, F) to a tensor of shape (B, P * prod(data_shape)) of likelihood parameters
 (decoder side).  Heads that turn features into distributions live in the models.
 """
+
 from __future__ import annotations
 
 import math
@@ -78,8 +79,14 @@ def _image_shape(data_shape):
 class ConvEncoderBody(nn.Module):
     """Images of any H x W: stride-2 convolutions (kernel 4, padding 1), then a linear layer."""
 
-    def __init__(self, data_shape: Sequence[int], channels: Sequence[int] = (32, 64), hidden: Sequence[int] = (256,),
-                 act: str = "relu", in_scale: float = 1.0):
+    def __init__(
+        self,
+        data_shape: Sequence[int],
+        channels: Sequence[int] = (32, 64),
+        hidden: Sequence[int] = (256,),
+        act: str = "relu",
+        in_scale: float = 1.0,
+    ):
         super().__init__()
         c, h, w = _image_shape(data_shape)
         self.image_shape = (c, h, w)
@@ -106,8 +113,15 @@ class ConvEncoderBody(nn.Module):
 class ConvDecoderBody(nn.Module):
     """Mirror of ConvEncoderBody; transposed convolutions restore the exact H x W of the data."""
 
-    def __init__(self, latent_dim: int, data_shape: Sequence[int], params_per_pixel: int = 1,
-                 channels: Sequence[int] = (32, 64), hidden: Sequence[int] = (256,), act: str = "relu"):
+    def __init__(
+        self,
+        latent_dim: int,
+        data_shape: Sequence[int],
+        params_per_pixel: int = 1,
+        channels: Sequence[int] = (32, 64),
+        hidden: Sequence[int] = (256,),
+        act: str = "relu",
+    ):
         super().__init__()
         enc = ConvEncoderBody(data_shape, channels, hidden, act)  # only for the sizes
         c, h, w = enc.image_shape
@@ -158,8 +172,9 @@ class Conv1dDecoderBody(nn.Module):
     """(B, latent) -> (B, params_per_feature * n_x): the encoder's mirror, with nearest up-sampling and circular
     convolutions."""
 
-    def __init__(self, latent_dim: int, n_x: int, params_per_feature: int = 1, channels=(16, 32, 64), hidden=(128,),
-                 act="elu"):
+    def __init__(
+        self, latent_dim: int, n_x: int, params_per_feature: int = 1, channels=(16, 32, 64), hidden=(128,), act="elu"
+    ):
         super().__init__()
         sizes = [n_x]
         for _ in channels:
@@ -168,8 +183,9 @@ class Conv1dDecoderBody(nn.Module):
         self.fc = mlp([latent_dim, *reversed(hidden), channels[-1] * sizes[-1]], act, final_act=act)
         chans = list(reversed(channels)) + [params_per_feature]
         self.sizes = list(reversed(sizes[:-1]))
-        self.convs = nn.ModuleList(nn.Conv1d(a, b, 5, padding=2, padding_mode="circular")
-                                   for a, b in zip(chans[:-1], chans[1:]))
+        self.convs = nn.ModuleList(
+            nn.Conv1d(a, b, 5, padding=2, padding_mode="circular") for a, b in zip(chans[:-1], chans[1:])
+        )
         self.act = activation(act)
 
     def forward(self, z):

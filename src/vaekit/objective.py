@@ -4,6 +4,7 @@
 (a GAN's discriminator step, its generator step).  Models, bounds, games and the training loop all
 speak these two types, so they live here, importing nothing else of vaekit.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
@@ -18,8 +19,8 @@ __all__ = ["Loss", "Phase"]
 
 @dataclass
 class Loss:
-    value: torch.Tensor                       # scalar, minimised by the training loop
-    terms: dict[str, torch.Tensor] = field(default_factory=dict)   # batch means, for logs
+    value: torch.Tensor  # scalar, minimised by the training loop
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)  # batch means, for logs
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ class Phase:
     """
 
     name: str
-    loss: Callable[[Any, torch.Tensor, int], Loss]                    # (model, x, step) -> Loss
+    loss: Callable[[Any, torch.Tensor, int], Loss]  # (model, x, step) -> Loss
     parameters: Callable[[Any], Iterable[nn.Parameter]] | None = None  # the model, whatever its class
     lr: float | None = None
     betas: tuple[float, float] | None = None

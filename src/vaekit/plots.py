@@ -1,4 +1,5 @@
 """The four figures every run gets: reconstructions, prior samples, latent scatter, decoded manifold."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,7 +30,9 @@ def run_figures(model, data, out_dir, n: int = 10, seed: int = 0) -> list[Path]:
     written.append(_save(fig, out_dir / "reconstructions.png"))
 
     fig, ax = plt.subplots(figsize=(6, 6))
-    latent.plot_images(ax, model.sample(100, generator=torch.Generator().manual_seed(seed)), 10, "samples from the prior")
+    latent.plot_images(
+        ax, model.sample(100, generator=torch.Generator().manual_seed(seed)), 10, "samples from the prior"
+    )
     written.append(_save(fig, out_dir / "samples.png"))
 
     z = model.embed(data.x)

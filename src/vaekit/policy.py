@@ -23,6 +23,7 @@ Two rewards whose J is known in closed form:
   (multimodal: gradient ascent finds the local maximum of J uphill of its start.)
 Actions and mu are scalars (units of the action); rewards in reward units.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,8 +36,7 @@ from torch import distributions as D
 from . import estimators as E
 from .errors import VaekitError
 
-__all__ = ["Quadratic", "Bumps", "gaussian_policy", "policy_gradient", "LearningCurve", "learn",
-           "POLICY_METHODS"]
+__all__ = ["Quadratic", "Bumps", "gaussian_policy", "policy_gradient", "LearningCurve", "learn", "POLICY_METHODS"]
 
 POLICY_METHODS = ("pathwise", "reinforce_baseline", "reinforce", "es")
 
@@ -93,14 +93,14 @@ class Bumps:
 
     def reward(self, a: torch.Tensor) -> torch.Tensor:
         m, s, w = (torch.tensor(v, dtype=a.dtype) for v in (self.centres, self.widths, self.weights))
-        return (w * torch.exp(-(a.unsqueeze(-1) - m) ** 2 / (2 * s ** 2))).sum(-1)
+        return (w * torch.exp(-((a.unsqueeze(-1) - m) ** 2) / (2 * s**2))).sum(-1)
 
     def value(self, mu, sigma: float) -> np.ndarray:
         sigma = _check_sigma(sigma)
         mu = np.asarray(mu, dtype=float)[..., None]
         m, s, w = (np.asarray(v, dtype=float) for v in (self.centres, self.widths, self.weights))
-        v2 = s ** 2 + sigma ** 2
-        return (w * s / np.sqrt(v2) * np.exp(-(mu - m) ** 2 / (2 * v2))).sum(-1)
+        v2 = s**2 + sigma**2
+        return (w * s / np.sqrt(v2) * np.exp(-((mu - m) ** 2) / (2 * v2))).sum(-1)
 
     def best_mean(self, sigma: float, start: float | None = None) -> float:
         """argmax J (the global maximum), or with `start` the local maximum that exact gradient ascent
@@ -119,12 +119,16 @@ class Bumps:
             while 0 < i < len(grid) - 1 and j[i + step] > j[i]:
                 i += step
         a, b = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
-        return float(minimize_scalar(lambda x: -float(self.value(x, sigma)), bounds=(a, b), method="bounded",
-                                     options={"xatol": 1e-10}).x)
+        return float(
+            minimize_scalar(
+                lambda x: -float(self.value(x, sigma)), bounds=(a, b), method="bounded", options={"xatol": 1e-10}
+            ).x
+        )
 
 
-def policy_gradient(bandit, mu: torch.Tensor, sigma: float, method: str, n_evals: int = 8,
-                    es_sigma: float = 0.1) -> E.Estimate:
+def policy_gradient(
+    bandit, mu: torch.Tensor, sigma: float, method: str, n_evals: int = 8, es_sigma: float = 0.1
+) -> E.Estimate:
     """One estimate of J(mu) whose surrogate's gradient in `mu` (a scalar tensor that requires grad)
     estimates dJ/dmu from exactly `n_evals` reward evaluations (`es`: n_evals // 2 antithetic pairs,
     perturbation scale `es_sigma`)."""
@@ -136,8 +140,14 @@ def policy_gradient(bandit, mu: torch.Tensor, sigma: float, method: str, n_evals
     if method == "reinforce_baseline":
         return E.score_function(gaussian_policy(mu, sigma), bandit.reward, n_evals, "loo")
     if method == "es":
-        return E.evolution_strategies(lambda th: gaussian_policy(th[0], sigma), [mu], bandit.reward,
-                                      n_pairs=max(1, n_evals // 2), sigma=es_sigma, n_samples=1)
+        return E.evolution_strategies(
+            lambda th: gaussian_policy(th[0], sigma),
+            [mu],
+            bandit.reward,
+            n_pairs=max(1, n_evals // 2),
+            sigma=es_sigma,
+            n_samples=1,
+        )
     raise VaekitError(f"method must be one of {POLICY_METHODS}, got {method!r}")
 
 
@@ -151,8 +161,18 @@ class LearningCurve:
     final: float
 
 
-def learn(bandit, method: str, sigma: float = 0.5, mu0: float = 0.0, evaluations: int = 8000, per_step: int = 8,
-          lr: float = 0.1, decay: float = 100.0, power: float = 0.6, es_sigma: float = 0.1) -> LearningCurve:
+def learn(
+    bandit,
+    method: str,
+    sigma: float = 0.5,
+    mu0: float = 0.0,
+    evaluations: int = 8000,
+    per_step: int = 8,
+    lr: float = 0.1,
+    decay: float = 100.0,
+    power: float = 0.6,
+    es_sigma: float = 0.1,
+) -> LearningCurve:
     """Stochastic gradient ascent on J from mu0, `per_step` reward evaluations a step, `evaluations` in all.
 
     Step size lr (1 + k / decay)^-power; `final` is the mean of the iterates of the second half
@@ -170,5 +190,5 @@ def learn(bandit, method: str, sigma: float = 0.5, mu0: float = 0.0, evaluations
         mu = mu + lr * (1 + k / decay) ** -power * float(g)
         path.append(mu)
         used.append(used[-1] + per_step)
-    tail = path[len(path) // 2:]
+    tail = path[len(path) // 2 :]
     return LearningCurve(method, used, path, sum(tail) / len(tail))

@@ -26,6 +26,7 @@ Units: prices and strikes in currency units, `rate` per year (continuously compo
 `volatility` per sqrt(year), `maturity` in years; delta is dimensionless (per currency unit of S0),
 vega in currency units per unit of volatility.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,10 +53,10 @@ def _positive(name: str, value) -> float:
 class BlackScholes:
     """The market: spot S0, interest rate r, volatility sigma, maturity T (see the module docstring)."""
 
-    spot: float = 100.0        # S0, currency units
-    rate: float = 0.05         # r, per year
-    volatility: float = 0.2    # sigma, per sqrt(year)
-    maturity: float = 1.0      # T, years
+    spot: float = 100.0  # S0, currency units
+    rate: float = 0.05  # r, per year
+    volatility: float = 0.2  # sigma, per sqrt(year)
+    maturity: float = 1.0  # T, years
 
     def __post_init__(self):
         _positive("spot", self.spot)
@@ -74,11 +75,11 @@ class BlackScholes:
         s0 = torch.as_tensor(self.spot if spot is None else spot, dtype=torch.float64)
         vol = torch.as_tensor(self.volatility if volatility is None else volatility, dtype=torch.float64)
         t = self.maturity
-        return D.LogNormal(torch.log(s0) + (self.rate - vol ** 2 / 2) * t, vol * math.sqrt(t))
+        return D.LogNormal(torch.log(s0) + (self.rate - vol**2 / 2) * t, vol * math.sqrt(t))
 
     def d1_d2(self, strike: float) -> tuple[float, float]:
         sd = self.volatility * math.sqrt(self.maturity)
-        d1 = (math.log(self.spot / strike) + (self.rate + self.volatility ** 2 / 2) * self.maturity) / sd
+        d1 = (math.log(self.spot / strike) + (self.rate + self.volatility**2 / 2) * self.maturity) / sd
         return d1, d1 - sd
 
 
@@ -148,7 +149,7 @@ class GreekEstimate:
     price: float
     delta: float
     vega: float
-    standard_error: dict      # {"price", "delta", "vega"} -> standard error of the estimate
+    standard_error: dict  # {"price", "delta", "vega"} -> standard error of the estimate
     variance_per_sample: dict  # {"delta", "vega"} -> variance of a one-path estimate
     n_samples: int
 
@@ -156,8 +157,9 @@ class GreekEstimate:
 PRICING_ESTIMATORS = ("pathwise", "likelihood_ratio", "likelihood_ratio_loo")
 
 
-def greeks(market: BlackScholes, option, estimator: str = "pathwise", n_samples: int = 100_000,
-           per_call: int = 1000) -> GreekEstimate:
+def greeks(
+    market: BlackScholes, option, estimator: str = "pathwise", n_samples: int = 100_000, per_call: int = 1000
+) -> GreekEstimate:
     """Estimate the price, delta and vega of `option` (a `Call` or `Digital`, anything with `payoff`).
 
     estimator: "pathwise" (`estimators.reparam`), "likelihood_ratio" (`estimators.score_function`
@@ -172,6 +174,7 @@ def greeks(market: BlackScholes, option, estimator: str = "pathwise", n_samples:
         return disc * option.payoff(s)
 
     if estimator == "pathwise":
+
         def draw(n):
             return E.reparam(market.terminal(spot, vol), value, n)
     elif estimator in ("likelihood_ratio", "likelihood_ratio_loo"):
@@ -183,6 +186,12 @@ def greeks(market: BlackScholes, option, estimator: str = "pathwise", n_samples:
         raise VaekitError(f"estimator must be one of {PRICING_ESTIMATORS}, got {estimator!r}")
     pg = E.pooled_gradient(draw, [spot, vol], n_samples, per_call)
     (d, v), (d_se, v_se), (d_var, v_var) = pg.mean, pg.standard_error, pg.variance_per_sample
-    return GreekEstimate(estimator, pg.value, float(d), float(v),
-                         {"price": pg.value_se, "delta": float(d_se), "vega": float(v_se)},
-                         {"delta": float(d_var), "vega": float(v_var)}, pg.n_samples)
+    return GreekEstimate(
+        estimator,
+        pg.value,
+        float(d),
+        float(v),
+        {"price": pg.value_se, "delta": float(d_se), "vega": float(v_se)},
+        {"delta": float(d_var), "vega": float(v_var)},
+        pg.n_samples,
+    )

@@ -9,6 +9,7 @@ Nothing about p or q needs a density: only samples.  That is what lets a VAE use
 posterior (`models/avb.py`) or measure how far its aggregate posterior q(z) = E_x q(z|x) is from the
 prior (`aggregate_kl`).
 """
+
 from __future__ import annotations
 
 import math
@@ -37,15 +38,16 @@ class Critic(nn.Module):
     log ratio of two Gaussians exactly representable by the last layer's skip connection.
     """
 
-    def __init__(self, in_features: int, hidden: Sequence[int] = (128, 128), activation: str = "relu",
-                 quadratic: bool = False):
+    def __init__(
+        self, in_features: int, hidden: Sequence[int] = (128, 128), activation: str = "relu", quadratic: bool = False
+    ):
         super().__init__()
         if in_features < 1:
             raise VaekitError(f"Critic in_features must be >= 1, got {in_features}")
         self.in_features, self.quadratic = int(in_features), quadratic
         n = in_features * (2 if quadratic else 1)
         self.net = mlp([n, *hidden, 1], activation)
-        self.skip = nn.Linear(n, 1, bias=False)       # a linear (logistic-regression) part, plus the MLP
+        self.skip = nn.Linear(n, 1, bias=False)  # a linear (logistic-regression) part, plus the MLP
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         lead = inputs[0].shape[0]
@@ -65,8 +67,9 @@ def logistic_loss(logit_p: torch.Tensor, logit_q: torch.Tensor) -> Loss:
     return Loss(value, {"disc_loss": value.detach(), "disc_acc": acc.detach()})
 
 
-def _sampler(s: Samples, name: str,
-             generator: torch.Generator) -> tuple[Callable[[int], torch.Tensor], torch.Tensor | None]:
+def _sampler(
+    s: Samples, name: str, generator: torch.Generator
+) -> tuple[Callable[[int], torch.Tensor], torch.Tensor | None]:
     """(draw(n), held-out) for a tensor (minibatches from 80 %, 20 % held out) or a sampling function."""
     if callable(s) and not isinstance(s, torch.Tensor):
         return s, None
@@ -80,9 +83,18 @@ def _sampler(s: Samples, name: str,
     return (lambda n: train[torch.randint(len(train), (n,), generator=generator)]), hold
 
 
-def fit_ratio(p: Samples, q: Samples, critic: nn.Module | None = None, *, steps: int = 2000,
-              batch_size: int = 256, lr: float = 1e-3, hidden: Sequence[int] = (128, 128), quadratic: bool = False,
-              seed: int = 0) -> nn.Module:
+def fit_ratio(
+    p: Samples,
+    q: Samples,
+    critic: nn.Module | None = None,
+    *,
+    steps: int = 2000,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    hidden: Sequence[int] = (128, 128),
+    quadratic: bool = False,
+    seed: int = 0,
+) -> nn.Module:
     """Train a critic whose logit estimates log p(x)/q(x), from samples of p and q.
 
     p, q: tensors `(N, *shape)` of samples (80 % used for training) or functions n -> `(n, *shape)`.
@@ -109,9 +121,9 @@ def fit_ratio(p: Samples, q: Samples, critic: nn.Module | None = None, *, steps:
 class RatioKL:
     """KL(p || q) estimated as the mean critic logit over held-out p samples."""
 
-    kl: float                 # nats
-    standard_error: float     # Monte Carlo error of the mean over the evaluation samples (not the critic's bias)
-    accuracy: float           # held-out classification accuracy of the critic
+    kl: float  # nats
+    standard_error: float  # Monte Carlo error of the mean over the evaluation samples (not the critic's bias)
+    accuracy: float  # held-out classification accuracy of the critic
     critic: nn.Module
 
 
@@ -131,7 +143,7 @@ def kl_divergence(p: Samples, q: Samples, *, n_eval: int = 20000, seed: int = 0,
     draw_p, hold_p = _sampler(p, "p", g)
     draw_q, hold_q = _sampler(q, "q", g)
     critic = fit_ratio(draw_p, draw_q, seed=seed, **fit_kwargs)
-    xp = hold_p if hold_p is not None else draw_p(n_eval)       # a sampling function: fresh draws
+    xp = hold_p if hold_p is not None else draw_p(n_eval)  # a sampling function: fresh draws
     xq = hold_q if hold_q is not None else draw_q(n_eval)
     return _evaluate(critic, xp, xq)
 

@@ -13,6 +13,7 @@ follows the gradient <v h>_data - <v h>_reconstruction with momentum and weight 
     >>> rbms = pretrain_stack(x, [1000, 500, 250, 30], visible="bernoulli")
     >>> model = unroll(rbms, data_shape=(28, 28))      # a vaekit "autoencoder", ready to fine-tune
 """
+
 from __future__ import annotations
 
 import math
@@ -33,7 +34,7 @@ class CDConfig:
     epochs: int = 50
     batch_size: int = 100
     lr: float = 0.1
-    momentum: tuple[float, float] = (0.5, 0.9)   # initial, final (after `momentum_switch` epochs)
+    momentum: tuple[float, float] = (0.5, 0.9)  # initial, final (after `momentum_switch` epochs)
     momentum_switch: int = 5
     weight_decay: float = 2e-4
     init_std: float = 0.1
@@ -43,18 +44,26 @@ class CDConfig:
 class RBM(torch.nn.Module):
     """One RBM; `visible` and `hidden` are "bernoulli" (logistic) or "gaussian" (linear, unit variance)."""
 
-    def __init__(self, n_visible: int, n_hidden: int, visible: str = "bernoulli", hidden: str = "bernoulli",
-                 init_std: float = 0.1, generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        n_visible: int,
+        n_hidden: int,
+        visible: str = "bernoulli",
+        hidden: str = "bernoulli",
+        init_std: float = 0.1,
+        generator: torch.Generator | None = None,
+    ):
         super().__init__()
         if visible not in UNITS or hidden not in UNITS:
             raise VaekitError(f"RBM units must be one of {UNITS}, got visible={visible!r}, hidden={hidden!r}")
         if n_visible < 1 or n_hidden < 1:
             raise VaekitError(f"RBM sizes must be >= 1, got {n_visible} x {n_hidden}")
         self.visible, self.hidden = visible, hidden
-        self.W = torch.nn.Parameter(torch.randn(n_visible, n_hidden, generator=generator) * init_std,
-                                    requires_grad=False)
-        self.a = torch.nn.Parameter(torch.zeros(n_visible), requires_grad=False)   # visible biases
-        self.b = torch.nn.Parameter(torch.zeros(n_hidden), requires_grad=False)    # hidden biases
+        self.W = torch.nn.Parameter(
+            torch.randn(n_visible, n_hidden, generator=generator) * init_std, requires_grad=False
+        )
+        self.a = torch.nn.Parameter(torch.zeros(n_visible), requires_grad=False)  # visible biases
+        self.b = torch.nn.Parameter(torch.zeros(n_hidden), requires_grad=False)  # hidden biases
 
     # -- the two conditionals ------------------------------------------------------------------
     def hidden_mean(self, v: torch.Tensor) -> torch.Tensor:
@@ -113,12 +122,16 @@ class RBM(torch.nn.Module):
                     p.add_(v)
             err = self.reconstruction_error(x[: min(len(x), 5000)])
             if not math.isfinite(err):
-                raise VaekitError(f"RBM {tuple(self.W.shape)}: reconstruction error became {err} in epoch "
-                                  f"{epoch + 1}; lower the learning rate (now {cfg.lr})")
+                raise VaekitError(
+                    f"RBM {tuple(self.W.shape)}: reconstruction error became {err} in epoch "
+                    f"{epoch + 1}; lower the learning rate (now {cfg.lr})"
+                )
             errors.append(err)
             if log:
-                log(f"rbm {self.W.shape[0]}-{self.W.shape[1]} epoch {epoch + 1}/{cfg.epochs}: "
-                    f"reconstruction error {err:.3f} ({time.perf_counter() - t0:.1f} s)")
+                log(
+                    f"rbm {self.W.shape[0]}-{self.W.shape[1]} epoch {epoch + 1}/{cfg.epochs}: "
+                    f"reconstruction error {err:.3f} ({time.perf_counter() - t0:.1f} s)"
+                )
         return errors
 
 
@@ -130,8 +143,15 @@ def _flat(x, n_visible: int) -> torch.Tensor:
     return x
 
 
-def pretrain_stack(x, sizes, visible: str = "bernoulli", config: CDConfig | None = None,
-                   first: CDConfig | None = None, top: CDConfig | None = None, log=None) -> list[RBM]:
+def pretrain_stack(
+    x,
+    sizes,
+    visible: str = "bernoulli",
+    config: CDConfig | None = None,
+    first: CDConfig | None = None,
+    top: CDConfig | None = None,
+    log=None,
+) -> list[RBM]:
     """Greedy layer-wise pre-training: RBM k learns the hidden means of RBM k-1.
 
     `sizes` are the hidden widths, the last one the code (linear, Gaussian hidden units).  `first`
@@ -145,8 +165,14 @@ def pretrain_stack(x, sizes, visible: str = "bernoulli", config: CDConfig | None
         last = i == len(sizes) - 1
         c = top if last else (first if (i == 0 and first is not None) else cfg)
         c = CDConfig(**{**c.__dict__, "seed": c.seed + i})
-        rbm = RBM(h.shape[1], n_hidden, visible if i == 0 else "bernoulli", "gaussian" if last else "bernoulli",
-                  init_std=c.init_std, generator=torch.Generator().manual_seed(c.seed))
+        rbm = RBM(
+            h.shape[1],
+            n_hidden,
+            visible if i == 0 else "bernoulli",
+            "gaussian" if last else "bernoulli",
+            init_std=c.init_std,
+            generator=torch.Generator().manual_seed(c.seed),
+        )
         rbm.fit(h, c, log)
         rbms.append(rbm)
         with torch.no_grad():
@@ -168,12 +194,20 @@ def unroll(rbms: list[RBM], data_shape, sigma: float = 1.0):
         if lower.W.shape[1] != upper.W.shape[0]:
             raise VaekitError(f"RBM stack does not chain: {tuple(lower.W.shape)} then {tuple(upper.W.shape)}")
     if math.prod(data_shape) != rbms[0].W.shape[0]:
-        raise VaekitError(f"data_shape {tuple(data_shape)} has {math.prod(data_shape)} features but the first "
-                          f"RBM has {rbms[0].W.shape[0]} visible units")
+        raise VaekitError(
+            f"data_shape {tuple(data_shape)} has {math.prod(data_shape)} features but the first "
+            f"RBM has {rbms[0].W.shape[0]} visible units"
+        )
     gaussian = rbms[0].visible == "gaussian"
-    model = build("autoencoder", data_shape=tuple(data_shape), latent_dim=rbms[-1].W.shape[1],
-                  hidden=tuple(r.W.shape[1] for r in rbms[:-1]), activation="sigmoid",
-                  likelihood="gaussian" if gaussian else "bernoulli", sigma=sigma if gaussian else None)
+    model = build(
+        "autoencoder",
+        data_shape=tuple(data_shape),
+        latent_dim=rbms[-1].W.shape[1],
+        hidden=tuple(r.W.shape[1] for r in rbms[:-1]),
+        activation="sigmoid",
+        likelihood="gaussian" if gaussian else "bernoulli",
+        sigma=sigma if gaussian else None,
+    )
     enc = [m for m in model.encoder.body.net if isinstance(m, torch.nn.Linear)] + [model.encoder.head]
     dec = [m for m in model.decoder.body.net if isinstance(m, torch.nn.Linear)]
     with torch.no_grad():

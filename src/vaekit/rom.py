@@ -20,6 +20,7 @@ image (the height-1 axis vanishes under a stride-2 kernel-4 convolution), so 1-D
 model config's `arch="conv1d"`: 1-D convolutional bodies (`nets.Conv1dEncoderBody`), saved with the
 model's config like any other architecture, so a checkpoint rebuilds the model.
 """
+
 from __future__ import annotations
 
 import math
@@ -39,6 +40,7 @@ from .train import TrainConfig, fit
 # --------------------------------------------------------------------------------------------
 # input checks
 # --------------------------------------------------------------------------------------------
+
 
 def check_snapshots(X, name: str = "snapshots", n_modes: int | None = None, rank: int | None = 2) -> np.ndarray:
     """X as a finite float64 array of shape (n_samples, n_x) (rank 2; rank None allows (n, *space)).
@@ -66,8 +68,10 @@ def check_snapshots(X, name: str = "snapshots", n_modes: int | None = None, rank
         if n_modes < 1:
             raise VaekitError(f"{name}: the latent dimension must be >= 1, got {n_modes}")
         if n_modes > limit:
-            raise VaekitError(f"{name}: {X.shape[0]} snapshots of {math.prod(X.shape[1:])} values cannot define "
-                              f"{n_modes} modes; give at least {n_modes} snapshots or lower the latent dimension")
+            raise VaekitError(
+                f"{name}: {X.shape[0]} snapshots of {math.prod(X.shape[1:])} values cannot define "
+                f"{n_modes} modes; give at least {n_modes} snapshots or lower the latent dimension"
+            )
     return X
 
 
@@ -90,6 +94,7 @@ def reconstruction_error(model, X) -> float:
 # --------------------------------------------------------------------------------------------
 # POD
 # --------------------------------------------------------------------------------------------
+
 
 class POD(PCA):
     """Proper orthogonal decomposition: the kit's PCA (`baselines.PCA`, an exact SVD in float64) of snapshots
@@ -121,13 +126,13 @@ class POD(PCA):
 
     def energy(self) -> np.ndarray:
         """Fraction of the snapshot energy sum(s^2) captured by the first r modes, for r = 1..len(s)."""
-        e = self.singular_values_ ** 2
+        e = self.singular_values_**2
         return np.cumsum(e) / e.sum()
 
     def tail_energy(self, r: int | None = None) -> float:
         """sqrt(sum_{i > r} s_i^2 / sum_i s_i^2): the relative Frobenius projection error on the training set."""
         r = self.n_modes if r is None else r
-        e = self.singular_values_ ** 2
+        e = self.singular_values_**2
         return float(np.sqrt(e[r:].sum() / e.sum()))
 
     def projection_error(self, X) -> float:
@@ -145,6 +150,7 @@ class POD(PCA):
 # --------------------------------------------------------------------------------------------
 # auto-encoder reducer
 # --------------------------------------------------------------------------------------------
+
 
 @dataclass(eq=False)
 class AutoEncoderROM:
@@ -171,16 +177,32 @@ class AutoEncoderROM:
 
     def build(self, data_shape) -> AutoEncoder:
         torch.manual_seed(self.seed)
-        return build("autoencoder", data_shape=tuple(data_shape), latent_dim=self.latent_dim, hidden=self.hidden,
-                     activation=self.activation, arch=self.arch, channels=self.channels, likelihood="gaussian",
-                     sigma=self.sigma)
+        return build(
+            "autoencoder",
+            data_shape=tuple(data_shape),
+            latent_dim=self.latent_dim,
+            hidden=self.hidden,
+            activation=self.activation,
+            arch=self.arch,
+            channels=self.channels,
+            likelihood="gaussian",
+            sigma=self.sigma,
+        )
 
     def fit(self, X) -> AutoEncoderROM:
         X = check_snapshots(X, "auto-encoder training snapshots", self.latent_dim, rank=None)
         self.shift_, self.scale_ = float(X.mean()), float(X.std()) or 1.0
         self.model_ = self.build(X.shape[1:])
-        cfg = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, lr_schedule="cosine",
-                          seed=self.seed, progress=False, tensorboard=False, device="cpu")
+        cfg = TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            lr_schedule="cosine",
+            seed=self.seed,
+            progress=False,
+            tensorboard=False,
+            device="cpu",
+        )
         self.history_ = fit(self.model_, torch.from_numpy(self._scaled(X)), cfg)
         return self
 
@@ -192,8 +214,9 @@ class AutoEncoderROM:
             raise VaekitError("AutoEncoderROM: call fit(X) before transform or reconstruct")
         want = tuple(self.model_.config.data_shape)
         if tuple(X.shape[1:]) != want:
-            raise VaekitError(f"auto-encoder input: snapshots have shape {tuple(X.shape[1:])}, "
-                              f"the model expects {want}")
+            raise VaekitError(
+                f"auto-encoder input: snapshots have shape {tuple(X.shape[1:])}, the model expects {want}"
+            )
 
     def transform(self, X) -> np.ndarray:
         X = check_snapshots(X, "auto-encoder input", rank=None)
@@ -215,13 +238,14 @@ class AutoEncoderROM:
 # latent dynamics
 # --------------------------------------------------------------------------------------------
 
+
 @dataclass(eq=False)
 class StepConfig:
-    data_shape: tuple[int, ...] = (3,)   # one training row: [z_t, mu, z_{t+1}, ..., z_{t+horizon}] (normalised)
+    data_shape: tuple[int, ...] = (3,)  # one training row: [z_t, mu, z_{t+1}, ..., z_{t+horizon}] (normalised)
     latent_dim: int = 1
     n_params: int = 1
-    horizon: int = 1                     # steps unrolled in the loss
-    noise: float = 0.0                   # std of Gaussian noise added to the starting z_t while training
+    horizon: int = 1  # steps unrolled in the loss
+    noise: float = 0.0  # std of Gaussian noise added to the starting z_t while training
     hidden: tuple[int, ...] = (64, 64)
     activation: str = "elu"
 
@@ -248,10 +272,10 @@ class LatentStep(nn.Module):
 
     def loss(self, rows, step: int = 0) -> Loss:
         d, p, h = self.config.latent_dim, self.config.n_params, self.config.horizon
-        z, mu = rows[:, :d], rows[:, d:d + p]
-        if self.training and self.config.noise > 0:   # learn to return to the data from nearby states
+        z, mu = rows[:, :d], rows[:, d : d + p]
+        if self.training and self.config.noise > 0:  # learn to return to the data from nearby states
             z = z + self.config.noise * torch.randn_like(z)
-        targets = rows[:, d + p:].reshape(len(rows), h, d)
+        targets = rows[:, d + p :].reshape(len(rows), h, d)
         errs = []
         for k in range(h):
             z = self(z, mu)
@@ -285,21 +309,31 @@ class LatentDynamics:
         if h < 1:
             raise VaekitError(f"latent dynamics: horizon must be >= 1, got {self.horizon}")
         if Z.ndim != 3 or Z.shape[1] < h + 1 or len(Z) != len(mu):
-            raise VaekitError(f"latent trajectories: expected shape (n_traj, n_t >= horizon + 1 = {h + 1}, d) with "
-                              f"n_traj = {len(mu)}, got {Z.shape}")
+            raise VaekitError(
+                f"latent trajectories: expected shape (n_traj, n_t >= horizon + 1 = {h + 1}, d) with "
+                f"n_traj = {len(mu)}, got {Z.shape}"
+            )
         check_snapshots(Z.reshape(-1, Z.shape[-1]), "latent trajectories")
         d, p = Z.shape[-1], mu.shape[-1]
         self.z_mean_, self.z_std_ = Z.reshape(-1, d).mean(0), Z.reshape(-1, d).std(0) + 1e-8
         self.mu_mean_, self.mu_std_ = mu.mean(0), mu.std(0) + 1e-8
         z = (Z - self.z_mean_) / self.z_std_
-        n_win = Z.shape[1] - h                                  # windows z_t .. z_{t+h} of every trajectory
+        n_win = Z.shape[1] - h  # windows z_t .. z_{t+h} of every trajectory
         m = np.broadcast_to(((mu - self.mu_mean_) / self.mu_std_)[:, None], (len(Z), n_win, p))
-        rows = np.concatenate([z[:, :n_win], m] + [z[:, k:k + n_win] for k in range(1, h + 1)], -1)
+        rows = np.concatenate([z[:, :n_win], m] + [z[:, k : k + n_win] for k in range(1, h + 1)], -1)
         rows = rows.reshape(-1, (h + 1) * d + p)
         torch.manual_seed(self.seed)
         self.model_ = LatentStep(StepConfig(((h + 1) * d + p,), d, p, h, self.noise, self.hidden))
-        cfg = TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, lr_schedule="cosine",
-                          seed=self.seed, progress=False, tensorboard=False, device="cpu")
+        cfg = TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            lr_schedule="cosine",
+            seed=self.seed,
+            progress=False,
+            tensorboard=False,
+            device="cpu",
+        )
         self.history_ = fit(self.model_, torch.from_numpy(rows.astype(np.float32)), cfg)
         return self
 

@@ -43,6 +43,7 @@ A fitted sampler remembers the model it was fitted for (name, latent_dim and a d
 weights): its file cannot be used to draw codes for any other model, not even a retrained one.
 Sampler files are safetensors (tensors) with a JSON header; nothing is unpickled.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -70,7 +71,7 @@ from .names import Registry
 
 FORMAT = "vaekit-sampler/1"
 SAMPLERS = Registry("sampler")
-register_sampler = SAMPLERS.register   # class decorator: make a sampler fittable (and loadable from its file) by name
+register_sampler = SAMPLERS.register  # class decorator: make a sampler fittable (and loadable from its file) by name
 
 
 def get(name: str) -> type[Sampler]:
@@ -107,8 +108,10 @@ def codes(model: Any, x: Any, *, draw: bool = False, batch_size: int = 1000, see
     model.eval()
     try:
         with seeded(seed):
-            out = [(model.encode(xb.to(device)).sample() if draw else model.embed(xb.to(device))).float().cpu()
-                   for xb in x.split(batch_size)]
+            out = [
+                (model.encode(xb.to(device)).sample() if draw else model.embed(xb.to(device))).float().cpu()
+                for xb in x.split(batch_size)
+            ]
     finally:
         model.train(was_training)
     return torch.cat(out)
@@ -141,13 +144,13 @@ class Sampler:
     (their learned state) and, where they have one, `log_prob`."""
 
     name = "base"
-    config: Any                 # an instance of the subclass's Config
-    uses_codes = True           # fitted on the training codes (False: nothing to fit, e.g. the prior)
+    config: Any  # an instance of the subclass's Config
+    uses_codes = True  # fitted on the training codes (False: nothing to fit, e.g. the prior)
     min_codes = 1
 
     @dataclass
     class Config:
-        seed: int = 0           # of any randomness in the fit (the prior fits nothing)
+        seed: int = 0  # of any randomness in the fit (the prior fits nothing)
 
     def __init__(self, model: Any, config: Any):
         self.config = config
@@ -211,8 +214,10 @@ def generate(model: Any, sampler: Sampler, n: int, generator: torch.Generator | 
     """Items for n codes of `sampler` (the model's `draw`: decoder means, or a stochastic decoding of a
     sequence model), on the model's device."""
     if sampler.fitted_for["latent_dim"] != model.config.latent_dim:
-        raise VaekitError(f"sampler fitted for {describe(sampler.fitted_for)} cannot draw codes for a model "
-                          f"with latent_dim {model.config.latent_dim}")
+        raise VaekitError(
+            f"sampler fitted for {describe(sampler.fitted_for)} cannot draw codes for a model "
+            f"with latent_dim {model.config.latent_dim}"
+        )
     z = sampler.sample(n, generator)
     items: torch.Tensor = model.draw(z.to(next(model.parameters()).device), generator)
     return items
@@ -235,8 +240,13 @@ def save(sampler: Sampler, path: str | os.PathLike[str]) -> Path:
 
     where = Path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in sampler.tensors().items()}
-    header = {"format": FORMAT, "sampler": sampler.name, "config": dataclasses.asdict(sampler.config),
-              "fitted_for": sampler.fitted_for, "n_codes": sampler.n_codes}
+    header = {
+        "format": FORMAT,
+        "sampler": sampler.name,
+        "config": dataclasses.asdict(sampler.config),
+        "fitted_for": sampler.fitted_for,
+        "n_codes": sampler.n_codes,
+    }
     header = json.loads(json.dumps(header))
     header["sha256"] = _digest(tensors, header)
     atomic_write_bytes(where, to_bytes(tensors, metadata={"vaekit-sampler": json.dumps(header)}))
@@ -256,7 +266,7 @@ def read(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tensor], dict[st
         n = int.from_bytes(data[:8], "little")
         if len(data) < 8 or n > len(data) - 8:
             raise ValueError("header length beyond the end of the file")
-        raw = json.loads(data[8:8 + n]).get("__metadata__", {}).get("vaekit-sampler")
+        raw = json.loads(data[8 : 8 + n]).get("__metadata__", {}).get("vaekit-sampler")
         tensors = from_bytes(data)
     except (SafetensorError, OSError, ValueError, RuntimeError, AttributeError) as e:
         raise VaekitError(f"{path}: corrupt or truncated sampler file ({str(e).splitlines()[0][:120]})") from None
@@ -277,20 +287,22 @@ def load(path: str | os.PathLike[str], model: Any) -> Sampler:
     tensors, header = read(path)
     mine = model_id(model)
     if header["fitted_for"] != mine:
-        raise VaekitError(f"{path}: sampler fitted for {describe(header['fitted_for'])} cannot draw codes "
-                          f"for {describe(mine)}")
+        raise VaekitError(
+            f"{path}: sampler fitted for {describe(header['fitted_for'])} cannot draw codes for {describe(mine)}"
+        )
     cls = get(header["sampler"])
     sampler = cls(model, _config(cls, header["config"]))
     sampler.n_codes = int(header.get("n_codes", 0))
     try:
         sampler.load_tensors(tensors)
     except (KeyError, RuntimeError, ValueError) as e:
-        raise VaekitError(f"{path}: the {cls.name} sampler's tensors do not fit ({str(e).splitlines()[0][:120]})") from None
+        raise VaekitError(
+            f"{path}: the {cls.name} sampler's tensors do not fit ({str(e).splitlines()[0][:120]})"
+        ) from None
     return sampler
 
 
-def cached(path: str | os.PathLike[str], name: str, model: Any, codes_fn: Callable[[], Any],
-           **options: Any) -> Sampler:
+def cached(path: str | os.PathLike[str], name: str, model: Any, codes_fn: Callable[[], Any], **options: Any) -> Sampler:
     """Sampler `name` for `model`: the one saved in `path` when it was fitted for this model with these
     options, else one fitted on `codes_fn()` (the training codes, computed only then) and saved to `path`.
     A sampler that fits nothing (the prior) is neither read nor written."""
@@ -299,7 +311,7 @@ def cached(path: str | os.PathLike[str], name: str, model: Any, codes_fn: Callab
         return fit(name, model, None, **options)
     want = json.loads(json.dumps(dataclasses.asdict(_config(cls, options))))
 
-    def load_if_fitted(path: Path) -> Sampler:       # raises when unreadable or stale: fit again and replace it
+    def load_if_fitted(path: Path) -> Sampler:  # raises when unreadable or stale: fit again and replace it
         _, header = read(path)
         if header["sampler"] != name or header["config"] != want or header["fitted_for"] != model_id(model):
             raise VaekitError(f"{path}: fitted for other options or another model")
@@ -327,7 +339,9 @@ class PriorSampler(Sampler):
 
     def __init__(self, model: Any, config: Any):
         super().__init__(model, config)
-        self.prior: Callable[[], torch.distributions.Distribution] = model.prior                 # the module: whatever the model's prior is
+        self.prior: Callable[[], torch.distributions.Distribution] = (
+            model.prior
+        )  # the module: whatever the model's prior is
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         n = _count(n)
@@ -351,7 +365,7 @@ class GaussianMixtureSampler(Sampler):
         n_components: int = 10
         seed: int = 0
         max_iter: int = 200
-        reg_covar: float = 1e-6        # added to every covariance's diagonal (codes in the encoder's units)
+        reg_covar: float = 1e-6  # added to every covariance's diagonal (codes in the encoder's units)
 
         def __post_init__(self) -> None:
             if isinstance(self.n_components, bool) or not isinstance(self.n_components, int) or self.n_components < 1:
@@ -365,10 +379,17 @@ class GaussianMixtureSampler(Sampler):
 
         k = self.config.n_components
         if len(z) < k:
-            raise VaekitError(f"sampler 'gmm': {k} components need at least {k} codes, got {len(z)} "
-                              "(fewer components: n_components=...)")
-        gm = GaussianMixture(k, covariance_type="full", max_iter=self.config.max_iter, reg_covar=self.config.reg_covar,
-                             random_state=self.config.seed)
+            raise VaekitError(
+                f"sampler 'gmm': {k} components need at least {k} codes, got {len(z)} "
+                "(fewer components: n_components=...)"
+            )
+        gm = GaussianMixture(
+            k,
+            covariance_type="full",
+            max_iter=self.config.max_iter,
+            reg_covar=self.config.reg_covar,
+            random_state=self.config.seed,
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             gm.fit(z.double().numpy())
@@ -390,8 +411,9 @@ class GaussianMixtureSampler(Sampler):
 
     def distribution(self) -> torch.distributions.Distribution:
         D = torch.distributions
-        return D.MixtureSameFamily(D.Categorical(probs=self.weights),
-                                   D.MultivariateNormal(self.means, scale_tril=self.scale_tril))
+        return D.MixtureSameFamily(
+            D.Categorical(probs=self.weights), D.MultivariateNormal(self.means, scale_tril=self.scale_tril)
+        )
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         n = _count(n)
@@ -408,8 +430,11 @@ class GaussianMixtureSampler(Sampler):
 
     def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         k, d = self.config.n_components, self.latent_dim
-        self.set(_expect(tensors, "weights", (k,)), _expect(tensors, "means", (k, d)),
-                 _expect(tensors, "covariances", (k, d, d)))
+        self.set(
+            _expect(tensors, "weights", (k,)),
+            _expect(tensors, "means", (k, d)),
+            _expect(tensors, "covariances", (k, d, d)),
+        )
 
 
 def _standardise(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -437,8 +462,17 @@ def _train(net: nn.Module, x: torch.Tensor, steps: int, batch_size: int, lr: flo
 
     bs = min(batch_size, len(x))
     epochs = math.ceil(steps / math.ceil(len(x) / bs))
-    cfg = TrainConfig(epochs=epochs, max_steps=steps, batch_size=bs, lr=lr, lr_schedule="cosine", seed=seed,
-                      device="cpu", progress=False, tensorboard=False)
+    cfg = TrainConfig(
+        epochs=epochs,
+        max_steps=steps,
+        batch_size=bs,
+        lr=lr,
+        lr_schedule="cosine",
+        seed=seed,
+        device="cpu",
+        progress=False,
+        tensorboard=False,
+    )
     with torch.random.fork_rng(devices=[]), _one_thread():
         train_fit(net, x, cfg)
 
@@ -458,7 +492,7 @@ class TwoStageSampler(Sampler):
         batch_size: int = 256
         lr: float = 1e-3
         seed: int = 0
-        k: int = 1000              # importance samples of log_prob
+        k: int = 1000  # importance samples of log_prob
 
         def __post_init__(self) -> None:
             self.hidden = tuple(self.hidden)
@@ -474,14 +508,25 @@ class TwoStageSampler(Sampler):
         from .models import build
 
         with seeded(config.seed):
-            self.vae = build("vae", data_shape=(self.latent_dim,), latent_dim=self.latent_dim,
-                             hidden=tuple(config.hidden), likelihood="gaussian")
+            self.vae = build(
+                "vae",
+                data_shape=(self.latent_dim,),
+                latent_dim=self.latent_dim,
+                hidden=tuple(config.hidden),
+                likelihood="gaussian",
+            )
         self.loc, self.scale = torch.zeros(self.latent_dim), torch.ones(self.latent_dim)
 
     def _fit(self, model: Any, z: torch.Tensor) -> None:
         self.loc, self.scale = _standardise(z)
-        _train(self.vae, (z - self.loc) / self.scale, self.config.steps, self.config.batch_size, self.config.lr,
-               self.config.seed)
+        _train(
+            self.vae,
+            (z - self.loc) / self.scale,
+            self.config.steps,
+            self.config.batch_size,
+            self.config.lr,
+            self.config.seed,
+        )
         self.vae.eval()
 
     @torch.no_grad()

@@ -10,6 +10,7 @@ Parameters are stored as given; learned state ends in an underscore. `likelihood
 Bernoulli decoder for data in [0, 1] and a Gaussian one with learned variance otherwise (data are
 then standardised per feature, and scores are corrected back to the original units).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -31,10 +32,20 @@ from .train import TrainConfig, fit
 class _LatentEstimator(TransformerMixin, BaseEstimator):  # type: ignore[misc]  # scikit-learn ships no types
     _model_name = "vae"
 
-    def __init__(self, latent_dim: int = 2, hidden: Sequence[int] = (128,), activation: str = "relu",
-                 likelihood: str = "auto", epochs: int = 50, batch_size: int = 64, lr: float = 1e-3,
-                 n_importance: int = 100, random_state: int | np.random.RandomState | None = None,
-                 device: str = "cpu", sampler: str = "prior"):
+    def __init__(
+        self,
+        latent_dim: int = 2,
+        hidden: Sequence[int] = (128,),
+        activation: str = "relu",
+        likelihood: str = "auto",
+        epochs: int = 50,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        n_importance: int = 100,
+        random_state: int | np.random.RandomState | None = None,
+        device: str = "cpu",
+        sampler: str = "prior",
+    ):
         self.latent_dim = latent_dim
         self.hidden = hidden
         self.activation = activation
@@ -79,11 +90,24 @@ class _LatentEstimator(TransformerMixin, BaseEstimator):  # type: ignore[misc]  
         self.likelihood_ = lik
         seed = self._seed()
         torch.manual_seed(seed)
-        self.model_ = build(self._model_name, data_shape=(x.shape[1],), latent_dim=self.latent_dim,
-                            hidden=tuple(self.hidden), activation=self.activation, likelihood=lik,
-                            **self._extra_config())
-        cfg = TrainConfig(epochs=self.epochs, batch_size=min(self.batch_size, len(x)), lr=self.lr, seed=seed,
-                          device=self.device, progress=False, tensorboard=False)
+        self.model_ = build(
+            self._model_name,
+            data_shape=(x.shape[1],),
+            latent_dim=self.latent_dim,
+            hidden=tuple(self.hidden),
+            activation=self.activation,
+            likelihood=lik,
+            **self._extra_config(),
+        )
+        cfg = TrainConfig(
+            epochs=self.epochs,
+            batch_size=min(self.batch_size, len(x)),
+            lr=self.lr,
+            seed=seed,
+            device=self.device,
+            progress=False,
+            tensorboard=False,
+        )
         self.history_ = fit(self.model_, self._to_model_space(x), cfg)
         # where `sample` draws codes: the prior, or a density fitted now on the training codes (posterior means)
         codes = samplers.codes(self.model_, self._to_model_space(x)) if samplers.get(self.sampler).uses_codes else None
@@ -109,10 +133,13 @@ class _LatentEstimator(TransformerMixin, BaseEstimator):  # type: ignore[misc]  
         """log p(x) per sample in nats (importance sampled with n_importance samples from q(z|x))."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float32, reset=False)
-        ll = log_likelihood(self.model_, self._to_model_space(X), k=self.n_importance,
-                            noise_fn=self._item_noise).cpu().numpy()
+        ll = (
+            log_likelihood(self.model_, self._to_model_space(X), k=self.n_importance, noise_fn=self._item_noise)
+            .cpu()
+            .numpy()
+        )
         scores: NDArray[np.float64] = (ll - np.log(self.scale_).sum()).astype(np.float64)
-        return scores   # change of variables back to data units
+        return scores  # change of variables back to data units
 
     def _item_noise(self, xb: torch.Tensor, start: int, m: int) -> torch.Tensor:
         """Draws seeded by each item's bytes, so a sample's score does not depend on its batch or order."""
@@ -191,12 +218,34 @@ class VAEEstimator(_LatentEstimator):
 
     _model_name = "vae"
 
-    def __init__(self, latent_dim: int = 2, hidden: Sequence[int] = (128,), activation: str = "relu",
-                 likelihood: str = "auto", epochs: int = 50, batch_size: int = 64, lr: float = 1e-3,
-                 n_importance: int = 100, beta: float = 1.0, random_state: int | np.random.RandomState | None = None,
-                 device: str = "cpu", sampler: str = "prior"):
-        super().__init__(latent_dim, hidden, activation, likelihood, epochs, batch_size, lr, n_importance,
-                         random_state, device, sampler)
+    def __init__(
+        self,
+        latent_dim: int = 2,
+        hidden: Sequence[int] = (128,),
+        activation: str = "relu",
+        likelihood: str = "auto",
+        epochs: int = 50,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        n_importance: int = 100,
+        beta: float = 1.0,
+        random_state: int | np.random.RandomState | None = None,
+        device: str = "cpu",
+        sampler: str = "prior",
+    ):
+        super().__init__(
+            latent_dim,
+            hidden,
+            activation,
+            likelihood,
+            epochs,
+            batch_size,
+            lr,
+            n_importance,
+            random_state,
+            device,
+            sampler,
+        )
         self.beta = beta
 
     def _extra_config(self) -> dict[str, Any]:
@@ -212,12 +261,22 @@ class AutoEncoderEstimator(_LatentEstimator):
 
     _model_name = "autoencoder"
 
-    def __init__(self, latent_dim: int = 2, hidden: Sequence[int] = (128,), activation: str = "relu",
-                 likelihood: str = "auto", epochs: int = 50, batch_size: int = 64, lr: float = 1e-3,
-                 random_state: int | np.random.RandomState | None = None, device: str = "cpu",
-                 sampler: str = "prior"):
-        super().__init__(latent_dim, hidden, activation, likelihood, epochs, batch_size, lr, 0, random_state, device,
-                         sampler)
+    def __init__(
+        self,
+        latent_dim: int = 2,
+        hidden: Sequence[int] = (128,),
+        activation: str = "relu",
+        likelihood: str = "auto",
+        epochs: int = 50,
+        batch_size: int = 64,
+        lr: float = 1e-3,
+        random_state: int | np.random.RandomState | None = None,
+        device: str = "cpu",
+        sampler: str = "prior",
+    ):
+        super().__init__(
+            latent_dim, hidden, activation, likelihood, epochs, batch_size, lr, 0, random_state, device, sampler
+        )
         del self.n_importance
 
     def score_samples(self, X: ArrayLike) -> NDArray[np.float64]:

@@ -20,6 +20,7 @@ one batch, with the non-finite guard `check_finite`), the time `Budget`, `valida
 `save_checkpoint`.  Every step's process CPU seconds are recorded (History.clock, log.csv's
 `cpu_seconds`) and passed to `on_step`, so callers time and watch training without wrapping it.
 """
+
 from __future__ import annotations
 
 import csv
@@ -49,7 +50,7 @@ from .io import atomic_write_text
 from .models import config_dict
 from .objective import Loss, Phase
 
-Row = dict[str, Any]      # a logged row: step, epoch, loss, the terms, lr, cpu_seconds
+Row = dict[str, Any]  # a logged row: step, epoch, loss, the terms, lr, cpu_seconds
 
 
 @dataclass
@@ -57,35 +58,37 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 128
     lr: float = 1e-3
-    lr_schedule: str = "constant"        # "constant" | "cosine" | "step" (x0.1 at 50 % and 75 %), over the run:
-                                          # its steps, or its max_seconds where the time budget ends it first
-    lr_final: float = 0.0                 # cosine: learning rate at the run's end
+    lr_schedule: str = "constant"  # "constant" | "cosine" | "step" (x0.1 at 50 % and 75 %), over the run:
+    # its steps, or its max_seconds where the time budget ends it first
+    lr_final: float = 0.0  # cosine: learning rate at the run's end
     betas: tuple[float, float] = (0.9, 0.999)
     eps: float = 1e-8
     weight_decay: float = 0.0
-    grad_clip: float | None = None        # max gradient norm
+    grad_clip: float | None = None  # max gradient norm
     seed: int = 0
-    val_fraction: float = 0.0             # held out from the training data for early stopping
-    patience: int | None = None           # epochs without validation improvement before stopping
-    binarize: bool = False                # dynamic binarization: x ~ Bernoulli(pixel) every batch
-    on_nonfinite: str = "raise"           # "raise" (stop, save the batch index) or "skip"
-    checkpoint_every: int = 0             # steps between checkpoints; 0 = end of every epoch only
+    val_fraction: float = 0.0  # held out from the training data for early stopping
+    patience: int | None = None  # epochs without validation improvement before stopping
+    binarize: bool = False  # dynamic binarization: x ~ Bernoulli(pixel) every batch
+    on_nonfinite: str = "raise"  # "raise" (stop, save the batch index) or "skip"
+    checkpoint_every: int = 0  # steps between checkpoints; 0 = end of every epoch only
     max_steps: int | None = None
-    max_seconds: float | None = None      # a training-time budget (checked after every step)
-    budget_clock: str = "wall"            # max_seconds counts "wall" seconds or this process's "cpu" seconds
+    max_seconds: float | None = None  # a training-time budget (checked after every step)
+    budget_clock: str = "wall"  # max_seconds counts "wall" seconds or this process's "cpu" seconds
     device: str = "auto"
     progress: bool = True
     tensorboard: bool = True
 
     def __post_init__(self) -> None:
-        self.betas = cast(tuple[float, float], tuple(self.betas))     # a list in JSON; its length is checked below
+        self.betas = cast(tuple[float, float], tuple(self.betas))  # a list in JSON; its length is checked below
         if self.budget_clock not in ("wall", "cpu"):
             raise VaekitError(f"train config field budget_clock must be wall or cpu, got {self.budget_clock!r}")
         if self.lr_schedule not in ("constant", "cosine", "step"):
-            raise VaekitError(f"train config field lr_schedule must be constant, cosine or step, got {self.lr_schedule!r}")
+            raise VaekitError(
+                f"train config field lr_schedule must be constant, cosine or step, got {self.lr_schedule!r}"
+            )
         if self.on_nonfinite not in ("raise", "skip"):
             raise VaekitError(f"train config field on_nonfinite must be 'raise' or 'skip', got {self.on_nonfinite!r}")
-        for name, (ok, want) in _RULES.items():       # before anything is read or written
+        for name, (ok, want) in _RULES.items():  # before anything is read or written
             value = getattr(self, name)
             if not ok(value):
                 raise VaekitError(f"train config field {name} must be {want}, got {value!r}")
@@ -99,7 +102,7 @@ def _number(v: object) -> bool:
     return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
 
 
-_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {      # TrainConfig field: (test, what it must be)
+_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {  # TrainConfig field: (test, what it must be)
     "epochs": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
     "batch_size": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     "lr": (lambda v: _number(v) and v > 0, "a finite number > 0"),
@@ -117,8 +120,10 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {      # TrainConfig fiel
 }
 
 
-def resolve_phases(model: Any, objective: Callable[[Any, torch.Tensor, int], Loss] | Sequence[Phase] | None = None,
-                   ) -> list[Phase]:
+def resolve_phases(
+    model: Any,
+    objective: Callable[[Any, torch.Tensor, int], Loss] | Sequence[Phase] | None = None,
+) -> list[Phase]:
     """The phases `fit` runs: `objective` (a function, or a sequence of Phases), else `model.phases()`
     when the model defines it, else one phase of `model.loss`."""
     if objective is None and callable(getattr(model, "phases", None)):
@@ -169,8 +174,9 @@ def lr_at(cfg: TrainConfig, step: int, total: int, lr: float | None = None, spen
     return lr
 
 
-def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, lengths: torch.Tensor | None = None,
-                  pool: int = 50) -> list[torch.Tensor]:
+def epoch_batches(
+    n: int, batch_size: int, seed: int, epoch: int, lengths: torch.Tensor | None = None, pool: int = 50
+) -> list[torch.Tensor]:
     """Index batches of one epoch, a permutation fixed by (seed, epoch).
 
     With `lengths` (one per item, e.g. tokens per molecule) the batches are length buckets: the
@@ -193,11 +199,11 @@ class History:
     steps: list[int] = dataclasses.field(default_factory=list)
     loss: list[float] = dataclasses.field(default_factory=list)
     val: list[float] = dataclasses.field(default_factory=list)
-    terms: dict[str, list[float]] = dataclasses.field(default_factory=dict)   # logged terms, one per step
-    clock: list[float] = dataclasses.field(default_factory=list)   # CPU seconds since the run began, at each step
+    terms: dict[str, list[float]] = dataclasses.field(default_factory=dict)  # logged terms, one per step
+    clock: list[float] = dataclasses.field(default_factory=list)  # CPU seconds since the run began, at each step
     stopped: str = "completed"
-    seconds: float = 0.0                  # wall seconds
-    cpu_seconds: float = 0.0              # CPU seconds of this process (all its threads)
+    seconds: float = 0.0  # wall seconds
+    cpu_seconds: float = 0.0  # CPU seconds of this process (all its threads)
 
     def record(self, row: Row) -> None:
         """A step's logged row: its step, loss and cpu_seconds, and the rest (but the epoch) as terms."""
@@ -210,15 +216,20 @@ class History:
 
 
 @torch.no_grad()
-def evaluate_loss(model: Any, x: torch.Tensor, batch_size: int = 1000, seed: int = 1234,
-                  dd: distributed.Dist | None = None,
-                  objective: Callable[[Any, torch.Tensor, int], Loss] | None = None) -> float:
+def evaluate_loss(
+    model: Any,
+    x: torch.Tensor,
+    batch_size: int = 1000,
+    seed: int = 1234,
+    dd: distributed.Dist | None = None,
+    objective: Callable[[Any, torch.Tensor, int], Loss] | None = None,
+) -> float:
     """Mean training loss over x (`objective`, else model.loss; each rank takes a share and the sums
     are reduced), with its own fixed noise so the training RNG stream is untouched."""
     dd = dd or distributed.Dist()
     was = model.training
     model.eval()
-    mine = x[dd.rank::dd.world]
+    mine = x[dd.rank :: dd.world]
     with seeded(seed + dd.rank):
         loss: Callable[[torch.Tensor], Loss] = model.loss if objective is None else (lambda xb: objective(model, xb, 0))
         total = sum(float(loss(xb).value) * len(xb) for xb in mine.split(batch_size))
@@ -236,7 +247,7 @@ class RunLog:
     def __init__(self, run_dir: Path | None, resume_step: int | None, tensorboard: bool):
         self.path = run_dir / "log.csv" if run_dir else None
         self.rows: list[Row] = []
-        self.tb: Any = None                 # a SummaryWriter, when TensorBoard is there and asked for
+        self.tb: Any = None  # a SummaryWriter, when TensorBoard is there and asked for
         if self.path is None:
             return
         if resume_step is not None and self.path.is_file():
@@ -268,7 +279,7 @@ class RunLog:
         w = csv.DictWriter(text, fieldnames=keys)
         w.writeheader()
         w.writerows(self.rows)
-        atomic_write_text(self.path, text.getvalue())     # via .log.csv.*.tmp, swept when left behind
+        atomic_write_text(self.path, text.getvalue())  # via .log.csv.*.tmp, swept when left behind
         if self.tb is not None:
             self.tb.flush()
 
@@ -278,8 +289,15 @@ class RunLog:
             self.tb.close()
 
 
-RUN_FILES = ("checkpoint.safetensors", "best.safetensors", "config.json", "log.csv", "training.json",
-             "metrics.json", "nonfinite_batch.json")      # what a run writes (and tb/); overwrite removes them
+RUN_FILES = (
+    "checkpoint.safetensors",
+    "best.safetensors",
+    "config.json",
+    "log.csv",
+    "training.json",
+    "metrics.json",
+    "nonfinite_batch.json",
+)  # what a run writes (and tb/); overwrite removes them
 
 
 def show(value: object) -> str:
@@ -300,15 +318,18 @@ def model_difference(saved: object, model_cfg: dict[str, Any]) -> str | None:
     if not diff:
         return None
     more = f" (and {len(diff) - 1} more fields differ: {diff[1:]})" if len(diff) > 1 else ""
-    return (f"holds a {model_cfg['model']} with {diff[0]} {show(a.get(diff[0]))}, "
-            f"this model has {show(b.get(diff[0]))}{more}")
+    return (
+        f"holds a {model_cfg['model']} with {diff[0]} {show(a.get(diff[0]))}, "
+        f"this model has {show(b.get(diff[0]))}{more}"
+    )
 
 
 def _never_started(run_dir: Path) -> bool:
     """A folder left by a start that failed before training began (older versions wrote config.json, log.csv and tb/
     first): no checkpoint, and nothing but those."""
     return not (run_dir / "checkpoint.safetensors").exists() and all(
-        p.name in ("config.json", "log.csv", "tb") or p.name.endswith(".tmp") for p in run_dir.iterdir())
+        p.name in ("config.json", "log.csv", "tb") or p.name.endswith(".tmp") for p in run_dir.iterdir()
+    )
 
 
 def check_run_dir(run_dir: str | os.PathLike[str], model: Any, *, resume: bool, overwrite: bool) -> None:
@@ -327,10 +348,14 @@ def check_run_dir(run_dir: str | os.PathLike[str], model: Any, *, resume: bool, 
                 raise VaekitError(f"{cfg_file}: invalid JSON") from None
             diff = model_difference(saved.get("model") if isinstance(saved, dict) else None, config_dict(model))
             if diff:
-                raise VaekitError(f"{cfg_file}: the run directory {diff}; resume it with its own model, or choose "
-                                  "another run directory")
+                raise VaekitError(
+                    f"{cfg_file}: the run directory {diff}; resume it with its own model, or choose "
+                    "another run directory"
+                )
     elif run_dir.exists() and any(run_dir.iterdir()) and not overwrite and not _never_started(run_dir):
-        raise VaekitError(f"{run_dir}: run directory is not empty; pass overwrite=True (--overwrite) or resume=True (--resume)")
+        raise VaekitError(
+            f"{run_dir}: run directory is not empty; pass overwrite=True (--overwrite) or resume=True (--resume)"
+        )
 
 
 def _sweep(folder: Path) -> None:
@@ -342,9 +367,15 @@ def _sweep(folder: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
-def init_run_dir(run_dir: str | os.PathLike[str], model: Any, train_cfg: TrainConfig, *, resume: bool,
-                 meta: dict[str, Any] | None = None,
-                 start: Callable[[Path], None] | None = None) -> Path:
+def init_run_dir(
+    run_dir: str | os.PathLike[str],
+    model: Any,
+    train_cfg: TrainConfig,
+    *,
+    resume: bool,
+    meta: dict[str, Any] | None = None,
+    start: Callable[[Path], None] | None = None,
+) -> Path:
     """Make `run_dir` a run directory: config.json (the model's config, `train_cfg` and `meta` as "data") and,
     for a new run, whatever `start(folder)` writes into it (`fit`: the step-0 checkpoint).
 
@@ -368,12 +399,12 @@ def init_run_dir(run_dir: str | os.PathLike[str], model: Any, train_cfg: TrainCo
     where = Path(os.path.abspath(run_dir))
     where.parent.mkdir(parents=True, exist_ok=True)
     stale = re.compile(re.escape(f".{where.name}.") + r"\d+\.tmp")
-    for p in where.parent.iterdir():                       # left by a start killed before its rename
+    for p in where.parent.iterdir():  # left by a start killed before its rename
         if stale.fullmatch(p.name):
             shutil.rmtree(p, ignore_errors=True)
-    if run_dir.is_dir():                  # a folder that exists already (maybe the cwd) is written in place
+    if run_dir.is_dir():  # a folder that exists already (maybe the cwd) is written in place
         for name in RUN_FILES:
-            (run_dir / name).unlink(missing_ok=True)       # the checkpoint first: the old run is no longer resumable
+            (run_dir / name).unlink(missing_ok=True)  # the checkpoint first: the old run is no longer resumable
         shutil.rmtree(run_dir / "tb", ignore_errors=True)
         _sweep(run_dir)
         folder = run_dir
@@ -394,19 +425,30 @@ def init_run_dir(run_dir: str | os.PathLike[str], model: Any, train_cfg: TrainCo
 
 
 def _write_config(folder: Path, model: Any, train_cfg: TrainConfig, meta: dict[str, Any] | None) -> None:
-    atomic_write_text(folder / "config.json", json.dumps(
-        {"model": config_dict(model), "train": dataclasses.asdict(train_cfg), "data": meta or {}}, indent=2))
+    atomic_write_text(
+        folder / "config.json",
+        json.dumps({"model": config_dict(model), "train": dataclasses.asdict(train_cfg), "data": meta or {}}, indent=2),
+    )
 
 
 # -- the pieces of the loop ---------------------------------------------------------------------------
-def make_optimisers(model: nn.Module, phases: list[Phase], cfg: TrainConfig,
-                    device: torch.device) -> dict[str, torch.optim.Optimizer]:
+def make_optimisers(
+    model: nn.Module, phases: list[Phase], cfg: TrainConfig, device: torch.device
+) -> dict[str, torch.optim.Optimizer]:
     """One Adam per phase over the phase's parameters (its own lr and betas where it sets them), by phase name:
     what checkpoints hold."""
-    fused = device.type in ("cpu", "cuda")      # one kernel per step instead of one per parameter and op
-    return {p.name: torch.optim.Adam(list(model.parameters() if p.parameters is None else p.parameters(model)),
-                                     lr=cfg.lr if p.lr is None else p.lr, betas=p.betas or cfg.betas, eps=cfg.eps,
-                                     weight_decay=cfg.weight_decay, fused=fused) for p in phases}
+    fused = device.type in ("cpu", "cuda")  # one kernel per step instead of one per parameter and op
+    return {
+        p.name: torch.optim.Adam(
+            list(model.parameters() if p.parameters is None else p.parameters(model)),
+            lr=cfg.lr if p.lr is None else p.lr,
+            betas=p.betas or cfg.betas,
+            eps=cfg.eps,
+            weight_decay=cfg.weight_decay,
+            fused=fused,
+        )
+        for p in phases
+    }
 
 
 def step_module(model: nn.Module, current: CurrentPhase, dd: distributed.Dist, device: torch.device) -> nn.Module:
@@ -449,9 +491,9 @@ class Run:
     current: CurrentPhase
     dd: distributed.Dist
     run_dir: Path | None
-    state: dict[str, Any]           # the loop's counters (step, epoch, batch, ...), saved in checkpoints
-    total: int                      # the steps planned
-    budget: Budget | None = None    # (both set when training starts)
+    state: dict[str, Any]  # the loop's counters (step, epoch, batch, ...), saved in checkpoints
+    total: int  # the steps planned
+    budget: Budget | None = None  # (both set when training starts)
     log: RunLog | None = None
 
     @property
@@ -469,9 +511,17 @@ def check_finite(run: Run, value: float, idx: torch.Tensor, phase: Phase) -> boo
     where = None
     if run.run_dir is not None and run.dd.main:
         where = run.run_dir / "nonfinite_batch.json"
-        atomic_write_text(where, json.dumps(
-            {"step": run.state["step"], "epoch": run.state["epoch"], "batch_index": idx.tolist(),
-             **({"phase": phase.name} if run.game else {})}))
+        atomic_write_text(
+            where,
+            json.dumps(
+                {
+                    "step": run.state["step"],
+                    "epoch": run.state["epoch"],
+                    "batch_index": idx.tolist(),
+                    **({"phase": phase.name} if run.game else {}),
+                }
+            ),
+        )
     raise NonFiniteLossError(run.state["step"], idx.tolist(), str(where) if where else None)
 
 
@@ -480,7 +530,7 @@ def train_step(run: Run, xb: torch.Tensor, idx: torch.Tensor) -> tuple[float, Ro
     (clipped to grad_clip), the phase's optimiser step.  Returns the first phase's loss (the run's `loss`) and the
     row to log: terms and lr (a game's as "<phase>/loss", "<phase>/<term>", "<phase>/lr"); None when a non-finite
     loss is skipped (with the rest of the batch's phases)."""
-    assert run.budget is not None               # set when training starts
+    assert run.budget is not None  # set when training starts
     first: float | None = None
     row: Row = {}
     for i, phase in enumerate(run.phases):
@@ -491,12 +541,12 @@ def train_step(run: Run, xb: torch.Tensor, idx: torch.Tensor) -> tuple[float, Ro
         run.current.index = i
         value_t, terms = run.step_fn(xb, run.state["step"])
         stats = torch.stack([value_t.detach(), *(t.detach() for t in terms.values())]).float().cpu()
-        stats = run.dd.mean(torch.cat([stats, run.budget.used()]))       # the ranks agree on the budget too
+        stats = run.dd.mean(torch.cat([stats, run.budget.used()]))  # the ranks agree on the budget too
         run.budget.agree(stats[-2:])
         value = float(stats[0])
         if not check_finite(run, value, idx, phase):
             return None
-        run.model.zero_grad(set_to_none=True)     # also drops gradients that reached other players
+        run.model.zero_grad(set_to_none=True)  # also drops gradients that reached other players
         value_t.backward()
         if run.cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_([p for g in opt.param_groups for p in g["params"]], run.cfg.grad_clip)
@@ -507,7 +557,7 @@ def train_step(run: Run, xb: torch.Tensor, idx: torch.Tensor) -> tuple[float, Ro
             row[prefix + "loss"] = value
         row.update({prefix + k: float(v) for k, v in zip(terms, stats[1:-2])})
         row[prefix + "lr"] = lr
-    assert first is not None                    # a run has at least one phase
+    assert first is not None  # a run has at least one phase
     return first, row
 
 
@@ -515,7 +565,7 @@ def save_checkpoint(run: Run, name: str = "checkpoint.safetensors") -> None:
     """Weights, {phase: optimiser}, every rank's RNG state and the loop's counters into RUN_DIR/name, the log first."""
     rng = run.dd.gather(torch.get_rng_state())
     if run.run_dir is not None and run.dd.main:
-        assert run.log is not None              # set when training starts
+        assert run.log is not None  # set when training starts
         run.log.flush()
         checkpoint.save(run.run_dir / name, run.model, run.opts, rng_states=rng, **run.state)
     run.dd.barrier()
@@ -525,7 +575,7 @@ def validate(run: Run, x_val: torch.Tensor) -> float:
     """The first phase's mean loss on the validation items at the end of an epoch: logged, and the best one's
     weights kept in best.safetensors; counts the epochs without improvement (for `patience`)."""
     v = evaluate_loss(run.model, x_val, dd=run.dd, objective=run.phases[0].loss)
-    assert run.log is not None                  # set when training starts
+    assert run.log is not None  # set when training starts
     run.log.add({"step": run.state["step"], "epoch": run.state["epoch"], "val_loss": v})
     if v < run.state["best_val"]:
         run.state["best_val"], run.state["bad_epochs"] = v, 0
@@ -543,13 +593,16 @@ def progress_bar(cfg: TrainConfig, dd: distributed.Dist, total: int, initial: in
     return None
 
 
-def split_data(model: Any, data: Dataset | torch.Tensor, val_data: Dataset | torch.Tensor | None,
-               cfg: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
+def split_data(
+    model: Any, data: Dataset | torch.Tensor, val_data: Dataset | torch.Tensor | None, cfg: TrainConfig
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Training and validation items (val_data, else a val_fraction split of data, else none), shapes checked."""
     x = check_array(data, "training data")
     if tuple(x.shape[1:]) != tuple(model.config.data_shape):
-        raise VaekitError(f"training data: items have shape {tuple(x.shape[1:])} but the model expects "
-                          f"data_shape {tuple(model.config.data_shape)}")
+        raise VaekitError(
+            f"training data: items have shape {tuple(x.shape[1:])} but the model expects "
+            f"data_shape {tuple(model.config.data_shape)}"
+        )
     if val_data is not None:
         return x, check_array(val_data, "validation data")
     if cfg.val_fraction > 0:
@@ -558,13 +611,19 @@ def split_data(model: Any, data: Dataset | torch.Tensor, val_data: Dataset | tor
     return x, None
 
 
-def prepare(model: nn.Module, cfg: TrainConfig, run_dir: str | os.PathLike[str] | None, resume: bool, overwrite: bool,
-            dd: distributed.Dist) -> tuple[Path | None, bool, torch.device]:
+def prepare(
+    model: nn.Module,
+    cfg: TrainConfig,
+    run_dir: str | os.PathLike[str] | None,
+    resume: bool,
+    overwrite: bool,
+    dd: distributed.Dist,
+) -> tuple[Path | None, bool, torch.device]:
     """Everything that can fail at the start fails here, before the run directory is written: the run directory
     checked (a torchrun restart resumes), the model moved to its device.  Returns (run_dir, resume, device)."""
     folder = None if run_dir is None else Path(run_dir)
     if folder is not None:
-        if distributed.restart_count() > 0:       # torchrun restarted us: continue, or start again
+        if distributed.restart_count() > 0:  # torchrun restarted us: continue, or start again
             resume = (folder / "checkpoint.safetensors").is_file()
             overwrite = not resume
         check_run_dir(folder, model, resume=resume, overwrite=overwrite)
@@ -572,16 +631,26 @@ def prepare(model: nn.Module, cfg: TrainConfig, run_dir: str | os.PathLike[str] 
         device = pick_device(cfg.device, dd)
         model.to(device).train()
     except (RuntimeError, AssertionError, ValueError) as e:
-        raise VaekitError(f"train config field device: cannot train on {cfg.device!r} "
-                          f"({(str(e).splitlines() or [type(e).__name__])[0][:120]})") from None
+        raise VaekitError(
+            f"train config field device: cannot train on {cfg.device!r} "
+            f"({(str(e).splitlines() or [type(e).__name__])[0][:120]})"
+        ) from None
     return folder, resume, device
 
 
-def fit(model: Any, data: Dataset | torch.Tensor, config: TrainConfig | None = None,
-        run_dir: str | os.PathLike[str] | None = None, *, resume: bool = False, overwrite: bool = False,
-        val_data: Dataset | torch.Tensor | None = None, meta: dict[str, Any] | None = None,
-        objective: Callable[[Any, torch.Tensor, int], Loss] | Sequence[Phase] | None = None,
-        on_step: Callable[[int, Row], None] | None = None) -> History:
+def fit(
+    model: Any,
+    data: Dataset | torch.Tensor,
+    config: TrainConfig | None = None,
+    run_dir: str | os.PathLike[str] | None = None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    val_data: Dataset | torch.Tensor | None = None,
+    meta: dict[str, Any] | None = None,
+    objective: Callable[[Any, torch.Tensor, int], Loss] | Sequence[Phase] | None = None,
+    on_step: Callable[[int, Row], None] | None = None,
+) -> History:
     """Train `model` on `data` (a Dataset or tensor `(N, *shape)`); returns the History.
 
     The loss is `objective(model, x, step) -> Loss` when given (e.g.
@@ -608,30 +677,56 @@ def fit(model: Any, data: Dataset | torch.Tensor, config: TrainConfig | None = N
     x, x_val = split_data(model, data, val_data, cfg)
     dd = distributed.setup()
     run_path, resume, device = prepare(model, cfg, run_dir, resume, overwrite, dd)
-    torch.manual_seed(cfg.seed + 7919 * dd.rank)       # ranks draw independent noise
+    torch.manual_seed(cfg.seed + 7919 * dd.rank)  # ranks draw independent noise
     phases = resolve_phases(model, objective)
     current = CurrentPhase(phases)
     x, x_val = x.to(device), None if x_val is None else x_val.to(device)
     # a model of sequences says how long each item is; its batches are then length buckets
     lengths = model.item_lengths(x).cpu() if callable(getattr(model, "item_lengths", None)) else None
     steps = cfg.epochs * math.ceil(len(x) / cfg.batch_size)
-    state: dict[str, Any] = {"step": 0, "epoch": 0, "batch": 0, "best_val": math.inf, "bad_epochs": 0, "skipped": 0, "cpu_seconds": 0.0}
-    run = Run(model, cfg, phases, make_optimisers(model, phases, cfg, device), step_module(model, current, dd, device),
-              current, dd, run_path, state, steps if cfg.max_steps is None else min(steps, cfg.max_steps))
+    state: dict[str, Any] = {
+        "step": 0,
+        "epoch": 0,
+        "batch": 0,
+        "best_val": math.inf,
+        "bad_epochs": 0,
+        "skipped": 0,
+        "cpu_seconds": 0.0,
+    }
+    run = Run(
+        model,
+        cfg,
+        phases,
+        make_optimisers(model, phases, cfg, device),
+        step_module(model, current, dd, device),
+        current,
+        dd,
+        run_path,
+        state,
+        steps if cfg.max_steps is None else min(steps, cfg.max_steps),
+    )
     if resume:
         if run_path is None:
             raise VaekitError("resume=True needs the run directory to resume (run_dir)")
         state.update(checkpoint.restore(run_path / "checkpoint.safetensors", model, run.opts, rng=True, rank=dd.rank))
-    if run_path is not None:        # training starts: the run directory appears, with a step-0 checkpoint if new
-        rng = dd.gather(torch.get_rng_state())        # (every rank has checked the directory by now)
+    if run_path is not None:  # training starts: the run directory appears, with a step-0 checkpoint if new
+        rng = dd.gather(torch.get_rng_state())  # (every rank has checked the directory by now)
         if dd.main:
-            init_run_dir(run_path, model, cfg, resume=resume, meta=meta, start=lambda folder: checkpoint.save(
-                folder / "checkpoint.safetensors", model, run.opts, rng_states=rng, **state))
+            init_run_dir(
+                run_path,
+                model,
+                cfg,
+                resume=resume,
+                meta=meta,
+                start=lambda folder: checkpoint.save(
+                    folder / "checkpoint.safetensors", model, run.opts, rng_states=rng, **state
+                ),
+            )
         dd.barrier()
     run.log = log = RunLog(run_path if dd.main else None, state["step"] if resume else None, cfg.tensorboard)
     hist, bar = History(), progress_bar(cfg, dd, run.total, state["step"])
     t0, cpu0 = time.perf_counter(), time.process_time()
-    cpu_start = cpu0 - state["cpu_seconds"]             # CPU seconds count on from the checkpoint's
+    cpu_start = cpu0 - state["cpu_seconds"]  # CPU seconds count on from the checkpoint's
     run.budget = Budget(cfg)
     max_steps = math.inf if cfg.max_steps is None else cfg.max_steps
     try:
@@ -659,7 +754,7 @@ def fit(model: Any, data: Dataset | torch.Tensor, config: TrainConfig | None = N
                     save_checkpoint(run)
                 if run.budget.over or state["step"] >= max_steps:
                     break
-            if state["batch"] < len(batches):   # stopped by max_steps or max_seconds inside the epoch
+            if state["batch"] < len(batches):  # stopped by max_steps or max_seconds inside the epoch
                 hist.stopped = "max_seconds" if run.budget.over else "max_steps"
                 save_checkpoint(run)
                 break
@@ -680,7 +775,7 @@ def fit(model: Any, data: Dataset | torch.Tensor, config: TrainConfig | None = N
         if bar is not None:
             bar.close()
         log.close()
-    dd.barrier()                                       # every rank is done writing and reading
+    dd.barrier()  # every rank is done writing and reading
     if x_val is not None and run_path is not None and (run_path / "best.safetensors").is_file():
         checkpoint.restore(run_path / "best.safetensors", model)
     hist.seconds, hist.cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0

@@ -17,6 +17,7 @@ The GP follows the chemical-VAE / GVAE protocol (a GP on the codes of a training
 cube and scores standardised, not a sparse GP. An exact GP costs O(n^3) per marginal-likelihood step, so
 keep the training subset at about 2,000 codes on a laptop CPU (see `bayes_opt`).
 """
+
 from __future__ import annotations
 
 import math
@@ -56,9 +57,9 @@ class Result:
     start: float = -math.inf
     seconds: float = 0.0
     known: set = field(default_factory=set, repr=False)
-    timings: list = field(default_factory=list)       # BO: wall s per round for fit, propose, evaluate; CPU s
-    predicted: torch.Tensor | None = None             # gradient ascent: predict along the path (k, n)
-    start_strings: list = field(default_factory=list, repr=False)   # gradient ascent: decodings of z0
+    timings: list = field(default_factory=list)  # BO: wall s per round for fit, propose, evaluate; CPU s
+    predicted: torch.Tensor | None = None  # gradient ascent: predict along the path (k, n)
+    start_strings: list = field(default_factory=list, repr=False)  # gradient ascent: decodings of z0
 
     @property
     def n_proposed(self) -> int:
@@ -91,13 +92,21 @@ class Result:
         return len(set(self.valid_strings()) - self.known)
 
     def summary(self) -> dict:
-        return {"method": self.method, "proposed": self.n_proposed, "valid": self.n_valid,
-                "invalid": self.n_invalid, "unique": self.n_unique, "new": self.n_new,
-                "best": self.best[-1] if self.best else -math.inf, "start": self.start,
-                "seconds": round(self.seconds, 3)}
+        return {
+            "method": self.method,
+            "proposed": self.n_proposed,
+            "valid": self.n_valid,
+            "invalid": self.n_invalid,
+            "unique": self.n_unique,
+            "new": self.n_new,
+            "best": self.best[-1] if self.best else -math.inf,
+            "start": self.start,
+            "seconds": round(self.seconds, 3),
+        }
 
 
 # ----------------------------------------------------------------------------------------- checks
+
 
 def _codes(z, name: str, dim: int | None = None) -> torch.Tensor:
     z = torch.as_tensor(z)
@@ -144,8 +153,8 @@ def _running_best(result: Result, rounds: int) -> None:
 
 # ----------------------------------------------------------------------------------------- BO
 
-def fit_gp(z: torch.Tensor, y: torch.Tensor, bounds: torch.Tensor, fit_points: int = 500, seed: int = 0,
-           previous=None):
+
+def fit_gp(z: torch.Tensor, y: torch.Tensor, bounds: torch.Tensor, fit_points: int = 500, seed: int = 0, previous=None):
     """botorch SingleTaskGP (ARD Matern-5/2) on codes z (n, d) and scores y (n,), inputs scaled by `bounds`
     (2, d) to the unit cube, scores standardised.
 
@@ -163,8 +172,12 @@ def fit_gp(z: torch.Tensor, y: torch.Tensor, bounds: torch.Tensor, fit_points: i
     from gpytorch.mlls import ExactMarginalLogLikelihood
 
     def gp_on(zz, yy):
-        return SingleTaskGP(zz, yy.unsqueeze(-1), input_transform=Normalize(zz.shape[1], bounds=bounds),
-                            outcome_transform=Standardize(1))
+        return SingleTaskGP(
+            zz,
+            yy.unsqueeze(-1),
+            input_transform=Normalize(zz.shape[1], bounds=bounds),
+            outcome_transform=Standardize(1),
+        )
 
     n = z.shape[0]
     sub = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:fit_points] if n > fit_points else None
@@ -173,7 +186,7 @@ def fit_gp(z: torch.Tensor, y: torch.Tensor, bounds: torch.Tensor, fit_points: i
     if previous is not None:
         for part in parts:
             getattr(gp, part).load_state_dict(getattr(previous, part).state_dict())
-    with gpytorch.settings.max_cholesky_size(100_000):   # Cholesky, not CG
+    with gpytorch.settings.max_cholesky_size(100_000):  # Cholesky, not CG
         fit_gpytorch_mll(ExactMarginalLogLikelihood(gp.likelihood, gp))
     if sub is None:
         return gp
@@ -183,8 +196,17 @@ def fit_gp(z: torch.Tensor, y: torch.Tensor, bounds: torch.Tensor, fit_points: i
     return full.eval()
 
 
-def propose(gp, best_f: float, bounds: torch.Tensor, batch: int, acquisition: str = "qLogEI", seed: int = 0,
-            restarts: int = 2, raw_samples: int = 64, maxiter: int = 100) -> torch.Tensor:
+def propose(
+    gp,
+    best_f: float,
+    bounds: torch.Tensor,
+    batch: int,
+    acquisition: str = "qLogEI",
+    seed: int = 0,
+    restarts: int = 2,
+    raw_samples: int = 64,
+    maxiter: int = 100,
+) -> torch.Tensor:
     """`batch` codes (batch, d) maximising the joint q-expected improvement over `best_f` inside `bounds`."""
     import gpytorch
     from botorch.acquisition import qExpectedImprovement, qLogExpectedImprovement
@@ -195,15 +217,35 @@ def propose(gp, best_f: float, bounds: torch.Tensor, batch: int, acquisition: st
     cls = qLogExpectedImprovement if acquisition == "qLogEI" else qExpectedImprovement
     acq = cls(gp, best_f=best_f, sampler=sampler)
     with gpytorch.settings.max_cholesky_size(100_000):
-        cand, _ = optimize_acqf(acq, bounds=bounds, q=batch, num_restarts=restarts, raw_samples=raw_samples,
-                                options={"maxiter": maxiter, "seed": seed})
+        cand, _ = optimize_acqf(
+            acq,
+            bounds=bounds,
+            q=batch,
+            num_restarts=restarts,
+            raw_samples=raw_samples,
+            options={"maxiter": maxiter, "seed": seed},
+        )
     return cand.detach()
 
 
-def bayes_opt(score: Callable, decode: Callable, z_init, y_init, bounds=None, rounds: int = 10,
-              batch: int = 50, seed: int = 0, acquisition: str = "qLogEI", log: Callable | None = None,
-              strings_init: Sequence[str] | None = None, invalid_score: float | None = None,
-              fit_points: int = 500, restarts: int = 2, raw_samples: int = 64, maxiter: int = 100) -> Result:
+def bayes_opt(
+    score: Callable,
+    decode: Callable,
+    z_init,
+    y_init,
+    bounds=None,
+    rounds: int = 10,
+    batch: int = 50,
+    seed: int = 0,
+    acquisition: str = "qLogEI",
+    log: Callable | None = None,
+    strings_init: Sequence[str] | None = None,
+    invalid_score: float | None = None,
+    fit_points: int = 500,
+    restarts: int = 2,
+    raw_samples: int = 64,
+    maxiter: int = 100,
+) -> Result:
     """Bayesian optimisation of `score(decode(z))` over codes z, started from scored codes.
 
     z_init: (n, d) codes of a training subset with scores y_init (n,). The GP is conditioned on all of
@@ -250,8 +292,17 @@ def bayes_opt(score: Callable, decode: Callable, z_init, y_init, bounds=None, ro
         t_fit, cpu = time.perf_counter(), time.process_time()
         gp = fit_gp(X, Y, bounds, fit_points, seed=seed * 1000 + r, previous=gp)
         t_acq = time.perf_counter()
-        cand = propose(gp, float(Y.max()), bounds, batch, acquisition, seed=seed * 1000 + r,
-                       restarts=restarts, raw_samples=raw_samples, maxiter=maxiter)
+        cand = propose(
+            gp,
+            float(Y.max()),
+            bounds,
+            batch,
+            acquisition,
+            seed=seed * 1000 + r,
+            restarts=restarts,
+            raw_samples=raw_samples,
+            maxiter=maxiter,
+        )
         t_eval = time.perf_counter()
         s, v = _evaluate(decode, score, cand)
         t_end = time.perf_counter()
@@ -259,26 +310,48 @@ def bayes_opt(score: Callable, decode: Callable, z_init, y_init, bounds=None, ro
         strings.extend(s)
         scores.append(v)
         rnd.append(torch.full((batch,), r))
-        timings.append({"fit": t_acq - t_fit, "propose": t_eval - t_acq, "evaluate": t_end - t_eval,
-                        "cpu": time.process_time() - cpu})
+        timings.append(
+            {
+                "fit": t_acq - t_fit,
+                "propose": t_eval - t_acq,
+                "evaluate": t_end - t_eval,
+                "cpu": time.process_time() - cpu,
+            }
+        )
         X = torch.cat([X, cand])
         Y = torch.cat([Y, torch.where(torch.isfinite(v), v, torch.full_like(v, penalty))])
         if log is not None:
             ok = v[torch.isfinite(v)]
-            log(f"BO round {r}/{rounds}: {len(ok)}/{batch} valid, round best "
+            log(
+                f"BO round {r}/{rounds}: {len(ok)}/{batch} valid, round best "
                 f"{(float(ok.max()) if len(ok) else math.nan):.3f}, GP on {X.shape[0] - batch} points; "
                 f"fit {t_acq - t_fit:.1f} s, propose {t_eval - t_acq:.1f} s, decode+score {t_end - t_eval:.1f} s "
-                f"(wall), {timings[-1]['cpu']:.1f} CPU s")
-    result = Result("bayes_opt", torch.cat(zs), strings, torch.cat(scores), torch.cat(rnd),
-                    start=float(y_init.max()), known=set(strings_init or ()))
+                f"(wall), {timings[-1]['cpu']:.1f} CPU s"
+            )
+    result = Result(
+        "bayes_opt",
+        torch.cat(zs),
+        strings,
+        torch.cat(scores),
+        torch.cat(rnd),
+        start=float(y_init.max()),
+        known=set(strings_init or ()),
+    )
     result.timings = timings
     _running_best(result, rounds)
     result.seconds = time.perf_counter() - t0
     return result
 
 
-def random_search(score: Callable, decode: Callable, dim: int, rounds: int = 10, batch: int = 50,
-                  seed: int = 0, strings_init: Sequence[str] | None = None) -> Result:
+def random_search(
+    score: Callable,
+    decode: Callable,
+    dim: int,
+    rounds: int = 10,
+    batch: int = 50,
+    seed: int = 0,
+    strings_init: Sequence[str] | None = None,
+) -> Result:
     """The baseline: rounds x batch codes from the prior N(0, I), decoded and scored."""
     dim = _positive_int(dim, "dim")
     rounds, batch = _positive_int(rounds, "rounds"), _positive_int(batch, "batch")
@@ -295,9 +368,19 @@ def random_search(score: Callable, decode: Callable, dim: int, rounds: int = 10,
 
 # ----------------------------------------------------------------------------------------- gradient ascent
 
-def gradient_ascent(predict: Callable, z0, decode: Callable, score: Callable, steps: int = 100,
-                    lr: float = 0.05, prior_weight: float = 0.0, project: bool = False, every: int = 10,
-                    strings_init: Sequence[str] | None = None) -> Result:
+
+def gradient_ascent(
+    predict: Callable,
+    z0,
+    decode: Callable,
+    score: Callable,
+    steps: int = 100,
+    lr: float = 0.05,
+    prior_weight: float = 0.0,
+    project: bool = False,
+    every: int = 10,
+    strings_init: Sequence[str] | None = None,
+) -> Result:
     """The chemical VAE's alternative to BO: follow the gradient of a property predictor in latent space.
 
     z0: (n, d) starting codes (e.g. encodings of training molecules, or prior samples). Every `every`
@@ -314,23 +397,33 @@ def gradient_ascent(predict: Callable, z0, decode: Callable, score: Callable, st
     if not (isinstance(prior_weight, (int, float)) and prior_weight >= 0):
         raise VaekitError(f"prior_weight must be >= 0, got {prior_weight!r}")
     t0 = time.perf_counter()
-    path, predicted = ascend(predict, z0.to(torch.get_default_dtype()), steps, float(lr), float(prior_weight),
-                             project, every)
+    path, predicted = ascend(
+        predict, z0.to(torch.get_default_dtype()), steps, float(lr), float(prior_weight), project, every
+    )
     n, k = z0.shape[0], path.shape[0]
     strings0, scores0 = _evaluate(decode, score, path[0])
     strings, scores = _evaluate(decode, score, path[1:].reshape(-1, z0.shape[1]))
     rnd = torch.arange(1, k).repeat_interleave(n)
     ok0 = scores0[torch.isfinite(scores0)]
     known = set(strings_init or ()) | {s for s in strings0 if s is not None}
-    result = Result("gradient_ascent", path[1:].reshape(-1, z0.shape[1]).to(torch.float64), strings, scores,
-                    rnd, start=float(ok0.max()) if len(ok0) else -math.inf, known=known, predicted=predicted,
-                    start_strings=strings0)
+    result = Result(
+        "gradient_ascent",
+        path[1:].reshape(-1, z0.shape[1]).to(torch.float64),
+        strings,
+        scores,
+        rnd,
+        start=float(ok0.max()) if len(ok0) else -math.inf,
+        known=known,
+        predicted=predicted,
+        start_strings=strings0,
+    )
     _running_best(result, k - 1)
     result.seconds = time.perf_counter() - t0
     return result
 
 
 # ----------------------------------------------------------------------------------------- constrained
+
 
 def tanimoto(a: str, b: str, radius: int = 2, bits: int = 2048) -> float:
     """Tanimoto similarity of Morgan fingerprints (radius 2, 2048 bits, as JT-VAE); 0 if either is invalid."""
@@ -344,9 +437,16 @@ def tanimoto(a: str, b: str, radius: int = 2, bits: int = 2048) -> float:
     return float(DataStructs.TanimotoSimilarity(gen.GetFingerprint(ma), gen.GetFingerprint(mb)))
 
 
-def similarity_constrained(predict: Callable, z0, start_strings: Sequence[str], decode: Callable,
-                           score: Callable, deltas: Sequence[float] = (0.4, 0.6), similarity: Callable = tanimoto,
-                           **ascent) -> dict:
+def similarity_constrained(
+    predict: Callable,
+    z0,
+    start_strings: Sequence[str],
+    decode: Callable,
+    score: Callable,
+    deltas: Sequence[float] = (0.4, 0.6),
+    similarity: Callable = tanimoto,
+    **ascent,
+) -> dict:
     """JT-VAE's constrained optimisation: improve each start molecule while staying similar to it.
 
     For start molecule i (string start_strings[i], code z0[i]) gradient ascent runs from z0[i]; among the
@@ -365,9 +465,8 @@ def similarity_constrained(predict: Callable, z0, start_strings: Sequence[str], 
             raise VaekitError(f"deltas must lie in [0, 1], got {dl!r}")
     res = gradient_ascent(predict, z0, decode, score, strings_init=start_strings, **ascent)
     n = z0.shape[0]
-    base = torch.tensor([math.nan if (v := score(s)) is None else float(v) for s in start_strings],
-                        dtype=torch.float64)
-    cand: list[dict[str, tuple[float, float]]] = [{} for _ in range(n)]    # molecule i: {string: (score, similarity)}
+    base = torch.tensor([math.nan if (v := score(s)) is None else float(v) for s in start_strings], dtype=torch.float64)
+    cand: list[dict[str, tuple[float, float]]] = [{} for _ in range(n)]  # molecule i: {string: (score, similarity)}
     for j, (s, v) in enumerate(zip(res.strings, res.scores.tolist())):
         i = j % n
         if s is None or not math.isfinite(v) or s == start_strings[i] or s in cand[i]:
@@ -388,12 +487,17 @@ def similarity_constrained(predict: Callable, z0, start_strings: Sequence[str], 
                 rows.append((start_strings[i], s, gain, sim))
                 imp.append(gain)
         gains = np.array(imp)
-        out[dl] = {"improvement": float(gains.mean()), "improvement_std": float(gains.std()),
-                   "success": float(np.mean([r[1] is not None for r in rows])), "best": rows}
+        out[dl] = {
+            "improvement": float(gains.mean()),
+            "improvement_std": float(gains.std()),
+            "success": float(np.mean([r[1] is not None for r in rows])),
+            "best": rows,
+        }
     return out
 
 
 # ----------------------------------------------------------------------------------------- reading results
+
 
 def top_molecules(result: Result, k: int = 3) -> list[tuple[str, float]]:
     """The k best distinct valid strings with their scores, best first."""
@@ -417,7 +521,7 @@ def plot_trajectory(results: dict, x: str = "evaluations", ax=None):
     for name, res in results.items():
         xs = res.evaluations if x == "evaluations" else list(range(1, len(res.best) + 1))
         ys = [v if math.isfinite(v) else np.nan for v in res.best]
-        line, = ax.plot(xs, ys, marker="o", ms=3, label=name)
+        (line,) = ax.plot(xs, ys, marker="o", ms=3, label=name)
         if math.isfinite(res.start):
             ax.axhline(res.start, color=line.get_color(), ls=":", lw=1)
     ax.set_xlabel("scored proposals" if x == "evaluations" else "round / checkpoint")
@@ -428,8 +532,7 @@ def plot_trajectory(results: dict, x: str = "evaluations", ax=None):
     return fig if fig is not None else ax.figure
 
 
-def draw_molecules(smiles: Sequence[str], labels: Sequence[str] | None = None, per_row: int = 3,
-                   size: int = 250):
+def draw_molecules(smiles: Sequence[str], labels: Sequence[str] | None = None, per_row: int = 3, size: int = 250):
     """RDKit drawings of molecules in a grid, one label under each; returns a matplotlib Figure."""
     import matplotlib.pyplot as plt
     from rdkit import Chem
@@ -449,8 +552,14 @@ def draw_molecules(smiles: Sequence[str], labels: Sequence[str] | None = None, p
         mols.append(m)
     per_row = min(per_row, len(mols))
     # a PIL image even inside Jupyter, where RDKit would otherwise hand back an IPython display object
-    img = Draw.MolsToGridImage(mols, molsPerRow=per_row, subImgSize=(size, size), legends=[str(t) for t in labels],
-                               useSVG=False, returnPNG=False)
+    img = Draw.MolsToGridImage(
+        mols,
+        molsPerRow=per_row,
+        subImgSize=(size, size),
+        legends=[str(t) for t in labels],
+        useSVG=False,
+        returnPNG=False,
+    )
     rows = math.ceil(len(mols) / per_row)
     fig, ax = plt.subplots(figsize=(per_row * size / 90, rows * size / 90))
     ax.imshow(np.asarray(img))

@@ -8,6 +8,7 @@ Scoring 200,000 molecules takes about 7 CPU-minutes (QED dominates), so the resu
 .npz under `vaekit.data.core.cache_root()/molecules/`, keyed by the source file's size and
 modification time, the row limit and the seed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -38,8 +39,15 @@ def _key(spec: str, split: str, data_dir, limit, seed) -> str:
     return hashlib.sha256(ident.encode()).hexdigest()[:16]
 
 
-def scored(spec: str = "moses", split: str = "train", data_dir=None, *, limit: int | None = None, seed: int = 0,
-           cache: bool = True) -> Molecules:
+def scored(
+    spec: str = "moses",
+    split: str = "train",
+    data_dir=None,
+    *,
+    limit: int | None = None,
+    seed: int = 0,
+    cache: bool = True,
+) -> Molecules:
     """Molecules from `spec` (see data.smiles.load_molecules) with PROPERTIES computed by RDKit."""
     from .props import properties
 
@@ -47,7 +55,7 @@ def scored(spec: str = "moses", split: str = "train", data_dir=None, *, limit: i
         mols = load_molecules(spec, split, data_dir, limit=limit, seed=seed)
         props = properties(mols.smiles)
         bad = ~np.all([np.isfinite(props[p]) for p in PROPERTIES], 0)
-        if bad.any():       # parsed by RDKit but not scorable: count them with the invalid ones
+        if bad.any():  # parsed by RDKit but not scorable: count them with the invalid ones
             i = np.flatnonzero(bad)
             mols.invalid += [(-1, mols.smiles[j]) for j in i]
             mols = mols.subset(np.flatnonzero(~bad))
@@ -55,15 +63,25 @@ def scored(spec: str = "moses", split: str = "train", data_dir=None, *, limit: i
         mols.props.update({p: np.asarray(props[p], dtype=np.float64) for p in PROPERTIES})
         return mols
 
-    path = cache_root() / "molecules" / f"{spec.replace('/', '_')[-40:]}-{split}-{_key(spec, split, data_dir, limit, seed)}.npz"
+    path = (
+        cache_root()
+        / "molecules"
+        / f"{spec.replace('/', '_')[-40:]}-{split}-{_key(spec, split, data_dir, limit, seed)}.npz"
+    )
     return cached(path, score, _save, _load, use=cache)
 
 
 def _save(path: Path, mols: Molecules) -> None:
-    save_npz(path, {"smiles": np.array(mols.smiles, dtype=str), "source": np.array(mols.source),
-                    "invalid_line": np.array([n for n, _ in mols.invalid], dtype=np.int64),
-                    "invalid_text": np.array([t for _, t in mols.invalid], dtype=str),
-                    **{p: mols.props[p] for p in PROPERTIES}})
+    save_npz(
+        path,
+        {
+            "smiles": np.array(mols.smiles, dtype=str),
+            "source": np.array(mols.source),
+            "invalid_line": np.array([n for n, _ in mols.invalid], dtype=np.int64),
+            "invalid_text": np.array([t for _, t in mols.invalid], dtype=str),
+            **{p: mols.props[p] for p in PROPERTIES},
+        },
+    )
 
 
 def _load(path: Path) -> Molecules:
@@ -72,23 +90,32 @@ def _load(path: Path) -> Molecules:
     return Molecules([str(s) for s in z["smiles"]], {p: z[p] for p in PROPERTIES}, invalid, str(z["source"]))
 
 
-def data_fields(mols: Molecules, kind: str = "smiles", max_len: int | None = None, properties=PROPERTIES,
-                conv_kernels=None) -> dict:
+def data_fields(
+    mols: Molecules, kind: str = "smiles", max_len: int | None = None, properties=PROPERTIES, conv_kernels=None
+) -> dict:
     """The ChemVAE config fields that come from the data: vocabulary, max_len, property standardisation."""
     from ..models.chemvae import ChemVAE, standardisation
     from .vocab import Vocab
 
     missing = [p for p in properties if p not in mols.props]
     if missing:
-        raise VaekitError(f"molecules from {mols.source or 'the data'} have no property {missing[0]!r}; "
-                          f"score them with chem.dataset.scored")
+        raise VaekitError(
+            f"molecules from {mols.source or 'the data'} have no property {missing[0]!r}; "
+            f"score them with chem.dataset.scored"
+        )
     vocab = Vocab.build(mols.smiles, kind, max_len)
     reach = sum(k - 1 for k in (conv_kernels or ChemVAE.Config.conv_kernels)) + 1
-    if max_len is None and vocab.max_len < reach:       # short molecules: pad rows to the convolutions' reach
+    if max_len is None and vocab.max_len < reach:  # short molecules: pad rows to the convolutions' reach
         vocab = Vocab(vocab.tokens, kind, reach)
     mean, std = standardisation(mols.props, properties)
-    return {"tokens": tuple(vocab.tokens), "kind": kind, "max_len": vocab.max_len, "properties": tuple(properties),
-            "prop_mean": mean, "prop_std": std}
+    return {
+        "tokens": tuple(vocab.tokens),
+        "kind": kind,
+        "max_len": vocab.max_len,
+        "properties": tuple(properties),
+        "prop_mean": mean,
+        "prop_std": std,
+    }
 
 
 def chem_model(mols: Molecules, kind: str = "smiles", max_len: int | None = None, properties=PROPERTIES, **config):

@@ -3,6 +3,7 @@
 Every function takes SMILES strings; invalid SMILES give `None` (canonical) or NaN (scores), never an error,
 because a generative model's samples are often not molecules and we count them rather than crash.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -113,8 +114,7 @@ def penalized_logp(smiles: str) -> float:
     GVAE 2.94) and JT-VAE (Jin et al. 2018, Table 2: SD-VAE 4.04, JT-VAE 5.30). NaN if invalid.
     For the unnormalised score see `penalized_logp_raw`."""
     lp, sa, cyc = _terms(smiles)
-    return ((lp - LOGP_MEAN) / LOGP_STD + (-sa - NEG_SA_MEAN) / NEG_SA_STD
-            + (-cyc - NEG_CYCLE_MEAN) / NEG_CYCLE_STD)
+    return (lp - LOGP_MEAN) / LOGP_STD + (-sa - NEG_SA_MEAN) / NEG_SA_STD + (-cyc - NEG_CYCLE_MEAN) / NEG_CYCLE_STD
 
 
 def penalized_logp_raw(smiles: str) -> float:
@@ -132,8 +132,11 @@ def penalized_logp_raw(smiles: str) -> float:
 def properties(smiles: Iterable[str]) -> dict[str, np.ndarray]:
     """The chemical VAE's property targets for each string: {"logP", "QED", "SAS"} as float64 arrays, NaN if invalid."""
     smiles = list(smiles)
-    out = {"logP": np.full(len(smiles), np.nan), "QED": np.full(len(smiles), np.nan),
-           "SAS": np.full(len(smiles), np.nan)}
+    out = {
+        "logP": np.full(len(smiles), np.nan),
+        "QED": np.full(len(smiles), np.nan),
+        "SAS": np.full(len(smiles), np.nan),
+    }
     scorer = _sascorer()
     for i, s in enumerate(smiles):
         m = mol(s)

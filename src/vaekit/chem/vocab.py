@@ -10,6 +10,7 @@ A molecule becomes a row of `max_len` token ids: its tokens, one end token, then
 SELFIES strings always decode to a valid molecule, which is why a SELFIES VAE's prior samples
 are valid by construction; SMILES keep the chemical VAE paper's original representation.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,7 +37,7 @@ def smiles_tokens(smiles: str) -> list[str]:
     tokens = SMILES_TOKEN.findall(smiles)
     if "".join(tokens) != smiles:
         at = 0
-        for t in tokens:           # find the first character no token covers, for the message
+        for t in tokens:  # find the first character no token covers, for the message
             if smiles.startswith(t, at):
                 at += len(t)
             else:
@@ -60,15 +61,15 @@ def _selfies_tokens(smiles: str) -> tuple[str, ...]:
     sf = _selfies()
     try:
         return tuple(sf.split_selfies(sf.encoder(smiles)))
-    except Exception as e:        # selfies.EncoderError and friends
+    except Exception as e:  # selfies.EncoderError and friends
         raise VaekitError(f"SMILES {smiles!r}: cannot translate to SELFIES ({e})") from None
 
 
 @dataclass
 class Vocab:
-    tokens: list[str]          # index -> token; the first three are <pad>, <bos>, <eos>
-    kind: str = "smiles"       # "smiles" | "selfies"
-    max_len: int = 120         # tokens per row, including the end token
+    tokens: list[str]  # index -> token; the first three are <pad>, <bos>, <eos>
+    kind: str = "smiles"  # "smiles" | "selfies"
+    max_len: int = 120  # tokens per row, including the end token
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -91,7 +92,7 @@ class Vocab:
         mask[[self.pad, self.bos]] = False
         if first:
             mask[self.eos] = False
-            for i, t in enumerate(self.tokens[len(SPECIALS):], len(SPECIALS)):
+            for i, t in enumerate(self.tokens[len(SPECIALS) :], len(SPECIALS)):
                 if self.kind == "selfies":
                     mask[i] = not any(k in t for k in ("Ring", "Branch", "nop")) and t not in (".", "[.]")
                 else:
@@ -109,7 +110,7 @@ class Vocab:
     def build(cls, smiles, kind: str = "smiles", max_len: int | None = None) -> Vocab:
         """Every token seen in `smiles`; max_len = longest molecule + 1 unless given."""
         probe = cls(list(SPECIALS), kind)
-        seen: dict[str, None] = {}          # first-seen order, no duplicates
+        seen: dict[str, None] = {}  # first-seen order, no duplicates
         longest = 0
         for s in smiles:
             toks = probe.tokenize(s)
@@ -135,8 +136,9 @@ class Vocab:
     def _ids(self, smiles: str) -> list[int]:
         toks = self.tokenize(smiles)
         if len(toks) + 1 > self.max_len:
-            raise VaekitError(f"molecule {smiles!r}: {len(toks)} tokens, more than the vocabulary's "
-                              f"max_len - 1 = {self.max_len - 1}")
+            raise VaekitError(
+                f"molecule {smiles!r}: {len(toks)} tokens, more than the vocabulary's max_len - 1 = {self.max_len - 1}"
+            )
         try:
             ids = [self.index[t] for t in toks]
         except KeyError as e:

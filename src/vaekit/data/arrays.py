@@ -1,4 +1,5 @@
 """NumPy `.npy` / `.npz` files, read with allow_pickle=False (object arrays are refused)."""
+
 from __future__ import annotations
 
 import zipfile
@@ -11,7 +12,7 @@ from ..errors import VaekitError
 from .core import SINGLE, SINGLE_HINT, Dataset, SplitError, check_array, check_single_split, register_format
 
 NPY_MAGIC = b"\x93NUMPY"
-ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")      # an .npz is a zip archive (the second: an empty one)
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # an .npz is a zip archive (the second: an empty one)
 
 
 @register_format(".npz")
@@ -27,9 +28,11 @@ def load_array(path: str | Path, split_name: str = "train") -> Dataset:
             head = f.read(6)
     except OSError as e:
         raise VaekitError(f"{path}: cannot read ({e.strerror})") from None
-    if head != NPY_MAGIC and head[:4] not in ZIP_MAGIC:     # else NumPy would talk of pickles
-        raise VaekitError(f"{path}: not a NumPy {path.suffix or '.npy'} file (it does not start with the "
-                          f"{'zip' if path.suffix == '.npz' else 'NumPy'} signature)")
+    if head != NPY_MAGIC and head[:4] not in ZIP_MAGIC:  # else NumPy would talk of pickles
+        raise VaekitError(
+            f"{path}: not a NumPy {path.suffix or '.npy'} file (it does not start with the "
+            f"{'zip' if path.suffix == '.npz' else 'NumPy'} signature)"
+        )
     try:
         loaded = np.load(path, allow_pickle=False)
         if isinstance(loaded, np.ndarray):
@@ -56,7 +59,9 @@ def load_array(path: str | Path, split_name: str = "train") -> Dataset:
     except VaekitError:
         raise
     except (ValueError, OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
-        raise VaekitError(f"{path}: cannot read NumPy file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        raise VaekitError(
+            f"{path}: cannot read NumPy file ({str(e).splitlines()[0] if str(e) else type(e).__name__})"
+        ) from None
     xt = check_array(x, str(path))
     if x.dtype == np.uint8:
         xt = xt / 255.0

@@ -3,6 +3,7 @@ of items per feature.
 
 The loaders live in their own modules and register themselves here (`register_dataset`, `register_format`);
 this module imports none of them: `vaekit.data` imports them all."""
+
 from __future__ import annotations
 
 import os
@@ -48,8 +49,9 @@ def check_array(x, name: str = "data", *, min_rank: int = 2) -> torch.Tensor:
         if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
             raise VaekitError(f"{name}: expected numbers, got dtype {x.dtype}")
         x = torch.from_numpy(np.ascontiguousarray(x))
-    if x.is_complex() or not (x.is_floating_point() or x.dtype in (torch.uint8, torch.int8, torch.int16,
-                                                                    torch.int32, torch.int64, torch.bool)):
+    if x.is_complex() or not (
+        x.is_floating_point() or x.dtype in (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.bool)
+    ):
         raise VaekitError(f"{name}: expected a real-valued array, got dtype {x.dtype}")
     if x.dim() < min_rank:
         raise VaekitError(f"{name}: expected shape (n_items, ...) of rank >= {min_rank}, got shape {tuple(x.shape)}")
@@ -62,11 +64,12 @@ def check_array(x, name: str = "data", *, min_rank: int = 2) -> torch.Tensor:
         i = int(bad.flatten(1).any(1).nonzero()[0])
         raise VaekitError(f"{name}: contains NaN or inf (first at item {i})")
     x = x.float()
-    bad = ~torch.isfinite(x)                      # finite as float64, beyond float32's +-3.4e38
+    bad = ~torch.isfinite(x)  # finite as float64, beyond float32's +-3.4e38
     if bad.any():
         i = int(bad.flatten(1).any(1).nonzero()[0])
-        raise VaekitError(f"{name}: values out of float32 range (magnitude above 3.4e38; first at item {i}); "
-                          "scale the data")
+        raise VaekitError(
+            f"{name}: values out of float32 range (magnitude above 3.4e38; first at item {i}); scale the data"
+        )
     return x
 
 
@@ -102,10 +105,14 @@ class Standardization:
             assert isinstance(d, dict)
             mean, std = (torch.tensor([float(v) for v in d[k]], dtype=torch.float32) for k in ("mean", "std"))
         except (AssertionError, KeyError, TypeError, ValueError, OverflowError):
-            raise VaekitError(f"{name}: field 'data.standardize' must be an object with lists 'mean' and 'std'") from None
+            raise VaekitError(
+                f"{name}: field 'data.standardize' must be an object with lists 'mean' and 'std'"
+            ) from None
         if len(mean) != n or len(std) != n:
-            raise VaekitError(f"{name}: field 'data.standardize' holds {len(mean)} means and {len(std)} stds for items "
-                              f"of shape {tuple(shape)} ({n} features)")
+            raise VaekitError(
+                f"{name}: field 'data.standardize' holds {len(mean)} means and {len(std)} stds for items "
+                f"of shape {tuple(shape)} ({n} features)"
+            )
         if not (torch.isfinite(mean).all() and torch.isfinite(std).all() and (std > 0).all()):
             raise VaekitError(f"{name}: field 'data.standardize' needs finite means and positive finite stds")
         return cls(mean.reshape(shape), std.reshape(shape))
@@ -154,8 +161,10 @@ def _pick(split_name, parts, name: str = "data"):
 
 #: what a source holding one set of items (a .npy file, an image folder) answers to: there is no test split
 SINGLE = ("train", "all")
-SINGLE_HINT = ("; it holds one set of items, so --split train scores the training items, and held-out items "
-               "need a file or folder of their own (--data)")
+SINGLE_HINT = (
+    "; it holds one set of items, so --split train scores the training items, and held-out items "
+    "need a file or folder of their own (--data)"
+)
 
 
 def check_single_split(name: str, split_name: str) -> None:
@@ -178,7 +187,7 @@ def load(spec: str, split_name: str = "train", data_dir=None) -> Dataset:
     if spec in DATASETS:
         try:
             return DATASETS[spec](split_name, data_dir)
-        except SplitError as e:           # name the data set, whatever its loader called it
+        except SplitError as e:  # name the data set, whatever its loader called it
             if e.name == spec:
                 raise
             raise SplitError(spec, e.split_name, e.splits) from None
@@ -187,7 +196,9 @@ def load(spec: str, split_name: str = "train", data_dir=None) -> Dataset:
     if kind is not None and kind in FORMATS:
         return FORMATS[kind](path, split_name)
     if not path.exists():
-        raise VaekitError(f"unknown data set {spec!r}: not a built-in name ({', '.join(sorted(DATASETS))}) "
-                          "nor an existing file or folder")
+        raise VaekitError(
+            f"unknown data set {spec!r}: not a built-in name ({', '.join(sorted(DATASETS))}) "
+            "nor an existing file or folder"
+        )
     types = ", ".join(sorted(k for k in FORMATS if k != "folder"))
     raise VaekitError(f"{spec}: unsupported data file; use {types} or a folder of images")

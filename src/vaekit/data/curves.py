@@ -19,6 +19,7 @@ Generated once per (seed, width) and cached as .npz under cache_root()/curves ($
     >>> from vaekit.data.curves import curves
     >>> train = curves("train")          # Dataset, x (20000, 28, 28) in [0, 1]
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,7 +32,7 @@ from ..io import cached, load_npz, save_npz
 from .core import Dataset, cache_root, register_dataset
 
 SIZES = {"train": 20_000, "test": 10_000}
-SEEDS = {"train": 0, "test": 1}          # added to the user seed, so train and test never share points
+SEEDS = {"train": 0, "test": 1}  # added to the user seed, so train and test never share points
 
 
 def through_three_points(points: np.ndarray, n_steps: int = 120) -> np.ndarray:
@@ -39,7 +40,7 @@ def through_three_points(points: np.ndarray, n_steps: int = 120) -> np.ndarray:
     p0, p1, p2 = points[:, 0], points[:, 1], points[:, 2]
     a = np.linalg.norm(p1 - p0, axis=1)
     b = np.linalg.norm(p2 - p1, axis=1)
-    t1 = np.clip(a / np.maximum(a + b, 1e-9), 0.15, 0.85)[:, None, None]   # where p1 sits on [0, 1]
+    t1 = np.clip(a / np.maximum(a + b, 1e-9), 0.15, 0.85)[:, None, None]  # where p1 sits on [0, 1]
     t = np.linspace(0.0, 1.0, n_steps)[None, :, None]
     # Lagrange basis on the nodes 0, t1, 1
     l0 = (t - t1) * (t - 1.0) / t1
@@ -51,12 +52,12 @@ def through_three_points(points: np.ndarray, n_steps: int = 120) -> np.ndarray:
 def render(paths: np.ndarray, size: int = 28, width: float = 0.5, chunk: int = 500) -> np.ndarray:
     """Curves sampled as (N, T, 2) pixel coordinates (x = column, y = row) -> images (N, size, size)."""
     ys, xs = np.mgrid[0:size, 0:size]
-    grid = torch.from_numpy(np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float64))   # (P, 2)
+    grid = torch.from_numpy(np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float64))  # (P, 2)
     out = np.empty((len(paths), size * size), dtype=np.float32)
     for s in range(0, len(paths), chunk):
-        c = torch.from_numpy(paths[s:s + chunk].astype(np.float64))                        # (C, T, 2)
-        d = torch.cdist(c, grid.expand(len(c), -1, -1)).amin(1)                            # (C, P) distance
-        out[s:s + chunk] = torch.exp(-d.pow(2) / (2.0 * width ** 2)).numpy()
+        c = torch.from_numpy(paths[s : s + chunk].astype(np.float64))  # (C, T, 2)
+        d = torch.cdist(c, grid.expand(len(c), -1, -1)).amin(1)  # (C, P) distance
+        out[s : s + chunk] = torch.exp(-d.pow(2) / (2.0 * width**2)).numpy()
     return out.reshape(-1, size, size)
 
 
@@ -78,8 +79,15 @@ def cache_folder(data_dir=None) -> Path:
     return Path(data_dir) / "curves" if data_dir else cache_root() / "curves"
 
 
-def curves(split_name: str = "train", data_dir=None, seed: int = 0, n: int | None = None,
-           width: float = 0.5, margin: float = 6.25, cache: bool = True) -> Dataset:
+def curves(
+    split_name: str = "train",
+    data_dir=None,
+    seed: int = 0,
+    n: int | None = None,
+    width: float = 0.5,
+    margin: float = 6.25,
+    cache: bool = True,
+) -> Dataset:
     """The curves split ('train' 20k or 'test' 10k, or the first `n`), cached as .npz."""
     if split_name not in SIZES:
         raise VaekitError(f"unknown split {split_name!r} for curves; choose 'train' or 'test'")
@@ -92,11 +100,16 @@ def curves(split_name: str = "train", data_dir=None, seed: int = 0, n: int | Non
     def make(m: int) -> np.ndarray:
         return make_curves(m, seed=seed * 7919 + SEEDS[split_name], margin=margin, width=width)
 
-    if n < total and not (cache and path.is_file()):   # the first n images of a split are the first n of the generator
+    if n < total and not (cache and path.is_file()):  # the first n images of a split are the first n of the generator
         x = make(n)
     else:
-        x = cached(path, lambda: make(total), lambda p, x: save_npz(p, {"x": x}, compressed=True),
-                   lambda p: load_npz(p, ("x",))["x"], use=cache)
+        x = cached(
+            path,
+            lambda: make(total),
+            lambda p, x: save_npz(p, {"x": x}, compressed=True),
+            lambda p: load_npz(p, ("x",))["x"],
+            use=cache,
+        )
     return Dataset(torch.from_numpy(np.ascontiguousarray(x[:n])), None, "curves")
 
 

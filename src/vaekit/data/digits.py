@@ -1,4 +1,5 @@
 """scikit-learn's embedded 8x8 digits: the data set that needs no download."""
+
 from __future__ import annotations
 
 import numpy as np

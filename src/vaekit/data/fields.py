@@ -12,6 +12,7 @@ flattens them to the matrix X[n_samples, n_x] that POD and the auto-encoders com
 Train and test sets are made by calling a generator twice with disjoint parameter values, so a
 test snapshot is an unseen parameter, not only an unseen time.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -67,20 +68,22 @@ def _positive_1d(values, name: str) -> np.ndarray:
 # 1-D linear advection
 # --------------------------------------------------------------------------------------------
 
+
 def advection_exact(x, t, speed: float, x0: float = 0.2, width: float = 0.02, length: float = 1.0) -> np.ndarray:
     """u(x, t) = g(x - x0 - c t) with g a Gaussian of std `width`, made periodic by summing images.
 
     x: (n_x,), t: (n_t,) -> (n_t, n_x).
     """
     x, t = np.asarray(x, float), np.atleast_1d(np.asarray(t, float))
-    centre = (x0 + speed * t) % length                          # (n_t,)
+    centre = (x0 + speed * t) % length  # (n_t,)
     d = x[None, :] - centre[:, None]
-    images = np.arange(-2, 3) * length                          # enough for width << length
+    images = np.arange(-2, 3) * length  # enough for width << length
     return np.exp(-0.5 * ((d[..., None] + images) / width) ** 2).sum(-1)
 
 
-def advection(speeds, n_x: int = 256, n_t: int = 64, t_end: float = 1.0, x0: float = 0.2,
-              width: float = 0.02) -> Fields:
+def advection(
+    speeds, n_x: int = 256, n_t: int = 64, t_end: float = 1.0, x0: float = 0.2, width: float = 0.02
+) -> Fields:
     """A pulse carried at speed c for each c in `speeds` on the periodic unit interval."""
     speeds = _positive_1d(speeds, "advection speeds")
     if n_x < 8 or n_t < 2:
@@ -95,6 +98,7 @@ def advection(speeds, n_x: int = 256, n_t: int = 64, t_end: float = 1.0, x0: flo
 # 1-D viscous Burgers' equation
 # --------------------------------------------------------------------------------------------
 
+
 def burgers_exact(x, t: float, amplitude: float, nu: float, mean: float = 0.0, n_quad: int = 4001) -> np.ndarray:
     """Cole-Hopf solution of u_t + u u_x = nu u_xx on the real line for u0(x) = mean + a sin x.
 
@@ -108,8 +112,8 @@ def burgers_exact(x, t: float, amplitude: float, nu: float, mean: float = 0.0, n
     if t <= 0:
         return mean + amplitude * np.sin(x)
     umax = abs(mean) + abs(amplitude)
-    half = umax * t + 12.0 * np.sqrt(2 * nu * t)               # all mass of the kernel lies inside
-    s = np.linspace(-half, half, n_quad)                        # s = x - y
+    half = umax * t + 12.0 * np.sqrt(2 * nu * t)  # all mass of the kernel lies inside
+    s = np.linspace(-half, half, n_quad)  # s = x - y
     y = x[:, None] - s[None, :]
     g = mean * y + amplitude * (1 - np.cos(y)) + s[None, :] ** 2 / (2 * t)
     logw = -g / (2 * nu)
@@ -128,8 +132,8 @@ def burgers_solve(u0: np.ndarray, nu, times, dt: float | None = None, cfl: float
     b, n = u0.shape
     nu = np.broadcast_to(np.asarray(nu, float), (b,))[:, None]
     times = np.asarray(times, float)
-    k = np.fft.rfftfreq(n, 1.0 / n)                             # integer wave numbers 0..N/2
-    keep = (k < n / 3).astype(float)                            # 2/3 rule
+    k = np.fft.rfftfreq(n, 1.0 / n)  # integer wave numbers 0..N/2
+    keep = (k < n / 3).astype(float)  # 2/3 rule
     if dt is None:
         dt = cfl * (2 * np.pi / n) / max(np.abs(u0).max(), 1e-12)
 
@@ -142,7 +146,7 @@ def burgers_solve(u0: np.ndarray, nu, times, dt: float | None = None, cfl: float
     for i, t_out in enumerate(times):
         while t < t_out - 1e-12:
             h = min(dt, t_out - t)
-            e = np.exp(-nu * k ** 2 * h / 2)
+            e = np.exp(-nu * k**2 * h / 2)
             e2 = e * e
             a = nonlinear(uh)
             b1 = nonlinear(e * (uh + h / 2 * a))
@@ -154,8 +158,9 @@ def burgers_solve(u0: np.ndarray, nu, times, dt: float | None = None, cfl: float
     return out
 
 
-def burgers(amplitudes, nus, n_x: int = 256, n_t: int = 50, t_end: float = 3.0, mean: float = 1.0,
-            n_fine: int = 1024) -> Fields:
+def burgers(
+    amplitudes, nus, n_x: int = 256, n_t: int = 50, t_end: float = 3.0, mean: float = 1.0, n_fine: int = 1024
+) -> Fields:
     """Burgers trajectories for every (amplitude, nu) pair of the two lists (their outer product).
 
     u0 = mean + a sin x; the mean carries the shock around the domain at speed `mean`.  Solved on
@@ -195,15 +200,26 @@ def generate(name: str, cache=None, use_cache: bool = True, **kwargs) -> Fields:
     """Run generator `name` with `kwargs`, reading/writing `<cache>/<name>-<hash>.npz`."""
     if name not in GENERATORS:
         raise VaekitError(f"unknown field generator {name!r}; choose one of {sorted(GENERATORS)}")
-    key = json.dumps({"v": CACHE_VERSION, "name": name,
-                      **{k: np.asarray(v).tolist() for k, v in sorted(kwargs.items())}}, sort_keys=True)
+    key = json.dumps(
+        {"v": CACHE_VERSION, "name": name, **{k: np.asarray(v).tolist() for k, v in sorted(kwargs.items())}},
+        sort_keys=True,
+    )
     path = cache_dir(cache) / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.npz"
     return cached(path, lambda: GENERATORS[name](**kwargs), _save, lambda p: _load(p, name), use=use_cache)
 
 
 def _save(path: Path, fields: Fields) -> None:
-    save_npz(path, {"u": fields.u, "params": fields.params, "times": fields.times, "grid": fields.grid,
-                    "param_names": np.array(fields.param_names)}, compressed=True)
+    save_npz(
+        path,
+        {
+            "u": fields.u,
+            "params": fields.params,
+            "times": fields.times,
+            "grid": fields.grid,
+            "param_names": np.array(fields.param_names),
+        },
+        compressed=True,
+    )
 
 
 def _load(path: Path, name: str) -> Fields:

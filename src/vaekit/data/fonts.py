@@ -54,6 +54,7 @@ packages: 8,726 files holding 8,729 faces; at 64 x 64, 2,915 distinct text faces
 135 MB of per-file glyphs and 64 MB for the set. About 1 in 40 kept faces still draws pictures (a star
 with the letter inside, say): the pixel test is a median, not a reader.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -73,7 +74,7 @@ import torch
 from ..errors import VaekitError
 from .core import Dataset, _pick, cache_root, register_dataset, split
 
-CHARS = string.ascii_uppercase + string.ascii_lowercase + string.digits      # 62 glyphs
+CHARS = string.ascii_uppercase + string.ascii_lowercase + string.digits  # 62 glyphs
 SUFFIXES = (".ttf", ".otf", ".ttc", ".pfb", ".pfa")
 TYPE1 = (".pfb", ".pfa")
 ATTRIBUTES = ("bold", "italic", "condensed", "serif")
@@ -82,18 +83,45 @@ BOLD_WORDS = {"bold", "semibold", "demibold", "extrabold", "ultrabold", "heavy",
 ITALIC_WORDS = {"italic", "oblique", "slant", "slanted"}
 CONDENSED_WORDS = {"condensed", "semicondensed", "extracondensed", "narrow", "compressed"}
 # Type 1 fonts name their weight and width in words
-WEIGHT_WORDS = {"thin": 100, "hairline": 100, "extralight": 200, "ultralight": 200, "light": 300, "book": 400,
-                "regular": 400, "normal": 400, "roman": 400, "medium": 500, "semibold": 600, "demibold": 600,
-                "demi": 600, "bold": 700, "extrabold": 800, "ultrabold": 800, "heavy": 800, "black": 900}
-WIDTH_WORDS = {"ultracondensed": 1, "extracondensed": 2, "compressed": 2, "condensed": 3, "narrow": 3,
-               "semicondensed": 4, "semiexpanded": 6, "expanded": 7, "extended": 7, "wide": 7}
+WEIGHT_WORDS = {
+    "thin": 100,
+    "hairline": 100,
+    "extralight": 200,
+    "ultralight": 200,
+    "light": 300,
+    "book": 400,
+    "regular": 400,
+    "normal": 400,
+    "roman": 400,
+    "medium": 500,
+    "semibold": 600,
+    "demibold": 600,
+    "demi": 600,
+    "bold": 700,
+    "extrabold": 800,
+    "ultrabold": 800,
+    "heavy": 800,
+    "black": 900,
+}
+WIDTH_WORDS = {
+    "ultracondensed": 1,
+    "extracondensed": 2,
+    "compressed": 2,
+    "condensed": 3,
+    "narrow": 3,
+    "semicondensed": 4,
+    "semiexpanded": 6,
+    "expanded": 7,
+    "extended": 7,
+    "wide": 7,
+}
 
 DROP_REASONS = ("unreadable", "missing glyphs", "symbol font", "not text", "duplicate", "near-duplicate")
-TEXT_THRESHOLD = 0.3        # mean correlation with the median glyph below which a face is not text
-TEXT_TEST_MIN_FACES = 10    # fewer faces than this: no median to compare with, the pixel test is not run
-NEAR_DUPLICATE = 0.02       # rms ink difference (16 x 16, all glyphs) below which two faces are one
-RENDERER_VERSION = 2        # bump when rendering changes: the per-file caches are then rendered again
-FILTER_VERSION = 2          # bump when the filters change: the set caches are then built again
+TEXT_THRESHOLD = 0.3  # mean correlation with the median glyph below which a face is not text
+TEXT_TEST_MIN_FACES = 10  # fewer faces than this: no median to compare with, the pixel test is not run
+NEAR_DUPLICATE = 0.02  # rms ink difference (16 x 16, all glyphs) below which two faces are one
+RENDERER_VERSION = 2  # bump when rendering changes: the per-file caches are then rendered again
+FILTER_VERSION = 2  # bump when the filters change: the set caches are then built again
 
 
 def matplotlib_font_dir() -> Path:
@@ -105,8 +133,15 @@ def matplotlib_font_dir() -> Path:
 def system_font_dirs() -> list[Path]:
     """The usual font folders of Linux, macOS and Windows that exist on this machine."""
     home = Path.home()
-    cands = [Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), home / ".fonts", home / ".local/share/fonts",
-             Path("/Library/Fonts"), Path("/System/Library/Fonts"), home / "Library/Fonts"]
+    cands = [
+        Path("/usr/share/fonts"),
+        Path("/usr/local/share/fonts"),
+        home / ".fonts",
+        home / ".local/share/fonts",
+        Path("/Library/Fonts"),
+        Path("/System/Library/Fonts"),
+        home / "Library/Fonts",
+    ]
     if sys.platform.startswith("win"):
         cands.append(Path(os.environ.get("WINDIR", "C:/Windows")) / "Fonts")
     return [p for p in cands if p.is_dir()]
@@ -160,16 +195,16 @@ class FontInfo:
     """What one rendered font is and what its tables say about its style."""
 
     path: str
-    index: int                  # face index inside a .ttc collection (0 otherwise)
+    index: int  # face index inside a .ttc collection (0 otherwise)
     family: str
     style: str
-    weight: int                 # OS/2 usWeightClass (400 regular, 700 bold)
-    width: int                  # OS/2 usWidthClass (5 normal, < 5 condensed)
-    italic_angle: float         # post.italicAngle, degrees (negative leans right)
+    weight: int  # OS/2 usWeightClass (400 regular, 700 bold)
+    width: int  # OS/2 usWidthClass (5 normal, < 5 condensed)
+    italic_angle: float  # post.italicAngle, degrees (negative leans right)
     bold: bool
     italic: bool
     condensed: bool
-    serif: bool | None          # None: the family name does not say
+    serif: bool | None  # None: the family name does not say
 
     @property
     def name(self) -> str:
@@ -216,11 +251,13 @@ def font_info(tt, path, index: int = 0) -> FontInfo:
 
 def _ps_unescape(s: str) -> str:
     """A PostScript string literal's body: \\ddd octal codes and \\n, \\(, \\), \\\\ escapes."""
+
     def one(m):
         e = m.group(1)
         if e[0] in "01234567":
             return chr(int(e, 8))
         return {"n": "\n", "r": "\r", "t": "\t", "b": "\b", "f": "\f"}.get(e, e)
+
     return re.sub(r"\\([0-7]{1,3}|.)", one, s, flags=re.S)
 
 
@@ -230,7 +267,7 @@ def type1_header(path) -> dict:
     from fontTools.t1Lib import readPFB
 
     if Path(path).suffix.lower() == ".pfb":
-        data = readPFB(str(path), onlyHeader=True)       # the first (clear-text) segment
+        data = readPFB(str(path), onlyHeader=True)  # the first (clear-text) segment
     else:
         data = Path(path).read_bytes().split(b"eexec")[0]
     text = data.decode("latin-1")
@@ -254,13 +291,14 @@ def type1_info(path) -> FontInfo:
     h = type1_header(path)
     family = h.get("FamilyName") or h["FontName"].split("-")[0]
     full = h.get("FullName", "")
-    style = full[len(family):].strip(" -") if full.lower().startswith(family.lower()) else ""
+    style = full[len(family) :].strip(" -") if full.lower().startswith(family.lower()) else ""
     style = style or h.get("Weight", "") or "Regular"
     weight = WEIGHT_WORDS.get(re.sub(r"[^a-z]", "", h.get("Weight", "").lower()), 400)
     words = _words(family, style, h["FontName"], full)
     width = min([WIDTH_WORDS[w] for w in words if w in WIDTH_WORDS], key=lambda v: abs(v - 5), default=5)
-    return _style_info(path, 0, family, style, weight, width, float(h.get("ItalicAngle", 0.0)),
-                       words=(h["FontName"], full))
+    return _style_info(
+        path, 0, family, style, weight, width, float(h.get("ItalicAngle", 0.0)), words=(h["FontName"], full)
+    )
 
 
 def declares_symbol(tt) -> bool:
@@ -275,27 +313,28 @@ def declares_symbol(tt) -> bool:
 
 
 # -- rendering ---------------------------------------------------------------------------------
-NOT_A_CHAR = "\uffff"       # a noncharacter no font maps: draws the .notdef glyph
+NOT_A_CHAR = "\uffff"  # a noncharacter no font maps: draws the .notdef glyph
 
 
 def _ink_crop(pil_font, ch: str):
     """Render one character at its baseline; returns (ink array (h, w) uint8, top offset from baseline) or None."""
     from PIL import Image, ImageDraw
 
-    l, t, r, b = pil_font.getbbox(ch, anchor="ls")
-    if r <= l or b <= t:
+    left, t, r, b = pil_font.getbbox(ch, anchor="ls")
+    if r <= left or b <= t:
         return None
-    im = Image.new("L", (r - l + 2, b - t + 2), 0)
-    ImageDraw.Draw(im).text((1 - l, 1 - t), ch, font=pil_font, fill=255, anchor="ls")
+    im = Image.new("L", (r - left + 2, b - t + 2), 0)
+    ImageDraw.Draw(im).text((1 - left, 1 - t), ch, font=pil_font, fill=255, anchor="ls")
     a = np.asarray(im)
     rows, cols = np.nonzero(a.max(1))[0], np.nonzero(a.max(0))[0]
     if len(rows) == 0:
         return None
-    return a[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], t - 1 + int(rows[0])
+    return a[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1], t - 1 + int(rows[0])
 
 
-def render_glyphs(path, chars: str = CHARS, size: int = 32, index: int = 0, margin: float = 0.0625,
-                  oversample: int = 4) -> np.ndarray:
+def render_glyphs(
+    path, chars: str = CHARS, size: int = 32, index: int = 0, margin: float = 0.0625, oversample: int = 4
+) -> np.ndarray:
     """Glyph images of one font, uint8 (len(chars), size, size), ink = 255.
 
     All glyphs share the font's baseline and one scale factor (the font's tallest extent or widest
@@ -320,15 +359,15 @@ def render_glyphs(path, chars: str = CHARS, size: int = 32, index: int = 0, marg
     side = max(bottom - top, max(a.shape[1] for a, _ in crops.values()))
     inner = max(1, int(round(size * (1 - 2 * margin))))
     lo = (size - inner) // 2
-    v0 = (side - (bottom - top)) // 2            # centre the font's vertical extent in the box
+    v0 = (side - (bottom - top)) // 2  # centre the font's vertical extent in the box
     out = np.zeros((len(chars), size, size), np.uint8)
     for i, ch in enumerate(chars):
         a, t = crops[ch]
         canvas = np.zeros((side, side), np.uint8)
         y, x = v0 + t - top, (side - a.shape[1]) // 2
-        canvas[y:y + a.shape[0], x:x + a.shape[1]] = a
+        canvas[y : y + a.shape[0], x : x + a.shape[1]] = a
         small = Image.fromarray(canvas).resize((inner, inner), Image.Resampling.BOX)
-        out[i, lo:lo + inner, lo:lo + inner] = np.asarray(small)
+        out[i, lo : lo + inner, lo : lo + inner] = np.asarray(small)
     return out
 
 
@@ -352,9 +391,10 @@ def _render_file(path: str, where: str, chars: str, size: int, cache_file: str |
 
     status is "ok" or the reason the face is left out, which starts with one of DROP_REASONS. Runs in
     a worker process; writes the file's cache entry when given one."""
-    logging.getLogger("fontTools").setLevel(logging.ERROR)     # old fonts trip harmless timestamp warnings
+    logging.getLogger("fontTools").setLevel(logging.ERROR)  # old fonts trip harmless timestamp warnings
     p = Path(path)
-    faces, glyphs = [], []
+    faces: list[dict] = []
+    glyphs: list[np.ndarray] = []
     if p.suffix.lower() in TYPE1:
         try:
             info = type1_info(p)
@@ -365,13 +405,13 @@ def _render_file(path: str, where: str, chars: str, size: int, cache_file: str |
     else:
         try:
             tts = _faces(p)
-        except Exception as e:   # fontTools raises many types for a broken file
+        except Exception as e:  # fontTools raises many types for a broken file
             tts = []
             faces.append({"where": where, "status": f"unreadable ({type(e).__name__})", "info": None})
         for index, tt in tts:
             w = where + (f"#{index}" if p.suffix.lower() == ".ttc" else "")
             try:
-                cmap = tt["cmap"].getBestCmap() or {}     # no cmap table (KeyError): not a font
+                cmap = tt["cmap"].getBestCmap() or {}  # no cmap table (KeyError): not a font
                 missing = [ch for ch in chars if ord(ch) not in cmap]
                 info = font_info(tt, p, index)
                 symbol = declares_symbol(tt)
@@ -384,7 +424,7 @@ def _render_file(path: str, where: str, chars: str, size: int, cache_file: str |
         try:
             _save_entry(cache_file, faces, out)
         except OSError:
-            pass                                               # a cache that cannot be written only costs time
+            pass  # a cache that cannot be written only costs time
     return faces, out
 
 
@@ -399,7 +439,9 @@ def _render_face(path, index, where, chars, size, info, missing, glyphs, symbol=
             glyphs.append(render_glyphs(path, chars, size, index))
         except ValueError as e:
             text = str(e)
-            face["status"] = f"missing glyphs ({text})" if text.startswith("glyphs") else f"unreadable (ValueError: {text[:80]})"
+            face["status"] = (
+                f"missing glyphs ({text})" if text.startswith("glyphs") else f"unreadable (ValueError: {text[:80]})"
+            )
         except Exception as e:
             face["status"] = f"unreadable ({type(e).__name__}: {str(e)[:80]})"
     return face
@@ -442,9 +484,10 @@ def _load_entry(path, shape):
         if glyphs.dtype != np.uint8 or glyphs.shape[1:] != tuple(shape):
             raise ValueError(f"glyphs {glyphs.dtype} {glyphs.shape}")
         return meta, glyphs
-    except Exception as e:       # truncated, corrupt, from another version: render again
-        print(f"vaekit: font cache file {path.name} cannot be read ({type(e).__name__}); rendering again",
-              file=sys.stderr)
+    except Exception as e:  # truncated, corrupt, from another version: render again
+        print(
+            f"vaekit: font cache file {path.name} cannot be read ({type(e).__name__}); rendering again", file=sys.stderr
+        )
         return None
 
 
@@ -456,8 +499,8 @@ def _pooled(glyphs: np.ndarray, side: int, chunk: int = 256) -> torch.Tensor:
     n, c, s, _ = glyphs.shape
     out = torch.empty(n, c, side * side)
     for i in range(0, n, chunk):
-        x = torch.from_numpy(glyphs[i:i + chunk]).float().div_(255.0)
-        out[i:i + chunk] = Fn.adaptive_avg_pool2d(x, side).reshape(len(x), c, -1)
+        x = torch.from_numpy(glyphs[i : i + chunk]).float().div_(255.0)
+        out[i : i + chunk] = Fn.adaptive_avg_pool2d(x, side).reshape(len(x), c, -1)
     return out
 
 
@@ -483,7 +526,7 @@ def near_duplicates(pooled: torch.Tensor, threshold: float = NEAR_DUPLICATE, chu
     bound = threshold * flat.shape[1] ** 0.5
     out: dict[int, list] = {}
     for i0 in range(0, n, chunk):
-        dist = torch.cdist(flat[i0:i0 + chunk], flat[:i0 + chunk], compute_mode="use_mm_for_euclid_dist")
+        dist = torch.cdist(flat[i0 : i0 + chunk], flat[: i0 + chunk], compute_mode="use_mm_for_euclid_dist")
         ii, jj = torch.nonzero(dist < bound, as_tuple=True)
         keep = jj < ii + i0
         for i, j, d in zip((ii[keep] + i0).tolist(), jj[keep].tolist(), dist[ii[keep], jj[keep]].tolist()):
@@ -513,7 +556,7 @@ def _filter(faces, glyphs, text_threshold, near_threshold):
     text = [k for k, i in enumerate(rest) if i not in why]
     pairs = near_duplicates(pooled[text], near_threshold)
     kept: set[int] = set()
-    for k, i in enumerate(text):
+    for k in range(len(text)):
         hit = next(((j, d) for j, d in sorted(pairs.get(k, [])) if j in kept), None)
         if hit is None:
             kept.add(k)
@@ -553,10 +596,11 @@ class FontSet:
             return np.array([np.nan if v is None else float(v) for v in vals])
         return np.array(vals, dtype=bool)
 
-    def subset(self, index) -> "FontSet":
+    def subset(self, index) -> FontSet:
         index = [int(i) for i in np.asarray(index).reshape(-1)]
-        return FontSet(self.images[index], [self.info[i] for i in index], self.chars, self.skipped, self.seconds,
-                       self.dropped)
+        return FontSet(
+            self.images[index], [self.info[i] for i in index], self.chars, self.skipped, self.seconds, self.dropped
+        )
 
     def glyphs(self) -> Dataset:
         """Every glyph as its own item: x (n_fonts * n_chars, size, size), y the character index."""
@@ -568,9 +612,17 @@ def _reason(why: str) -> str:
     return next((r for r in DROP_REASONS if why.startswith(r)), why.split(" (")[0])
 
 
-def render_fonts(dirs=None, chars: str = CHARS, size: int = 32, max_fonts: int | None = None,
-                 verbose: bool = False, workers: int | None = None, cache=True,
-                 text_threshold: float = TEXT_THRESHOLD, near_duplicate: float = NEAR_DUPLICATE) -> FontSet:
+def render_fonts(
+    dirs=None,
+    chars: str = CHARS,
+    size: int = 32,
+    max_fonts: int | None = None,
+    verbose: bool = False,
+    workers: int | None = None,
+    cache=True,
+    text_threshold: float = TEXT_THRESHOLD,
+    near_duplicate: float = NEAR_DUPLICATE,
+) -> FontSet:
     """Render `chars` of every font file found in `dirs` (default: `default_font_dirs()`).
 
     Faces that cannot be read, lack a character, are symbol fonts, draw no letters (the pixel test,
@@ -592,19 +644,22 @@ def render_fonts(dirs=None, chars: str = CHARS, size: int = 32, max_fonts: int |
     keys = [_file_key(p, chars, size) for p, _ in files]
     set_file = None
     if folder is not None:
-        set_key = _digest([[k, w] for k, (_, w) in zip(keys, files)] + [chars, size, RENDERER_VERSION, FILTER_VERSION,
-                                                                        text_threshold, near_duplicate, max_fonts])
+        set_key = _digest(
+            [[k, w] for k, (_, w) in zip(keys, files)]
+            + [chars, size, RENDERER_VERSION, FILTER_VERSION, text_threshold, near_duplicate, max_fonts]
+        )
         set_file = folder / f"set-{size}-{set_key}.npz"
         hit = _load_entry(set_file, (len(chars), size, size))
         if hit is not None:
             meta, glyphs = hit
-            fonts = _fontset(glyphs, [FontInfo(**f) for f in meta["info"]], chars,
-                             [tuple(s) for s in meta["skipped"]], t0)
+            fonts = _fontset(
+                glyphs, [FontInfo(**f) for f in meta["info"]], chars, [tuple(s) for s in meta["skipped"]], t0
+            )
             return _report(fonts, verbose)
     faces, glyphs = [], []
     step = len(files) if max_fonts is None else 256
     for s in range(0, len(files), step):
-        for fs, g in _render_files(files[s:s + step], keys[s:s + step], chars, size, workers, folder):
+        for fs, g in _render_files(files[s : s + step], keys[s : s + step], chars, size, workers, folder):
             faces += fs
             glyphs.append(g)
         ok = [f for f in faces if f["status"] == "ok"]
@@ -645,8 +700,10 @@ def _report(fonts: FontSet, verbose: bool) -> FontSet:
     if verbose:
         for where, why in fonts.skipped:
             print(f"skipped {where}: {why}", file=sys.stderr)
-        print(f"{len(fonts)} fonts kept; left out: " + ", ".join(f"{n} {r}" for r, n in fonts.dropped.items()),
-              file=sys.stderr)
+        print(
+            f"{len(fonts)} fonts kept; left out: " + ", ".join(f"{n} {r}" for r, n in fonts.dropped.items()),
+            file=sys.stderr,
+        )
     return fonts
 
 
@@ -660,7 +717,7 @@ def _render_files(files, keys, chars, size, workers, folder):
         if hit is not None:
             faces, g = hit
             for f in faces:
-                f["where"] = where + f["where"][len(f["where"].split("#")[0]):]    # the folder may differ
+                f["where"] = where + f["where"][len(f["where"].split("#")[0]) :]  # the folder may differ
             results[k] = (faces, g)
         else:
             todo.append((k, (str(p), where, chars, size, None if entry is None else str(entry))))
@@ -705,6 +762,23 @@ def fonts_dataset(split_name: str = "train", data_dir=None) -> Dataset:
     return _pick(split_name, {"train": train, "test": test, "all": full})
 
 
-__all__ = ["CHARS", "DROP_REASONS", "FontInfo", "FontSet", "render_glyphs", "render_fonts", "font_files", "font_info",
-           "type1_info", "type1_header", "declares_symbol", "text_likeness", "near_duplicates", "split_fonts",
-           "default_font_dirs", "matplotlib_font_dir", "system_font_dirs", "tex_font_dirs"]
+__all__ = [
+    "CHARS",
+    "DROP_REASONS",
+    "FontInfo",
+    "FontSet",
+    "render_glyphs",
+    "render_fonts",
+    "font_files",
+    "font_info",
+    "type1_info",
+    "type1_header",
+    "declares_symbol",
+    "text_likeness",
+    "near_duplicates",
+    "split_fonts",
+    "default_font_dirs",
+    "matplotlib_font_dir",
+    "system_font_dirs",
+    "tex_font_dirs",
+]

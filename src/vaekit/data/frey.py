@@ -3,6 +3,7 @@
 Read from `frey/frey_rawface.mat.gz` (or `.mat`) under the data root: one MATLAB variable `ff`,
 uint8, shape (560, 1965), each column an upright 28 x 20 image stored row-major.
 """
+
 from __future__ import annotations
 
 import gzip

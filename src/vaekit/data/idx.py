@@ -1,5 +1,6 @@
 """IDX files (the MNIST format), gzipped or not, parsed with full header and size checks; the MNIST and
 Fashion-MNIST data sets read from them."""
+
 from __future__ import annotations
 
 import gzip
@@ -23,7 +24,8 @@ def find_idx(folder: Path, stem: str, name: str = "data") -> Path:
         if cand.is_file():
             return cand
     raise VaekitError(
-        f"{name}: {folder / (stem + '.gz')} not found; set --data-dir or VAEKIT_DATA, or run `vaekit data fetch {name}`")
+        f"{name}: {folder / (stem + '.gz')} not found; set --data-dir or VAEKIT_DATA, or run `vaekit data fetch {name}`"
+    )
 
 
 def read_idx(path: str | Path, max_bytes: int = 2**31) -> np.ndarray:
@@ -44,15 +46,16 @@ def read_idx(path: str | Path, max_bytes: int = 2**31) -> np.ndarray:
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise VaekitError(f"{path}: truncated IDX header")
-    dims = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    dims = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_DTYPES[raw[2]])
-    need = dtype.itemsize * math.prod(dims)          # Python ints: a forged header cannot overflow
+    need = dtype.itemsize * math.prod(dims)  # Python ints: a forged header cannot overflow
     if dtype.itemsize * math.prod(d or 1 for d in dims) > max_bytes:
         raise VaekitError(f"{path}: IDX header claims dimensions {dims}, larger than {max_bytes} bytes")
     if len(raw) - header != need:
-        raise VaekitError(f"{path}: IDX body has {len(raw) - header} bytes, header {dims} needs {need} (truncated or corrupt)")
+        raise VaekitError(
+            f"{path}: IDX body has {len(raw) - header} bytes, header {dims} needs {need} (truncated or corrupt)"
+        )
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
-
 
 
 def mnist(split_name: str = "train", data_dir=None, name: str = "mnist") -> Dataset:
@@ -61,9 +64,11 @@ def mnist(split_name: str = "train", data_dir=None, name: str = "mnist") -> Data
     prefix = {"train": "train", "test": "t10k"}
     if split_name not in prefix:
         raise SplitError(name, split_name, prefix)
-    flat = any(root.glob(f"{prefix[split_name]}-images*"))       # files directly in the folder given
+    flat = any(root.glob(f"{prefix[split_name]}-images*"))  # files directly in the folder given
     folder = root if flat and not (root / name).is_dir() else root / name
-    files = [find_idx(folder, f"{prefix[split_name]}-{kind}", name) for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")]
+    files = [
+        find_idx(folder, f"{prefix[split_name]}-{kind}", name) for kind in ("images-idx3-ubyte", "labels-idx1-ubyte")
+    ]
     for f in files:
         verify_known(name, f)
     images, labels = (read_idx(f) for f in files)

@@ -1,4 +1,5 @@
 """A folder of PNG/JPEG images (optionally one sub-folder per class) read with Pillow."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,14 +49,14 @@ def load_image_folder(folder: str | Path, size: tuple[int, int] | None = None, m
         labels.append(label_of[p.parent])
     x = np.stack(arrays)
     if mode == "RGB" or (mode is None and colour):
-        x = x.transpose(0, 3, 1, 2)                      # (N, 3, H, W), the layout conv models take
+        x = x.transpose(0, 3, 1, 2)  # (N, 3, H, W), the layout conv models take
     elif mode is None:
-        x = np.ascontiguousarray(x[..., 0])              # grey: R = G = B, which is what mode 'L' gives too
+        x = np.ascontiguousarray(x[..., 0])  # grey: R = G = B, which is what mode 'L' gives too
     y = torch.tensor(labels) if len(classes) > 1 else None
     return Dataset(torch.from_numpy(np.ascontiguousarray(x)), y, folder.name)
 
 
 @register_format("folder")
 def _load(path: Path, split_name: str) -> Dataset:
-    check_single_split(str(path), split_name)      # a folder holds one set of items
+    check_single_split(str(path), split_name)  # a folder holds one set of items
     return load_image_folder(path)

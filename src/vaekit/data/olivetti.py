@@ -17,6 +17,7 @@ about 14 % more.
     >>> d = faces(data_dir)                          # Dataset x (400, 64, 64) in [0, 1], y = person
     >>> train = variants(d, "train", per_image=30)   # x (7500, 25, 25)
 """
+
 from __future__ import annotations
 
 import gzip
@@ -46,22 +47,24 @@ def faces(data_dir=None) -> Dataset:
         raise VaekitError(f"{path}: cannot read the MAT file ({type(e).__name__}: {e})") from None
     raw = mat.get("faces")
     if raw is None or raw.shape != (4096, 400):
-        raise VaekitError(f"{path}: expected a variable 'faces' of shape (4096, 400), got "
-                          f"{None if raw is None else raw.shape}")
-    x = raw.T.reshape(400, 64, 64).transpose(0, 2, 1).astype(np.float32) / 255.0   # columns are column-major
+        raise VaekitError(
+            f"{path}: expected a variable 'faces' of shape (4096, 400), got {None if raw is None else raw.shape}"
+        )
+    x = raw.T.reshape(400, 64, 64).transpose(0, 2, 1).astype(np.float32) / 255.0  # columns are column-major
     y = np.repeat(np.arange(40), 10)
     return Dataset(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(y), "olivetti")
 
 
-def transform(image: np.ndarray, angle: float, zoom: float, centre: tuple[float, float], size: int = 25,
-              crop: float | None = None) -> np.ndarray:
+def transform(
+    image: np.ndarray, angle: float, zoom: float, centre: tuple[float, float], size: int = 25, crop: float | None = None
+) -> np.ndarray:
     """One (H, W) image -> (size, size): rotate by `angle` degrees about `centre` (row, col), crop a
     square of side crop / zoom source pixels around it (crop defaults to min(H, W)), and resample
     bilinearly (edges repeat the border)."""
     from scipy.ndimage import map_coordinates
 
     side = (min(image.shape) if crop is None else crop) / zoom
-    u = (np.arange(size) + 0.5) / size * side - side / 2           # offsets of output pixel centres
+    u = (np.arange(size) + 0.5) / size * side - side / 2  # offsets of output pixel centres
     rr, cc = np.meshgrid(u, u, indexing="ij")
     a = np.deg2rad(angle)
     rows = centre[0] + np.cos(a) * rr - np.sin(a) * cc
@@ -69,9 +72,17 @@ def transform(image: np.ndarray, angle: float, zoom: float, centre: tuple[float,
     return map_coordinates(image, [rows - 0.5, cols - 0.5], order=1, mode="nearest").astype(np.float32)
 
 
-def variants(data: Dataset, split_name: str = "train", per_image: int = 30, seed: int = 0, size: int = 25,
-             max_angle: float = 90.0, zoom: tuple[float, float] = (1.4, 1.8), shift: float = 0.0,
-             crop: float | None = 50.0) -> Dataset:
+def variants(
+    data: Dataset,
+    split_name: str = "train",
+    per_image: int = 30,
+    seed: int = 0,
+    size: int = 25,
+    max_angle: float = 90.0,
+    zoom: tuple[float, float] = (1.4, 1.8),
+    shift: float = 0.0,
+    crop: float | None = 50.0,
+) -> Dataset:
     """`per_image` random rotated/scaled 25 x 25 crops of every face of the split's people.
 
     `crop`: side of the square cut from the scaled image, in its pixels (None: the whole frame)."""

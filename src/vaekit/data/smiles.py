@@ -8,6 +8,7 @@ Every SMILES is canonicalised with RDKit.  Rows RDKit cannot parse are kept asid
 `Molecules.invalid` as (row number, text) -- counted and listed by the reports, never dropped
 silently.  Numeric columns named in `properties` come along as float arrays.
 """
+
 from __future__ import annotations
 
 import csv
@@ -28,8 +29,8 @@ ZINC250K_FILE = "250k_rndm_zinc_drugs_clean_3.csv"
 
 @dataclass
 class Molecules:
-    smiles: list[str]                                             # canonical SMILES of the valid rows
-    props: dict[str, np.ndarray] = field(default_factory=dict)    # one float per valid row
+    smiles: list[str]  # canonical SMILES of the valid rows
+    props: dict[str, np.ndarray] = field(default_factory=dict)  # one float per valid row
     invalid: list[tuple[int, str]] = field(default_factory=list)  # (1-based data row, text) RDKit rejected
     source: str = ""
 
@@ -38,8 +39,9 @@ class Molecules:
 
     def subset(self, index) -> Molecules:
         index = np.asarray(index, dtype=np.int64)
-        return Molecules([self.smiles[i] for i in index], {k: v[index] for k, v in self.props.items()},
-                         self.invalid, self.source)
+        return Molecules(
+            [self.smiles[i] for i in index], {k: v[index] for k, v in self.props.items()}, self.invalid, self.source
+        )
 
     def sample(self, n: int, seed: int = 0) -> Molecules:
         """A seeded random subset of n molecules (all of them when n >= len)."""
@@ -58,8 +60,15 @@ def _open_text(path: Path):
         raise VaekitError(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
 
 
-def read_csv(path, column: str | None = None, properties=(), *, limit: int | None = None, seed: int = 0,
-             canonicalise: bool = True) -> Molecules:
+def read_csv(
+    path,
+    column: str | None = None,
+    properties=(),
+    *,
+    limit: int | None = None,
+    seed: int = 0,
+    canonicalise: bool = True,
+) -> Molecules:
     """Read SMILES (and numeric property columns) from a CSV file, plain or gzipped.
 
     `column` defaults to the header cell called "smiles" in any case.  `limit` keeps a seeded random
@@ -82,7 +91,7 @@ def read_csv(path, column: str | None = None, properties=(), *, limit: int | Non
     body = rows[1:]
     if not body:
         raise VaekitError(f"{path}: the {column!r} column is empty (no data rows)")
-    numbers = np.arange(2, len(body) + 2)                 # file line numbers of data rows (header is line 1)
+    numbers = np.arange(2, len(body) + 2)  # file line numbers of data rows (header is line 1)
     if limit is not None and limit < len(body):
         keep = np.sort(np.random.default_rng(seed).choice(len(body), limit, replace=False))
         body, numbers = [body[i] for i in keep], numbers[keep]
@@ -101,8 +110,9 @@ def read_csv(path, column: str | None = None, properties=(), *, limit: int | Non
             try:
                 props[p].append(float(row[j]))
             except (ValueError, IndexError):
-                raise VaekitError(f"{path}: line {line}: column {p!r} is not a number: "
-                                  f"{row[j] if j < len(row) else ''!r}") from None
+                raise VaekitError(
+                    f"{path}: line {line}: column {p!r} is not a number: {row[j] if j < len(row) else ''!r}"
+                ) from None
     if not smiles:
         raise VaekitError(f"{path}: none of the {len(body)} SMILES in column {column!r} is a valid molecule")
     return Molecules(smiles, {p: np.asarray(v, dtype=np.float64) for p, v in props.items()}, invalid, str(path))
@@ -127,7 +137,7 @@ def moses_path(split: str = "train", data_dir=None) -> Path:
 
 
 def load_molecules(spec: str, split: str = "train", data_dir=None, **kw) -> Molecules:
-    """"moses" (split train/test/test_scaffolds), "zinc250k" (with its logP, qed, SAS columns) or a CSV path."""
+    """ "moses" (split train/test/test_scaffolds), "zinc250k" (with its logP, qed, SAS columns) or a CSV path."""
     if spec == "moses":
         return read_csv(moses_path(split, data_dir), "SMILES", **kw)
     if spec == "zinc250k":

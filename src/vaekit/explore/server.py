@@ -28,6 +28,7 @@ carry `Content-Type: application/json` and, when the browser sends an Origin, th
 so no other site can drive it (CSRF). Every answer carries a Content-Security-Policy that allows
 only the page's own script and style files, and nosniff/no-referrer/no-framing headers.
 """
+
 from __future__ import annotations
 
 import base64
@@ -47,24 +48,24 @@ from .. import latent, samplers
 from ..errors import VaekitError
 
 STATIC = Path(__file__).resolve().parent / "static"
-MAX_BODY = 1 << 20          # bytes of one request
-MAX_BATCH = 256             # latent vectors per decode request
-MAX_STEPS = 64              # points on an interpolation path
-MAX_POINTS = 3000           # points sent for the map
-MAX_WORD = 24               # characters of a font word
-MAX_SMILES = 500            # characters of one SMILES string to encode
-N_MOLECULES = 2000          # molecules encoded for the map of a molecule run
-COLOUR_BY = "logP"          # the property that colours a molecule map
-SVG_SIZE = (300, 220)       # pixels of a molecule drawing
-SMALL_LATENT = 8            # up to this size, one slider per latent coordinate
-N_AXES = 8                  # otherwise, this many principal-axis sliders
-LIMIT = 1e4                 # numbers taken (latent values, item values): within ±LIMIT, or ±100x the
-                            # largest in the run's data when that is larger
+MAX_BODY = 1 << 20  # bytes of one request
+MAX_BATCH = 256  # latent vectors per decode request
+MAX_STEPS = 64  # points on an interpolation path
+MAX_POINTS = 3000  # points sent for the map
+MAX_WORD = 24  # characters of a font word
+MAX_SMILES = 500  # characters of one SMILES string to encode
+N_MOLECULES = 2000  # molecules encoded for the map of a molecule run
+COLOUR_BY = "logP"  # the property that colours a molecule map
+SVG_SIZE = (300, 220)  # pixels of a molecule drawing
+SMALL_LATENT = 8  # up to this size, one slider per latent coordinate
+N_AXES = 8  # otherwise, this many principal-axis sliders
+LIMIT = 1e4  # numbers taken (latent values, item values): within ±LIMIT, or ±100x the
+# largest in the run's data when that is larger
 LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
 WILDCARD = ("0.0.0.0", "::", "")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                               "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
@@ -84,7 +85,7 @@ class BadRequest(Exception):
 def data_kind(model) -> str:
     """'font' (a fontvae), 'molecule' (a chemvae), 'image' (2-D or 3-D items, or flat square vectors)
     or 'field' (1-D)."""
-    kind = getattr(model, "item_kind", "array")      # the model says what its items are
+    kind = getattr(model, "item_kind", "array")  # the model says what its items are
     if kind in ("font", "molecule"):
         return kind
     shape = tuple(model.config.data_shape)
@@ -129,7 +130,7 @@ def molecule_card(smiles: str) -> tuple:
     if m is None or m.GetNumAtoms() == 0:
         return False, None, (None, None, None), None
     can = props.canonical(smiles)
-    if can is None:                 # RDKit read it above, so it has a canonical form; the type allows None
+    if can is None:  # RDKit read it above, so it has a canonical form; the type allows None
         return False, None, (None, None, None), None
     scores = tuple(_finite(f(can)) for f in (props.logp, props.qed, props.sa_score))
     try:
@@ -137,7 +138,7 @@ def molecule_card(smiles: str) -> tuple:
         rdMolDraw2D.PrepareAndDrawMolecule(draw, m)
         draw.FinishDrawing()
         svg = "data:image/svg+xml;base64," + base64.b64encode(draw.GetDrawingText().encode()).decode("ascii")
-    except Exception:           # RDKit parses a few molecules it cannot lay out (e.g. kekulisation fails)
+    except Exception:  # RDKit parses a few molecules it cannot lay out (e.g. kekulisation fails)
         svg = None
     return True, can, scores, svg
 
@@ -145,22 +146,34 @@ def molecule_card(smiles: str) -> tuple:
 class Explorer:
     """A model, its encoded data and everything the page needs, with checked decode/encode calls."""
 
-    def __init__(self, model, x, labels=None, attributes: dict | None = None, name: str = "run",
-                 chars: str | None = None, max_points: int = MAX_POINTS, seed: int = 0,
-                 values=None, value_name: str | None = None, smiles: list[str] | None = None, standardization=None):
+    def __init__(
+        self,
+        model,
+        x,
+        labels=None,
+        attributes: dict | None = None,
+        name: str = "run",
+        chars: str | None = None,
+        max_points: int = MAX_POINTS,
+        seed: int = 0,
+        values=None,
+        value_name: str | None = None,
+        smiles: list[str] | None = None,
+        standardization=None,
+    ):
         """`values` (one number per item, e.g. logP) colour the map on a continuous scale instead of
         `labels`; `smiles` names the items of a molecule run; `standardization` (a `data.Standardization`,
         for a run trained with --standardize) maps items in their own units to the model's and back."""
         self.model = model.eval()
         self.name = name
         self.kind = data_kind(model)
-        self.lock = threading.Lock()        # one forward pass at a time; torch shares the cores anyway
+        self.lock = threading.Lock()  # one forward pass at a time; torch shares the cores anyway
         self.latent_dim = int(model.config.latent_dim)
         self.data_shape = tuple(int(s) for s in model.config.data_shape)
         x = torch.as_tensor(x).float()
         if tuple(x.shape[1:]) != self.data_shape:
             raise VaekitError(f"data items have shape {tuple(x.shape[1:])} but the model expects {self.data_shape}")
-        if len(x) > max_points:                # a fixed random subset keeps the page light
+        if len(x) > max_points:  # a fixed random subset keeps the page light
             keep = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:max_points].sort().values
             x = x[keep]
             labels = None if labels is None else np.asarray(labels)[keep.numpy()]
@@ -177,7 +190,7 @@ class Explorer:
         self.st = standardization
         self.samplers: dict[str, Any] = {}  # name -> sampler fitted on the codes of the items shown, on first use
         self.z = latent.embed(model, x if self.st is None else self.st.apply(x))
-        self.x_limit, self.z_limit = _range(x), _range(self.z)   # the numbers requests may hold
+        self.x_limit, self.z_limit = _range(x), _range(self.z)  # the numbers requests may hold
         self.centre, self.plane = self._plane()
         self.xy = latent.project(self.z, "axes", axes=None if self.latent_dim == 2 else self.plane)
         self.directions = self._directions(attributes or {})
@@ -216,22 +229,37 @@ class Explorer:
             try:
                 v = latent.attribute_vector(self.z[torch.from_numpy(ok)], has[ok] > 0.5)
             except ValueError:
-                continue                    # every font (or none) has it: no direction to show
+                continue  # every font (or none) has it: no direction to show
             out.append({"name": name, "type": "attribute", "vector": v.tolist()})
         return out
 
     def info(self) -> dict:
         return {
-            "run": self.name, "kind": self.kind, "latent_dim": self.latent_dim, "data_shape": list(self.data_shape),
-            "model": type(self.model).__name__, "n": len(self.z),
-            "points": self.xy.tolist(), "labels": self.labels,
-            "values": self.values, "value_name": self.value_name, "smiles": self.smiles,
+            "run": self.name,
+            "kind": self.kind,
+            "latent_dim": self.latent_dim,
+            "data_shape": list(self.data_shape),
+            "model": type(self.model).__name__,
+            "n": len(self.z),
+            "points": self.xy.tolist(),
+            "labels": self.labels,
+            "values": self.values,
+            "value_name": self.value_name,
+            "smiles": self.smiles,
             "properties": list(getattr(self.model.config, "properties", ())) if self.kind == "molecule" else None,
-            "centre": self.centre.tolist(), "plane": self.plane.tolist(),
-            "directions": self.directions, "chars": getattr(self, "chars", None),
+            "centre": self.centre.tolist(),
+            "plane": self.plane.tolist(),
+            "directions": self.directions,
+            "chars": getattr(self, "chars", None),
             "samplers": sorted(samplers.SAMPLERS),
-            "limits": {"batch": MAX_BATCH, "steps": MAX_STEPS, "body_bytes": MAX_BODY, "word": MAX_WORD,
-                       "z": self.z_limit, "x": self.x_limit},
+            "limits": {
+                "batch": MAX_BATCH,
+                "steps": MAX_STEPS,
+                "body_bytes": MAX_BODY,
+                "word": MAX_WORD,
+                "z": self.z_limit,
+                "x": self.x_limit,
+            },
         }
 
     # -- checked inputs ------------------------------------------------------------------------
@@ -251,9 +279,11 @@ class Explorer:
                 raise BadRequest(f"field {field!r} item {i} must hold numbers only")
             if any(isinstance(v, float) and not math.isfinite(v) for v in row):
                 raise BadRequest(f"field {field!r} item {i} holds NaN or infinite values")
-            if any(abs(v) > self.z_limit for v in row):     # exact for ints of any size
-                raise BadRequest(f"field {field!r} item {i} holds a number too large for a latent value: "
-                                 f"this run takes finite numbers from {-self.z_limit:g} to {self.z_limit:g}")
+            if any(abs(v) > self.z_limit for v in row):  # exact for ints of any size
+                raise BadRequest(
+                    f"field {field!r} item {i} holds a number too large for a latent value: "
+                    f"this run takes finite numbers from {-self.z_limit:g} to {self.z_limit:g}"
+                )
         return torch.tensor(value, dtype=torch.float32)
 
     def index(self, value, field: str) -> int:
@@ -267,8 +297,10 @@ class Explorer:
             raise BadRequest(f"field 'word' must be a string of 1 to {MAX_WORD} characters")
         bad = sorted({c for c in word if c not in self.chars})
         if bad:
-            raise BadRequest(f"field 'word' has characters the font model cannot draw: {''.join(bad)!r} "
-                             f"(it knows {self.chars[:10]}...)")
+            raise BadRequest(
+                f"field 'word' has characters the font model cannot draw: {''.join(bad)!r} "
+                f"(it knows {self.chars[:10]}...)"
+            )
         return [self.chars.index(c) for c in word]
 
     # -- model calls ---------------------------------------------------------------------------
@@ -283,12 +315,13 @@ class Explorer:
         with self.lock:
             x = self.model.generate(z).cpu()
         if self.st is not None:
-            x = self.st.undo(x)                 # back to the items' own units
+            x = self.st.undo(x)  # back to the items' own units
         if not torch.isfinite(x).all():
-            raise BadRequest("the model's output for this code is not finite (NaN or infinite); "
-                             "try a code nearer the data", 422)
+            raise BadRequest(
+                "the model's output for this code is not finite (NaN or infinite); try a code nearer the data", 422
+            )
         if glyphs is not None:
-            x = x[:, glyphs]                                        # (N, len(word), H, W)
+            x = x[:, glyphs]  # (N, len(word), H, W)
         if fmt == "array" or self.kind == "field":
             return [xi.tolist() for xi in x]
         if glyphs is not None:
@@ -311,10 +344,16 @@ class Explorer:
         out = []
         for i, s in enumerate(self.model.vocab.decode(ids)):
             valid, can, scores, svg = molecule_card(s)
-            out.append({"smiles": s, "valid": valid, "canonical": can,
-                        "props": dict(zip(("logP", "QED", "SAS"), scores)) if valid else None,
-                        "predicted": {n: _finite(v) for n, v in zip(names, pred[i])} if pred is not None else None,
-                        "svg": svg})
+            out.append(
+                {
+                    "smiles": s,
+                    "valid": valid,
+                    "canonical": can,
+                    "props": dict(zip(("logP", "QED", "SAS"), scores)) if valid else None,
+                    "predicted": {n: _finite(v) for n, v in zip(names, pred[i])} if pred is not None else None,
+                    "svg": svg,
+                }
+            )
         return out
 
     def _image_shape(self):
@@ -335,17 +374,23 @@ class Explorer:
         except (OverflowError, RuntimeError, TypeError, ValueError):
             raise BadRequest(f"field 'x' must be a list of numeric arrays of shape {list(self.data_shape)}") from None
         if tuple(t.shape[1:]) != self.data_shape:
-            raise BadRequest(f"field 'x' items have shape {list(t.shape[1:])}, the model expects {list(self.data_shape)}")
+            raise BadRequest(
+                f"field 'x' items have shape {list(t.shape[1:])}, the model expects {list(self.data_shape)}"
+            )
         if not torch.isfinite(t).all():
             raise BadRequest("field 'x' holds NaN or infinite values (or numbers beyond float32)")
-        if self.kind == "molecule":         # the first max_len numbers are token ids
+        if self.kind == "molecule":  # the first max_len numbers are token ids
             ids, n_tok = t[:, : self.model.config.max_len], len(self.model.vocab)
             if not ((ids == ids.round()) & (ids >= 0) & (ids < n_tok)).all():
-                raise BadRequest(f"field 'x' items must start with {self.model.config.max_len} token ids, "
-                                 f"whole numbers from 0 to {n_tok - 1}")
+                raise BadRequest(
+                    f"field 'x' items must start with {self.model.config.max_len} token ids, "
+                    f"whole numbers from 0 to {n_tok - 1}"
+                )
         if (t.abs() > self.x_limit).any():
-            raise BadRequest(f"field 'x' holds numbers too large for this run's items: "
-                             f"it takes {-self.x_limit:g} to {self.x_limit:g}")
+            raise BadRequest(
+                f"field 'x' holds numbers too large for this run's items: "
+                f"it takes {-self.x_limit:g} to {self.x_limit:g}"
+            )
         if self.st is not None:
             t = self.st.apply(t)
         with self.lock:
@@ -368,14 +413,15 @@ class Explorer:
         try:
             with self.lock:
                 return self.finite_code(self.model.encode_smiles(smiles).cpu(), "smiles")
-        except VaekitError as e:           # a token outside the vocabulary, too long, not translatable
+        except VaekitError as e:  # a token outside the vocabulary, too long, not translatable
             raise BadRequest(" ".join(str(e).split())[:300]) from None
 
     @staticmethod
     def finite_code(z: torch.Tensor, field: str) -> torch.Tensor:
         if not torch.isfinite(z).all():
-            raise BadRequest(f"the model's code for field {field!r} is not finite (NaN or infinite); "
-                             "try items nearer the data", 422)
+            raise BadRequest(
+                f"the model's code for field {field!r} is not finite (NaN or infinite); try items nearer the data", 422
+            )
         return z
 
     def to_map(self, z: torch.Tensor) -> torch.Tensor:
@@ -394,8 +440,10 @@ class Explorer:
         elif "smiles" in body:
             z = self.encode_smiles(body["smiles"])
         else:
-            raise BadRequest("give 'index' (items of the run's data), 'x' (items to encode) or 'smiles' "
-                             "(molecules, for a molecule run)")
+            raise BadRequest(
+                "give 'index' (items of the run's data), 'x' (items to encode) or 'smiles' "
+                "(molecules, for a molecule run)"
+            )
         return {"z": z.tolist(), "xy": self.to_map(z).tolist()}
 
     def api_decode(self, body: dict) -> dict:
@@ -411,9 +459,10 @@ class Explorer:
         if name not in self.samplers:
             try:
                 self.samplers[name] = samplers.fit(name, self.model, self.z if cls.uses_codes else None)
-            except VaekitError as e:        # e.g. fewer codes than the sampler needs
-                raise BadRequest(f"sampler {name!r} cannot be fitted on this run's {len(self.z)} codes: {e}", 422) \
-                    from None
+            except VaekitError as e:  # e.g. fewer codes than the sampler needs
+                raise BadRequest(
+                    f"sampler {name!r} cannot be fitted on this run's {len(self.z)} codes: {e}", 422
+                ) from None
         return self.samplers[name]
 
     def api_sample(self, body: dict) -> dict:
@@ -429,9 +478,13 @@ class Explorer:
             sampler = self.sampler(name)
             z = sampler.sample(n, torch.Generator().manual_seed(seed)).float()
         z = self.finite_code(z, "sampler")
-        return {"z": z.tolist(), "xy": self.to_map(z).tolist(),
-                "items": self.decode(z, body.get("format"), body.get("word")), "sampler": name,
-                "fitted_on": getattr(sampler, "n_codes", 0)}
+        return {
+            "z": z.tolist(),
+            "xy": self.to_map(z).tolist(),
+            "items": self.decode(z, body.get("format"), body.get("word")),
+            "sampler": name,
+            "fitted_on": getattr(sampler, "n_codes", 0),
+        }
 
     def api_interpolate(self, body: dict) -> dict:
         steps = body.get("steps", 10)
@@ -446,13 +499,22 @@ class Explorer:
         else:
             z0, z1 = self.codes(body.get("za"), "za")[0], self.codes(body.get("zb"), "zb")[0]
         z = path(z0, z1, steps)
-        return {"z": z.tolist(), "xy": self.to_map(z).tolist(),
-                "items": self.decode(z, body.get("format"), body.get("word"))}
+        return {
+            "z": z.tolist(),
+            "xy": self.to_map(z).tolist(),
+            "items": self.decode(z, body.get("format"), body.get("word")),
+        }
 
 
 # -- loading a run -------------------------------------------------------------------------------
-def load_run(run_dir, data: str | None = None, split: str = "test", data_dir=None, max_points: int = MAX_POINTS,
-             n_molecules: int = N_MOLECULES) -> Explorer:
+def load_run(
+    run_dir,
+    data: str | None = None,
+    split: str = "test",
+    data_dir=None,
+    max_points: int = MAX_POINTS,
+    n_molecules: int = N_MOLECULES,
+) -> Explorer:
     """An Explorer for a run directory: the model from its checkpoint, the data from config.json
     ("data": {"spec": ...}) unless `data` names another spec; a font run uses the fonts found on
     this machine (with their bold/italic/condensed/serif attributes); a chemvae run a seeded subset
@@ -479,12 +541,19 @@ def load_run(run_dir, data: str | None = None, split: str = "test", data_dir=Non
         attrs = {a: fonts.attribute(a) for a in ATTRIBUTES}
         return Explorer(model, fonts.images, attributes=attrs, name=run_dir.name, max_points=max_points)
     if data_kind(model) == "molecule":
-        return molecule_explorer(model, data or saved.get("spec", "moses"), split, data_dir or saved.get("data_dir"),
-                                 n=n_molecules, name=run_dir.name, max_points=max_points)
+        return molecule_explorer(
+            model,
+            data or saved.get("spec", "moses"),
+            split,
+            data_dir or saved.get("data_dir"),
+            n=n_molecules,
+            name=run_dir.name,
+            max_points=max_points,
+        )
     spec = data or saved.get("spec", "digits")
     try:
         ds = load(spec, split, data_dir or saved.get("data_dir"))
-    except SplitError as e:         # a .npy file or an image folder holds one set of items: map those
+    except SplitError as e:  # a .npy file or an image folder holds one set of items: map those
         if split != "test" or "train" not in e.splits:
             raise
         ds = load(spec, "train", data_dir or saved.get("data_dir"))
@@ -495,8 +564,17 @@ def load_run(run_dir, data: str | None = None, split: str = "test", data_dir=Non
     return Explorer(model, ds.x, ds.y, name=run_dir.name, max_points=max_points, standardization=st)
 
 
-def molecule_explorer(model, spec: str = "moses", split: str = "test", data_dir=None, *, n: int = N_MOLECULES,
-                      seed: int = 0, name: str = "run", max_points: int = MAX_POINTS) -> Explorer:
+def molecule_explorer(
+    model,
+    spec: str = "moses",
+    split: str = "test",
+    data_dir=None,
+    *,
+    n: int = N_MOLECULES,
+    seed: int = 0,
+    name: str = "run",
+    max_points: int = MAX_POINTS,
+) -> Explorer:
     """An Explorer for a chemical VAE: a seeded subset of `n` scored molecules from `spec` (the MOSES
     test split by default; "zinc250k" or a CSV path too), without those that do not fit the model's
     vocabulary, coloured by logP."""
@@ -507,8 +585,16 @@ def molecule_explorer(model, spec: str = "moses", split: str = "test", data_dir=
     x, kept = model.items(mols.smiles, props, skip=True)
     if not kept:
         raise VaekitError(f"none of the {len(mols)} molecules from {spec} ({split}) fit the model's vocabulary")
-    return Explorer(model, x, name=name, max_points=max_points, seed=seed, values=mols.props[COLOUR_BY][kept],
-                    value_name=COLOUR_BY, smiles=[mols.smiles[i] for i in kept])
+    return Explorer(
+        model,
+        x,
+        name=name,
+        max_points=max_points,
+        seed=seed,
+        values=mols.props[COLOUR_BY][kept],
+        value_name=COLOUR_BY,
+        smiles=[mols.smiles[i] for i in kept],
+    )
 
 
 # -- the web app ---------------------------------------------------------------------------------
@@ -516,6 +602,7 @@ def allowed_hosts(host: str = "127.0.0.1", port: int = 8765) -> frozenset[str]:
     """The Host header values a server bound to `host`:`port` answers to: 127.0.0.1, localhost, [::1]
     and `host` itself, each with the port (and without it too when the port is 80, which browsers
     leave out). A wildcard bind (0.0.0.0 or ::) adds this machine's name and addresses."""
+
     def bracket(h: str) -> str:
         h = h.strip().lower()
         return f"[{h}]" if ":" in h and not h.startswith("[") else h
@@ -525,7 +612,7 @@ def allowed_hosts(host: str = "127.0.0.1", port: int = 8765) -> frozenset[str]:
         try:
             me = socket.gethostname()
             names |= {bracket(n) for n in (me, socket.getfqdn(me), *socket.gethostbyname_ex(me)[2])}
-        except OSError:         # no resolvable name: the loopback names only
+        except OSError:  # no resolvable name: the loopback names only
             pass
     names.discard("")
     return frozenset({f"{n}:{port}" for n in names} | (names if port == 80 else set()))
@@ -556,14 +643,16 @@ class Guard:
         headers = Headers(scope=scope)
         host = headers.get("host", "").lower()
         if host not in self.hosts:
-            own = max(h for h in self.hosts if h.startswith("127.0.0.1"))     # with the port, if any
-            refusal = PlainTextResponse(f"vaekit explore answers only to its own address: open http://{own}/\n",
-                                        status_code=400)
+            own = max(h for h in self.hosts if h.startswith("127.0.0.1"))  # with the port, if any
+            refusal = PlainTextResponse(
+                f"vaekit explore answers only to its own address: open http://{own}/\n", status_code=400
+            )
             return await refusal(scope, receive, send_secured)
         origin = headers.get("origin")
         if scope["method"] not in ("GET", "HEAD") and origin is not None and origin.lower() != f"http://{host}":
-            refusal = JSONResponse({"error": f"cross-origin request refused: Origin must be http://{host}"},
-                                   status_code=403)
+            refusal = JSONResponse(
+                {"error": f"cross-origin request refused: Origin must be http://{host}"}, status_code=403
+            )
             return await refusal(scope, receive, send_secured)
         await self.app(scope, receive, send_secured)
 
@@ -580,7 +669,7 @@ def create_app(explorers: dict[str, Explorer] | Explorer, host: str = "127.0.0.1
     if isinstance(explorers, Explorer):
         explorers = {explorers.name: explorers}
     default = next(iter(explorers))
-    files = {p.name: p for p in STATIC.iterdir() if p.is_file()}       # the only files ever served
+    files = {p.name: p for p in STATIC.iterdir() if p.is_file()}  # the only files ever served
 
     def error(message: str, status: int = 400) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)
@@ -590,8 +679,9 @@ def create_app(explorers: dict[str, Explorer] | Explorer, host: str = "127.0.0.1
         try:
             text = json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         except ValueError:
-            return error("the answer would hold numbers that are not finite (NaN or infinite); "
-                         "try values nearer the data", 422)
+            return error(
+                "the answer would hold numbers that are not finite (NaN or infinite); try values nearer the data", 422
+            )
         return Response(text, media_type="application/json")
 
     def pick(run) -> Explorer:
@@ -617,7 +707,7 @@ def create_app(explorers: dict[str, Explorer] | Explorer, host: str = "127.0.0.1
             raise BadRequest(f"malformed JSON: {getattr(e, 'msg', 'not UTF-8 text')}") from None
         except RecursionError:
             raise BadRequest("malformed JSON: nested too deeply") from None
-        except ValueError:          # Python's limit on integer digits (4300)
+        except ValueError:  # Python's limit on integer digits (4300)
             raise BadRequest("malformed JSON: a number with too many digits") from None
         if not isinstance(body, dict):
             raise BadRequest("the request body must be a JSON object")
@@ -627,8 +717,9 @@ def create_app(explorers: dict[str, Explorer] | Explorer, host: str = "127.0.0.1
         async def handle(request: Request) -> Response:
             kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if kind != "application/json":
-                return error(f"POST {request.url.path} needs Content-Type: application/json, "
-                             f"got {kind[:60] or 'none'!r}", 415)
+                return error(
+                    f"POST {request.url.path} needs Content-Type: application/json, got {kind[:60] or 'none'!r}", 415
+                )
             try:
                 body = await read_json(request)
                 ex = pick(body.get("run"))
@@ -637,6 +728,7 @@ def create_app(explorers: dict[str, Explorer] | Explorer, host: str = "127.0.0.1
                 return error(str(e), e.status)
             except VaekitError as e:
                 return error(str(e), 400)
+
         return handle
 
     async def info(request: Request) -> Response:
@@ -655,17 +747,27 @@ def create_app(explorers: dict[str, Explorer] | Explorer, host: str = "127.0.0.1
             return error(f"no static file {name[:80]!r}", 404)
         return FileResponse(path)
 
-    routes = [Route("/", index), Route("/api/info", info),
-              Route("/api/encode", endpoint("api_encode"), methods=["POST"]),
-              Route("/api/decode", endpoint("api_decode"), methods=["POST"]),
-              Route("/api/interpolate", endpoint("api_interpolate"), methods=["POST"]),
-              Route("/api/sample", endpoint("api_sample"), methods=["POST"]),
-              Route("/static/{path:path}", static)]
+    routes = [
+        Route("/", index),
+        Route("/api/info", info),
+        Route("/api/encode", endpoint("api_encode"), methods=["POST"]),
+        Route("/api/decode", endpoint("api_decode"), methods=["POST"]),
+        Route("/api/interpolate", endpoint("api_interpolate"), methods=["POST"]),
+        Route("/api/sample", endpoint("api_sample"), methods=["POST"]),
+        Route("/static/{path:path}", static),
+    ]
     return Guard(Starlette(routes=routes), allowed_hosts(host, port))
 
 
-def serve(run_dirs, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = True, data=None,
-          data_dir=None, log_level: str = "warning") -> None:
+def serve(
+    run_dirs,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    open_browser: bool = True,
+    data=None,
+    data_dir=None,
+    log_level: str = "warning",
+) -> None:
     """Load the runs and serve the app until interrupted (Ctrl-C)."""
     try:
         import uvicorn

@@ -1,8 +1,9 @@
 """Model registry: every model is a small class registered by name, its config a dataclass beside it.
 
-    >>> from vaekit.models import build
-    >>> model = build("vae", data_shape=(64,), latent_dim=2)
+>>> from vaekit.models import build
+>>> model = build("vae", data_shape=(64,), latent_dim=2)
 """
+
 from . import aae, autoencoder, avb, chemvae, fontvae, gan, vae  # noqa: F401  (register the built-in models)
 from .autoencoder import AutoEncoder
 from .pretrained import pretrained
@@ -19,5 +20,18 @@ from .registry import (
 )
 from .vae import IWAE, VAE
 
-__all__ = ["REGISTRY", "register", "get", "build", "typed_config", "state_shapes", "from_config", "config_dict",
-           "to_json", "pretrained", "AutoEncoder", "VAE", "IWAE"]
+__all__ = [
+    "REGISTRY",
+    "register",
+    "get",
+    "build",
+    "typed_config",
+    "state_shapes",
+    "from_config",
+    "config_dict",
+    "to_json",
+    "pretrained",
+    "AutoEncoder",
+    "VAE",
+    "IWAE",
+]

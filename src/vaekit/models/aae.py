@@ -6,6 +6,7 @@ prior p(z) by a discriminator on codes, instead of a KL term: any prior one can 
 (`aae_phases`): reconstruction, discriminator (prior samples vs codes), and the encoder as
 generator.  `fit(model, data)` runs them; `model.loss` is the reconstruction phase.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,8 +29,8 @@ class Prior(nn.Module):
     def __init__(self, kind: str, dim: int):
         super().__init__()
         self.kind, self.dim = kind, dim
-        self.register_buffer("anchor", torch.zeros(()), persistent=False)   # follows .to(device)
-        adversarial.prior(kind, dim)                                         # fail early on a bad name
+        self.register_buffer("anchor", torch.zeros(()), persistent=False)  # follows .to(device)
+        adversarial.prior(kind, dim)  # fail early on a bad name
 
     def forward(self) -> D.Distribution:
         return adversarial.prior(self.kind, self.dim, self.anchor.device)
@@ -39,13 +40,13 @@ class Prior(nn.Module):
 class AAE(LatentVariableModel):
     """Deterministic encoder z = f(x), decoder p(x|z), a discriminator on z, and a prior to match."""
 
-    encoder_density = False     # a point mass; the prior is matched by the discriminator, not through a KL
+    encoder_density = False  # a point mass; the prior is matched by the discriminator, not through a KL
 
     @dataclass
     class Config(NetConfig):
-        prior: str = "gaussian"                       # "gaussian" | "mixture" (10 on a circle) | "ring"
+        prior: str = "gaussian"  # "gaussian" | "mixture" (10 on a circle) | "ring"
         disc_hidden: tuple[int, ...] = (256, 256)
-        adversarial_lr: float | None = None           # lr of both adversarial phases (None: TrainConfig.lr)
+        adversarial_lr: float | None = None  # lr of both adversarial phases (None: TrainConfig.lr)
 
         def __post_init__(self) -> None:
             super().__post_init__()
@@ -53,7 +54,9 @@ class AAE(LatentVariableModel):
             if self.prior not in adversarial.PRIORS:
                 raise VaekitError(f"config field prior must be one of {sorted(adversarial.PRIORS)}, got {self.prior!r}")
             if self.prior != "gaussian" and self.latent_dim != 2:
-                raise VaekitError(f"config field prior {self.prior!r} is 2-D: latent_dim must be 2, got {self.latent_dim}")
+                raise VaekitError(
+                    f"config field prior {self.prior!r} is 2-D: latent_dim must be 2, got {self.latent_dim}"
+                )
             if min(self.disc_hidden, default=1) < 1:
                 raise VaekitError(f"config field disc_hidden must be positive widths, got {self.disc_hidden}")
 
@@ -96,6 +99,8 @@ def aae_phases(adversarial_lr: float | None = None) -> list[Phase]:
     The model needs `encode`, `decode`, `prior()`, `loss(x, step)` (the reconstruction loss) and a
     `discriminator` on codes; `adversarial_lr` sets both adversarial phases' learning rate.
     """
-    return [Phase("rec", _aae_reconstruction, lambda m: [*m.encoder.parameters(), *m.decoder.parameters()]),
-            Phase("disc", _aae_discriminator, lambda m: m.discriminator.parameters(), lr=adversarial_lr),
-            Phase("gen", _aae_generator, lambda m: m.encoder.parameters(), lr=adversarial_lr)]
+    return [
+        Phase("rec", _aae_reconstruction, lambda m: [*m.encoder.parameters(), *m.decoder.parameters()]),
+        Phase("disc", _aae_discriminator, lambda m: m.discriminator.parameters(), lr=adversarial_lr),
+        Phase("gen", _aae_generator, lambda m: m.encoder.parameters(), lr=adversarial_lr),
+    ]

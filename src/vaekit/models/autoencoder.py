@@ -1,4 +1,5 @@
 """Deterministic auto-encoder: the same encoder/decoder shape with a point-mass q(z|x)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -55,8 +56,8 @@ class PointEncoder(nn.Module):
 class AutoEncoder(LatentVariableModel):
     """Minimises -log p(x | z = f(x)): cross-entropy for Bernoulli output, squared error for Gaussian."""
 
-    encoder_density = False     # a point mass
-    can_sample = False          # no prior is fitted: sample through a sampler fitted on the codes (gmm, twostage)
+    encoder_density = False  # a point mass
+    can_sample = False  # no prior is fitted: sample through a sampler fitted on the codes (gmm, twostage)
 
     @dataclass
     class Config(NetConfig):

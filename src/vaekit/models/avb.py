@@ -16,6 +16,7 @@ critic's KL follows the true one as closely as when both players stepped at once
 the ELBO phase first it fell further behind (the critic's KL 0.3-0.65 nats under a fresh critic's, vs
 0.06-0.2, in two seeds of that test).
 """
+
 from __future__ import annotations
 
 import math
@@ -48,8 +49,9 @@ class ImplicitPosterior(D.Distribution):
     has_rsample = True
     arg_constraints: dict[str, D.constraints.Constraint] = {}
 
-    def __init__(self, features: torch.Tensor, head: nn.Module, noise_dim: int, latent_dim: int,
-                 n_moments: int = 64) -> None:
+    def __init__(
+        self, features: torch.Tensor, head: nn.Module, noise_dim: int, latent_dim: int, n_moments: int = 64
+    ) -> None:
         self.features, self.head, self.noise_dim, self.n_moments = features, head, noise_dim, n_moments
         super().__init__(batch_shape=features.shape[:-1], event_shape=torch.Size([latent_dim]), validate_args=False)
 
@@ -93,26 +95,26 @@ class ImplicitEncoder(nn.Module):
 class AVB(LatentVariableModel):
     """Implicit q(z|x), N(0, I) prior, chosen likelihood; the KL term is the critic's density-ratio estimate.
 
-    With `contrast` (adaptive contrast, Mescheder et al. 2017, section 3.3) the critic does not compare
-    q(z|x) with the prior directly but the *standardised* z~ = (z - m(x)) / s(x) with N(0, I), where m, s
-    are the mean and std of the other `n_moments` - 1 draws from q(z|x) (leave-one-out, so that r does
-not depend on the draw it standardises).  Writing r(z|x) = N(z; m, s^2),
+        With `contrast` (adaptive contrast, Mescheder et al. 2017, section 3.3) the critic does not compare
+        q(z|x) with the prior directly but the *standardised* z~ = (z - m(x)) / s(x) with N(0, I), where m, s
+        are the mean and std of the other `n_moments` - 1 draws from q(z|x) (leave-one-out, so that r does
+    not depend on the draw it standardises).  Writing r(z|x) = N(z; m, s^2),
 
-        log q(z|x) - log p(z) = [log q~(z~|x) - log N(z~; 0, I)] + [log r(z|x) - log p(z)]
+            log q(z|x) - log p(z) = [log q~(z~|x) - log N(z~; 0, I)] + [log r(z|x) - log p(z)]
 
-    the second bracket is computed exactly and the critic only learns the first, which is near zero
-    when q is near Gaussian; the plain critic, in contrast, must follow a ratio that grows sharp as
-    q(z|x) narrows, and lags behind it (it then under-estimates the KL).
+        the second bracket is computed exactly and the critic only learns the first, which is near zero
+        when q is near Gaussian; the plain critic, in contrast, must follow a ratio that grows sharp as
+        q(z|x) narrows, and lags behind it (it then under-estimates the KL).
     """
 
-    encoder_density = False     # an implicit q(z|x): its ELBO is the critic's estimate, not a number evaluate computes
+    encoder_density = False  # an implicit q(z|x): its ELBO is the critic's estimate, not a number evaluate computes
 
     @dataclass
     class Config(NetConfig):
-        noise_dim: int = 16                         # dimension of the noise fed to the encoder
+        noise_dim: int = 16  # dimension of the noise fed to the encoder
         critic_hidden: tuple[int, ...] = (256, 256)
-        contrast: bool = True                       # adaptive contrast (see the class docstring)
-        n_moments: int = 8                          # draws per item; each is standardised by the others
+        contrast: bool = True  # adaptive contrast (see the class docstring)
+        n_moments: int = 8  # draws per item; each is standardised by the others
 
         def __post_init__(self) -> None:
             super().__post_init__()
@@ -156,7 +158,7 @@ not depend on the draw it standardises).  Writing r(z|x) = N(z; m, s^2),
         """The ELBO phase: -ELBO estimated with the critic's T(x, z) as the KL term (with contrast: T of the
         standardised draws plus the exact Gaussian part)."""
         n = self.config.n_moments if self.config.contrast else 1
-        z = self.encode(x).rsample((n,))                       # (n, B, latent)
+        z = self.encode(x).rsample((n,))  # (n, B, latent)
         rec = self.decode(z).log_prob(x).mean(0)
         if self.config.contrast:
             zt, exact = self.standardise(z)
@@ -179,8 +181,10 @@ not depend on the draw it standardises).  Writing r(z|x) = N(z; m, s^2),
         return logistic_loss(self.log_ratio(x, z_q), self.log_ratio(x, torch.randn_like(z_q)))
 
     def phases(self) -> list[Phase]:
-        return [Phase("critic", _avb_critic, lambda m: m.critic.parameters()),
-                Phase("elbo", _avb_elbo, lambda m: [*m.encoder.parameters(), *m.decoder.parameters()])]
+        return [
+            Phase("critic", _avb_critic, lambda m: m.critic.parameters()),
+            Phase("elbo", _avb_elbo, lambda m: [*m.encoder.parameters(), *m.decoder.parameters()]),
+        ]
 
 
 def _avb_critic(model: AVB, x: torch.Tensor, step: int) -> Loss:

@@ -4,6 +4,7 @@ An encoder maps x `(B, *data_shape)` to a distribution over z with event shape (
 a decoder maps z (*S, B, latent_dim) to a distribution over x with event shape data_shape;
 the prior is a distribution over z.  Objectives (see `vaekit.bounds`) only use these three.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,13 +36,13 @@ class NetConfig:
 
     data_shape: tuple[int, ...] = (64,)
     latent_dim: int = 2
-    hidden: tuple[int, ...] = (256, 128)      # encoder widths; the decoder mirrors them
+    hidden: tuple[int, ...] = (256, 128)  # encoder widths; the decoder mirrors them
     activation: str = "relu"
-    arch: str = "mlp"                          # "mlp", "conv" (images (H, W) or (C, H, W)) or "conv1d" (fields (n,))
-    channels: tuple[int, ...] = (32, 64)       # conv channels, used when arch is "conv" or "conv1d"
-    likelihood: str = "bernoulli"              # "bernoulli" | "gaussian" | "categorical"
-    sigma: float | None = None                 # gaussian: fixed std, or None to learn it per pixel
-    n_categories: int = 256                    # categorical: levels 0..K-1 per feature
+    arch: str = "mlp"  # "mlp", "conv" (images (H, W) or (C, H, W)) or "conv1d" (fields (n,))
+    channels: tuple[int, ...] = (32, 64)  # conv channels, used when arch is "conv" or "conv1d"
+    likelihood: str = "bernoulli"  # "bernoulli" | "gaussian" | "categorical"
+    sigma: float | None = None  # gaussian: fixed std, or None to learn it per pixel
+    n_categories: int = 256  # categorical: levels 0..K-1 per feature
 
     def __post_init__(self) -> None:
         self.data_shape = tuple(int(s) for s in self.data_shape)
@@ -56,8 +57,10 @@ class NetConfig:
         if self.arch not in ("mlp", "conv", "conv1d"):
             raise VaekitError(f"config field arch must be 'mlp', 'conv' or 'conv1d', got {self.arch!r}")
         if math.prod(self.data_shape) > 2**26 or max(self.hidden + self.channels + (self.latent_dim,)) > 2**16:
-            raise VaekitError(f"config sizes are too large (data_shape {self.data_shape}, hidden {self.hidden}, "
-                              f"latent_dim {self.latent_dim}); at most 2**26 features and 2**16 units per layer")
+            raise VaekitError(
+                f"config sizes are too large (data_shape {self.data_shape}, hidden {self.hidden}, "
+                f"latent_dim {self.latent_dim}); at most 2**26 features and 2**16 units per layer"
+            )
         if min(self.hidden + self.channels) < 1:
             raise VaekitError(f"config fields hidden and channels must be positive, got {self.hidden}, {self.channels}")
         if self.activation not in ACTIVATIONS:
@@ -68,19 +71,26 @@ class NetConfig:
             raise VaekitError(f"config field n_categories must be in [2, 65536], got {self.n_categories}")
         if self.arch == "conv":
             if len(self.data_shape) not in (2, 3):
-                raise VaekitError(f"config field data_shape must be (H, W) or (C, H, W) for arch 'conv', got {self.data_shape}")
+                raise VaekitError(
+                    f"config field data_shape must be (H, W) or (C, H, W) for arch 'conv', got {self.data_shape}"
+                )
             need = 2 ** len(self.channels)
             if min(self.data_shape[-2:]) < need:
-                raise VaekitError(f"config field data_shape {self.data_shape}: images need H, W >= {need} for "
-                                  f"{len(self.channels)} stride-2 convolutions")
+                raise VaekitError(
+                    f"config field data_shape {self.data_shape}: images need H, W >= {need} for "
+                    f"{len(self.channels)} stride-2 convolutions"
+                )
         if self.arch == "conv1d":
             if len(self.data_shape) != 1:
-                raise VaekitError(f"config field data_shape must be (n,) for arch 'conv1d' (1-D fields), got "
-                                  f"{self.data_shape}")
-            need = 2 ** (len(self.channels) - 1) + 1      # circular padding 2 needs >= 2 values before each conv
+                raise VaekitError(
+                    f"config field data_shape must be (n,) for arch 'conv1d' (1-D fields), got {self.data_shape}"
+                )
+            need = 2 ** (len(self.channels) - 1) + 1  # circular padding 2 needs >= 2 values before each conv
             if self.data_shape[0] < need:
-                raise VaekitError(f"config field data_shape {self.data_shape}: fields need n >= {need} for "
-                                  f"{len(self.channels)} stride-2 1-D convolutions")
+                raise VaekitError(
+                    f"config field data_shape {self.data_shape}: fields need n >= {need} for "
+                    f"{len(self.channels)} stride-2 1-D convolutions"
+                )
         if self.likelihood not in likelihoods.KINDS:
             raise VaekitError(f"config field likelihood must be one of {likelihoods.KINDS}, got {self.likelihood!r}")
 
@@ -171,22 +181,22 @@ def prior_draws(prior: D.Distribution, n: int, generator: torch.Generator | None
 class LatentVariableModel(nn.Module):
     """Base class: holds `encoder`, `decoder`, `prior` and the config; subclasses set `loss`."""
 
-    Config: ClassVar[type[Any]] = NetConfig     # the config dataclass (a subclass's own, e.g. VAE.Config)
+    Config: ClassVar[type[Any]] = NetConfig  # the config dataclass (a subclass's own, e.g. VAE.Config)
     name = "base"
     config: ModelConfig
     encoder: nn.Module
     decoder: nn.Module
-    prior: nn.Module            # called with no argument: p(z) as a distribution
+    prior: nn.Module  # called with no argument: p(z) as a distribution
     # What the model is and can do.  The CLI, `evaluate`, the explorer and the reports ask these; no code outside
     # models/ tests a model's class or name.
     # What one item is, for the commands that read and write items: "array" (a row of numbers: an image, a
     # vector; read from .npy/image data, written as .npy or an image grid), "font" (all glyphs of a font) or
     # "molecule" (read from SMILES, written as SMILES).
     item_kind = "array"
-    has_encoder = True          # codes are inferred from items (`embed`, `encode`)
-    encoder_density = True      # q(z|x) has a density: the ELBO, the IWAE bound and the NLL estimate are defined
-    has_likelihood = True       # p(x|z) has a density: -log p(x|z) of a reconstruction is defined
-    can_sample = True           # the prior is fitted as part of the model: decoded prior draws are its samples
+    has_encoder = True  # codes are inferred from items (`embed`, `encode`)
+    encoder_density = True  # q(z|x) has a density: the ELBO, the IWAE bound and the NLL estimate are defined
+    has_likelihood = True  # p(x|z) has a density: -log p(x|z) of a reconstruction is defined
+    can_sample = True  # the prior is fitted as part of the model: decoded prior draws are its samples
 
     def __init__(self, config: ModelConfig):
         super().__init__()

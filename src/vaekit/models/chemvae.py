@@ -11,6 +11,7 @@ An *item* is one row of floats: `max_len` token ids followed by the standardised
 the model trains in the kit's single loop like any other (`ChemVAE.items` builds them).  The
 vocabulary is part of the config, so a checkpoint alone can encode and decode molecules.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -34,44 +35,58 @@ from .registry import register
 
 @dataclass
 class ChemConfig:
-    tokens: tuple[str, ...] = SPECIALS          # the vocabulary, index order (see chem.vocab.Vocab)
-    kind: str = "smiles"                        # "smiles" | "selfies"
-    max_len: int = 120                          # tokens per molecule incl. the end token
-    properties: tuple[str, ...] = ()            # property names predicted by the head (e.g. logP, QED, SAS)
-    prop_mean: tuple[float, ...] = ()           # standardisation of each property (training-set statistics)
+    tokens: tuple[str, ...] = SPECIALS  # the vocabulary, index order (see chem.vocab.Vocab)
+    kind: str = "smiles"  # "smiles" | "selfies"
+    max_len: int = 120  # tokens per molecule incl. the end token
+    properties: tuple[str, ...] = ()  # property names predicted by the head (e.g. logP, QED, SAS)
+    prop_mean: tuple[float, ...] = ()  # standardisation of each property (training-set statistics)
     prop_std: tuple[float, ...] = ()
     latent_dim: int = 56
     conv_channels: tuple[int, ...] = (9, 9, 10)
     conv_kernels: tuple[int, ...] = (9, 9, 11)
     dense: int = 196
-    embed_dim: int = 32                         # decoder's embedding of the previous token
+    embed_dim: int = 32  # decoder's embedding of the previous token
     gru_hidden: int = 488
     gru_layers: int = 3
     prop_hidden: tuple[int, ...] = (256, 256)
-    prop_weight: float = 1.0                    # weight of the property loss (per standardised property)
+    prop_weight: float = 1.0  # weight of the property loss (per standardised property)
     beta: float = 1.0
-    warmup_steps: int = 0                       # KL weight grows linearly from 0 over this many steps
+    warmup_steps: int = 0  # KL weight grows linearly from 0 over this many steps
 
     def __post_init__(self) -> None:
         for name in ("tokens", "properties", "prop_mean", "prop_std", "conv_channels", "conv_kernels", "prop_hidden"):
             setattr(self, name, tuple(getattr(self, name)))
-        self.vocab = Vocab(list(self.tokens), self.kind, int(self.max_len))    # validates tokens and kind
+        self.vocab = Vocab(list(self.tokens), self.kind, int(self.max_len))  # validates tokens and kind
         if len(self.tokens) <= len(SPECIALS):
             raise VaekitError("config field tokens holds no molecule tokens; build it with Vocab.build(smiles)")
         if not (len(self.prop_mean) == len(self.prop_std) == len(self.properties)):
-            raise VaekitError(f"config fields properties, prop_mean, prop_std must have the same length, got "
-                              f"{len(self.properties)}, {len(self.prop_mean)}, {len(self.prop_std)}")
+            raise VaekitError(
+                f"config fields properties, prop_mean, prop_std must have the same length, got "
+                f"{len(self.properties)}, {len(self.prop_mean)}, {len(self.prop_std)}"
+            )
         if any(not s > 0 for s in self.prop_std):
             raise VaekitError(f"config field prop_std must be positive, got {self.prop_std}")
         if len(self.conv_channels) != len(self.conv_kernels):
             raise VaekitError("config fields conv_channels and conv_kernels must have the same length")
         if self.max_len - sum(k - 1 for k in self.conv_kernels) < 1:
-            raise VaekitError(f"config field max_len {self.max_len} is shorter than the convolutions' reach "
-                              f"{sum(k - 1 for k in self.conv_kernels) + 1}")
-        sizes = (self.latent_dim, self.dense, self.embed_dim, self.gru_hidden, self.gru_layers, *self.conv_channels,
-                 *self.conv_kernels, *self.prop_hidden)
+            raise VaekitError(
+                f"config field max_len {self.max_len} is shorter than the convolutions' reach "
+                f"{sum(k - 1 for k in self.conv_kernels) + 1}"
+            )
+        sizes = (
+            self.latent_dim,
+            self.dense,
+            self.embed_dim,
+            self.gru_hidden,
+            self.gru_layers,
+            *self.conv_channels,
+            *self.conv_kernels,
+            *self.prop_hidden,
+        )
         if min(sizes) < 1 or max(sizes) > 2**14 or self.max_len > 4096:
-            raise VaekitError(f"config sizes must be in [1, 16384] (max_len <= 4096), got {sizes}, max_len {self.max_len}")
+            raise VaekitError(
+                f"config sizes must be in [1, 16384] (max_len <= 4096), got {sizes}, max_len {self.max_len}"
+            )
         bounds.check_kl_schedule(self)
         if not self.prop_weight >= 0:
             raise VaekitError(f"config field prop_weight must be >= 0, got {self.prop_weight}")
@@ -114,7 +129,7 @@ class GRUDecoder(nn.Module):
         self.gru = nn.GRU(cfg.embed_dim + cfg.latent_dim, cfg.gru_hidden, cfg.gru_layers, batch_first=True)
         self.out = nn.Linear(cfg.gru_hidden, v)
         self.layers, self.hidden, self.max_len = cfg.gru_layers, cfg.gru_hidden, cfg.max_len
-        self.skip_padding = True    # teacher forcing stops at the batch's longest molecule (False: the ablation)
+        self.skip_padding = True  # teacher forcing stops at the batch's longest molecule (False: the ablation)
         # tokens that may be emitted at the first / any later position (grammar, not learned; not saved)
         self.register_buffer("open_ok", cfg.vocab.allowed(first=True), persistent=False)
         self.register_buffer("next_ok", cfg.vocab.allowed(), persistent=False)
@@ -140,8 +155,9 @@ class GRUDecoder(nn.Module):
         return torch.cat([self.masked(logits[:, :1], True), self.masked(logits[:, 1:], False)], 1)
 
     @torch.no_grad()
-    def generate(self, z: torch.Tensor, greedy: bool = False, temperature: float = 1.0,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+    def generate(
+        self, z: torch.Tensor, greedy: bool = False, temperature: float = 1.0, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """Token ids (N, max_len), decoded one token at a time; positions after the end token are padding."""
         n = len(z)
         prev = torch.full((n, 1), Vocab.bos, dtype=torch.long, device=z.device)
@@ -189,8 +205,11 @@ class TokenSequence(D.Distribution):
         lp = -F.cross_entropy(logits.transpose(1, 2), ids, reduction="none").masked_fill(ids == Vocab.pad, 0).sum(-1)
         return lp.reshape(lead)
 
-    def sample(self, sample_shape: torch.Size | list[int] | tuple[int, ...] = torch.Size(),
-               generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(
+        self,
+        sample_shape: torch.Size | list[int] | tuple[int, ...] = torch.Size(),
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         z = self.z.expand(*sample_shape, *self.z.shape)
         flat = z.reshape(-1, z.shape[-1])
         return self.decoder.generate(flat, generator=generator).reshape(*z.shape[:-1], -1)
@@ -206,7 +225,7 @@ class ChemVAE(LatentVariableModel):
 
     Config = ChemConfig
     config: ChemConfig
-    item_kind = "molecule"          # the CLI reads and writes SMILES for it
+    item_kind = "molecule"  # the CLI reads and writes SMILES for it
 
     def __init__(self, config: ChemConfig):
         super().__init__(config)
@@ -226,19 +245,21 @@ class ChemVAE(LatentVariableModel):
 
     def loss(self, x: torch.Tensor, step: int = 0) -> Loss:
         q = self.encode(x)
-        z = q.rsample()                   # one code per molecule: the ELBO's and the property head's
+        z = q.rsample()  # one code per molecule: the ELBO's and the property head's
         loss = bounds.ElboTerms(self.decode(z).log_prob(x), bounds.kl(q, self.prior())).loss(
-            bounds.kl_weight(self.config, step))
+            bounds.kl_weight(self.config, step)
+        )
         if self.property_head is not None:
-            target = x[:, self.config.max_len:]
+            target = x[:, self.config.max_len :]
             mse = (self.property_head(z) - target).pow(2).mean(0)
             loss.value = loss.value + self.config.prop_weight * mse.sum()
             loss.terms.update({f"mse_{p}": m.detach() for p, m in zip(self.config.properties, mse)})
         return loss
 
     # -- molecules in, molecules out -----------------------------------------------------------
-    def items(self, smiles: Sequence[str], props: Mapping[str, Any] | None = None, *,
-              skip: bool = False) -> torch.Tensor | tuple[torch.Tensor, list[int] | None]:
+    def items(
+        self, smiles: Sequence[str], props: Mapping[str, Any] | None = None, *, skip: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, list[int] | None]:
         """Model input rows for SMILES (and their property values, in natural units).
 
         Returns a float tensor (n, max_len + n_properties); with skip=True also the indices of the
@@ -250,8 +271,13 @@ class ChemVAE(LatentVariableModel):
             if props is None or any(p not in props for p in names):
                 raise VaekitError(f"molecule items need the properties {list(names)}; got {sorted(props or {})}")
             index = np.arange(len(smiles)) if kept is None else np.asarray(kept, dtype=np.int64)
-            vals = np.stack([(np.asarray(props[p], dtype=np.float64)[index] - m) / s
-                             for p, m, s in zip(names, self.config.prop_mean, self.config.prop_std)], 1)
+            vals = np.stack(
+                [
+                    (np.asarray(props[p], dtype=np.float64)[index] - m) / s
+                    for p, m, s in zip(names, self.config.prop_mean, self.config.prop_std)
+                ],
+                1,
+            )
             if not np.isfinite(vals).all():
                 raise VaekitError("molecule items: a property value is NaN or inf (score the molecules first)")
             cols.append(torch.as_tensor(vals, dtype=torch.float32).reshape(len(ids), len(names)))
@@ -262,8 +288,9 @@ class ChemVAE(LatentVariableModel):
         return next(self.parameters()).device
 
     @torch.no_grad()
-    def encode_smiles(self, smiles: Sequence[str], sample: bool = False, *,
-                      skip: bool = False) -> torch.Tensor | tuple[torch.Tensor, list[int] | None]:
+    def encode_smiles(
+        self, smiles: Sequence[str], sample: bool = False, *, skip: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, list[int] | None]:
         """Codes (n, latent_dim): posterior means, or one draw from q(z|x) each with sample=True.
 
         A molecule outside the vocabulary is an error; with skip=True it is left out, and the result is
@@ -274,8 +301,9 @@ class ChemVAE(LatentVariableModel):
         return (z, kept) if skip else z
 
     @torch.no_grad()
-    def decode_smiles(self, z: Any, greedy: bool = False, temperature: float = 1.0,
-                      generator: torch.Generator | None = None) -> list[str]:
+    def decode_smiles(
+        self, z: Any, greedy: bool = False, temperature: float = 1.0, generator: torch.Generator | None = None
+    ) -> list[str]:
         """SMILES strings decoded from codes z (n, latent_dim) (SELFIES vocabularies decode to SMILES)."""
         z = torch.as_tensor(z, dtype=torch.float32).to(self._device())
         return self.vocab.decode(self.decoder_net.generate(z, greedy, temperature, generator).cpu())

@@ -8,6 +8,7 @@ There is no encoder: the noise eps plays the part of a code z, with N(0, I) as i
 model's own prior sampler (`sample`, `vaekit sample --sampler prior`) works; a sampler fitted on
 codes of the training items (gmm, twostage) cannot, since no code is inferred from an item.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,31 +36,33 @@ class GAN(nn.Module):
     """
 
     item_kind = "array"
-    has_encoder = False         # no code is inferred from an item
+    has_encoder = False  # no code is inferred from an item
     encoder_density = False
-    has_likelihood = False      # G(eps) is a point: p(x) has no density to evaluate
+    has_likelihood = False  # G(eps) is a point: p(x) has no density to evaluate
     can_sample = True
 
     @dataclass
     class Config:
         data_shape: tuple[int, ...] = (2,)
         noise_dim: int = 2
-        hidden: tuple[int, ...] = (128, 128)          # generator widths
+        hidden: tuple[int, ...] = (128, 128)  # generator widths
         disc_hidden: tuple[int, ...] = (128, 128)
         activation: str = "relu"
-        disc_lr: float | None = None                  # the discriminator's Adam lr (None: TrainConfig.lr)
+        disc_lr: float | None = None  # the discriminator's Adam lr (None: TrainConfig.lr)
 
         def __post_init__(self) -> None:
             self.data_shape = tuple(int(s) for s in self.data_shape)
             self.hidden, self.disc_hidden = tuple(map(int, self.hidden)), tuple(map(int, self.disc_hidden))
             if not self.data_shape or min(self.data_shape) < 1 or self.noise_dim < 1:
-                raise VaekitError(f"GAN config: data_shape and noise_dim must be positive, got "
-                                  f"{self.data_shape}, {self.noise_dim}")
+                raise VaekitError(
+                    f"GAN config: data_shape and noise_dim must be positive, got {self.data_shape}, {self.noise_dim}"
+                )
             if min(self.hidden + self.disc_hidden, default=1) < 1:
                 raise VaekitError(f"GAN config: hidden widths must be positive, got {self.hidden}, {self.disc_hidden}")
             if self.activation not in ACTIVATIONS:
-                raise VaekitError(f"GAN config field activation must be one of {sorted(ACTIVATIONS)}, "
-                                  f"got {self.activation!r}")
+                raise VaekitError(
+                    f"GAN config field activation must be one of {sorted(ACTIVATIONS)}, got {self.activation!r}"
+                )
 
         @property
         def latent_dim(self) -> int:
@@ -99,8 +102,10 @@ class GAN(nn.Module):
         return self.draw(prior_draws(self.prior(), n, generator), generator)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        raise VaekitError("a GAN has no encoder: no code is inferred from an item, so only the model's own "
-                          "prior (sampler 'prior') can give it codes")
+        raise VaekitError(
+            "a GAN has no encoder: no code is inferred from an item, so only the model's own "
+            "prior (sampler 'prior') can give it codes"
+        )
 
     def phases(self) -> list[Phase]:
         return gan_phases(self.config.disc_lr)
@@ -117,5 +122,7 @@ def _gan_generator(model: GAN, x: torch.Tensor, step: int) -> Loss:
 
 def gan_phases(disc_lr: float | None = None) -> list[Phase]:
     """Discriminator step (data vs G(noise)), then generator step (non-saturating loss)."""
-    return [Phase("disc", _gan_discriminator, lambda m: m.discriminator.parameters(), lr=disc_lr),
-            Phase("gen", _gan_generator, lambda m: m.generator.parameters())]
+    return [
+        Phase("disc", _gan_discriminator, lambda m: m.discriminator.parameters(), lr=disc_lr),
+        Phase("gen", _gan_generator, lambda m: m.generator.parameters()),
+    ]

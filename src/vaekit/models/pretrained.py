@@ -1,4 +1,5 @@
 """The trained models committed with vaekit: run folders under `models/` of a source checkout."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -17,5 +18,7 @@ def pretrained(name: str) -> Path:
     if isinstance(name, str) and name and Path(name).name == name and (folder / "config.json").is_file():
         return folder
     known = sorted(p.parent.name for p in ROOT.glob("*/config.json"))
-    raise VaekitError(f"no pretrained model {str(name)!r:.60} in {ROOT} "
-                      f"({'committed: ' + ', '.join(known) if known else 'a source checkout of vaekit has them'})")
+    raise VaekitError(
+        f"no pretrained model {str(name)!r:.60} in {ROOT} "
+        f"({'committed: ' + ', '.join(known) if known else 'a source checkout of vaekit has them'})"
+    )

@@ -3,6 +3,7 @@
 A leaf of the models package: the model files import `register` from here, and `vaekit.models`
 imports the model files (so they register) and re-exports what is defined here.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,7 +23,7 @@ from ..errors import VaekitError
 from ..names import Registry
 
 REGISTRY = Registry("model")
-register = REGISTRY.register      # class decorator: make a model buildable by name (and from a saved JSON config)
+register = REGISTRY.register  # class decorator: make a model buildable by name (and from a saved JSON config)
 
 
 def get(name: str) -> Any:
@@ -31,8 +32,13 @@ def get(name: str) -> Any:
 
 
 # -- config values are checked against the types their dataclass fields declare ---------------------
-_KINDS = {int: ("an integer", "integers"), float: ("a finite number", "finite numbers"), str: ("a string", "strings"),
-          bool: ("true or false", "booleans"), type(None): ("null", "nulls")}
+_KINDS = {
+    int: ("an integer", "integers"),
+    float: ("a finite number", "finite numbers"),
+    str: ("a string", "strings"),
+    bool: ("true or false", "booleans"),
+    type(None): ("null", "nulls"),
+}
 
 
 def _kind(hint: Any, plural: bool = False) -> str:
@@ -54,7 +60,7 @@ def _shown(value: object, width: int = 60) -> str:
     except (TypeError, ValueError, RecursionError):
         try:
             text = repr(value)
-        except (ValueError, RecursionError):      # e.g. an integer with more digits than str() will write
+        except (ValueError, RecursionError):  # e.g. an integer with more digits than str() will write
             text = f"<{type(value).__name__}>"
     return text if len(text) <= width else text[: width - 3] + "..."
 
@@ -105,7 +111,7 @@ def _field_types(config_cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(config_cls) if f.init}
 
 
-MAX_ENTRIES = 1024     # a config is small data: no list in it is longer (layer widths, shapes, a vocabulary)
+MAX_ENTRIES = 1024  # a config is small data: no list in it is longer (layer widths, shapes, a vocabulary)
 
 
 def typed_config(config_cls: type, config: dict[str, Any]) -> dict[str, Any]:
@@ -165,7 +171,7 @@ def state_shapes(d: Any) -> dict[str, tuple[tuple[int, ...], int]]:
 
     Distributions made while building skip their argument checks there (those need values).  A config
     that cannot be built raises VaekitError, whatever went wrong."""
-    with _META_BUILD:                # one at a time: the switch below is global (a server may load in threads)
+    with _META_BUILD:  # one at a time: the switch below is global (a server may load in threads)
         validate = Distribution._validate_args
         Distribution.set_default_validate_args(False)
         try:
@@ -173,7 +179,7 @@ def state_shapes(d: Any) -> dict[str, tuple[tuple[int, ...], int]]:
                 model = from_config(d)
         except VaekitError:
             raise
-        except Exception as e:      # the sizes are the config's: any failure to build from it is the config's fault
+        except Exception as e:  # the sizes are the config's: any failure to build from it is the config's fault
             first = str(e).splitlines()[0][:120] if str(e) else ""
             raise VaekitError(f"the model config cannot be built ({type(e).__name__}: {first})") from None
         finally:

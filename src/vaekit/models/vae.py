@@ -2,6 +2,7 @@
 
 All three share the networks of `base.NetConfig`; they differ only in the objective.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,8 +24,8 @@ class VAE(LatentVariableModel):
 
     @dataclass
     class Config(NetConfig):
-        beta: float = 1.0          # weight of the KL term (beta-VAE, Higgins et al. 2017)
-        warmup_steps: int = 0      # KL warm-up: beta grows linearly from 0 over this many steps
+        beta: float = 1.0  # weight of the KL term (beta-VAE, Higgins et al. 2017)
+        warmup_steps: int = 0  # KL warm-up: beta grows linearly from 0 over this many steps
 
         def __post_init__(self) -> None:
             super().__post_init__()
@@ -51,7 +52,7 @@ class IWAE(VAE):
 
     @dataclass
     class Config(VAE.Config):
-        k: int = 5                 # importance samples per item (1: the ELBO)
+        k: int = 5  # importance samples per item (1: the ELBO)
 
         def __post_init__(self) -> None:
             super().__post_init__()

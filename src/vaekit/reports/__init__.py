@@ -5,6 +5,7 @@ A report module registers a function `run(ctx) -> None` with `@report("name")`; 
 writes `results.json` and `index.html` (readable offline) into the report's folder: `reports/NAME`
 by default, or the folder given as `out_dir` (`vaekit report NAME --out DIR` writes into DIR itself).
 """
+
 from __future__ import annotations
 
 import html
@@ -72,8 +73,17 @@ class Context:
     extra: dict = field(default_factory=dict)
 
     def row(self, data, metric, ours, paper=None, citation="", seconds=None, note="", target="", met=None) -> Row:
-        r = Row(data, metric, None if ours is None else float(ours), None if paper is None else float(paper),
-                citation, None if seconds is None else float(seconds), note, target, met)
+        r = Row(
+            data,
+            metric,
+            None if ours is None else float(ours),
+            None if paper is None else float(paper),
+            citation,
+            None if seconds is None else float(seconds),
+            note,
+            target,
+            met,
+        )
         self.rows.append(r)
         return r
 
@@ -125,10 +135,18 @@ def trained(ctx, tag: str, model_name: str, cfg: dict, data, train_cfg):
         except (VaekitError, ValueError):
             pass
     # a run stopped before it finished (no training.json yet) goes on from its last checkpoint
-    resume = not info_file.is_file() and (run_dir / "checkpoint.safetensors").is_file() and _same_run(run_dir, model, recipe)
+    resume = (
+        not info_file.is_file() and (run_dir / "checkpoint.safetensors").is_file() and _same_run(run_dir, model, recipe)
+    )
     hist = fit(model, data, train_cfg, run_dir=run_dir, overwrite=not resume, resume=resume)
-    info = {"seconds": hist.seconds, "cpu_seconds": hist.cpu_seconds, "steps": len(hist.steps),
-            "threads": torch.get_num_threads(), "train_config": recipe, "resumed": resume}
+    info = {
+        "seconds": hist.seconds,
+        "cpu_seconds": hist.cpu_seconds,
+        "steps": len(hist.steps),
+        "threads": torch.get_num_threads(),
+        "train_config": recipe,
+        "resumed": resume,
+    }
     atomic_write_text(info_file, json.dumps(info, indent=2))
     return model, {**info, "loaded": False}
 
@@ -141,13 +159,17 @@ def _same_run(run_dir: Path, model, recipe: dict) -> bool:
         saved = json.loads((run_dir / "config.json").read_text())
     except (OSError, ValueError):
         return False
-    return saved.get("model", {}).get("config") == json.loads(json.dumps(config_dict(model))) and \
-        saved.get("train") == recipe
+    return (
+        saved.get("model", {}).get("config") == json.loads(json.dumps(config_dict(model)))
+        and saved.get("train") == recipe
+    )
 
 
 def training_note(info) -> str:
-    return (f"{'loaded from runs/; ' if info['loaded'] else ''}trained {info['steps']} steps in "
-            f"{info['cpu_seconds'] / 60:.1f} CPU-min ({info['threads']} thread)")
+    return (
+        f"{'loaded from runs/; ' if info['loaded'] else ''}trained {info['steps']} steps in "
+        f"{info['cpu_seconds'] / 60:.1f} CPU-min ({info['threads']} thread)"
+    )
 
 
 def _fmt(v):
@@ -158,9 +180,18 @@ def _fmt(v):
 
 def table(rows: list[Row]) -> str:
     head = ["data", "metric", "paper", "ours", "target", "seconds", "note"]
-    body = [[r.data, r.metric, _fmt(r.paper), _fmt(r.ours),
-             (r.target + (" ✓" if r.met else " ✗" if r.met is False else "")).strip(),
-             _fmt(r.seconds), r.note] for r in rows]
+    body = [
+        [
+            r.data,
+            r.metric,
+            _fmt(r.paper),
+            _fmt(r.ours),
+            (r.target + (" ✓" if r.met else " ✗" if r.met is False else "")).strip(),
+            _fmt(r.seconds),
+            r.note,
+        ]
+        for r in rows
+    ]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *body)]
     line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
     return "\n".join([line(head), line(["-" * w for w in widths])] + [line(b) for b in body])
@@ -169,14 +200,31 @@ def table(rows: list[Row]) -> str:
 def html_page(ctx: Context, seconds: float) -> str:
     esc = html.escape
     cols = ["data", "metric", "paper", "citation", "ours", "target", "seconds", "note"]
-    trs = "".join("<tr>" + "".join(f"<td>{esc(str(c))}</td>" for c in [
-        r.data, r.metric, _fmt(r.paper), r.citation, _fmt(r.ours),
-        (r.target + (" ✓" if r.met else " ✗" if r.met is False else "")).strip(), _fmt(r.seconds), r.note]) + "</tr>"
-        for r in ctx.rows)
-    notes = "".join(f"<h2>{esc(k.replace('_', ' '))}</h2><p>{esc(v)}</p>" for k, v in ctx.extra.items()
-                    if isinstance(v, str))
-    figs = "".join(f'<figure><img src="{esc(f)}" alt="{esc(c or f)}"><figcaption>{esc(c)}</figcaption></figure>'
-                   for f, c in ctx.figures)
+    trs = "".join(
+        "<tr>"
+        + "".join(
+            f"<td>{esc(str(c))}</td>"
+            for c in [
+                r.data,
+                r.metric,
+                _fmt(r.paper),
+                r.citation,
+                _fmt(r.ours),
+                (r.target + (" ✓" if r.met else " ✗" if r.met is False else "")).strip(),
+                _fmt(r.seconds),
+                r.note,
+            ]
+        )
+        + "</tr>"
+        for r in ctx.rows
+    )
+    notes = "".join(
+        f"<h2>{esc(k.replace('_', ' '))}</h2><p>{esc(v)}</p>" for k, v in ctx.extra.items() if isinstance(v, str)
+    )
+    figs = "".join(
+        f'<figure><img src="{esc(f)}" alt="{esc(c or f)}"><figcaption>{esc(c)}</figcaption></figure>'
+        for f, c in ctx.figures
+    )
     quick = " — quick mode (subsets)" if ctx.quick else ""
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>vaekit report: {esc(ctx.name)}</title>
 <style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}}table{{border-collapse:collapse}}
@@ -184,12 +232,13 @@ td,th{{border:1px solid #ccc;padding:.25em .5em;text-align:left}}img{{max-width:
 code{{background:#f4f4f4;padding:.1em .3em}}</style></head><body>
 <h1>vaekit report: {esc(ctx.name)}</h1>
 <p>Command: <code>{esc(ctx.command)}</code> — wall time {seconds:.1f} s{quick}</p>
-<table><tr>{''.join(f'<th>{c}</th>' for c in cols)}</tr>{trs}</table>
+<table><tr>{"".join(f"<th>{c}</th>" for c in cols)}</tr>{trs}</table>
 {notes}{figs}</body></html>"""
 
 
-def run_report(name: str, out_root="reports", quick=False, data_dir=None, seed=0, *, out_dir=None,
-               **options) -> Context:
+def run_report(
+    name: str, out_root="reports", quick=False, data_dir=None, seed=0, *, out_dir=None, **options
+) -> Context:
     """Run report `name` and write its results, page and figures into `out_dir` itself when given,
     else into `out_root`/NAME."""
     names = available()
@@ -198,7 +247,7 @@ def run_report(name: str, out_root="reports", quick=False, data_dir=None, seed=0
     out_dir = Path(out_root) / name if out_dir is None else Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     argv = ["vaekit", "report", name] + (["--quick"] if quick else [])
-    for k, v in options.items():          # the command line that reruns this report
+    for k, v in options.items():  # the command line that reruns this report
         if v is not None:
             argv += ["--pretrained"] if k == "pretrained" else ["--option", f"{k}={v}"]
     ctx = Context(name, out_dir, quick, data_dir, seed, options, shlex.join(argv))
@@ -206,9 +255,17 @@ def run_report(name: str, out_root="reports", quick=False, data_dir=None, seed=0
     REPORTS[name](ctx)
     seconds = time.perf_counter() - t0
     print(f"\n{name}: {ctx.command}  ({seconds:.1f} s)\n" + table(ctx.rows))
-    result = {"report": name, "command": ctx.command, "quick": quick, "seconds": seconds,
-              "python": sys.version.split()[0], "machine": platform.machine(),
-              "rows": [asdict(r) for r in ctx.rows], "figures": [f for f, _ in ctx.figures], **ctx.extra}
+    result = {
+        "report": name,
+        "command": ctx.command,
+        "quick": quick,
+        "seconds": seconds,
+        "python": sys.version.split()[0],
+        "machine": platform.machine(),
+        "rows": [asdict(r) for r in ctx.rows],
+        "figures": [f for f, _ in ctx.figures],
+        **ctx.extra,
+    }
     atomic_write_text(out_dir / "results.json", json.dumps(result, indent=2))
     atomic_write_text(out_dir / "index.html", html_page(ctx, seconds))
     return ctx
@@ -224,13 +281,17 @@ def write_index(out_root="reports") -> Path:
             d = json.loads(res.read_text())
         except (OSError, json.JSONDecodeError):
             continue
-        items.append(f'<li><a href="{html.escape(res.parent.name)}/index.html">'
-                     f'{html.escape(d.get("report", res.parent.name))}</a>'
-                     f' — {len(d.get("rows", []))} rows, {d.get("seconds", 0):.0f} s'
-                     f'{" (quick)" if d.get("quick") else ""}'
-                     f' — <code>{html.escape(d.get("command", ""))}</code></li>')
-    page = ('<!doctype html><html><head><meta charset="utf-8"><title>vaekit reports</title></head>'
-            f'<body style="font-family:sans-serif"><h1>vaekit reports</h1><ul>{"".join(items)}</ul></body></html>')
+        items.append(
+            f'<li><a href="{html.escape(res.parent.name)}/index.html">'
+            f"{html.escape(d.get('report', res.parent.name))}</a>"
+            f" — {len(d.get('rows', []))} rows, {d.get('seconds', 0):.0f} s"
+            f"{' (quick)' if d.get('quick') else ''}"
+            f" — <code>{html.escape(d.get('command', ''))}</code></li>"
+        )
+    page = (
+        '<!doctype html><html><head><meta charset="utf-8"><title>vaekit reports</title></head>'
+        f'<body style="font-family:sans-serif"><h1>vaekit reports</h1><ul>{"".join(items)}</ul></body></html>'
+    )
     path = out_root / "index.html"
     atomic_write_text(path, page)
     return path

@@ -45,6 +45,7 @@ is reported the same way with `--option run=runs/chemvae-b0005`; reports/chemvae
 The published reconstruction/validity/BO numbers were measured on ZINC250k; ours are on MOSES (a ZINC
 subset with a narrower weight range), which every such row says.
 """
+
 from __future__ import annotations
 
 import math
@@ -64,7 +65,7 @@ C_CON = "Jin et al. 2018 (JT-VAE), Table 3"
 JTVAE_CONSTRAINED = {0.0: (1.91, 2.04, 97.5), 0.2: (1.68, 1.85, 97.1), 0.4: (0.84, 1.45, 83.6), 0.6: (0.21, 0.71, 46.4)}
 C_MOSES = "Polykovskiy et al. 2020 (MOSES), Tables: VAE row; CharRNN best FCD"
 ON_MOSES = "measured on MOSES test (published: ZINC250k)"
-PRETRAINED = "chemvae-selfies"          # the committed model `--pretrained` uses (`models.pretrained`)
+PRETRAINED = "chemvae-selfies"  # the committed model `--pretrained` uses (`models.pretrained`)
 
 
 def _train_quick(ctx):
@@ -76,9 +77,19 @@ def _train_quick(ctx):
     torch.manual_seed(ctx.seed)
     model = chem_model(mols, "selfies", latent_dim=16, dense=64, gru_hidden=64, gru_layers=1, prop_hidden=(32,))
     t0 = time.perf_counter()
-    fit(model, model.items(mols.smiles, mols.props),
-        TrainConfig(epochs=50, batch_size=64, lr=3e-3, max_seconds=ctx.option("train_seconds", 20, float),
-                    seed=ctx.seed, progress=False, tensorboard=False))
+    fit(
+        model,
+        model.items(mols.smiles, mols.props),
+        TrainConfig(
+            epochs=50,
+            batch_size=64,
+            lr=3e-3,
+            max_seconds=ctx.option("train_seconds", 20, float),
+            seed=ctx.seed,
+            progress=False,
+            tensorboard=False,
+        ),
+    )
     return model.eval(), {"molecules": len(mols), "seconds": time.perf_counter() - t0, "source": "quick"}
 
 
@@ -91,9 +102,13 @@ def _load(ctx, run=None):
 
     if run is None and ctx.quick and "run" not in ctx.options:
         return _train_quick(ctx)
-    run = Path(run or ctx.options.get("run", pretrained(PRETRAINED) if ctx.options.get("pretrained") else "runs/chemvae-long"))
+    run = Path(
+        run or ctx.options.get("run", pretrained(PRETRAINED) if ctx.options.get("pretrained") else "runs/chemvae-long")
+    )
     if not run.exists():
-        raise VaekitError(f"{run}: no trained chemical VAE; train one (see `vaekit report chemvae` docs) or use --pretrained")
+        raise VaekitError(
+            f"{run}: no trained chemical VAE; train one (see `vaekit report chemvae` docs) or use --pretrained"
+        )
     model = load_model(run)
     # a user's run keeps its fitted ex-post samplers (as `vaekit sample --sampler` does); the committed one does not
     info = {"source": str(run), "run_dir": None if run.resolve().parent == COMMITTED else str(run)}
@@ -101,12 +116,12 @@ def _load(ctx, run=None):
     if log.is_file():
         import csv
 
-        rows = [r for r in csv.DictReader(log.open()) if r.get("loss")]      # training steps (not val rows)
+        rows = [r for r in csv.DictReader(log.open()) if r.get("loss")]  # training steps (not val rows)
         if rows:
             info.update(steps=int(rows[-1]["step"]), epochs=int(rows[-1]["epoch"]) + 1)
     import json
 
-    cfg, timing = run / "config.json", run / "training.json"      # training.json: written by `vaekit fit`
+    cfg, timing = run / "config.json", run / "training.json"  # training.json: written by `vaekit fit`
     if cfg.is_file():
         info["data"] = json.loads(cfg.read_text()).get("data", {})
     if timing.is_file():
@@ -125,39 +140,54 @@ def run(ctx) -> None:
     n_z, n_dec = ctx.option("n_z", 20 if q else 1000, int), ctx.option("n_decode", 10 if q else 100, int)
     n_samples = ctx.option("n_samples", 500 if q else 30000, int)
     n_fcd_ref = ctx.option("fcd_ref", 2000 if q else 176074, int)
-    rounds, batch, n_gp = ctx.option("bo_rounds", 2 if q else 10, int), ctx.option("bo_batch", 10 if q else 50, int), \
-        ctx.option("bo_train", 200 if q else 2000, int)
+    rounds, batch, n_gp = (
+        ctx.option("bo_rounds", 2 if q else 10, int),
+        ctx.option("bo_batch", 10 if q else 50, int),
+        ctx.option("bo_train", 200 if q else 2000, int),
+    )
     g = torch.Generator().manual_seed(ctx.seed)
     torch.manual_seed(ctx.seed)
 
     model, info = _load(ctx)
     cfg = model.config
-    ctx.extra["model"] = {"config": {k: getattr(cfg, k) for k in ("kind", "latent_dim", "max_len", "gru_hidden",
-                                                                  "gru_layers", "properties")}, **info}
+    ctx.extra["model"] = {
+        "config": {
+            k: getattr(cfg, k) for k in ("kind", "latent_dim", "max_len", "gru_hidden", "gru_layers", "properties")
+        },
+        **info,
+    }
     data = info.get("data", {})
-    ctx.row("MOSES train", "training", info.get("steps", float("nan")),
-            note=f"{cfg.kind} {model.name}: latent {cfg.latent_dim}, GRU {cfg.gru_layers}x{cfg.gru_hidden}, "
-                 f"{data.get('molecules') or info.get('molecules')} molecules, "
-                 f"{info.get('epochs', 'up to 50')} epochs, {info.get('seconds', float('nan')) / 60:.1f} min ({info['source']})",
-            seconds=info.get("seconds"))
+    ctx.row(
+        "MOSES train",
+        "training",
+        info.get("steps", float("nan")),
+        note=f"{cfg.kind} {model.name}: latent {cfg.latent_dim}, GRU {cfg.gru_layers}x{cfg.gru_hidden}, "
+        f"{data.get('molecules') or info.get('molecules')} molecules, "
+        f"{info.get('epochs', 'up to 50')} epochs, {info.get('seconds', float('nan')) / 60:.1f} min ({info['source']})",
+        seconds=info.get("seconds"),
+    )
 
     test = scored("moses", "test", ctx.data_dir, limit=max(n_recon, 5000 if not q else 500), seed=ctx.seed + 1)
     _, kept = model.vocab.encode(test.smiles, skip=True)
     fits = [test.smiles[i] for i in kept]
     ctx.log(f"{len(fits)}/{len(test)} test molecules fit the vocabulary")
 
-    with torch.no_grad():     # how much the code says about the molecule: KL and active units (posterior collapse?)
+    with torch.no_grad():  # how much the code says about the molecule: KL and active units (posterior collapse?)
         from .. import bounds
         from ..evaluate import active_units
 
         items = model.items(fits[:1000], {p: v[kept[:1000]] for p, v in test.props.items()})
         terms = bounds.elbo(model, items, n_samples=4).terms
         active = active_units(model, items)
-    ctx.row("MOSES test", "ELBO per molecule (nats)", float(terms["elbo"]),
-            note=f"reconstruction log-likelihood {float(terms['rec']):.2f}, "
-                 f"KL(q(z|x) || p(z)) {float(terms['kl']):.2f} nats, "
-                 f"{active} of {cfg.latent_dim} latent units active (Var_x E_q[z_j|x] > 0.01); beta = {cfg.beta}; "
-                 f"{len(items)} test molecules")
+    ctx.row(
+        "MOSES test",
+        "ELBO per molecule (nats)",
+        float(terms["elbo"]),
+        note=f"reconstruction log-likelihood {float(terms['rec']):.2f}, "
+        f"KL(q(z|x) || p(z)) {float(terms['kl']):.2f} nats, "
+        f"{active} of {cfg.latent_dim} latent units active (Var_x E_q[z_j|x] > 0.01); beta = {cfg.beta}; "
+        f"{len(items)} test molecules",
+    )
 
     def encode(smiles):
         return model.encode_smiles(smiles, sample=True)
@@ -168,29 +198,43 @@ def run(ctx) -> None:
     # -- reconstruction ------------------------------------------------------------------------------
     t0 = time.perf_counter()
     recon = metrics.reconstruction_accuracy(encode, decode, fits[:n_recon])
-    greedy = np.mean([canonical(a) == b for a, b in
-                      zip(model.decode_smiles(model.encode_smiles(fits[:n_recon]), greedy=True), fits[:n_recon])])
+    greedy = np.mean(
+        [
+            canonical(a) == b
+            for a, b in zip(model.decode_smiles(model.encode_smiles(fits[:n_recon]), greedy=True), fits[:n_recon])
+        ]
+    )
     # what JT-VAE's released molvae/reconstruct.py measures: one sampled code, decoded greedily (10 codes here)
-    released = metrics.reconstruction_accuracy(encode, lambda z: model.decode_smiles(z, greedy=True),
-                                               fits[:n_recon], n_decode=1)
-    ctx.row("MOSES test", "reconstruction accuracy (10 encodings x 10 decodings)", 100 * recon, paper=76.7,
-            citation=C_JTVAE, seconds=time.perf_counter() - t0, target=">= 77",
-            met=None if q else 100 * recon >= 77,
-            note=f"{n_recon} test molecules; {ON_MOSES}; published CVAE 44.6, GVAE 53.7, SD-VAE 76.2, JT-VAE 76.7 "
-                 f"(%); sampled codes decoded greedily (JT-VAE's released reconstruct.py): {100 * released:.1f} %; "
-                 f"greedy decoding of the posterior mean: {100 * greedy:.1f} %")
+    released = metrics.reconstruction_accuracy(
+        encode, lambda z: model.decode_smiles(z, greedy=True), fits[:n_recon], n_decode=1
+    )
+    ctx.row(
+        "MOSES test",
+        "reconstruction accuracy (10 encodings x 10 decodings)",
+        100 * recon,
+        paper=76.7,
+        citation=C_JTVAE,
+        seconds=time.perf_counter() - t0,
+        target=">= 77",
+        met=None if q else 100 * recon >= 77,
+        note=f"{n_recon} test molecules; {ON_MOSES}; published CVAE 44.6, GVAE 53.7, SD-VAE 76.2, JT-VAE 76.7 "
+        f"(%); sampled codes decoded greedily (JT-VAE's released reconstruct.py): {100 * released:.1f} %; "
+        f"greedy decoding of the posterior mean: {100 * greedy:.1f} %",
+    )
 
     # -- prior samples -------------------------------------------------------------------------------
-    if q:   # novelty against a 2,000-molecule stand-in; the full run canonicalises all 1.58 M (cached)
+    if q:  # novelty against a 2,000-molecule stand-in; the full run canonicalises all 1.58 M (cached)
         train_set = set(scored("moses", "train", ctx.data_dir, limit=2000, seed=ctx.seed).smiles)
     else:
         from ..data.smiles import moses_path
+
         train_set = metrics.canonical_set(metrics.read_smiles_csv(moses_path("train", ctx.data_dir)))
     # the main model, then any others named by --option prior_runs=DIR[,DIR] (e.g. a SMILES model)
     others = [r for r in ctx.option("prior_runs", "", str).split(",") if r]
     for m, source in [(model, None)] + [(_load(ctx, r)[0], r) for r in others]:
         t0 = time.perf_counter()
         kind = m.config.kind
+
         def draw_codes(n, m=m):
             return torch.randn(n, m.config.latent_dim, generator=g)
 
@@ -198,37 +242,59 @@ def run(ctx) -> None:
             return m.decode_smiles(z, generator=g)
 
         pv = metrics.prior_validity(draw_codes, decode_codes, n_z, n_dec, train=train_set)
-        ctx.row("prior", f"validity of prior samples ({n_z} z x {n_dec} decodings)" + (f", {kind} model" if source else ""),
-                100 * pv["valid"], paper=100.0 if kind == "selfies" else 0.7, citation=C_JTVAE,
-                seconds=time.perf_counter() - t0, target="100 % with SELFIES" if kind == "selfies" else "",
-                met=None if (q or kind != "selfies") else pv["valid"] >= 1.0,
-                note=f"{kind}{' model ' + source if source else ''}; unique {100 * pv['unique']:.1f} %, "
-                     f"novel {100 * pv.get('novel', math.nan):.1f} %; the decoder's grammar mask "
-                     "(chem.vocab.Vocab.allowed) lets no decoding be empty; published CVAE 0.7 (SMILES), GVAE 7.2, "
-                     "SD-VAE 43.5, JT-VAE 100 (%, ZINC250k)")
+        ctx.row(
+            "prior",
+            f"validity of prior samples ({n_z} z x {n_dec} decodings)" + (f", {kind} model" if source else ""),
+            100 * pv["valid"],
+            paper=100.0 if kind == "selfies" else 0.7,
+            citation=C_JTVAE,
+            seconds=time.perf_counter() - t0,
+            target="100 % with SELFIES" if kind == "selfies" else "",
+            met=None if (q or kind != "selfies") else pv["valid"] >= 1.0,
+            note=f"{kind}{' model ' + source if source else ''}; unique {100 * pv['unique']:.1f} %, "
+            f"novel {100 * pv.get('novel', math.nan):.1f} %; the decoder's grammar mask "
+            "(chem.vocab.Vocab.allowed) lets no decoding be empty; published CVAE 0.7 (SMILES), GVAE 7.2, "
+            "SD-VAE 43.5, JT-VAE 100 (%, ZINC250k)",
+        )
 
     # -- MOSES metrics -------------------------------------------------------------------------------
     t0 = time.perf_counter()
     z = torch.randn(n_samples, cfg.latent_dim, generator=g)
-    gen = [s for i in range(0, n_samples, 2000) for s in decode(z[i:i + 2000])]
-    ctx.log(f"decoded {n_samples} prior samples in {time.perf_counter() - t0:.0f} s; scoring (FCD reference: "
-            f"{n_fcd_ref} test molecules)")
+    gen = [s for i in range(0, n_samples, 2000) for s in decode(z[i : i + 2000])]
+    ctx.log(
+        f"decoded {n_samples} prior samples in {time.perf_counter() - t0:.0f} s; scoring (FCD reference: "
+        f"{n_fcd_ref} test molecules)"
+    )
     ref_mols = scored("moses", "test", ctx.data_dir, limit=n_fcd_ref if n_fcd_ref < 176074 else None).smiles
     ref = metrics.reference_stats(ref_mols)
     mm = metrics.moses_metrics(gen, ref, train_set)
     secs = time.perf_counter() - t0
-    published = {"valid": (0.9767, ">= 0.9767"), "unique@1000": (1.0, None), "unique@10000": (0.9984, None),
-                 "FCD/Test": (0.099, "<= 0.099 (stretch 0.073)"), "SNN/Test": (0.6257, ">= 0.6257"),
-                 "Frag/Test": (0.9994, None), "Scaf/Test": (0.9386, None), "IntDiv": (0.8558, None),
-                 "Novelty": (0.6949, ">= 0.6949")}
+    published = {
+        "valid": (0.9767, ">= 0.9767"),
+        "unique@1000": (1.0, None),
+        "unique@10000": (0.9984, None),
+        "FCD/Test": (0.099, "<= 0.099 (stretch 0.073)"),
+        "SNN/Test": (0.6257, ">= 0.6257"),
+        "Frag/Test": (0.9994, None),
+        "Scaf/Test": (0.9386, None),
+        "IntDiv": (0.8558, None),
+        "Novelty": (0.6949, ">= 0.6949"),
+    }
     for key, value in mm.items():
         paper, target = published.get(key, (None, None))
         better = None if paper is None else (value <= paper) if key == "FCD/Test" else (value >= paper)
-        ctx.row("MOSES", key, value, paper=paper, citation=C_MOSES if paper is not None else "",
-                seconds=secs if key == "valid" else None, target=target or "",
-                met=None if (q or target is None) else better,
-                note=f"{n_samples} prior samples (the MOSES protocol); reference: {len(ref_mols)} MOSES test molecules" +
-                     ("; CharRNN 0.0732" if key == "FCD/Test" else ""))
+        ctx.row(
+            "MOSES",
+            key,
+            value,
+            paper=paper,
+            citation=C_MOSES if paper is not None else "",
+            seconds=secs if key == "valid" else None,
+            target=target or "",
+            met=None if (q or target is None) else better,
+            note=f"{n_samples} prior samples (the MOSES protocol); reference: {len(ref_mols)} MOSES test molecules"
+            + ("; CharRNN 0.0732" if key == "FCD/Test" else ""),
+        )
     _reconstruction_fcd(ctx, model, fits, gen, ref, len(ref_mols), g)
     _expost_rows(ctx, model, info, n_samples, ref, len(ref_mols), train_set, g)
 
@@ -237,8 +303,12 @@ def run(ctx) -> None:
     pred = model.predict_properties(model.encode_smiles(sub.smiles)).cpu().numpy()
     for j, p in enumerate(cfg.properties):
         mae = float(np.mean(np.abs(pred[:, j] - sub.props[p])))
-        ctx.row("MOSES test", f"property head MAE: {p}", mae, note=f"{len(sub)} test molecules, posterior mean; "
-                f"spread of {p} in them: std {np.std(sub.props[p]):.3f}")
+        ctx.row(
+            "MOSES test",
+            f"property head MAE: {p}",
+            mae,
+            note=f"{len(sub)} test molecules, posterior mean; spread of {p} in them: std {np.std(sub.props[p]):.3f}",
+        )
 
     # -- latent-space optimisation -------------------------------------------------------------------
     pool = scored("moses", "train", ctx.data_dir, limit=n_gp, seed=ctx.seed + 2)
@@ -246,39 +316,64 @@ def run(ctx) -> None:
     z0, pool_smiles = z0.double(), [pool.smiles[i] for i in pool_kept]
     y0 = torch.tensor([penalized_logp(s) for s in pool_smiles], dtype=torch.float64)
 
-    def decode_greedy(zz):      # canonical strings, so "new" and "unique" count molecules, not spellings
+    def decode_greedy(zz):  # canonical strings, so "new" and "unique" count molecules, not spellings
         return [canonical(s) if s else None for s in model.decode_smiles(zz.float(), greedy=True)]
 
     results = {}
     t0 = time.perf_counter()
-    results["BO (GP, qLogEI)"] = bo.bayes_opt(penalized_logp, decode_greedy, z0, y0, rounds=rounds, batch=batch,
-                                              seed=ctx.seed, strings_init=pool_smiles, log=ctx.log)
-    results["random prior samples"] = bo.random_search(penalized_logp, decode_greedy, cfg.latent_dim, rounds, batch,
-                                                       seed=ctx.seed, strings_init=pool_smiles)
+    results["BO (GP, qLogEI)"] = bo.bayes_opt(
+        penalized_logp,
+        decode_greedy,
+        z0,
+        y0,
+        rounds=rounds,
+        batch=batch,
+        seed=ctx.seed,
+        strings_init=pool_smiles,
+        log=ctx.log,
+    )
+    results["random prior samples"] = bo.random_search(
+        penalized_logp, decode_greedy, cfg.latent_dim, rounds, batch, seed=ctx.seed, strings_init=pool_smiles
+    )
     head = cfg.properties.index("logP") if "logP" in cfg.properties else None
     if head is not None:
         start = torch.argsort(y0, descending=True)[:batch]
 
-        def predict(zz):      # the property head's logP minus its SA: the differentiable part of the score
+        def predict(zz):  # the property head's logP minus its SA: the differentiable part of the score
             out = model.predict_properties(zz, grad=True)
             return out[:, head] - out[:, cfg.properties.index("SAS")]
 
-        results["gradient ascent (head)"] = bo.gradient_ascent(predict, z0[start], decode_greedy, penalized_logp,
-                                                               steps=100 if not q else 10, lr=0.05, prior_weight=0.1,
-                                                               every=10 if not q else 5, strings_init=pool_smiles)
+        results["gradient ascent (head)"] = bo.gradient_ascent(
+            predict,
+            z0[start],
+            decode_greedy,
+            penalized_logp,
+            steps=100 if not q else 10,
+            lr=0.05,
+            prior_weight=0.1,
+            every=10 if not q else 5,
+            strings_init=pool_smiles,
+        )
     for name, res in results.items():
         top = bo.top_molecules(res, 3)
         best = top[0][1] if top else float("nan")
-        ctx.row("optimisation", f"best penalized logP: {name}", best,
-                paper=5.30 if name.startswith("BO") else None, citation=C_BO if name.startswith("BO") else "",
-                seconds=res.seconds, target=">= 5.30" if name.startswith("BO") else "",
-                met=None if (q or not name.startswith("BO")) else best >= 5.30,
-                note=f"top-3 {[(s, round(v, 2)) for s, v in top]}; {res.n_proposed} proposals, {res.n_valid} valid, "
-                     f"{res.n_new} new; start (best of the {len(pool_smiles)} training molecules) {float(y0.max()):.2f}; "
-                     "published CVAE 1.98, GVAE 2.94, SD-VAE 4.04, JT-VAE 5.30 (ZINC250k)")
+        ctx.row(
+            "optimisation",
+            f"best penalized logP: {name}",
+            best,
+            paper=5.30 if name.startswith("BO") else None,
+            citation=C_BO if name.startswith("BO") else "",
+            seconds=res.seconds,
+            target=">= 5.30" if name.startswith("BO") else "",
+            met=None if (q or not name.startswith("BO")) else best >= 5.30,
+            note=f"top-3 {[(s, round(v, 2)) for s, v in top]}; {res.n_proposed} proposals, {res.n_valid} valid, "
+            f"{res.n_new} new; start (best of the {len(pool_smiles)} training molecules) {float(y0.max()):.2f}; "
+            "published CVAE 1.98, GVAE 2.94, SD-VAE 4.04, JT-VAE 5.30 (ZINC250k)",
+        )
     ctx.log(f"optimisation took {time.perf_counter() - t0:.0f} s")
-    constrained = None if head is None else _constrained(ctx, model, bo, predict, fits, decode_greedy,
-                                                         penalized_logp, q)
+    constrained = (
+        None if head is None else _constrained(ctx, model, bo, predict, fits, decode_greedy, penalized_logp, q)
+    )
     _figures(ctx, model, results, sub, fits, bo, constrained)
 
 
@@ -291,25 +386,37 @@ def _reconstruction_fcd(ctx, model, fits, prior_gen, ref, n_ref, g) -> None:
     m = min(len(fits), len(prior_gen))
     t0 = time.perf_counter()
     z = model.encode_smiles(fits[:m], sample=True)
-    decoded = [s for i in range(0, m, 2000) for s in model.decode_smiles(z[i:i + 2000], generator=g)]
+    decoded = [s for i in range(0, m, 2000) for s in model.decode_smiles(z[i : i + 2000], generator=g)]
 
     def valid(smiles):
         return [c for c in map(canonical, smiles) if c is not None]
 
     rec, prior = valid(decoded), valid(prior_gen[:m])
-    fcd = {what: metrics.fcd(sm, ref) if len(sm) >= 2 else math.nan
-           for what, sm in (("rec", rec), ("prior", prior), ("self", fits[:m]))}
+    fcd = {
+        what: metrics.fcd(sm, ref) if len(sm) >= 2 else math.nan
+        for what, sm in (("rec", rec), ("prior", prior), ("self", fits[:m]))
+    }
     secs = time.perf_counter() - t0
-    common = (f"diagnostic, not a published protocol; reference: {n_ref} MOSES test molecules; the test molecules "
-              f"themselves score {fcd['self']:.3f} (they come from the reference's split: the floor at this count)")
-    ctx.row("diagnostic", f"FCD/Test of the reconstruction distribution ({m} test molecules, z ~ q(z|x))", fcd["rec"],
-            seconds=secs,
-            note=f"each test molecule encoded by one draw from q(z|x) and decoded stochastically; {len(rec)} of {m} "
-                 f"valid; prior samples of the same count: {fcd['prior']:.3f}. Near the floor while the prior's is "
-                 f"far above it: the decoder is fine and the prior's codes are the problem (prior mismatch); far "
-                 f"above it too: the decoder; {common}")
-    ctx.row("diagnostic", f"FCD/Test of prior samples ({m}, the same count)", fcd["prior"],
-            note=f"{len(prior)} of {m} valid; the first {m} of the MOSES rows' prior samples; {common}")
+    common = (
+        f"diagnostic, not a published protocol; reference: {n_ref} MOSES test molecules; the test molecules "
+        f"themselves score {fcd['self']:.3f} (they come from the reference's split: the floor at this count)"
+    )
+    ctx.row(
+        "diagnostic",
+        f"FCD/Test of the reconstruction distribution ({m} test molecules, z ~ q(z|x))",
+        fcd["rec"],
+        seconds=secs,
+        note=f"each test molecule encoded by one draw from q(z|x) and decoded stochastically; {len(rec)} of {m} "
+        f"valid; prior samples of the same count: {fcd['prior']:.3f}. Near the floor while the prior's is "
+        f"far above it: the decoder is fine and the prior's codes are the problem (prior mismatch); far "
+        f"above it too: the decoder; {common}",
+    )
+    ctx.row(
+        "diagnostic",
+        f"FCD/Test of prior samples ({m}, the same count)",
+        fcd["prior"],
+        note=f"{len(prior)} of {m} valid; the first {m} of the MOSES rows' prior samples; {common}",
+    )
 
 
 def _training_molecules(ctx, info):
@@ -322,8 +429,13 @@ def _training_molecules(ctx, info):
         return scored("moses", "train", ctx.data_dir, limit=2000, seed=ctx.seed)
     if not d.get("spec"):
         return scored("moses", "train", ctx.data_dir, limit=ctx.option("sampler_train", 20000, int), seed=0)
-    return scored(d["spec"], d.get("split") or "train", d.get("data_dir") or ctx.data_dir, limit=d.get("molecules"),
-                  seed=d.get("seed", 0))
+    return scored(
+        d["spec"],
+        d.get("split") or "train",
+        d.get("data_dir") or ctx.data_dir,
+        limit=d.get("molecules"),
+        seed=d.get("seed", 0),
+    )
 
 
 def _expost_rows(ctx, model, info, n, ref, n_ref, train_set, g) -> None:
@@ -334,7 +446,7 @@ def _expost_rows(ctx, model, info, n, ref, n_ref, train_set, g) -> None:
 
     names = [s.strip() for s in ctx.option("samplers", "gmm,twostage", str).split(",") if s.strip()]
     for name in names:
-        samplers.get(name)                 # an unknown name fails before any work
+        samplers.get(name)  # an unknown name fails before any work
     codes: list = []
 
     def training_codes():
@@ -349,20 +461,29 @@ def _expost_rows(ctx, model, info, n, ref, n_ref, train_set, g) -> None:
         t0 = time.perf_counter()
         opts = {"steps": 300} if (ctx.quick and name == "twostage") else {}
         if info.get("run_dir"):
-            sampler = samplers.cached(Path(info["run_dir"]) / f"sampler-{name}.safetensors", name, model,
-                                      training_codes, **opts)
+            sampler = samplers.cached(
+                Path(info["run_dir"]) / f"sampler-{name}.safetensors", name, model, training_codes, **opts
+            )
         else:
             sampler = samplers.fit(name, model, training_codes(), **opts)
-        gen = [s for i in range(0, n, 2000)
-               for s in model.vocab.decode(samplers.generate(model, sampler, min(2000, n - i), g).cpu())]
+        gen = [
+            s
+            for i in range(0, n, 2000)
+            for s in model.vocab.decode(samplers.generate(model, sampler, min(2000, n - i), g).cpu())
+        ]
         mm = metrics.moses_metrics(gen, ref, train_set)
         secs = time.perf_counter() - t0
         fitted = f"fitted on the posterior means of {len(codes[0])} training molecules" if codes else "fitted earlier"
         for key, value in mm.items():
-            ctx.row(f"MOSES, {name} sampler", key, value, seconds=secs if key == "valid" else None,
-                    note=f"ex-post (not the MOSES protocol): {n} codes from the {name} sampler ({fitted}), each "
-                         f"decoded stochastically; reference: {n_ref} MOSES test molecules; compare with the prior "
-                         "rows above")
+            ctx.row(
+                f"MOSES, {name} sampler",
+                key,
+                value,
+                seconds=secs if key == "valid" else None,
+                note=f"ex-post (not the MOSES protocol): {n} codes from the {name} sampler ({fitted}), each "
+                f"decoded stochastically; reference: {n_ref} MOSES test molecules; compare with the prior "
+                "rows above",
+            )
 
 
 def _constrained(ctx, model, bo, predict, fits, decode, score, q) -> dict:
@@ -375,18 +496,33 @@ def _constrained(ctx, model, bo, predict, fits, decode, score, q) -> dict:
     starts = [fits[i] for i in order]
     t0 = time.perf_counter()
     steps, every = (10, 5) if q else (80, 4)
-    out = bo.similarity_constrained(predict, model.encode_smiles(starts).double(), starts, decode, score,
-                                    deltas=tuple(JTVAE_CONSTRAINED), steps=steps, lr=0.05, prior_weight=0.1,
-                                    every=every)
+    out = bo.similarity_constrained(
+        predict,
+        model.encode_smiles(starts).double(),
+        starts,
+        decode,
+        score,
+        deltas=tuple(JTVAE_CONSTRAINED),
+        steps=steps,
+        lr=0.05,
+        prior_weight=0.1,
+        every=every,
+    )
     secs = time.perf_counter() - t0
     for dl, (paper, paper_std, paper_ok) in JTVAE_CONSTRAINED.items():
         r = out[dl]
-        ctx.row("MOSES test", f"constrained optimisation, sim >= {dl}: mean improvement", r["improvement"],
-                paper=paper, citation=C_CON, seconds=secs if dl == 0 else None,
-                note=f"+/- {r['improvement_std']:.2f} (published +/- {paper_std}); success {100 * r['success']:.1f} % "
-                     f"(published {paper_ok} %); the {len(starts)} test molecules with the lowest penalized logP "
-                     f"(from {len(fits)}; mean {np.nanmean(scores[order]):.2f}); {steps} ascent steps, decoded every "
-                     f"{every}; {ON_MOSES}")
+        ctx.row(
+            "MOSES test",
+            f"constrained optimisation, sim >= {dl}: mean improvement",
+            r["improvement"],
+            paper=paper,
+            citation=C_CON,
+            seconds=secs if dl == 0 else None,
+            note=f"+/- {r['improvement_std']:.2f} (published +/- {paper_std}); success {100 * r['success']:.1f} % "
+            f"(published {paper_ok} %); the {len(starts)} test molecules with the lowest penalized logP "
+            f"(from {len(fits)}; mean {np.nanmean(scores[order]):.2f}); {steps} ascent steps, decoded every "
+            f"{every}; {ON_MOSES}",
+        )
     return out
 
 
@@ -396,9 +532,12 @@ def _constrained_figure(ctx, bo, out, delta=0.4) -> None:
         return
     mols = [m for r in best for m in r[:2]]
     labels = [lab for r in best for lab in ("start", f"+{r[2]:.2f}, similarity {r[3]:.2f}")]
-    ctx.figure(bo.draw_molecules(mols, labels, per_row=2), "constrained.png",
-               f"similarity-constrained optimisation (sim >= {delta}): the three largest improvements, "
-               "each start molecule beside the molecule found")
+    ctx.figure(
+        bo.draw_molecules(mols, labels, per_row=2),
+        "constrained.png",
+        f"similarity-constrained optimisation (sim >= {delta}): the three largest improvements, "
+        "each start molecule beside the molecule found",
+    )
 
 
 def _figures(ctx, model, results, sub, fits, bo, constrained=None) -> None:
@@ -409,15 +548,21 @@ def _figures(ctx, model, results, sub, fits, bo, constrained=None) -> None:
 
     from ..latent import principal_axes
 
-    ctx.figure(bo.plot_trajectory(results), "optimisation.png",
-               "best penalized logP found so far against the number of scored proposals")
+    ctx.figure(
+        bo.plot_trajectory(results),
+        "optimisation.png",
+        "best penalized logP found so far against the number of scored proposals",
+    )
     if constrained is not None:
         _constrained_figure(ctx, bo, constrained)
     best = [m for res in results.values() for m in bo.top_molecules(res, 3)]
     best = sorted(dict(best).items(), key=lambda t: -t[1])[:6]
     if best:
-        ctx.figure(bo.draw_molecules([s for s, _ in best], [f"{v:.2f}" for _, v in best]), "top_molecules.png",
-                   "the best molecules found by all optimisers, with their penalized logP")
+        ctx.figure(
+            bo.draw_molecules([s for s, _ in best], [f"{v:.2f}" for _, v in best]),
+            "top_molecules.png",
+            "the best molecules found by all optimisers, with their penalized logP",
+        )
     z = model.encode_smiles(sub.smiles)
     xy = ((z - z.mean(0)) @ principal_axes(z).T).numpy()
     fig, axs = plt.subplots(1, len(model.config.properties), figsize=(4.5 * len(model.config.properties), 4))
@@ -441,5 +586,8 @@ def _figures(ctx, model, results, sub, fits, bo, constrained=None) -> None:
             if c and c not in seen and len(out) < 12:
                 seen.add(c)
                 out.append(c)
-    ctx.figure(bo.draw_molecules(out, ["query"] + [f"neighbour {i}" for i in range(1, len(out))], per_row=4),
-               "neighbours.png", f"decodings of codes near the query molecule {centre} (noise scales 0.5-2)")
+    ctx.figure(
+        bo.draw_molecules(out, ["query"] + [f"neighbour {i}" for i in range(1, len(out))], per_row=4),
+        "neighbours.png",
+        f"decodings of codes near the query molecule {centre} (noise scales 0.5-2)",
+    )

@@ -5,6 +5,7 @@ latent, one hidden layer of 200 units (as in the paper for the Frey faces, tanh)
 likelihood whose mean and per-pixel standard deviation the decoder emits. The decoded 2-D grid
 shows pose turning along one axis and expression changing along the other.
 """
+
 from __future__ import annotations
 
 import time
@@ -28,8 +29,19 @@ def run(ctx):
     cfg = dict(data_shape=(28, 20), latent_dim=2, hidden=(200,), activation="tanh", likelihood="gaussian", sigma=None)
     tcfg = TrainConfig(epochs=epochs, batch_size=100, lr=1e-3, seed=ctx.seed, progress=False, tensorboard=False)
     model, info = trained(ctx, "frey" + ("-quick" if ctx.quick else ""), "vae", cfg, train, tcfg)
-    ctx.row("frey", "train ELBO, 2-D latent (nats)", mean_elbo(model, train.x, seed=ctx.seed), citation=CITATION,
-            note=f"{training_note(info)}; Gaussian likelihood, pixels in [0, 1]")
-    ctx.row("frey", "test ELBO, 2-D latent (nats)", mean_elbo(model, test.x, seed=ctx.seed), citation=CITATION,
-            seconds=time.perf_counter() - t0, note="196 held-out faces; the paper plots curves, no table value")
+    ctx.row(
+        "frey",
+        "train ELBO, 2-D latent (nats)",
+        mean_elbo(model, train.x, seed=ctx.seed),
+        citation=CITATION,
+        note=f"{training_note(info)}; Gaussian likelihood, pixels in [0, 1]",
+    )
+    ctx.row(
+        "frey",
+        "test ELBO, 2-D latent (nats)",
+        mean_elbo(model, test.x, seed=ctx.seed),
+        citation=CITATION,
+        seconds=time.perf_counter() - t0,
+        note="196 held-out faces; the paper plots curves, no table value",
+    )
     latent_figures(ctx, model, test, "frey", "Frey faces", (28, 20), n_grid=20)

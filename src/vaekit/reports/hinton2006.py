@@ -20,6 +20,7 @@ the paper's 50 RBM epochs per layer and 200 fine-tuning epochs (Adam instead of 
 gradients); MNIST and faces get fewer (each row's note has them).  Faces use the paper's 414
 variants per face: 103,500 training images of 25 people and 41,400 test images of 10 others.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,48 +54,131 @@ class Plan:
     hidden: tuple[int, ...]
     code: int
     paper_ae: float
-    paper_pca: dict            # n_components -> paper value (None: not in the paper, reported anyway)
+    paper_pca: dict  # n_components -> paper value (None: not in the paper, reported anyway)
     paper_lpca: dict
-    likelihood: str            # "bernoulli" (logistic visible units) or "gaussian" (faces)
-    n_train: int | None        # None: the whole training split
+    likelihood: str  # "bernoulli" (logistic visible units) or "gaussian" (faces)
+    n_train: int | None  # None: the whole training split
     n_test: int | None
     rbm_epochs: int
     finetune_epochs: int
     modern_epochs: int
-    lpca_train: int            # logistic PCA basis fitted on this many training items
+    lpca_train: int  # logistic PCA basis fitted on this many training items
     lpca_iter: int
     batch_size: int = 256
     rbm_lr: float = 0.1
-    first_lr: float | None = None   # lr of the bottom RBM (Gaussian visible units need a small one)
+    first_lr: float | None = None  # lr of the bottom RBM (Gaussian visible units need a small one)
     finetune_lr: float = 5e-4
     modern_lr: float = 1e-3
     modern_activation: str = "elu"
-    modern_batch: int | None = None   # None: batch_size
-    per_image: int = 24        # faces: variants per face
+    modern_batch: int | None = None  # None: batch_size
+    per_image: int = 24  # faces: variants per face
 
 
 FULL = {
-    "curves": Plan((400, 200, 100, 50, 25), 6, 1.44, {6: None, 18: 5.90}, {6: 7.64, 18: 2.45}, "bernoulli",
-                   None, None, rbm_epochs=50, finetune_epochs=200, modern_epochs=150, lpca_train=10_000, lpca_iter=200,
-                   batch_size=100),
-    "mnist": Plan((1000, 500, 250), 30, 3.00, {30: 13.87}, {30: 8.01}, "bernoulli",
-                  None, None, rbm_epochs=3, finetune_epochs=11, modern_epochs=40, lpca_train=10_000, lpca_iter=200,
-                  batch_size=128, finetune_lr=1e-3),
-    "olivetti": Plan((2000, 1000, 500), 30, 126.0, {30: 135.0}, {}, "gaussian",
-                     None, None, rbm_epochs=2, finetune_epochs=6, modern_epochs=6, lpca_train=0, lpca_iter=0,
-                     batch_size=100, first_lr=0.002, per_image=414),
+    "curves": Plan(
+        (400, 200, 100, 50, 25),
+        6,
+        1.44,
+        {6: None, 18: 5.90},
+        {6: 7.64, 18: 2.45},
+        "bernoulli",
+        None,
+        None,
+        rbm_epochs=50,
+        finetune_epochs=200,
+        modern_epochs=150,
+        lpca_train=10_000,
+        lpca_iter=200,
+        batch_size=100,
+    ),
+    "mnist": Plan(
+        (1000, 500, 250),
+        30,
+        3.00,
+        {30: 13.87},
+        {30: 8.01},
+        "bernoulli",
+        None,
+        None,
+        rbm_epochs=3,
+        finetune_epochs=11,
+        modern_epochs=40,
+        lpca_train=10_000,
+        lpca_iter=200,
+        batch_size=128,
+        finetune_lr=1e-3,
+    ),
+    "olivetti": Plan(
+        (2000, 1000, 500),
+        30,
+        126.0,
+        {30: 135.0},
+        {},
+        "gaussian",
+        None,
+        None,
+        rbm_epochs=2,
+        finetune_epochs=6,
+        modern_epochs=6,
+        lpca_train=0,
+        lpca_iter=0,
+        batch_size=100,
+        first_lr=0.002,
+        per_image=414,
+    ),
 }
 QUICK = {
-    "curves": Plan((400, 200, 100, 50, 25), 6, 1.44, {6: None, 18: 5.90}, {6: 7.64, 18: 2.45}, "bernoulli",
-                   1000, 300, rbm_epochs=1, finetune_epochs=2, modern_epochs=2, lpca_train=500, lpca_iter=30,
-                   batch_size=100),
-    "mnist": Plan((1000, 500, 250), 30, 3.00, {30: 13.87}, {30: 8.01}, "bernoulli",
-                  1000, 300, rbm_epochs=1, finetune_epochs=1, modern_epochs=1, lpca_train=500, lpca_iter=30),
-    "olivetti": Plan((2000, 1000, 500), 30, 126.0, {30: 135.0}, {}, "gaussian",
-                     None, 200, rbm_epochs=1, finetune_epochs=1, modern_epochs=1, lpca_train=0, lpca_iter=0,
-                     batch_size=100, first_lr=0.002, per_image=2),
+    "curves": Plan(
+        (400, 200, 100, 50, 25),
+        6,
+        1.44,
+        {6: None, 18: 5.90},
+        {6: 7.64, 18: 2.45},
+        "bernoulli",
+        1000,
+        300,
+        rbm_epochs=1,
+        finetune_epochs=2,
+        modern_epochs=2,
+        lpca_train=500,
+        lpca_iter=30,
+        batch_size=100,
+    ),
+    "mnist": Plan(
+        (1000, 500, 250),
+        30,
+        3.00,
+        {30: 13.87},
+        {30: 8.01},
+        "bernoulli",
+        1000,
+        300,
+        rbm_epochs=1,
+        finetune_epochs=1,
+        modern_epochs=1,
+        lpca_train=500,
+        lpca_iter=30,
+    ),
+    "olivetti": Plan(
+        (2000, 1000, 500),
+        30,
+        126.0,
+        {30: 135.0},
+        {},
+        "gaussian",
+        None,
+        200,
+        rbm_epochs=1,
+        finetune_epochs=1,
+        modern_epochs=1,
+        lpca_train=0,
+        lpca_iter=0,
+        batch_size=100,
+        first_lr=0.002,
+        per_image=2,
+    ),
 }
-FIG3_EPOCHS = {False: 4, True: 1}   # the 784-1000-500-250-2 auto-encoder of Fig. 3 (modern recipe)
+FIG3_EPOCHS = {False: 4, True: 1}  # the 784-1000-500-250-2 auto-encoder of Fig. 3 (modern recipe)
 
 
 def _log(msg: str) -> None:
@@ -129,7 +213,7 @@ def load_data(name: str, plan: Plan, ctx):
         # set makes the average pixel variance 1 (training-set statistics)
         mean = tr.mean(0)
         scale = float((tr - mean).pow(2).mean().sqrt())
-        return (tr - mean) / scale, (te - mean) / scale, None, lambda z: (torch.as_tensor(z) * scale + mean)
+        return (tr - mean) / scale, (te - mean) / scale, None, lambda z: torch.as_tensor(z) * scale + mean
     raise VaekitError(f"unknown data set {name!r}")
 
 
@@ -161,8 +245,13 @@ def cached(ctx, tag: str, key: dict, make):
             pass
     t, cpu = time.perf_counter(), time.process_time()
     model, how = make()
-    info = {"key": key, "how": how, "seconds": time.perf_counter() - t, "cpu_seconds": time.process_time() - cpu,
-            "threads": torch.get_num_threads()}
+    info = {
+        "key": key,
+        "how": how,
+        "seconds": time.perf_counter() - t,
+        "cpu_seconds": time.process_time() - cpu,
+        "threads": torch.get_num_threads(),
+    }
     if not ctx.quick:
         folder.mkdir(parents=True, exist_ok=True)
         save(folder / "model.safetensors", model)
@@ -172,22 +261,32 @@ def cached(ctx, tag: str, key: dict, make):
 
 # -- the two auto-encoder recipes ------------------------------------------------------------------
 def train_config(epochs: int, plan: Plan, lr: float, seed: int) -> TrainConfig:
-    return TrainConfig(epochs=epochs, batch_size=plan.batch_size, lr=lr, lr_schedule="cosine", seed=seed,
-                       progress=False, tensorboard=False)
+    return TrainConfig(
+        epochs=epochs,
+        batch_size=plan.batch_size,
+        lr=lr,
+        lr_schedule="cosine",
+        seed=seed,
+        progress=False,
+        tensorboard=False,
+    )
 
 
 def paper_recipe(tr: torch.Tensor, plan: Plan, seed: int):
     """Greedy CD-1 pre-training of the RBM stack, unrolling, fine-tuning of the whole net."""
     visible = "gaussian" if plan.likelihood == "gaussian" else "bernoulli"
     cfg = CDConfig(epochs=plan.rbm_epochs, lr=plan.rbm_lr, seed=seed)
-    first = None if plan.first_lr is None else CDConfig(epochs=plan.rbm_epochs, lr=plan.first_lr, init_std=0.01,
-                                                        seed=seed)
+    first = (
+        None if plan.first_lr is None else CDConfig(epochs=plan.rbm_epochs, lr=plan.first_lr, init_std=0.01, seed=seed)
+    )
     top = CDConfig(epochs=plan.rbm_epochs, lr=plan.rbm_lr / 100, seed=seed)
     rbms = pretrain_stack(tr, [*plan.hidden, plan.code], visible, cfg, first=first, top=top, log=_log)
     model = unroll(rbms, (tr.shape[1],))
     hist = fit(model, tr, train_config(plan.finetune_epochs, plan, plan.finetune_lr, seed))
-    return model, f"CD-1 {plan.rbm_epochs} epochs/layer, Adam fine-tuning {plan.finetune_epochs} epochs" \
-                  f" ({hist.seconds:.0f} s)"
+    return (
+        model,
+        f"CD-1 {plan.rbm_epochs} epochs/layer, Adam fine-tuning {plan.finetune_epochs} epochs ({hist.seconds:.0f} s)",
+    )
 
 
 def modern_recipe(tr: torch.Tensor, plan: Plan, seed: int, code: int | None = None, epochs: int | None = None):
@@ -195,12 +294,18 @@ def modern_recipe(tr: torch.Tensor, plan: Plan, seed: int, code: int | None = No
     decay; the output biases start at the training data's pixel means (logits of them for
     logistic outputs), so the first steps are not spent learning the average image."""
     torch.manual_seed(seed)
-    model = build("autoencoder", data_shape=(tr.shape[1],), latent_dim=code or plan.code, hidden=plan.hidden,
-                  activation=plan.modern_activation, likelihood=plan.likelihood,
-                  sigma=1.0 if plan.likelihood == "gaussian" else None)
+    model = build(
+        "autoencoder",
+        data_shape=(tr.shape[1],),
+        latent_dim=code or plan.code,
+        hidden=plan.hidden,
+        activation=plan.modern_activation,
+        likelihood=plan.likelihood,
+        sigma=1.0 if plan.likelihood == "gaussian" else None,
+    )
     gain: Literal["relu", "linear"] = "relu" if plan.modern_activation in ("relu", "elu", "leaky_relu") else "linear"
     for m in model.modules():
-        if isinstance(m, torch.nn.Linear):   # He initialisation (torch's default is 6x too small in variance for ReLU)
+        if isinstance(m, torch.nn.Linear):  # He initialisation (torch's default is 6x too small in variance for ReLU)
             torch.nn.init.kaiming_normal_(m.weight, nonlinearity=gain)
             torch.nn.init.zeros_(m.bias)
     out = [m for m in model.decoder.body.net if isinstance(m, torch.nn.Linear)][-1]
@@ -212,8 +317,10 @@ def modern_recipe(tr: torch.Tensor, plan: Plan, seed: int, code: int | None = No
     cfg = train_config(epochs, plan, plan.modern_lr, seed)
     cfg.batch_size = batch
     hist = fit(model, tr, cfg)
-    return model, (f"{plan.modern_activation}, random init, Adam lr {plan.modern_lr:g} (cosine), batch {batch}, "
-                   f"{epochs} epochs ({len(hist.steps)} steps)")
+    return model, (
+        f"{plan.modern_activation}, random init, Adam lr {plan.modern_lr:g} (cosine), batch {batch}, "
+        f"{epochs} epochs ({len(hist.steps)} steps)"
+    )
 
 
 # -- one data set ------------------------------------------------------------------------------------
@@ -225,11 +332,10 @@ def run_dataset(ctx, name: str, plan: Plan, figures: dict) -> None:
     t0 = time.perf_counter()
     tr, te, _, to_unit = load_data(name, plan, ctx)
     _log(f"{name}: train {tuple(tr.shape)}, test {tuple(te.shape)} ({time.perf_counter() - t0:.1f} s)")
-    unit = "pixels scaled as in the paper (zero mean, average variance 1)" if name == "olivetti" \
-        else "pixels in [0, 1]"
+    unit = "pixels scaled as in the paper (zero mean, average variance 1)" if name == "olivetti" else "pixels in [0, 1]"
     arch = "-".join(str(s) for s in (tr.shape[1], *plan.hidden, plan.code))
     size = "" if plan.n_train is None and not ctx.quick else f" [train {len(tr)}, test {len(te)}]"
-    shown = torch.linspace(0, len(te) - 1, 10).long()    # spread over the test set (faces: 10 different faces)
+    shown = torch.linspace(0, len(te) - 1, 10).long()  # spread over the test set (faces: 10 different faces)
     recon = {"original": te[shown]}
 
     def note_units(x_hat):
@@ -247,19 +353,41 @@ def run_dataset(ctx, name: str, plan: Plan, figures: dict) -> None:
             fit_err = squared_error(tr[:10_000], model.reconstruct(tr[:10_000]).flatten(1))
         err = squared_error(te, x_hat)
         seconds = info["seconds"] + time.perf_counter() - t
-        how = info["how"] + ("; model loaded from runs/ (trained by an earlier run of this report with the same "
-                             "settings; times are that training's)" if info["loaded"] else "")
+        how = info["how"] + (
+            "; model loaded from runs/ (trained by an earlier run of this report with the same "
+            "settings; times are that training's)"
+            if info["loaded"]
+            else ""
+        )
         _log(f"{name} AE {recipe}: {err:.3f} ({seconds:.0f} s)")
-        ctx.row(name, f"AE {arch}, {recipe}: {METRIC}", err, paper=plan.paper_ae, citation=CITATION,
-                seconds=seconds, note=f"{how}; {unit}{size}{note_units(x_hat)}; on training images: {fit_err:.3g}",
-                target=f"<= {plan.paper_ae:g}", met=err <= plan.paper_ae)
+        ctx.row(
+            name,
+            f"AE {arch}, {recipe}: {METRIC}",
+            err,
+            paper=plan.paper_ae,
+            citation=CITATION,
+            seconds=seconds,
+            note=f"{how}; {unit}{size}{note_units(x_hat)}; on training images: {fit_err:.3g}",
+            target=f"<= {plan.paper_ae:g}",
+            met=err <= plan.paper_ae,
+        )
         recon[f"AE ({recipe})"] = x_hat[shown]
         if name == "mnist":
-            ctx.row(name, f"AE {recipe}: training wall time (s)", info["seconds"], citation="issue target",
-                    note=f"{info['threads']} torch thread(s), {info['cpu_seconds']:.0f} CPU-s"
-                    + (" (the machine was shared with other jobs, so wall time > CPU time)"
-                       if info["seconds"] > 1.2 * info["cpu_seconds"] else "") + f"; {how}{size}",
-                    target="<= 900 s on 2 cores (judged by CPU time)", met=info["cpu_seconds"] <= 900)
+            ctx.row(
+                name,
+                f"AE {recipe}: training wall time (s)",
+                info["seconds"],
+                citation="issue target",
+                note=f"{info['threads']} torch thread(s), {info['cpu_seconds']:.0f} CPU-s"
+                + (
+                    " (the machine was shared with other jobs, so wall time > CPU time)"
+                    if info["seconds"] > 1.2 * info["cpu_seconds"]
+                    else ""
+                )
+                + f"; {how}{size}",
+                target="<= 900 s on 2 cores (judged by CPU time)",
+                met=info["cpu_seconds"] <= 900,
+            )
     # logistic PCA
     for k, paper in plan.paper_lpca.items():
         t = time.perf_counter()
@@ -271,13 +399,21 @@ def run_dataset(ctx, name: str, plan: Plan, figures: dict) -> None:
         _log(f"{name} logistic PCA {k}: {err:.3f} ({seconds:.0f} s)")
         # other readings of "reconstruction" that could explain a gap to the paper's numbers
         hard = squared_error(te, (x_hat > 0.5).float())
-        code_fit = squared_error(tr[:n_fit][:len(te)], lpca.inverse_transform(lpca.train_codes_[:len(te)]))
-        ctx.row(name, f"logistic PCA, {k} components: {METRIC}", err, paper=paper, citation=CITATION,
-                seconds=seconds, note=f"basis fitted on {n_fit} training items, L-BFGS {plan.lpca_iter} it.; "
-                f"test codes optimised with the basis fixed; squared error of the reconstructed probabilities "
-                f"(thresholded at 0.5: {hard:.2f}; training items with their fitted codes: {code_fit:.2f}); "
-                f"{unit}{size}",
-                target="within 5 % of paper", met=_pct(err, paper) <= 0.05)
+        code_fit = squared_error(tr[:n_fit][: len(te)], lpca.inverse_transform(lpca.train_codes_[: len(te)]))
+        ctx.row(
+            name,
+            f"logistic PCA, {k} components: {METRIC}",
+            err,
+            paper=paper,
+            citation=CITATION,
+            seconds=seconds,
+            note=f"basis fitted on {n_fit} training items, L-BFGS {plan.lpca_iter} it.; "
+            f"test codes optimised with the basis fixed; squared error of the reconstructed probabilities "
+            f"(thresholded at 0.5: {hard:.2f}; training items with their fitted codes: {code_fit:.2f}); "
+            f"{unit}{size}",
+            target="within 5 % of paper",
+            met=_pct(err, paper) <= 0.05,
+        )
         if k == plan.code:
             recon["logistic PCA"] = x_hat[shown]
     # PCA
@@ -287,10 +423,18 @@ def run_dataset(ctx, name: str, plan: Plan, figures: dict) -> None:
         x_hat = torch.as_tensor(pca.reconstruct(te)).float()
         err = squared_error(te, x_hat)
         seconds = time.perf_counter() - t
-        ctx.row(name, f"PCA, {k} components: {METRIC}", err, paper=paper, citation=CITATION if paper else "",
-                seconds=seconds, note=f"scikit-learn PCA on all {len(tr)} training items; {unit}{size}"
-                f"{note_units(x_hat)}" + ("" if paper else "; not in the paper"),
-                target="within 3 % of paper" if paper else "", met=None if paper is None else _pct(err, paper) <= 0.03)
+        ctx.row(
+            name,
+            f"PCA, {k} components: {METRIC}",
+            err,
+            paper=paper,
+            citation=CITATION if paper else "",
+            seconds=seconds,
+            note=f"scikit-learn PCA on all {len(tr)} training items; {unit}{size}"
+            f"{note_units(x_hat)}" + ("" if paper else "; not in the paper"),
+            target="within 3 % of paper" if paper else "",
+            met=None if paper is None else _pct(err, paper) <= 0.03,
+        )
         if k == plan.code:
             recon["PCA"] = x_hat[shown]
     figures[name] = {k: to_unit(v).clamp(0, 1) for k, v in recon.items()}
@@ -313,8 +457,12 @@ def figure2(ctx, figures: dict) -> None:
             ax.imshow(image_grid(ims, ncol=len(ims)), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             ax.set_axis_off()
             ax.set_title(label, fontsize=8, loc="left")
-        ctx.figure(fig, f"fig2_{name}.png", f"{name}: test images (top) and their reconstructions "
-                   f"(as in Fig. 2 of the paper; faces shown in [0, 1] units)")
+        ctx.figure(
+            fig,
+            f"fig2_{name}.png",
+            f"{name}: test images (top) and their reconstructions "
+            f"(as in Fig. 2 of the paper; faces shown in [0, 1] units)",
+        )
 
 
 def figure3(ctx, quick: bool) -> None:
@@ -326,20 +474,36 @@ def figure3(ctx, quick: bool) -> None:
     plan = (QUICK if quick else FULL)["mnist"]
     tr, te, y, _ = load_data("mnist", plan, ctx)
     t = time.perf_counter()
-    key = {"data": "mnist", "recipe": "fig3", "plan": plan.__dict__, "epochs": FIG3_EPOCHS[quick], "seed": ctx.seed,
-           "n_train": len(tr)}
-    model, info = cached(ctx, "mnist-fig3", key, lambda: modern_recipe(tr, plan, ctx.seed, code=2,
-                                                                      epochs=FIG3_EPOCHS[quick]))
+    key = {
+        "data": "mnist",
+        "recipe": "fig3",
+        "plan": plan.__dict__,
+        "epochs": FIG3_EPOCHS[quick],
+        "seed": ctx.seed,
+        "n_train": len(tr),
+    }
+    model, info = cached(
+        ctx, "mnist-fig3", key, lambda: modern_recipe(tr, plan, ctx.seed, code=2, epochs=FIG3_EPOCHS[quick])
+    )
     how = info["how"] + ("; loaded from runs/" if info["loaded"] else "")
     with torch.no_grad():
         z = model.embed(te)
         err = squared_error(te, model.reconstruct(te).flatten(1))
     seconds = info["seconds"] + time.perf_counter() - t
     pca = PCA(2, random_state=ctx.seed).fit(tr)
-    ctx.row("mnist", f"AE 784-1000-500-250-2 (Fig. 3): {METRIC}", err, seconds=seconds,
-            note=f"{how}; not in the paper (its Fig. 3 shows codes only)")
-    ctx.row("mnist", f"PCA, 2 components (Fig. 3): {METRIC}",
-            squared_error(te, torch.as_tensor(pca.reconstruct(te)).float()), note="not in the paper")
+    ctx.row(
+        "mnist",
+        f"AE 784-1000-500-250-2 (Fig. 3): {METRIC}",
+        err,
+        seconds=seconds,
+        note=f"{how}; not in the paper (its Fig. 3 shows codes only)",
+    )
+    ctx.row(
+        "mnist",
+        f"PCA, 2 components (Fig. 3): {METRIC}",
+        squared_error(te, torch.as_tensor(pca.reconstruct(te)).float()),
+        note="not in the paper",
+    )
     fig, axes = plt.subplots(1, 2, figsize=(11, 5))
     plot_scatter(axes[0], torch.as_tensor(pca.transform(te)), y, title="PCA: first two principal components")
     plot_scatter(axes[1], z, y, title="auto-encoder 784-1000-500-250-2: codes")
@@ -348,25 +512,25 @@ def figure3(ctx, quick: bool) -> None:
 
 WHY = {
     "AE": "each note gives the error on training images.  Where it is close to the test error (MNIST, "
-          "paper recipe) the network is under-trained: the paper pre-trains 50 epochs per RBM and fine-tunes "
-          "200 epochs with conjugate gradients, this run has the epochs in the note to fit the CPU budget.  "
-          "Where it is well below (curves, which get the paper's own epochs), more training mostly widens "
-          "the gap; the paper's conjugate gradients on mini-batches of 1,000 may regularise differently from "
-          "Adam, and we have not found what closes it",
+    "paper recipe) the network is under-trained: the paper pre-trains 50 epochs per RBM and fine-tunes "
+    "200 epochs with conjugate gradients, this run has the epochs in the note to fit the CPU budget.  "
+    "Where it is well below (curves, which get the paper's own epochs), more training mostly widens "
+    "the gap; the paper's conjugate gradients on mini-batches of 1,000 may regularise differently from "
+    "Adam, and we have not found what closes it",
     "AE olivetti": "the test people are not in the training set and the auto-encoder over-fits the 25 training "
-                   "people (error on training images in the note) even with the paper's 414 variants per face; "
-                   "PCA generalises better here",
+    "people (error on training images in the note) even with the paper's 414 variants per face; "
+    "PCA generalises better here",
     "PCA": "fitted on a subset (quick run) or protocol not matched exactly",
     "PCA curves": "protocol not matched exactly: the paper's curve rendering is unknown (our generator has one "
-                  "margin parameter, set so that PCA-18 matches)",
+    "margin parameter, set so that PCA-18 matches)",
     "PCA olivetti": "protocol not matched exactly: our 25 x 25 crops follow the supporting material's description "
-                    "(rotation, scale 1.4-1.8, 50-pixel crop, subsampling), not its exact images",
+    "(rotation, scale 1.4-1.8, 50-pixel crop, subsampling), not its exact images",
     "logistic PCA": "our logistic PCA reconstructs much better than the paper's figures, with the same model "
-                    "(Bernoulli pixels, linear logits) and the same squared error of the reconstructed "
-                    "probabilities (thresholding them at 0.5 overshoots the paper's numbers, see the notes).  "
-                    "The paper gives no settings for its fit (Schein et al.'s alternating updates, iterations, "
-                    "regularisation); ours runs L-BFGS to convergence and optimises each test code, so the "
-                    "paper's fit was most likely stopped earlier or regularised more.  We do not weaken ours",
+    "(Bernoulli pixels, linear logits) and the same squared error of the reconstructed "
+    "probabilities (thresholding them at 0.5 overshoots the paper's numbers, see the notes).  "
+    "The paper gives no settings for its fit (Schein et al.'s alternating updates, iterations, "
+    "regularisation); ours runs L-BFGS to convergence and optimises each test code, so the "
+    "paper's fit was most likely stopped earlier or regularised more.  We do not weaken ours",
     "time": "the training was longer than the budget",
 }
 
@@ -376,8 +540,15 @@ def closing_note(rows) -> str:
     missed: dict[str, list[str]] = {}
     for r in rows:
         if r.met is False:
-            kind = "time" if "wall time" in r.metric else "logistic PCA" if r.metric.startswith("logistic") \
-                else "PCA" if r.metric.startswith("PCA") else "AE"
+            kind = (
+                "time"
+                if "wall time" in r.metric
+                else "logistic PCA"
+                if r.metric.startswith("logistic")
+                else "PCA"
+                if r.metric.startswith("PCA")
+                else "AE"
+            )
             kind = f"{kind} {r.data}" if f"{kind} {r.data}" in WHY else kind
             missed.setdefault(kind, []).append(f"{r.data} {r.metric.split(':')[0]}")
     if not missed:
@@ -395,9 +566,14 @@ def run(ctx) -> None:
     unknown = [d for d in wanted if d not in plans]
     if unknown:
         raise VaekitError(f"hinton2006: unknown data set(s) {unknown}; choose from {sorted(plans)}")
-    ctx.extra["settings"] = {d: plans[d].__dict__ | {"paper_pca": {str(k): v for k, v in plans[d].paper_pca.items()},
-                                                     "paper_lpca": {str(k): v for k, v in plans[d].paper_lpca.items()}}
-                             for d in wanted}
+    ctx.extra["settings"] = {
+        d: plans[d].__dict__
+        | {
+            "paper_pca": {str(k): v for k, v in plans[d].paper_pca.items()},
+            "paper_lpca": {str(k): v for k, v in plans[d].paper_lpca.items()},
+        }
+        for d in wanted
+    }
     ctx.extra["threads"] = threads
     ctx.extra["omp_num_threads"] = os.environ.get("OMP_NUM_THREADS")
     figures: dict = {}

@@ -10,6 +10,7 @@ time, z_{t+1} = z_t + g(z_t, mu), for POD and for the AE, rolled out from the in
 every test trajectory (g is fitted on 4-step unrolled windows with input noise of 0.05 standard
 deviations, which keeps roll-outs near the training manifold).
 """
+
 from __future__ import annotations
 
 import time
@@ -34,28 +35,45 @@ def problems(quick: bool) -> dict:
         bur = dict(n_x=128, n_t=30, t_end=3.0, n_fine=512)
         return {
             "advection": ("advection", dict(speeds=speeds, **adv), dict(speeds=speeds[:-1] + 1 / 28, **adv)),
-            "burgers": ("burgers", dict(amplitudes=[0.6, 1.0, 1.4], nus=[0.02, 0.04], **bur),
-                        dict(amplitudes=[0.8, 1.2], nus=[0.03], **bur)),
+            "burgers": (
+                "burgers",
+                dict(amplitudes=[0.6, 1.0, 1.4], nus=[0.02, 0.04], **bur),
+                dict(amplitudes=[0.8, 1.2], nus=[0.03], **bur),
+            ),
         }
     speeds = np.linspace(0.5, 1.0, 16)
     adv = dict(n_x=256, n_t=64, width=0.02)
     bur = dict(n_x=256, n_t=50, t_end=3.0, n_fine=1024)
     return {
         "advection": ("advection", dict(speeds=speeds, **adv), dict(speeds=speeds[:-1] + 1 / 60, **adv)),
-        "burgers": ("burgers", dict(amplitudes=np.linspace(0.6, 1.4, 5), nus=[0.01, 0.02, 0.04], **bur),
-                    dict(amplitudes=[0.7, 0.9, 1.1, 1.3], nus=[0.015, 0.03], **bur)),
+        "burgers": (
+            "burgers",
+            dict(amplitudes=np.linspace(0.6, 1.4, 5), nus=[0.01, 0.02, 0.04], **bur),
+            dict(amplitudes=[0.7, 0.9, 1.1, 1.3], nus=[0.015, 0.03], **bur),
+        ),
     }
 
 
 def settings(quick: bool) -> dict:
     if quick:
-        return dict(dims=(2, 3), dyn_dim=2, ae={"advection": dict(hidden=(128, 64), epochs=60, batch_size=32),
-                                                "burgers": dict(hidden=(128, 64), epochs=60, batch_size=32)},
-                    dyn=dict(epochs=200, batch_size=32, horizon=4, noise=0.05))
-    return dict(dims=tuple(range(1, 11)), dyn_dim=3,
-                ae={"advection": dict(hidden=(256, 128), epochs=120, batch_size=64),
-                    "burgers": dict(hidden=(256, 128), epochs=300, batch_size=32)},
-                dyn=dict(epochs=250, batch_size=32, horizon=4, noise=0.05))
+        return dict(
+            dims=(2, 3),
+            dyn_dim=2,
+            ae={
+                "advection": dict(hidden=(128, 64), epochs=60, batch_size=32),
+                "burgers": dict(hidden=(128, 64), epochs=60, batch_size=32),
+            },
+            dyn=dict(epochs=200, batch_size=32, horizon=4, noise=0.05),
+        )
+    return dict(
+        dims=tuple(range(1, 11)),
+        dyn_dim=3,
+        ae={
+            "advection": dict(hidden=(256, 128), epochs=120, batch_size=64),
+            "burgers": dict(hidden=(256, 128), epochs=300, batch_size=32),
+        },
+        dyn=dict(epochs=250, batch_size=32, horizon=4, noise=0.05),
+    )
 
 
 def cole_hopf_check(test: fields.Fields, n_times: int = 5) -> float:
@@ -84,14 +102,31 @@ def run(ctx):
         test = fields.generate(gen, **test_kw)
         gen_s = time.perf_counter() - t0
         X, Xt = train.snapshots, test.snapshots
-        res = results[name] = {"train_params": train.params.tolist(), "test_params": test.params.tolist(),
-                               "n_train": len(X), "n_test": len(Xt), "n_x": X.shape[1], "generate_seconds": gen_s,
-                               "dims": list(st["dims"]), "pod": [], "ae": [], "ratio": [], "ae_seconds": []}
+        res = results[name] = {
+            "train_params": train.params.tolist(),
+            "test_params": test.params.tolist(),
+            "n_train": len(X),
+            "n_test": len(Xt),
+            "n_x": X.shape[1],
+            "generate_seconds": gen_s,
+            "dims": list(st["dims"]),
+            "pod": [],
+            "ae": [],
+            "ratio": [],
+            "ae_seconds": [],
+        }
         if gen == "burgers":
             t0 = time.perf_counter()
             err = cole_hopf_check(test)
-            ctx.row(name, "solver vs Cole-Hopf, max rel. L2", err, seconds=time.perf_counter() - t0,
-                    note=f"test trajectories, 5 times, n_fine={test_kw['n_fine']}", target="< 1e-3", met=err < 1e-3)
+            ctx.row(
+                name,
+                "solver vs Cole-Hopf, max rel. L2",
+                err,
+                seconds=time.perf_counter() - t0,
+                note=f"test trajectories, 5 times, n_fine={test_kw['n_fine']}",
+                target="< 1e-3",
+                met=err < 1e-3,
+            )
         pod_full = POD(1).fit(X)
         res["singular_values"] = pod_full.singular_values_.tolist()
         models = {}
@@ -110,9 +145,14 @@ def run(ctx):
             ctx.row(name, f"POD test rel. L2, r={r}", e_pod, note=f"train tail energy {pod.tail_energy():.3g}")
             ctx.row(name, f"AE test rel. L2, r={r}", e_ae, seconds=sec, note="MLP auto-encoder")
             in_target = r in TARGET_DIMS
-            ctx.row(name, f"AE / POD error ratio, r={r}", ratio, citation=CITATION,
-                    target=f"<= {RATIO_TARGET}" if in_target else "",
-                    met=(ratio <= RATIO_TARGET) if in_target else None)
+            ctx.row(
+                name,
+                f"AE / POD error ratio, r={r}",
+                ratio,
+                citation=CITATION,
+                target=f"<= {RATIO_TARGET}" if in_target else "",
+                met=(ratio <= RATIO_TARGET) if in_target else None,
+            )
         # latent dynamics at one dimension, for both reducers
         r = st["dyn_dim"]
         res["rollout"] = {"dim": r, "times": test.times.tolist()}
@@ -127,21 +167,41 @@ def run(ctx):
             res["rollout"][label + "_latents"] = {
                 "train": Z[:, :, :2].tolist(),
                 "test_encoded": reducer.transform(Xt).reshape(*test.u.shape[:2], r)[:, :, :2].tolist(),
-                "test_rollout": dyn.rollout(reducer.transform(test.u[:, 0]), test.params, len(test.times) - 1)[:, :, :2].tolist()}
+                "test_rollout": dyn.rollout(reducer.transform(test.u[:, 0]), test.params, len(test.times) - 1)[
+                    :, :, :2
+                ].tolist(),
+            }
             res["rollout"][label + "_pred_example"] = pred[0].tolist()
-            ctx.row(name, f"{label} roll-out rel. L2, r={r}, mean over time", float(err.mean()), seconds=sec,
-                    note=f"final time {err[-1]:.3g}; reconstruction floor {floor:.3g}")
-        res["example"] = {"truth": test.u[0].tolist(), "grid": test.grid.tolist(),
-                          **{f"{lab}_{r}": red.reconstruct(test.u[0]).tolist()
-                             for r in sorted(set(st["dims"]) & {2, 3}) for lab, red in zip(("POD", "AE"), models[r])}}
+            ctx.row(
+                name,
+                f"{label} roll-out rel. L2, r={r}, mean over time",
+                float(err.mean()),
+                seconds=sec,
+                note=f"final time {err[-1]:.3g}; reconstruction floor {floor:.3g}",
+            )
+        res["example"] = {
+            "truth": test.u[0].tolist(),
+            "grid": test.grid.tolist(),
+            **{
+                f"{lab}_{r}": red.reconstruct(test.u[0]).tolist()
+                for r in sorted(set(st["dims"]) & {2, 3})
+                for lab, red in zip(("POD", "AE"), models[r])
+            },
+        }
     ctx.extra["rom"] = {k: {kk: vv for kk, vv in v.items() if kk not in ("example",)} for k, v in results.items()}
     for v in ctx.extra["rom"].values():
         v["rollout"] = {kk: vv for kk, vv in v["rollout"].items() if "latents" not in kk and "pred" not in kk}
     figures(ctx, results)
     cpu = ctx.extra["cpu_seconds"] = time.process_time() - cpu0
     limit = 2 if ctx.quick else 20
-    ctx.row("all", "CPU minutes for the whole report", cpu / 60, target=f"<= {limit}", met=cpu / 60 <= limit,
-            note="time.process_time of this process, single-threaded torch")
+    ctx.row(
+        "all",
+        "CPU minutes for the whole report",
+        cpu / 60,
+        target=f"<= {limit}",
+        met=cpu / 60 <= limit,
+        note="time.process_time of this process, single-threaded torch",
+    )
 
 
 def panels(ctx, plt, results, draw, xlabel: str, ylabel: str, filename: str, caption: str) -> None:
@@ -167,8 +227,16 @@ def figures(ctx, results):
         ax.semilogy(res["dims"], res["pod"], "o-", label="POD")
         ax.semilogy(res["dims"], res["ae"], "s-", label="auto-encoder (MLP)")
 
-    panels(ctx, plt, results, error_vs_dim, "latent dimension r", "test relative L2 error", "error_vs_dim.png",
-           "Test relative L2 error (unseen parameters) against latent dimension.")
+    panels(
+        ctx,
+        plt,
+        results,
+        error_vs_dim,
+        "latent dimension r",
+        "test relative L2 error",
+        "error_vs_dim.png",
+        "Test relative L2 error (unseen parameters) against latent dimension.",
+    )
 
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for name in names:
@@ -192,18 +260,25 @@ def figures(ctx, results):
         for ax, j in zip(axes, cols):
             ax.plot(ex["grid"], truth[j], "k-", lw=2, label="snapshot")
             for k in keys:
-                ax.plot(ex["grid"], np.asarray(ex[k])[j], "--" if k.startswith("POD") else "-", lw=1,
-                        label=k.replace("_", ", r="))
+                ax.plot(
+                    ex["grid"],
+                    np.asarray(ex[k])[j],
+                    "--" if k.startswith("POD") else "-",
+                    lw=1,
+                    label=k.replace("_", ", r="),
+                )
             ax.set_title(f"t = {times[j]:.2f}")
             ax.set_xlabel("x")
         axes[0].legend(fontsize=7)
         fig.suptitle(f"{name}: test trajectory {np.round(res['test_params'][0], 4).tolist()}")
         fig.tight_layout()
-        ctx.figure(fig, f"reconstructions_{name}.png", f"{name}: snapshots of an unseen parameter and their reconstructions.")
+        ctx.figure(
+            fig, f"reconstructions_{name}.png", f"{name}: snapshots of an unseen parameter and their reconstructions."
+        )
 
     fig, axes = plt.subplots(len(names), 2, figsize=(10, 4 * len(names)), squeeze=False)
 
-    def y(a):                       # the second coordinate, zeros for a one-dimensional latent
+    def y(a):  # the second coordinate, zeros for a one-dimensional latent
         return a[:, 1] if a.shape[1] > 1 else np.zeros(len(a))
 
     for row, name in zip(axes, names):
@@ -220,13 +295,24 @@ def figures(ctx, results):
             ax.set_xlabel("z1")
             ax.set_ylabel("z2")
     fig.tight_layout()
-    ctx.figure(fig, "latent_trajectories.png", "Latent trajectories: training (grey), test encoded (solid) and "
-                                               "rolled out by the latent dynamics (dotted).")
+    ctx.figure(
+        fig,
+        "latent_trajectories.png",
+        "Latent trajectories: training (grey), test encoded (solid) and rolled out by the latent dynamics (dotted).",
+    )
 
     def rollout(ax, res):
         ro = res["rollout"]
         for label in ("POD", "AE"):
             ax.semilogy(ro["times"], ro[label], label=f"{label}, r={ro['dim']}")
 
-    panels(ctx, plt, results, rollout, "time", "roll-out relative L2 error", "rollout_error.png",
-           "Error of the latent-dynamics roll-out over time (mean over test trajectories).")
+    panels(
+        ctx,
+        plt,
+        results,
+        rollout,
+        "time",
+        "roll-out relative L2 error",
+        "rollout_error.png",
+        "Error of the latent-dynamics roll-out over time (mean over test trajectories).",
+    )
