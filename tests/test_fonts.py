@@ -173,3 +173,14 @@ def held_out_by_name(name: str) -> bool:
     from vaekit.reports.fonts import held_out
 
     return held_out(name, 0.25)
+
+
+def test_the_committed_font_model_loads_and_draws_fonts():
+    from vaekit.reports.fonts import PRETRAINED, committed
+
+    model, info = committed(PRETRAINED)
+    assert info["loaded"] and info["cpu_seconds"] / 60 <= 60
+    z = torch.randn(2, model.config.latent_dim, generator=torch.Generator().manual_seed(0))
+    fonts = model.generate(z)
+    assert fonts.shape == (2, len(F.CHARS), 64, 64) and 0 <= float(fonts.min()) and float(fonts.max()) <= 1
+    assert not torch.allclose(fonts[0], fonts[1])
