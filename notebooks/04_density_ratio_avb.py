@@ -179,11 +179,12 @@ hist_avb = fit(avb, train.x, tcfg)
 g = torch.Generator().manual_seed(1)
 x_eval = torch.bernoulli(test.x, generator=g)
 with torch.no_grad():
-    t_avb = avb.loss(x_eval).terms
+    t_avb = avb.loss(x_eval).terms  # the ELBO phase's terms
+    acc_avb = avb.critic_loss(x_eval).terms["disc_acc"]  # the critic phase's
     t_vae = vaekit.elbo(vae, x_eval, n_samples=10).terms
 print(f"AVB ({hist_avb.seconds:.1f} s): test ELBO estimate {float(t_avb['elbo']):.2f} nats "
       f"(reconstruction {float(t_avb['rec']):.2f}, KL by the critic {float(t_avb['kl']):.2f}); "
-      f"critic accuracy {float(t_avb['disc_acc']):.3f}")
+      f"critic accuracy {float(acc_avb):.3f}")
 print(f"VAE: test ELBO {float(t_vae['elbo']):.2f} nats (reconstruction {float(t_vae['rec']):.2f}, "
       f"KL {float(t_vae['kl']):.2f}) on the same binarised test digits")
 
@@ -214,10 +215,10 @@ plt.show()
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
 w = 25
-for name, h in (("VAE", hist), ("AVB", hist_avb)):
-    e = np.asarray(h.terms["elbo"])
+for name, h, key in (("VAE", hist, "elbo"), ("AVB", hist_avb, "elbo/elbo")):  # AVB logs each phase's terms
+    e = np.asarray(h.terms[key])
     axes[0].plot(h.steps[w - 1:], np.convolve(e, np.ones(w) / w, mode="valid"), label=name)
-acc = np.asarray(hist_avb.terms["disc_acc"])
+acc = np.asarray(hist_avb.terms["critic/disc_acc"])
 axes[1].plot(hist_avb.steps[w - 1:], np.convolve(acc, np.ones(w) / w, mode="valid"), c="C1")
 axes[1].axhline(0.5, color="k", ls=":")
 axes[0].set_title("ELBO on training batches (AVB: the critic's estimate)")
