@@ -46,6 +46,7 @@ class ChemConfig:
     conv_kernels: tuple[int, ...] = (9, 9, 11)
     dense: int = 196
     embed_dim: int = 32  # decoder's embedding of the previous token
+    word_dropout: float = 0.0  # training: hide each previous token from the decoder with this probability
     gru_hidden: int = 488
     gru_layers: int = 3
     prop_hidden: tuple[int, ...] = (256, 256)
@@ -88,6 +89,8 @@ class ChemConfig:
                 f"config sizes must be in [1, 16384] (max_len <= 4096), got {sizes}, max_len {self.max_len}"
             )
         bounds.check_kl_schedule(self)
+        if not 0 <= self.word_dropout < 1:
+            raise VaekitError(f"config field word_dropout must be in [0, 1), got {self.word_dropout}")
         if not self.prop_weight >= 0:
             raise VaekitError(f"config field prop_weight must be >= 0, got {self.prop_weight}")
 
@@ -129,6 +132,7 @@ class GRUDecoder(nn.Module):
         self.gru = nn.GRU(cfg.embed_dim + cfg.latent_dim, cfg.gru_hidden, cfg.gru_layers, batch_first=True)
         self.out = nn.Linear(cfg.gru_hidden, v)
         self.layers, self.hidden, self.max_len = cfg.gru_layers, cfg.gru_hidden, cfg.max_len
+        self.word_dropout = cfg.word_dropout
         self.skip_padding = True  # teacher forcing stops at the batch's longest molecule (False: the ablation)
         # tokens that may be emitted at the first / any later position (grammar, not learned; not saved)
         self.register_buffer("open_ok", cfg.vocab.allowed(first=True), persistent=False)
@@ -151,6 +155,11 @@ class GRUDecoder(nn.Module):
     def teacher_forced(self, z: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """Logits (N, L, V) for every position of `ids` (N, L), each from the true previous tokens."""
         prev = torch.cat([torch.full_like(ids[:, :1], Vocab.bos), ids[:, :-1]], 1)
+        # word dropout (Bowman et al. 2016): hidden tokens become padding, so the decoder leans on z;
+        # the start token is always seen
+        if self.training and self.word_dropout > 0:
+            hide = torch.rand(prev.shape, device=prev.device) < self.word_dropout
+            prev = prev.masked_fill(hide & (prev != Vocab.bos), Vocab.pad)
         logits = self.step(z, prev, self.initial_state(z))[0]
         return torch.cat([self.masked(logits[:, :1], True), self.masked(logits[:, 1:], False)], 1)
 
