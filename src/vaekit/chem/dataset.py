@@ -47,13 +47,15 @@ def scored(
     limit: int | None = None,
     seed: int = 0,
     cache: bool = True,
+    n_jobs: int = 1,
 ) -> Molecules:
-    """Molecules from `spec` (see data.smiles.load_molecules) with PROPERTIES computed by RDKit."""
+    """Molecules from `spec` (see data.smiles.load_molecules) with PROPERTIES computed by RDKit (in `n_jobs`
+    processes; the cache does not depend on it)."""
     from .props import properties
 
     def score() -> Molecules:
         mols = load_molecules(spec, split, data_dir, limit=limit, seed=seed)
-        props = properties(mols.smiles)
+        props = properties(mols.smiles, n_jobs=n_jobs)
         bad = ~np.all([np.isfinite(props[p]) for p in PROPERTIES], 0)
         if bad.any():  # parsed by RDKit but not scorable: count them with the invalid ones
             i = np.flatnonzero(bad)

@@ -129,9 +129,19 @@ def penalized_logp_raw(smiles: str) -> float:
     return lp - sa - cyc
 
 
-def properties(smiles: Iterable[str]) -> dict[str, np.ndarray]:
-    """The chemical VAE's property targets for each string: {"logP", "QED", "SAS"} as float64 arrays, NaN if invalid."""
+def properties(smiles: Iterable[str], *, n_jobs: int = 1) -> dict[str, np.ndarray]:
+    """The chemical VAE's property targets for each string: {"logP", "QED", "SAS"} as float64 arrays, NaN if invalid.
+
+    About 2 ms per molecule on one core (QED dominates); `n_jobs` > 1 scores chunks in that many processes."""
     smiles = list(smiles)
+    if n_jobs > 1 and len(smiles) >= 2000:
+        import multiprocessing as mp
+
+        size = -(-len(smiles) // (8 * n_jobs))
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        with ctx.Pool(n_jobs) as pool:
+            parts = pool.map(properties, [smiles[i : i + size] for i in range(0, len(smiles), size)])
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     out = {
         "logP": np.full(len(smiles), np.nan),
         "QED": np.full(len(smiles), np.nan),

@@ -1,0 +1,25 @@
+"""The GPU training script runs end to end on CPU (a tiny subset, seconds of training): slow, needs MOSES."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from vaekit.data.smiles import moses_path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_gpu_script_trains_a_resumable_moses_size_run_on_cpu(tmp_path):
+    try:
+        moses_path("train")
+    except Exception:
+        pytest.skip("needs the MOSES splits ($VAEKIT_DATA)")
+    env = {**os.environ, "DEVICE": "cpu", "MOLECULES": "2000", "MINUTES": "0.05", "JOBS": "2"}
+    subprocess.run(["bash", str(ROOT / "bench/gpu/train_chemvae.sh"), str(tmp_path / "run")], env=env, check=True)
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert cfg["model"]["config"]["gru_hidden"] == 512 and cfg["model"]["config"]["latent_dim"] == 128
+    assert (tmp_path / "run" / "checkpoint.safetensors").is_file()
