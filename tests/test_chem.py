@@ -386,3 +386,39 @@ def test_length_buckets_cover_every_molecule_once_and_skip_padding():
     short = p.log_prob(x)
     model.decoder_net.skip_padding = False
     assert torch.allclose(short, p.log_prob(x), atol=1e-5)
+
+
+def test_word_dropout_hides_previous_tokens_only_while_training():
+    model, mols = small_model(word_dropout=0.5)
+    x = model.items(mols.smiles, mols.props)
+    ids, z = x[:, : model.config.max_len].long(), torch.randn(len(x), 4)
+    dec = model.decoder_net.eval()
+    assert torch.equal(dec.teacher_forced(z, ids), dec.teacher_forced(z, ids))  # evaluation sees every token
+    plain = small_model()[0].decoder_net.eval()
+    plain.load_state_dict(dec.state_dict())
+    assert torch.allclose(plain.teacher_forced(z, ids), dec.teacher_forced(z, ids))
+    dec.train()
+    torch.manual_seed(1)
+    a = dec.teacher_forced(z, ids)
+    assert not torch.allclose(a, plain.teacher_forced(z, ids))
+    # the first position is conditioned on the start token alone, which is never hidden
+    assert torch.allclose(a[:, 0], plain.teacher_forced(z, ids)[:, 0])
+    with pytest.raises(VaekitError, match="word_dropout must be in \\[0, 1\\), got 1.0"):
+        small_model(word_dropout=1.0)
+
+
+@pytest.mark.slow
+def test_recipes_report_trains_each_recipe_once_and_reuses_it(tmp_path):
+    from vaekit.reports import run_report
+
+    if not (Path(os.environ.get("VAEKIT_DATA", "")) / "moses").is_dir():
+        pytest.skip("MOSES splits not found (set VAEKIT_DATA)")
+    opts = {"recipes": "base,wdrop", "minutes": "0.05", "samples": "50", "run_root": str(tmp_path / "runs")}
+    first = run_report("chemrecipes", out_dir=tmp_path / "a", quick=True, **opts)
+    assert [r.metric.split(": ")[1].split()[0] for r in first.rows] == ["base", "wdrop"]
+    assert all(r.ours is not None and r.ours >= 0 and r.paper == 0.099 for r in first.rows)
+    assert (tmp_path / "a" / "recipes.png").is_file()
+    again = run_report("chemrecipes", out_dir=tmp_path / "b", quick=True, **opts)  # reads the runs and their scores
+    assert [r.ours for r in again.rows] == [r.ours for r in first.rows]
+    with pytest.raises(VaekitError, match="recipes must be among"):
+        run_report("chemrecipes", out_dir=tmp_path / "c", quick=True, recipes="base,nope")

@@ -23,7 +23,18 @@ from ..errors import VaekitError
 from ..io import atomic_write_text, save_figure
 
 REPORTS: dict[str, Callable[[Context], object]] = {}
-MODULES = ("hinton2006", "rom", "digits", "frey", "fonts", "estimators", "iwae2015", "chemvae", "adversarial")
+MODULES = (
+    "hinton2006",
+    "rom",
+    "digits",
+    "frey",
+    "fonts",
+    "estimators",
+    "iwae2015",
+    "chemvae",
+    "chemrecipes",
+    "adversarial",
+)
 
 
 def report(name: str):
