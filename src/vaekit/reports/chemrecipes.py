@@ -57,6 +57,11 @@ def _tag(ctx, name: str) -> str:
     return f"chemrecipe-{name}" + ("-quick" if ctx.quick else "")
 
 
+def _run_dir(ctx, name: str) -> Path:
+    """Where `reports.trained` keeps a recipe's run."""
+    return Path(ctx.options.get("run_root") or "runs") / f"report-{_tag(ctx, name)}"
+
+
 def _curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     """(CPU-minutes, reconstruction NLL per molecule) of a run's training steps, from its log.csv."""
     rows = [r for r in csv.DictReader((run_dir / "log.csv").open()) if r.get("rec") and r.get("cpu_seconds")]
@@ -87,7 +92,7 @@ def run(ctx) -> None:
     mols = scored("moses", "train", ctx.data_dir, limit=n_mols, seed=ctx.seed)
     test = load_molecules("moses", "test", ctx.data_dir, limit=2000 if q else None).smiles
     ref, train_set = None, None
-    results = {}
+    results, curves = {}, {}
     for name in names:
         model_cfg, train_over = _recipe_config(name, q)
         torch.manual_seed(ctx.seed)
@@ -108,7 +113,7 @@ def run(ctx) -> None:
         cfg = {k: v for k, v in full.items() if k not in ("tokens", "prop_mean", "prop_std")}
         x = model.items(mols.smiles, mols.props)
         model, info = trained(ctx, _tag(ctx, name), "chemvae", full, x, tcfg)
-        run_dir = Path(ctx.options.get("run_root") or "runs") / f"report-{_tag(ctx, name)}"
+        run_dir = _run_dir(ctx, name)
         score_file = run_dir / f"scores-{n_samples}-{ctx.seed}-{len(test)}.json"
         if info["loaded"] and score_file.is_file():
             scores = json.loads(score_file.read_text())
@@ -133,7 +138,7 @@ def run(ctx) -> None:
             "molecules_seen": molecules_seen,
             **scores,
         }
-        x, rec = _curve(run_dir)
+        curves[name] = _, rec = _curve(run_dir)
         results[name]["final_rec_nll"] = float(rec[-max(1, len(rec) // 10) :].mean()) if len(rec) else float("nan")
         ctx.row(
             "MOSES test",
@@ -156,19 +161,19 @@ def run(ctx) -> None:
         "reconstruction NLL compares recipes of one representation: SMILES and SELFIES token sequences differ. "
         "Short runs rank recipes by how fast they learn; the ranking after hours of CPU may differ."
     )
-    _figure(ctx, results, names)
+    _figure(ctx, results, curves)
 
 
-def _figure(ctx, results: dict, names: list[str]) -> None:
+def _figure(ctx, results: dict, curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
     import matplotlib.pyplot as plt
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(11, 4))
+    names = list(results)
     fcd = [results[n]["FCD/Test"] for n in names]
     a.barh(names, fcd, color=["C3" if f == min(fcd) else "C0" for f in fcd])
     a.set_xlabel("FCD/Test of prior samples (lower is better)")
     a.invert_yaxis()
-    for n in names:
-        x, rec = _curve(Path(ctx.options.get("run_root") or "runs") / f"report-{_tag(ctx, n)}")
+    for n, (x, rec) in curves.items():
         if len(rec):
             k = max(1, len(rec) // 30)
             smooth = np.convolve(rec, np.ones(k) / k, mode="valid")
