@@ -11,6 +11,14 @@ from pathlib import Path
 import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = RESULTS.parents[1]
+
+
+def shown_path(path) -> str:
+    """A path as result files show it: relative to the repository when inside it, else only its last part (no
+    machine's absolute paths in committed results)."""
+    p = Path(path).resolve()
+    return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else p.name
 
 
 def interleaved(fns: dict, repeats: int = 3) -> dict[str, list[float]]:

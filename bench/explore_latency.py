@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import write  # noqa: E402
+from common import shown_path, write  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -138,7 +138,7 @@ def main() -> None:
         if tmp is not None:
             tmp.cleanup()
     res = {
-        "run": str(run),
+        "run": shown_path(run),
         "model": info["model"],
         "latent_dim": d,
         "data_shape": info["data_shape"],

@@ -47,7 +47,7 @@ import vaekit
 import vaekit.train
 from vaekit.train import TrainConfig, fit
 
-from common import median, write
+from common import median, shown_path, write
 
 try:
     from importlib.metadata import version as _version
@@ -252,7 +252,7 @@ def vaekit_source():
 
     train_py = (src / "train.py").read_bytes()
     return {
-        "path": str(src),
+        "path": shown_path(src),
         "commit": git("rev-parse", "HEAD"),
         "uncommitted_changes": git("status", "--porcelain", "--", ".") not in ("", None),
         "train_py_sha256": hashlib.sha256(train_py).hexdigest()[:16],
