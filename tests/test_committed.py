@@ -8,9 +8,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 COMMITTED = sorted(
-    p
-    for pattern in ("bench/results/*.json", "reports/*/results.json", "models/*/*.json")
-    for p in REPO.glob(pattern)
+    p for pattern in ("bench/results/*.json", "reports/*/results.json", "models/*/*.json") for p in REPO.glob(pattern)
 )
 # first components of absolute paths on the machines such files come from
 MACHINE_ROOTS = {"home", "root", "tmp", "work", "Users", "mnt", "var", "opt", "srv", "private", "scratch"}
