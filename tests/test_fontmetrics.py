@@ -67,6 +67,21 @@ def test_glyph_classifier_reads_characters_and_weight_and_its_frechet_distance_s
     assert 0 <= same < noise / 10
 
 
+def test_shifted_moves_each_glyph_by_its_own_offset_and_fills_with_background():
+    x = torch.zeros(200, 9, 9)
+    x[:, 4, 4] = 1  # one ink pixel in the middle
+    y = fontmetrics.shifted(x, 2, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and torch.equal(y.sum((1, 2)), torch.ones(200))  # moved, never cut or doubled
+    where = y.flatten(1).argmax(1)
+    rows, cols = where // 9, where % 9
+    assert set(rows.tolist()) == set(cols.tolist()) == {2, 3, 4, 5, 6}  # every offset in [-2, 2] occurs
+    assert torch.equal(fontmetrics.shifted(x, 0, torch.Generator()), x)
+    edge = torch.zeros(1, 4, 4)
+    edge[0, 0, 0] = 1  # ink at a corner may leave the image when shifted away: only background comes in
+    outs = torch.stack([fontmetrics.shifted(edge, 1, torch.Generator().manual_seed(s)) for s in range(30)])
+    assert set(outs.sum((1, 2, 3)).tolist()) <= {0.0, 1.0} and outs.max() == 1
+
+
 def test_attribute_vector_within_groups_removes_a_confounder():
     # codes = family offset + attribute direction; the attribute is common in one family only, so the plain
     # difference of means mixes in the family offset, while within-family differences recover the direction

@@ -184,3 +184,12 @@ def test_the_committed_font_model_loads_and_draws_fonts():
     fonts = model.generate(z)
     assert fonts.shape == (2, len(F.CHARS), 64, 64) and 0 <= float(fonts.min()) and float(fonts.max()) <= 1
     assert not torch.allclose(fonts[0], fonts[1])
+
+
+def test_a_fine_tune_from_a_model_of_another_size_is_one_clear_error(tmp_path):
+    from vaekit.errors import VaekitError
+    from vaekit.reports import run_report
+
+    # the committed model is 64 x 64, the quick report's fonts 16 x 16
+    with pytest.raises(VaekitError, match=r"report-fonts-from-fontvae-64-quick: the model to start from does not fit"):
+        run_report("fonts", out_root=tmp_path, quick=True, run_root=str(tmp_path / "runs"), init="fontvae-64")

@@ -42,3 +42,25 @@ def test_index_links_the_reports_of_a_folder(tiny, tmp_path, capsys):
     page = (tmp_path / "index.html").read_text()
     assert 'href="a/index.html"' in page and 'href="b/index.html"' in page
     assert "wrote" in capsys.readouterr().out
+
+
+def test_a_report_model_trained_from_another_starts_from_its_weights(tmp_path):
+    import torch
+
+    from vaekit.errors import VaekitError
+    from vaekit.models import build
+    from vaekit.train import TrainConfig
+
+    ctx = reports.Context.__new__(reports.Context)
+    ctx.options = {"run_root": str(tmp_path)}
+    cfg = dict(data_shape=(4,), latent_dim=2, hidden=(8,))
+    parent = build("vae", **cfg)
+    with torch.no_grad():
+        for p in parent.parameters():
+            p.fill_(0.25)
+    data = torch.rand(16, 4)
+    zero_steps = TrainConfig(epochs=1, batch_size=8, max_steps=0, progress=False, tensorboard=False)
+    model, info = reports.trained(ctx, "init", "vae", cfg, data, zero_steps, init=parent)
+    assert not info["loaded"] and all(torch.all(p == 0.25) for p in model.parameters())
+    with pytest.raises(VaekitError, match="report-bad: the model to start from does not fit"):
+        reports.trained(ctx, "bad", "vae", {**cfg, "hidden": (16,)}, data, zero_steps, init=parent)

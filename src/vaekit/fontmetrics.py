@@ -55,19 +55,37 @@ class GlyphClassifier(nn.Module):
         return self.char(f), self.attributes(f)
 
 
+def shifted(glyphs: torch.Tensor, max_shift: int, g: torch.Generator) -> torch.Tensor:
+    """Each glyph (N, H, W) moved by its own random whole-pixel offset in [-max_shift, max_shift] on both axes,
+    the background (0) filling in: a generated glyph need not sit exactly where the renderer puts real ones."""
+    if max_shift <= 0:
+        return glyphs
+    n, h, w = glyphs.shape
+    m = max_shift
+    padded = F.pad(glyphs, (m, m, m, m))
+    dy, dx = torch.randint(0, 2 * m + 1, (2, n), generator=g)
+    rows = (dy[:, None] + torch.arange(h))[:, :, None].expand(n, h, w)
+    cols = (dx[:, None] + torch.arange(w))[:, None, :].expand(n, h, w)
+    return padded[torch.arange(n)[:, None, None], rows, cols]
+
+
 def train_classifier(
     images: torch.Tensor,
     attributes: np.ndarray,
     *,
-    n_glyphs: int = 60000,
+    n_glyphs: int | None = None,
     epochs: int = 3,
     batch_size: int = 256,
     lr: float = 2e-3,
+    channels: tuple[int, ...] = (16, 32, 64),
+    max_shift: int = 0,
     seed: int = 0,
 ) -> GlyphClassifier:
     """Fit the classifier on real glyphs: images (n_fonts, n_chars, H, W), attributes (n_fonts, 3) booleans
-    (bold, italic, condensed).  Trains on `n_glyphs` glyphs drawn at random (all of them when there are fewer),
-    each attribute's loss weighted so that its rare class counts as much as its common one."""
+    (bold, italic, condensed).  Trains on `n_glyphs` glyphs drawn at random (all of them by default, or when
+    there are fewer), each attribute's loss weighted so that its rare class counts as much as its common one;
+    `channels` are the widths of the three convolutions, `max_shift` (pixels of the input) a random translation
+    of every training glyph (0: none)."""
     n_fonts, n_chars = images.shape[:2]
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -76,13 +94,13 @@ def train_classifier(
     chars = (pick % n_chars).long()
     attrs = torch.as_tensor(np.asarray(attributes, dtype=np.float32))[pick // n_chars]
     pos = attrs.mean(0).clamp(1e-3, 1 - 1e-3)
-    clf = GlyphClassifier(n_chars)
+    clf = GlyphClassifier(n_chars, channels=channels)
     opt = torch.optim.Adam(clf.parameters(), lr)
     steps = epochs * ((len(pick) + batch_size - 1) // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps)
     for _ in range(epochs):
         for idx in torch.randperm(len(pick), generator=g).split(batch_size):
-            char_logits, attr_logits = clf(glyphs[idx])
+            char_logits, attr_logits = clf(shifted(glyphs[idx].float(), max_shift, g))
             loss = F.cross_entropy(char_logits, chars[idx]) + F.binary_cross_entropy_with_logits(
                 attr_logits, attrs[idx], pos_weight=(1 - pos) / pos
             )
@@ -129,4 +147,4 @@ def glyph_fd(clf: GlyphClassifier, real, generated) -> float:
     return frechet_distance(*moments(features(clf, real)), *moments(features(clf, generated)))
 
 
-__all__ = ["ATTRIBUTES", "GlyphClassifier", "train_classifier", "score", "features", "glyph_fd"]
+__all__ = ["ATTRIBUTES", "GlyphClassifier", "shifted", "train_classifier", "score", "features", "glyph_fd"]

@@ -122,8 +122,9 @@ class Context:
         return path
 
 
-def trained(ctx, tag: str, model_name: str, cfg: dict, data, train_cfg):
-    """Load the model of `runs/report-<tag>` when its model and training configs match, else train it there.
+def trained(ctx, tag: str, model_name: str, cfg: dict, data, train_cfg, init=None):
+    """Load the model of `runs/report-<tag>` when its model and training configs match, else train it there
+    (from the weights of the model `init` when given: a fine-tune, which `tag` must tell apart).
 
     Returns (model, info): info says whether it was loaded and how long its training took
     (wall seconds, process CPU seconds, steps), kept in the run folder as training.json.
@@ -149,6 +150,12 @@ def trained(ctx, tag: str, model_name: str, cfg: dict, data, train_cfg):
     resume = (
         not info_file.is_file() and (run_dir / "checkpoint.safetensors").is_file() and _same_run(run_dir, model, recipe)
     )
+    if init is not None and not resume:
+        try:
+            model.load_state_dict(init.state_dict())
+        except RuntimeError as e:
+            first = str(e).strip().splitlines()[-1].strip()
+            raise VaekitError(f"report-{tag}: the model to start from does not fit this one ({first[:200]})") from None
     hist = fit(model, data, train_cfg, run_dir=run_dir, overwrite=not resume, resume=resume)
     info = {
         "seconds": hist.seconds,
