@@ -2,7 +2,7 @@
 against the CPU-minutes of training each had seen, in one run.
 
     python bench/chem_fcd_curve.py models/chemvae-selfies:66 models/chemvae-selfies-continued:88 \
-        runs/snaps/step900.safetensors:130 [--samples 10000] [--seed 0] [--name chem_fcd_curve]
+        runs/snaps/step900.safetensors:130 [--samples 10000] [--seed 0] [--name chem_fcd_curve] [--keep]
 
 Each point is CHECKPOINT:CPU_MINUTES, a checkpoint file or run directory and the CPU-minutes of training
 behind it (the training.json of a committed model says how many).  For each point, `--samples` codes
@@ -10,6 +10,10 @@ drawn from the prior N(0, I) (the same codes for every point) are decoded stocha
 vaekit's MOSES metrics against the whole MOSES test split (FCD/Test, SNN/Test, ...) and the canonical
 train split (novelty).  The issue's protocol for a curve is 10,000 samples a point; the MOSES table
 uses 30,000, so FCD here sits a little above what 30,000 samples would give.
+
+`--keep` adds the points to those already in bench/results/NAME.json (measured earlier with the same
+`--samples` and `--seed`, on checkpoints that may be gone since), replacing any at the same CPU-minutes: a
+curve that grows as training goes on over several sessions.
 
 Needs the MOSES splits (`VAEKIT_DATA` or `vaekit data fetch moses`).  Writes
 bench/results/NAME.json and NAME.png (FCD/Test against CPU-minutes) and prints a table.
@@ -47,7 +51,9 @@ def main():
     ap.add_argument("--samples", type=int, default=10000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--name", default="chem_fcd_curve")
+    ap.add_argument("--keep", action="store_true", help="add to the points of the existing NAME.json")
     args = ap.parse_args()
+    kept = earlier_points(RESULTS / f"{args.name}.json", args) if args.keep else []
     torch.set_num_threads(1)
 
     t0 = time.perf_counter()
@@ -87,6 +93,8 @@ def main():
             ]
         )
         print(" ".join(rows[-1]), flush=True)
+    new = {p["cpu_minutes"] for p in points}
+    points = sorted([p for p in kept if p["cpu_minutes"] not in new] + points, key=lambda p: p["cpu_minutes"])
     write(
         args.name,
         {
@@ -100,14 +108,29 @@ def main():
     figure(points, RESULTS / f"{args.name}.png")
 
 
+def earlier_points(path: Path, args) -> list[dict]:
+    """The points of an earlier result file, which must have been measured the same way."""
+    if not path.is_file():
+        return []
+    import json
+
+    old = json.loads(path.read_text())
+    if (old.get("samples"), old.get("seed")) != (args.samples, args.seed):
+        raise SystemExit(
+            f"{path.name}: measured with --samples {old.get('samples')} --seed {old.get('seed')}; --keep needs the same"
+        )
+    return list(old.get("points", []))
+
+
 def figure(points, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot([p["cpu_minutes"] for p in points], [p["FCD/Test"] for p in points], "o-", label="vaekit chemical VAE")
+    fig, (ax, av) = plt.subplots(1, 2, figsize=(10, 4))
+    minutes = [p["cpu_minutes"] for p in points]
+    ax.plot(minutes, [p["FCD/Test"] for p in points], "o-", label="vaekit chemical VAE")
     for label, v, ls in (("NGram (MOSES)", 5.51, ":"), ("MOSES VAE", 0.099, "--")):
         ax.axhline(v, color="0.4", ls=ls, lw=1, label=label)
     ax.set_yscale("log")
@@ -115,6 +138,13 @@ def figure(points, path: Path) -> None:
     ax.set_ylabel(f"FCD/Test ({points[0]['samples']} prior samples)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
+    av.plot(minutes, [p["valid"] for p in points], "o-")
+    av.axhline(0.9767, color="0.4", ls="--", lw=1, label="MOSES VAE")
+    av.set_xlabel("CPU-minutes of training")
+    av.set_ylabel("valid fraction of prior samples")
+    av.set_ylim(0, 1)
+    av.grid(True, alpha=0.3)
+    av.legend(fontsize=8)
     save_figure(fig, path, dpi=110, bbox_inches="tight")
     print(f"wrote {path}")
 

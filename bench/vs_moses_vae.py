@@ -11,8 +11,8 @@ after the other with `--sequential`), each stopped once *its process* has used `
   gradient clipping 50), trained by its own `VAETrainer`; bench/moses/moses_vae.py wraps the trainer's data
   loader to stop at the budget (checked after every step) and samples with the model's own `sample`;
 - vaekit: `vaekit fit RUN --model chemvae --data moses --molecules N --seed S <recipe> --max-seconds B` with
-  the budget counted on the cpu clock (TrainConfig.budget_clock; the wrapper below sets it, `vaekit fit` has no
-  flag for it), then `--samples` codes from N(0, I) decoded by sampling (temperature 1, as MOSES does).
+  the budget counted on the cpu clock (TrainConfig.budget_clock, as `vaekit fit --budget-clock cpu` sets it; the
+  wrapper below sets it too), then `--samples` codes from N(0, I) decoded by sampling (temperature 1, as MOSES does).
 Both train on the same molecules: the seeded `--molecules` subset of the MOSES training split that `vaekit fit`
 reads (vaekit.chem.dataset.scored), handed to MOSES as a SMILES file.
 

@@ -127,6 +127,15 @@ def test_fcd_curve_reads_checkpoint_and_minutes_and_draws_its_figure(tmp_path):
     for bad in ("models/chemvae-selfies", "run:soon"):
         with pytest.raises(argparse.ArgumentTypeError, match="CHECKPOINT:CPU_MINUTES"):
             curve.point(bad)
-    points = [{"cpu_minutes": m, "FCD/Test": f, "samples": 10} for m, f in ((66, 11.8), (88, 10.9))]
+    points = [
+        {"cpu_minutes": m, "FCD/Test": f, "valid": v, "samples": 10} for m, f, v in ((66, 11.8, 0.5), (88, 10.9, 0.6))
+    ]
     curve.figure(points, tmp_path / "curve.png")
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG" and not list(tmp_path.glob(".*"))
+    # --keep: the points of an earlier file measured the same way, or a clear refusal
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps({"samples": 10, "seed": 0, "points": points}))
+    assert curve.earlier_points(old, argparse.Namespace(samples=10, seed=0)) == points
+    assert curve.earlier_points(tmp_path / "none.json", argparse.Namespace(samples=10, seed=0)) == []
+    with pytest.raises(SystemExit, match="old.json: measured with --samples 10 --seed 0; --keep needs the same"):
+        curve.earlier_points(old, argparse.Namespace(samples=500, seed=0))
