@@ -12,8 +12,9 @@ The model is a `chemvae` trained with the kit's loop on a seeded subset of the M
 (9,000 steps, 7.8 epochs, about an hour on one core; `--resume` continues it;
 `--option run=runs/chemvae-long` reports on it, and is the default).  The KL weight 0.05 is the
 MOSES VAE's; with beta = 1 the GRU decoder ignores the code (KL about 1 nat per molecule, 11 active
-units, no reconstructions: posterior collapse).  `--pretrained` uses the checkpoint committed under
-models/chemvae-selfies/.
+units, no reconstructions: posterior collapse).  `--pretrained` uses the SMILES model committed under
+models/chemvae-smiles/ (the best recipe of `vaekit report chemrecipes`), with the prior-validity row of the
+SELFIES one (models/chemvae-selfies/) beside it.
 The report measures, each beside the published numbers:
 - reconstruction accuracy, JT-VAE's protocol (Jin et al. 2018, Table 1): every test molecule encoded 10
   times, every code decoded 10 times, fraction of decodings equal to the input (canonical SMILES); the note
@@ -65,7 +66,8 @@ C_CON = "Jin et al. 2018 (JT-VAE), Table 3"
 JTVAE_CONSTRAINED = {0.0: (1.91, 2.04, 97.5), 0.2: (1.68, 1.85, 97.1), 0.4: (0.84, 1.45, 83.6), 0.6: (0.21, 0.71, 46.4)}
 C_MOSES = "Polykovskiy et al. 2020 (MOSES), Tables: VAE row; CharRNN best FCD"
 ON_MOSES = "measured on MOSES test (published: ZINC250k)"
-PRETRAINED = "chemvae-selfies"  # the committed model `--pretrained` uses (`models.pretrained`)
+PRETRAINED = "chemvae-smiles"  # the committed model `--pretrained` uses (`models.pretrained`)
+ALSO_PRETRAINED = "chemvae-selfies"  # with --pretrained, its prior validity is given beside (--option prior_runs)
 
 
 def _train_quick(ctx):
@@ -111,7 +113,8 @@ def _load(ctx, run=None):
         )
     model = load_model(run)
     # a user's run keeps its fitted ex-post samplers (as `vaekit sample --sampler` does); the committed one does not
-    info = {"source": str(run), "run_dir": None if run.resolve().parent == COMMITTED else str(run)}
+    committed = run.resolve().parent == COMMITTED.resolve()
+    info = {"source": f"models/{run.name}" if committed else str(run), "run_dir": None if committed else str(run)}
     log = run / "log.csv"
     if log.is_file():
         import csv
@@ -124,8 +127,12 @@ def _load(ctx, run=None):
     cfg, timing = run / "config.json", run / "training.json"  # training.json: written by `vaekit fit`
     if cfg.is_file():
         info["data"] = json.loads(cfg.read_text()).get("data", {})
-    if timing.is_file():
-        info["seconds"] = json.loads(timing.read_text()).get("seconds", math.nan)
+    if timing.is_file():  # a committed model's says how much training it saw, its parents' included
+        record = json.loads(timing.read_text())
+        info["seconds"] = record.get("seconds", math.nan)
+        for key in ("cpu_minutes", "molecules_seen"):
+            if f"{key}_including_parent" in record or key in record:
+                info[key] = record.get(f"{key}_including_parent", record.get(key))
     return model, info
 
 
@@ -134,6 +141,7 @@ def run(ctx) -> None:
     from ..chem import bo, metrics
     from ..chem.dataset import scored
     from ..chem.props import canonical, penalized_logp
+    from ..models import pretrained
 
     q = ctx.quick
     n_recon = ctx.option("n_recon", 20 if q else 1000, int)
@@ -162,8 +170,13 @@ def run(ctx) -> None:
         "training",
         info.get("steps", float("nan")),
         note=f"{cfg.kind} {model.name}: latent {cfg.latent_dim}, GRU {cfg.gru_layers}x{cfg.gru_hidden}, "
-        f"{data.get('molecules') or info.get('molecules')} molecules, "
-        f"{info.get('epochs', 'up to 50')} epochs, {info.get('seconds', float('nan')) / 60:.1f} min ({info['source']})",
+        f"{data.get('molecules') or info.get('molecules')} training molecules, "
+        + (
+            f"{info['molecules_seen']:,} molecules seen in {info['cpu_minutes']:.0f} CPU-min ({info['source']})"
+            if "cpu_minutes" in info and "molecules_seen" in info
+            else f"{info.get('epochs', 'up to 50')} epochs, {info.get('seconds', float('nan')) / 60:.1f} min "
+            f"({info['source']})"
+        ),
         seconds=info.get("seconds"),
     )
 
@@ -230,8 +243,13 @@ def run(ctx) -> None:
 
         train_set = metrics.canonical_set(metrics.read_smiles_csv(moses_path("train", ctx.data_dir)))
     # the main model, then any others named by --option prior_runs=DIR[,DIR] (e.g. a SMILES model)
-    others = [r for r in ctx.option("prior_runs", "", str).split(",") if r]
-    for m, source in [(model, None)] + [(_load(ctx, r)[0], r) for r in others]:
+    default_others = str(pretrained(ALSO_PRETRAINED)) if ctx.options.get("pretrained") else ""
+    others = [r for r in ctx.option("prior_runs", default_others, str).split(",") if r]
+    loaded = [(model, None)]
+    for r in others:
+        other, other_info = _load(ctx, r)
+        loaded.append((other, other_info["source"]))
+    for m, source in loaded:
         t0 = time.perf_counter()
         kind = m.config.kind
 
