@@ -194,7 +194,9 @@ def run(ctx):
     model.eval()
     cpu0 = time.process_time()
     attrs = np.stack([train.attribute(a) for a in fontmetrics.ATTRIBUTES], 1)
-    clf = fontmetrics.train_classifier(train.images, attrs, n_glyphs=60000, epochs=20 if quick else 3, seed=ctx.seed)
+    clf = fontmetrics.train_classifier(
+        train.images, attrs, epochs=20 if quick else 4, channels=(16, 32, 64) if quick else (32, 64, 128), seed=ctx.seed
+    )
     clf_minutes = (time.process_time() - cpu0) / 60
     analyse(ctx, model, clf, clf_minutes, train, test, size, latent_dim)
     ablation = ctx.option("ablation", 0.25 if quick else 2.0, float)  # CPU-minutes per variant; 0: skip
