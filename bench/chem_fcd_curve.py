@@ -22,6 +22,7 @@ bench/results/NAME.json and NAME.png (FCD/Test against CPU-minutes) and prints a
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -112,8 +113,6 @@ def earlier_points(path: Path, args) -> list[dict]:
     """The points of an earlier result file, which must have been measured the same way."""
     if not path.is_file():
         return []
-    import json
-
     old = json.loads(path.read_text())
     if (old.get("samples"), old.get("seed")) != (args.samples, args.seed):
         raise SystemExit(

@@ -30,9 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import shown_path, write  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
+from common import ROOT, shown_path, write  # noqa: E402
 
 
 def free_port() -> int:
