@@ -263,6 +263,22 @@ def test_scored_caches(tmp_path, monkeypatch):
     assert b.smiles == a.smiles and np.allclose(b.props["QED"], a.props["QED"]) and b.invalid == a.invalid
 
 
+def test_scored_cache_follows_the_content_not_the_timestamp(tmp_path, monkeypatch):
+    import os
+
+    monkeypatch.setenv("VAEKIT_CACHE", str(tmp_path / "cache"))
+    f = zinc_like(tmp_path / "z.csv", [("CCO", 0, 0, 0), ("c1ccccc1", 0, 0, 0)])
+    scored(str(f), "file")
+    os.utime(f, ns=(0, 0))  # re-extracted: same bytes, another timestamp -> the same cache entry
+    calls = []
+    with monkeypatch.context() as m:  # scoring is not called again
+        m.setattr("vaekit.chem.props.properties", lambda *a, **k: calls.append(1))
+        assert scored(str(f), "file").smiles == ["CCO", "c1ccccc1"] and not calls
+    zinc_like(f, [("CCO", 0, 0, 0), ("CCN", 0, 0, 0)])  # edited: computed again
+    assert scored(str(f), "file").smiles == ["CCO", "CCN"]
+    assert len(list((tmp_path / "cache" / "molecules").glob("*.npz"))) == 2
+
+
 def test_cli_fit_chemvae_on_a_csv(tmp_path, monkeypatch, capsys):
     from vaekit.cli import main
 

@@ -5,8 +5,8 @@
     x = model.items(mols.smiles, mols.props)            # rows for vaekit.train.fit
 
 Scoring 200,000 molecules takes about 7 CPU-minutes (QED dominates), so the result is cached as
-.npz under `vaekit.data.core.cache_root()/molecules/`, keyed by the source file's size and
-modification time, the row limit and the seed.
+.npz under `vaekit.data.core.cache_root()/molecules/`, keyed by the source file's SHA-256 (not its path or
+timestamp), the row limit and the seed.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ PROPERTIES = ("logP", "QED", "SAS")
 
 def _key(spec: str, split: str, data_dir, limit, seed) -> str:
     from ..data.core import data_root
+    from ..data.download import sha256_file
     from ..data.smiles import ZINC250K_FILE, moses_path
 
     if spec == "moses":
@@ -34,8 +35,9 @@ def _key(spec: str, split: str, data_dir, limit, seed) -> str:
         path = data_root(data_dir) / "zinc250k" / ZINC250K_FILE
     else:
         path = Path(spec)
-    st = path.stat() if path.is_file() else None
-    ident = f"{path.resolve()}|{st.st_size if st else 0}|{st.st_mtime_ns if st else 0}|{split}|{limit}|{seed}"
+    # by content, not by path or timestamp: a copied or re-extracted data folder keeps its cache
+    content = sha256_file(path) if path.is_file() else "missing"
+    ident = f"{content}|{split}|{limit}|{seed}"
     return hashlib.sha256(ident.encode()).hexdigest()[:16]
 
 
