@@ -184,10 +184,8 @@ def _same_run(run_dir: Path, model, recipe: dict) -> bool:
 
 
 def training_note(info) -> str:
-    return (
-        f"{'loaded from runs/; ' if info['loaded'] else ''}trained {info['steps']} steps in "
-        f"{info['cpu_seconds'] / 60:.1f} CPU-min ({info['threads']} thread)"
-    )
+    loaded = f"loaded from {info.get('source', 'runs/')}; " if info["loaded"] else ""
+    return f"{loaded}trained {info['steps']} steps in {info['cpu_seconds'] / 60:.1f} CPU-min ({info['threads']} thread)"
 
 
 def _fmt(v):

@@ -87,7 +87,7 @@ def committed(name: str):
 
     run = pretrained(name)
     info = json.loads((run / "training.json").read_text())
-    return load_model(run), {**info, "loaded": True}
+    return load_model(run), {**info, "loaded": True, "source": f"models/{name}"}
 
 
 def held_out(name: str, fraction: float = 0.1) -> bool:
