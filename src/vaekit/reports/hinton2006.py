@@ -27,7 +27,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -127,56 +127,30 @@ FULL = {
         per_image=414,
     ),
 }
+# the same sizes and paper numbers on small subsets with short budgets (for tests)
+_SMALL = dict(rbm_epochs=1, finetune_epochs=1, modern_epochs=1)
 QUICK = {
-    "curves": Plan(
-        (400, 200, 100, 50, 25),
-        6,
-        1.44,
-        {6: None, 18: 5.90},
-        {6: 7.64, 18: 2.45},
-        "bernoulli",
-        1000,
-        300,
-        rbm_epochs=1,
+    "curves": replace(
+        FULL["curves"],
+        n_train=1000,
+        n_test=300,
         finetune_epochs=2,
         modern_epochs=2,
-        lpca_train=500,
-        lpca_iter=30,
-        batch_size=100,
-    ),
-    "mnist": Plan(
-        (1000, 500, 250),
-        30,
-        3.00,
-        {30: 13.87},
-        {30: 8.01},
-        "bernoulli",
-        1000,
-        300,
         rbm_epochs=1,
-        finetune_epochs=1,
-        modern_epochs=1,
         lpca_train=500,
         lpca_iter=30,
     ),
-    "olivetti": Plan(
-        (2000, 1000, 500),
-        30,
-        126.0,
-        {30: 135.0},
-        {},
-        "gaussian",
-        None,
-        200,
-        rbm_epochs=1,
-        finetune_epochs=1,
-        modern_epochs=1,
-        lpca_train=0,
-        lpca_iter=0,
-        batch_size=100,
-        first_lr=0.002,
-        per_image=2,
+    "mnist": replace(
+        FULL["mnist"],
+        n_train=1000,
+        n_test=300,
+        lpca_train=500,
+        lpca_iter=30,
+        batch_size=256,
+        finetune_lr=5e-4,
+        **_SMALL,
     ),
+    "olivetti": replace(FULL["olivetti"], n_test=200, per_image=2, **_SMALL),
 }
 FIG3_EPOCHS = {False: 4, True: 1}  # the 784-1000-500-250-2 auto-encoder of Fig. 3 (modern recipe)
 
