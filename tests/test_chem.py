@@ -1,6 +1,7 @@
 """Molecule data, vocabularies and the chemical VAE (RDKit and selfies needed: the `chem` extra)."""
 
 import gzip
+import json
 import math
 import os
 from pathlib import Path
@@ -449,3 +450,22 @@ def test_committed_smiles_model_draws_mostly_valid_molecules():
     out = model.decode_smiles(torch.randn(300, model.config.latent_dim, generator=torch.Generator().manual_seed(0)))
     valid = [s for s in out if s and canonical(s) is not None]
     assert len(valid) >= 0.4 * len(out)  # 57 % of 10,000 prior samples parse (training.json)
+
+
+def test_report_curve_rows_read_the_committed_fcd_curves(tmp_path):
+    """With --pretrained the report gives the FCD-against-CPU-minutes points of bench/results as rows (each
+    saying by how much it misses the target) and a figure."""
+    from vaekit.models.pretrained import ROOT
+    from vaekit.reports import Context
+    from vaekit.reports.chemvae import CURVES, _curve_rows
+
+    files = [ROOT.parent / "bench" / "results" / f"{n}.json" for n in CURVES]
+    if not any(f.is_file() for f in files):
+        pytest.skip("no committed FCD curve")
+    ctx = Context("chemvae", tmp_path)
+    _curve_rows(ctx, 3.0)
+    points = [p for f in files if f.is_file() for p in json.loads(f.read_text())["points"]]
+    assert sorted(r.ours for r in ctx.rows) == sorted(p["FCD/Test"] for p in points)
+    for r in ctx.rows:
+        assert r.met == (r.ours <= 1.0) and ("missed by" in r.note) == (r.ours > 1.0)
+    assert (tmp_path / "fcd_curve.png").stat().st_size > 1000

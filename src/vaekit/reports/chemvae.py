@@ -315,6 +315,8 @@ def run(ctx) -> None:
             + ("; CharRNN 0.0732" if key == "FCD/Test" else ""),
         )
     _reconstruction_fcd(ctx, model, fits, gen, ref, len(ref_mols), g)
+    if ctx.options.get("pretrained"):
+        _curve_rows(ctx, mm["FCD/Test"])
     _expost_rows(ctx, model, info, n_samples, ref, len(ref_mols), train_set, g)
 
     # -- property head -------------------------------------------------------------------------------
@@ -454,6 +456,59 @@ def _training_molecules(ctx, info):
         d.get("data_dir") or ctx.data_dir,
         limit=d.get("molecules"),
         seed=d.get("seed", 0),
+    )
+
+
+# FCD against CPU-minutes, measured by bench/chem_fcd_curve.py on the committed models' checkpoints
+CURVES = {
+    "chem_fcd_curve_smiles": "KL weight 0.05 (the recipe of models/chemvae-smiles)",
+    "chem_fcd_kl_weight": "continued with a larger KL weight",
+}
+
+
+def _curve_rows(ctx, fcd_now: float) -> None:
+    """How far training goes: the FCD/Test curves in bench/results (10k prior samples a point), as rows and a
+    figure, so that a missed target comes with how the gap moved with compute."""
+    import json
+
+    import matplotlib.pyplot as plt
+
+    from ..models.pretrained import ROOT as COMMITTED
+
+    found = {}
+    for name, what in CURVES.items():
+        path = COMMITTED.parent / "bench" / "results" / f"{name}.json"
+        if path.is_file():
+            found[name] = (what, sorted(json.loads(path.read_text())["points"], key=lambda p: p["cpu_minutes"]))
+    if not found:
+        return
+    fig, (ax_f, ax_v) = plt.subplots(1, 2, figsize=(10, 3.5))
+    for name, (what, points) in found.items():
+        for p in points:
+            ctx.row(
+                "FCD curve",
+                f"FCD/Test after {p['cpu_minutes']:g} CPU-min ({what})",
+                p["FCD/Test"],
+                target="<= 1.0",
+                met=p["FCD/Test"] <= 1.0,
+                note=f"{p['samples']} prior samples vs the whole test split; valid {p['valid']:.3f}, "
+                f"SNN/Test {p['SNN/Test']:.3f}; checkpoint {p['checkpoint']}; bench/results/{name}.json "
+                "(python bench/chem_fcd_curve.py)"
+                + (f"; the target is missed by {p['FCD/Test'] - 1.0:.2f}" if p["FCD/Test"] > 1.0 else ""),
+            )
+        x = [p["cpu_minutes"] for p in points]
+        ax_f.plot(x, [p["FCD/Test"] for p in points], marker="o", label=what)
+        ax_v.plot(x, [p["valid"] for p in points], marker="o", label=what)
+    ax_f.axhline(1.0, color="grey", ls="--", lw=0.8, label="target (CPU)")
+    ax_f.axhline(fcd_now, color="k", ls=":", lw=0.8, label="this report's model (30k samples)")
+    ax_f.set(xlabel="CPU-minutes of training", ylabel="FCD/Test (10k prior samples)", ylim=(0, None))
+    ax_v.set(xlabel="CPU-minutes of training", ylabel="valid fraction", ylim=(0, 1))
+    ax_f.legend(fontsize=7)
+    ctx.figure(
+        fig,
+        "fcd_curve.png",
+        "FCD/Test and validity of 10,000 prior samples against the CPU-minutes of training behind each "
+        "checkpoint (bench/chem_fcd_curve.py).",
     )
 
 
