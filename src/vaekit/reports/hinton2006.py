@@ -128,7 +128,6 @@ FULL = {
     ),
 }
 # the same sizes and paper numbers on small subsets with short budgets (for tests)
-_SMALL = dict(rbm_epochs=1, finetune_epochs=1, modern_epochs=1)
 QUICK = {
     "curves": replace(
         FULL["curves"],
@@ -148,9 +147,11 @@ QUICK = {
         lpca_iter=30,
         batch_size=256,
         finetune_lr=5e-4,
-        **_SMALL,
+        rbm_epochs=1,
+        finetune_epochs=1,
+        modern_epochs=1,
     ),
-    "olivetti": replace(FULL["olivetti"], n_test=200, per_image=2, **_SMALL),
+    "olivetti": replace(FULL["olivetti"], n_test=200, per_image=2, rbm_epochs=1, finetune_epochs=1, modern_epochs=1),
 }
 FIG3_EPOCHS = {False: 4, True: 1}  # the 784-1000-500-250-2 auto-encoder of Fig. 3 (modern recipe)
 
