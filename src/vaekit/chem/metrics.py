@@ -466,7 +466,9 @@ def moses_metrics(
     (ChemNet is the slow part: ~7 ms a molecule on one CPU core). MOSES scores 30,000 samples."""
     gen = _as_list(gen, "gen")
     canon = _map(canonical, gen, n_jobs)
-    valid = [c for c in canon if c is not None]
+    # valid: RDKit parses the string and reads back the canonical SMILES it writes for it (a few exotic
+    # decodings do not round-trip; the statistics below are computed from the canonical strings)
+    valid = [c for c in canon if c is not None and mol(c) is not None]
     out = {"valid": len(valid) / len(gen)}
     if not valid:
         raise VaekitError(f"gen: none of the {len(gen)} generated strings is a valid molecule")
