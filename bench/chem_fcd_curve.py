@@ -71,7 +71,7 @@ def main():
             gen = [s for i in range(0, len(z), 2000) for s in model.decode_smiles(z[i : i + 2000], generator=g)]
         decode_s = time.perf_counter() - t0
         mm = metrics.moses_metrics(gen, ref, train, k=(1000, min(10000, args.samples)))
-        name = Path(path).name if Path(path).suffix else str(path)
+        name = Path(path).name if Path(path).is_absolute() else str(path)  # no machine paths in results
         points.append(
             {
                 "checkpoint": name,
