@@ -449,7 +449,7 @@ def test_committed_smiles_model_draws_mostly_valid_molecules():
     assert model.config.kind == "smiles"
     out = model.decode_smiles(torch.randn(300, model.config.latent_dim, generator=torch.Generator().manual_seed(0)))
     valid = [s for s in out if s and canonical(s) is not None]
-    assert len(valid) >= 0.7 * len(out)  # 86 % of 10,000 prior samples parse (training.json)
+    assert len(valid) >= 0.8 * len(out)  # 90 % of 10,000 prior samples parse (training.json)
 
 
 def test_report_curve_rows_read_the_committed_fcd_curves(tmp_path):
