@@ -37,10 +37,11 @@ The report measures, each beside the published numbers:
 - JT-VAE's similarity-constrained optimisation (Table 3): the 800 test molecules with the lowest penalized
   logP, each improved by gradient ascent from its code while the Tanimoto similarity to it stays >= delta.
 The low-KL model for reconstruction and optimisation (JT-VAE found beta > 0.01 damages reconstruction) is
-models/chemvae-lowkl: the SMILES model fine-tuned with KL weight 0.005 (a weight, not free bits: one knob
-that keeps the ELBO's form).  reports/chemvae-beta0.005 is
+models/chemvae-lowkl: the SMILES model fine-tuned with KL weight 0.005, then 0.001 (a weight, not free
+bits: one knob that keeps the ELBO's form).  reports/chemvae-lowkl is
 
-    vaekit report chemvae --option run=models/chemvae-lowkl --out reports/chemvae-beta0.005
+    vaekit report chemvae --option run=models/chemvae-lowkl --out reports/chemvae-lowkl \
+        --option samplers= --option n_samples=10000
 
 and its training.json gives the fine-tuning command.
 
