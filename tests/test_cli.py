@@ -155,6 +155,19 @@ def test_a_report_option_that_cannot_be_read_is_a_one_line_error(tmp_path, capsy
     assert err == "vaekit: error: report iwae2015: option workers must be int, got 'abc'"
 
 
+def test_a_report_that_fails_on_bad_input_leaves_no_empty_output_folder(tmp_path, capsys):
+    from vaekit.cli import main
+
+    out = tmp_path / "new" / "iwae"
+    with pytest.raises(SystemExit) as e:
+        main(["report", "iwae2015", "--quick", "--out", str(out), "--option", "workers=abc"])
+    assert e.value.code == 2 and not out.exists()
+    out.mkdir()  # a folder the user already had stays
+    with pytest.raises(SystemExit):
+        main(["report", "iwae2015", "--quick", "--out", str(out), "--option", "workers=abc"])
+    assert out.is_dir()
+
+
 # -- no traceback reaches a user: one line for every error a user can fix ----------------------------
 TINY = ["--hidden", "8", "--latent-dim", "2", "--max-steps", "2", "--no-progress", "--no-tensorboard"]
 

@@ -261,6 +261,7 @@ def run_report(
     if name not in REPORTS:
         raise VaekitError(f"unknown report {name!r}; available: {', '.join(names)}")
     out_dir = Path(out_root) / name if out_dir is None else Path(out_dir)
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     argv = ["vaekit", "report", name] + (["--quick"] if quick else [])
     for k, v in options.items():  # the command line that reruns this report
@@ -268,7 +269,12 @@ def run_report(
             argv += ["--pretrained"] if k == "pretrained" else ["--option", f"{k}={v}"]
     ctx = Context(name, out_dir, quick, data_dir, seed, options, shlex.join(argv))
     t0 = time.perf_counter()
-    REPORTS[name](ctx)
+    try:
+        REPORTS[name](ctx)
+    except BaseException:
+        if created and not any(out_dir.iterdir()):  # a report that fails before writing leaves no empty folder
+            out_dir.rmdir()
+        raise
     seconds = time.perf_counter() - t0
     print(f"\n{name}: {ctx.command}  ({seconds:.1f} s)\n" + table(ctx.rows))
     result = {
