@@ -16,7 +16,7 @@ pytest.importorskip("selfies", reason="the chemical VAE needs selfies (pip insta
 from vaekit import bounds  # noqa: E402
 from vaekit.checkpoint import load_model, save  # noqa: E402
 from vaekit.chem.dataset import chem_model, scored  # noqa: E402
-from vaekit.chem.vocab import Vocab, smiles_tokens  # noqa: E402
+from vaekit.chem.vocab import Vocab, kekule_smiles, smiles_tokens  # noqa: E402
 from vaekit.data.smiles import read_csv  # noqa: E402
 from vaekit.errors import VaekitError  # noqa: E402
 from vaekit.train import TrainConfig, fit  # noqa: E402
@@ -83,7 +83,7 @@ def test_missing_property_column_and_file(tmp_path):
         read_csv(tmp_path / "nope.csv")
 
 
-@pytest.mark.parametrize("kind", ["smiles", "selfies"])
+@pytest.mark.parametrize("kind", ["smiles", "kekule", "selfies"])
 def test_vocab_round_trip(kind, tmp_path):
     from vaekit.chem.props import canonical
 
@@ -94,6 +94,15 @@ def test_vocab_round_trip(kind, tmp_path):
     vocab.save(tmp_path / "v.json")
     again = Vocab.load(tmp_path / "v.json")
     assert again.tokens == vocab.tokens and again.max_len == vocab.max_len and again.kind == kind
+
+
+def test_kekule_vocabulary_has_no_aromatic_atoms():
+    vocab = Vocab.build(MOLS, "kekule")
+    assert any(t.islower() for t in Vocab.build(MOLS, "smiles").tokens[3:])  # the test molecules have aromatic rings
+    assert not any(t.islower() or t.startswith("[n") for t in vocab.tokens[3:])
+    assert kekule_smiles("c1ccccc1O") == "OC1=CC=CC=C1"
+    with pytest.raises(VaekitError, match=r"SMILES 'c1cccc1': RDKit cannot read it in Kekulé form"):
+        vocab.encode(["c1cccc1"])  # a five-ring of aromatic carbons has no Kekulé form
 
 
 def test_smiles_tokens_cover_the_string():
@@ -358,7 +367,7 @@ def test_quick_report_runs_end_to_end(tmp_path):
     assert con["sim >= 0.0"].ours >= con["sim >= 0.2"].ours >= con["sim >= 0.4"].ours >= con["sim >= 0.6"].ours
 
 
-@pytest.mark.parametrize("kind", ["smiles", "selfies"])
+@pytest.mark.parametrize("kind", ["smiles", "kekule", "selfies"])
 def test_grammar_mask_forbids_specials_and_empty_molecules(kind):
     vocab = Vocab.build(["CC(=O)Nc1ccc(O)cc1", "C1CC1Br", "N#Cc1ccccc1Cl"], kind)
     first, later = vocab.allowed(first=True), vocab.allowed()

@@ -1,4 +1,4 @@
-"""Token vocabularies for molecules: regex-tokenised SMILES or SELFIES (Krenn et al. 2020).
+"""Token vocabularies for molecules: regex-tokenised SMILES, Kekulé SMILES or SELFIES (Krenn et al. 2020).
 
 A molecule becomes a row of `max_len` token ids: its tokens, one end token, then padding.
 
@@ -8,7 +8,11 @@ A molecule becomes a row of `max_len` token ids: its tokens, one end token, then
     vocab.save("vocab.json"); Vocab.load("vocab.json")
 
 SELFIES strings always decode to a valid molecule, which is why a SELFIES VAE's prior samples
-are valid by construction; SMILES keep the chemical VAE paper's original representation.
+are valid by construction; SMILES keep the chemical VAE paper's original representation.  Kekulé
+SMILES ("kekule") write every aromatic ring with explicit single and double bonds (RDKit's canonical
+Kekulé form, no lowercase atoms): a decoder then never has to get an aromatic ring's size and
+electrons right for RDKit to read it (most invalid SMILES samples fail to kekulize), at the price of
+longer strings.  Both SMILES kinds decode to a string RDKit reads as is.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from ..io import atomic_write_text, cached, load_npz, save_npz
 
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
 SPECIALS = (PAD, BOS, EOS)
-KINDS = ("smiles", "selfies")
+KINDS = ("smiles", "kekule", "selfies")
 
 # One SMILES token: a bracket atom, a two-letter organic-subset atom, a one-letter (or aromatic) atom,
 # a bond, a branch, a ring-closure label (one digit or %nn), a dot, or a reaction/wildcard symbol.
@@ -66,6 +70,23 @@ def _selfies_tokens(smiles: str) -> tuple[str, ...]:
         return tuple(sf.split_selfies(sf.encoder(smiles)))
     except Exception as e:  # selfies.EncoderError and friends
         raise VaekitError(f"SMILES {smiles!r}: cannot translate to SELFIES ({e})") from None
+
+
+@lru_cache(maxsize=2**21)
+def kekule_smiles(smiles: str) -> str:
+    """RDKit's canonical SMILES of a molecule in Kekulé form: aromatic rings as alternating single and
+    double bonds, no aromatic (lowercase) atoms."""
+    from .props import Chem  # RDKit, with its per-molecule error lines silenced
+
+    mol = Chem.MolFromSmiles(smiles)
+    if mol is not None:
+        try:
+            Chem.Kekulize(mol, clearAromaticFlags=True)
+        except Exception:  # RDKit's KekulizeException
+            mol = None
+    if mol is None:
+        raise VaekitError(f"SMILES {smiles!r}: RDKit cannot read it in Kekulé form")
+    return Chem.MolToSmiles(mol, kekuleSmiles=True)
 
 
 _TRANSLATED: dict[str, tuple[str, ...]] = {}  # SMILES -> SELFIES tokens, filled by translate_selfies
@@ -114,7 +135,7 @@ def translate_selfies(smiles: Sequence[str], *, cache: bool = True) -> int:
 @dataclass
 class Vocab:
     tokens: list[str]  # index -> token; the first three are <pad>, <bos>, <eos>
-    kind: str = "smiles"  # "smiles" | "selfies"
+    kind: str = "smiles"  # one of KINDS
     max_len: int = 120  # tokens per row, including the end token
 
     def __post_init__(self):
@@ -141,7 +162,7 @@ class Vocab:
             for i, t in enumerate(self.tokens[len(SPECIALS) :], len(SPECIALS)):
                 if self.kind == "selfies":
                     mask[i] = not any(k in t for k in ("Ring", "Branch", "nop")) and t not in (".", "[.]")
-                else:
+                else:  # both SMILES kinds
                     mask[i] = t[0] == "[" or t[0].isalpha()
         return mask
 
@@ -150,6 +171,8 @@ class Vocab:
         """The tokens of one molecule given as SMILES (SELFIES vocabularies translate it first)."""
         if self.kind == "smiles":
             return smiles_tokens(smiles)
+        if self.kind == "kekule":
+            return smiles_tokens(kekule_smiles(smiles))
         known = _TRANSLATED.get(smiles)
         return list(known if known is not None else _selfies_tokens(smiles))
 
@@ -208,7 +231,7 @@ class Vocab:
                 if i >= len(self.tokens) or i < len(SPECIALS):
                     continue
                 toks.append(self.tokens[i])
-            out.append("".join(toks) if self.kind == "smiles" else self._from_selfies("".join(toks)))
+            out.append(self._from_selfies("".join(toks)) if self.kind == "selfies" else "".join(toks))
         return out
 
     @staticmethod

@@ -36,7 +36,7 @@ from .registry import register
 @dataclass
 class ChemConfig:
     tokens: tuple[str, ...] = SPECIALS  # the vocabulary, index order (see chem.vocab.Vocab)
-    kind: str = "smiles"  # "smiles" | "selfies"
+    kind: str = "smiles"  # "smiles" | "kekule" (Kekulé SMILES) | "selfies"
     max_len: int = 120  # tokens per molecule incl. the end token
     properties: tuple[str, ...] = ()  # property names predicted by the head (e.g. logP, QED, SAS)
     prop_mean: tuple[float, ...] = ()  # standardisation of each property (training-set statistics)

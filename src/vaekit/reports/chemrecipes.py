@@ -6,8 +6,8 @@ trained from scratch for the same CPU budget and scored on prior samples with th
 
 Every recipe changes one thing of `base` (the recipe of models/chemvae-selfies: SELFIES, latent 56, a
 2 x 256 GRU decoder, KL weight 0.05, batch 128, Adam 1e-3 on a cosine schedule over the budget):
-the representation (SMILES), the decoder's width and depth, the KL weight, word dropout, and the batch size
-with its learning rate.  Each is trained on the same 150,000 MOSES training molecules for `minutes` of this
+the representation (SMILES, Kekulé SMILES), the decoder's width and depth, the KL weight, word dropout, and the
+batch size with its learning rate.  Each is trained on the same 150,000 MOSES training molecules for `minutes` of this
 process's CPU time (one thread by default), and `samples` codes from N(0, I) are decoded stochastically
 and scored against the whole MOSES test split (FCD/Test, SNN/Test, validity, novelty).
 
@@ -36,6 +36,7 @@ BASE_TRAIN = {"batch_size": 128, "lr": 1e-3}
 RECIPES: dict[str, tuple[str, dict, dict]] = {
     "base": ("models/chemvae-selfies's recipe", {}, {}),
     "smiles": ("SMILES instead of SELFIES", {"kind": "smiles"}, {}),
+    "kekule": ("Kekulé SMILES instead of SELFIES", {"kind": "kekule"}, {}),
     "wide": ("decoder 2 x 512", {"gru_hidden": 512}, {}),
     "deep": ("decoder 3 x 256", {"gru_layers": 3}, {}),
     "beta0.01": ("KL weight 0.01", {"beta": 0.01}, {}),
