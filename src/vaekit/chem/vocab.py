@@ -11,8 +11,8 @@ SELFIES strings always decode to a valid molecule, which is why a SELFIES VAE's 
 are valid by construction; SMILES keep the chemical VAE paper's original representation.  Kekulé
 SMILES ("kekule") write every aromatic ring with explicit single and double bonds (RDKit's canonical
 Kekulé form, no lowercase atoms): a decoder then never has to get an aromatic ring's size and
-electrons right for RDKit to read it (most invalid SMILES samples fail to kekulize), at the price of
-longer strings.  Both SMILES kinds decode to a string RDKit reads as is.
+electrons right for RDKit to read it (a ring that cannot be kekulized is a common reason a sampled
+SMILES is invalid), at the price of longer strings.  Both SMILES kinds decode to a string RDKit reads as is.
 """
 
 from __future__ import annotations
