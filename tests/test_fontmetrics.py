@@ -130,3 +130,34 @@ def test_fontvae_character_subsets_estimate_the_elbo_without_bias():
         encoder_pool=2,
     )
     assert pooled.reconstruct(x).shape == x.shape
+
+
+def test_fontvae_glyph_dropout_estimates_the_encoders_first_layer_without_bias():
+    torch.manual_seed(0)
+    shape = dict(data_shape=(6, 8, 8), latent_dim=2, hidden=(16,), glyph_hidden=16, glyph_features=4)
+    m = build("fontvae", encoder_chars=2, **shape)  # reads 2 of the 6 glyphs in a training step
+    every = build("fontvae", **shape)
+    every.load_state_dict(m.state_dict())
+    x = torch.rand(3, 6, 8, 8)
+    body = m.encoder.body
+    calls: list[torch.Tensor] = []
+    hook = body.fc[0].register_forward_hook(lambda mod, inp, out: calls.append(out.detach()))
+    with torch.no_grad():
+        m.eval()
+        body(x)
+        full = calls.pop()
+        m.train()
+        for _ in range(3000):
+            body(x)
+    hook.remove()
+    part = torch.stack(calls)
+    assert torch.allclose(part.mean(0), full, atol=0.05 * full.abs().max().item())
+    assert part.std(0).mean() > 0.01  # each step reads a different subset
+    with torch.no_grad():
+        m.eval(), every.eval()
+        assert torch.allclose(m.encode(x).mean, every.encode(x).mean)  # evaluation reads every glyph
+    m.train()
+    m.loss(x).value.backward()
+    assert body.glyph.net[0].weight.grad.abs().sum() > 0
+    with pytest.raises(Exception, match="encoder_chars"):
+        build("fontvae", data_shape=(6, 8, 8), encoder_chars=7)

@@ -19,6 +19,12 @@ glyphs). The objective is the VAE's (beta-weighted ELBO with warm-up); only the 
 and with `train_chars` = k < n_chars a training step decodes k characters drawn at random (the same
 k for the whole batch) and scales their log-likelihood by n_chars / k: an unbiased estimate of the
 ELBO at k / n_chars of the decoder's cost.  Evaluation always decodes every glyph.
+
+The encoder costs more than the decoder (it reads all 62 glyphs of every font).  With `encoder_chars`
+= m < n_chars it reads m glyphs drawn at random in a training step, and the other glyphs' features are
+zero, the kept ones scaled by n_chars / m: dropout over whole glyphs, so the first layer's input is an
+unbiased estimate of its input from all glyphs.  q(z | m glyphs) is still a valid variational
+distribution, so the objective stays an ELBO; evaluation (`model.eval()`) encodes every glyph.
 """
 
 from __future__ import annotations
@@ -54,13 +60,19 @@ class FontEncoderBody(nn.Module):
         )
         self.fc = mlp([n_chars * cfg.glyph_features, *cfg.hidden], cfg.activation, final_act=cfg.activation)
         self.out_features = cfg.hidden[-1]
+        self.encoder_chars = cfg.encoder_chars
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, c = x.shape[:2]
-        x = x.reshape(b * c, 1, *x.shape[2:])
+        b, n = x.shape[:2]
+        k = self.encoder_chars if self.training and 0 < self.encoder_chars < n else n
+        chars = torch.randperm(n, device=x.device)[:k] if k < n else None  # glyph dropout (module doc)
+        g = x if chars is None else x[:, chars]
+        g = g.reshape(b * k, 1, *x.shape[2:])
         if self.pool > 1:
-            x = F.avg_pool2d(x, self.pool)
-        f = self.glyph(x)  # (B * n_chars, glyph_features)
+            g = F.avg_pool2d(g, self.pool)
+        f = self.glyph(g).reshape(b, k, -1)  # (B, k, glyph_features)
+        if chars is not None:  # the others' features are zero, the kept ones scaled by n / k (as dropout does)
+            f = torch.zeros(b, n, f.shape[-1], dtype=f.dtype, device=f.device).index_copy(1, chars, f * (n / k))
         out: torch.Tensor = self.fc(f.reshape(b, -1))
         return out
 
@@ -114,6 +126,7 @@ class FontVAE(VAE):
         char_dim: int = 16  # size of the character embedding in the decoder
         encoder_pool: int = 1  # glyphs are average-pooled by this factor before the encoder
         train_chars: int = 0  # characters decoded per training step (0: all; see module doc)
+        encoder_chars: int = 0  # glyphs the encoder sees per training step (0: all; see module doc)
 
         def __post_init__(self) -> None:
             super().__post_init__()
@@ -127,8 +140,11 @@ class FontVAE(VAE):
                     f"fontvae config field encoder_pool must be >= 1 and divide the glyph size "
                     f"{h}x{w}, got {self.encoder_pool}"
                 )
-            if not 0 <= self.train_chars <= n_chars:
-                raise VaekitError(f"fontvae config field train_chars must be in [0, {n_chars}], got {self.train_chars}")
+            for name in ("train_chars", "encoder_chars"):
+                if not 0 <= getattr(self, name) <= n_chars:
+                    raise VaekitError(
+                        f"fontvae config field {name} must be in [0, {n_chars}], got {getattr(self, name)}"
+                    )
 
     config: Config
 
