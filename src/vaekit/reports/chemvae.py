@@ -503,6 +503,7 @@ def _curve_rows(ctx, fcd_now: float) -> None:
     ax_f.axhline(1.0, color="grey", ls="--", lw=0.8, label="target (CPU)")
     ax_f.axhline(fcd_now, color="k", ls=":", lw=0.8, label="this report's model (30k samples)")
     ax_f.set(xlabel="CPU-minutes of training", ylabel="FCD/Test (10k prior samples)", ylim=(0, None))
+    ax_v.axhline(0.95, color="grey", ls="--", lw=0.8, label="target (CPU)")
     ax_v.set(xlabel="CPU-minutes of training", ylabel="valid fraction", ylim=(0, 1))
     ax_f.legend(fontsize=7)
     ctx.figure(
