@@ -198,3 +198,21 @@ def test_a_fine_tune_from_a_model_of_another_size_is_one_clear_error(tmp_path):
     # the committed model is 64 x 64, the quick report's fonts 16 x 16
     with pytest.raises(VaekitError, match=r"report-fonts-from-fontvae-64-quick: the model to start from does not fit"):
         run_report("fonts", out_root=tmp_path, quick=True, run_root=str(tmp_path / "runs"), init="fontvae-64")
+
+
+def test_a_fine_tune_goes_on_from_a_run_folder_and_adds_its_cpu_time(tmp_path):
+    from vaekit.reports import run_report
+
+    runs = tmp_path / "runs"
+    run_report("fonts", out_root=tmp_path / "a", quick=True, run_root=str(runs), budget=0.05, stop="trained")
+    parent = runs / "report-fonts-quick"
+    ctx = run_report(
+        "fonts", out_root=tmp_path / "b", quick=True, run_root=str(runs), budget=0.05, stop="trained", init=str(parent)
+    )
+    first = json.loads((parent / "training.json").read_text())
+    second = json.loads((runs / "report-fonts-from-report-fonts-quick-quick" / "training.json").read_text())
+    row = next(r for r in ctx.rows if r.metric.startswith("training time"))
+    assert row.ours == pytest.approx((first["cpu_seconds"] + second["cpu_seconds"]) / 60)
+    assert f"from {parent}" in row.note
+    with pytest.raises(VaekitError, match=r"nothing: not a finished run folder"):
+        run_report("fonts", out_root=tmp_path / "c", quick=True, run_root=str(runs), init=str(tmp_path / "nothing"))

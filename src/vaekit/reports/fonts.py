@@ -23,7 +23,8 @@ pixels, 8 characters decoded per step) is trained for a budget of CPU-minutes (`
         characters decoded per step, all 62 vs 16 glyphs encoded per step (`--option encoder_chars=16`
         trains the report's model that way).
 
-`--option init=fontvae-64` goes on from the weights of that committed model instead of from scratch, for
+`--option init=fontvae-64` goes on from the weights of that committed model (or of a finished run folder,
+`--option init=runs/NAME/report-fonts`) instead of from scratch, for
 `--option budget=MINUTES` more (a fresh Adam and cosine schedule from `--option lr=...`, default 1e-3), with
 `--option beta=...` to change the KL weight of the fine-tune; the CPU-minutes reported add the parent's.
 `--pretrained` loads the model committed under models/fontvae-64 instead of training (the corpus
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,6 +45,7 @@ import torch
 from .. import fontmetrics, latent, samplers
 from ..baselines import PCA
 from ..data.fonts import CHARS, render_fonts
+from ..errors import VaekitError
 from ..models import fontvae as _fontvae  # noqa: F401  (registers "fontvae")
 from ..train import TrainConfig
 from . import report, trained, training_note
@@ -81,15 +84,22 @@ def regular(f) -> bool:
 
 
 def committed(name: str):
-    """The committed model `name` and its training record, in the form `trained` returns."""
+    """The committed model `name` (or a finished run folder: a path holding config.json and training.json) and
+    its training record, in the form `trained` returns."""
     import json
 
     from ..checkpoint import load_model
     from ..models import pretrained
 
-    run = pretrained(name)
+    folder = Path(name)
+    if folder.name != name:  # a path, not a committed model's name
+        if not (folder / "training.json").is_file():
+            raise VaekitError(f"{name}: not a finished run folder (no training.json); give a committed model or a run")
+        run, source = folder, name
+    else:
+        run, source = pretrained(name), f"models/{name}"
     info = json.loads((run / "training.json").read_text())
-    return load_model(run), {**info, "loaded": True, "source": f"models/{name}"}
+    return load_model(run), {**info, "loaded": True, "source": source}
 
 
 def held_out(name: str, fraction: float = 0.1) -> bool:
@@ -175,7 +185,7 @@ def run(ctx):
         model, info = committed(PRETRAINED)
     elif init:
         parent, parent_info = committed(str(init))
-        tag = f"fonts-from-{init}" + ("-quick" if quick else "")
+        tag = f"fonts-from-{Path(str(init)).name}" + ("-quick" if quick else "")
         model, info = trained(ctx, tag, "fontvae", cfg, train.images, tcfg, init=parent)
         info = {**info, "parent": str(init), "parent_cpu_seconds": parent_info["cpu_seconds"]}
     else:
