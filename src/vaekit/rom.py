@@ -152,6 +152,21 @@ class POD(PCA):
 # --------------------------------------------------------------------------------------------
 
 
+def _train_config(est) -> TrainConfig:
+    """The training recipe of the ROM's networks (auto-encoder and latent step): the estimator's epochs, batch
+    size, learning rate and seed, a cosine schedule, quiet, on the CPU."""
+    return TrainConfig(
+        epochs=est.epochs,
+        batch_size=est.batch_size,
+        lr=est.lr,
+        lr_schedule="cosine",
+        seed=est.seed,
+        progress=False,
+        tensorboard=False,
+        device="cpu",
+    )
+
+
 @dataclass(eq=False)
 class AutoEncoderROM:
     """A core `autoencoder` (Gaussian likelihood, fixed sigma) as a reducer of snapshots (n, *space).
@@ -193,16 +208,7 @@ class AutoEncoderROM:
         X = check_snapshots(X, "auto-encoder training snapshots", self.latent_dim, rank=None)
         self.shift_, self.scale_ = float(X.mean()), float(X.std()) or 1.0
         self.model_ = self.build(X.shape[1:])
-        cfg = TrainConfig(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            lr_schedule="cosine",
-            seed=self.seed,
-            progress=False,
-            tensorboard=False,
-            device="cpu",
-        )
+        cfg = _train_config(self)
         self.history_ = fit(self.model_, torch.from_numpy(self._scaled(X)), cfg)
         return self
 
@@ -324,16 +330,7 @@ class LatentDynamics:
         rows = rows.reshape(-1, (h + 1) * d + p)
         torch.manual_seed(self.seed)
         self.model_ = LatentStep(StepConfig(((h + 1) * d + p,), d, p, h, self.noise, self.hidden))
-        cfg = TrainConfig(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            lr_schedule="cosine",
-            seed=self.seed,
-            progress=False,
-            tensorboard=False,
-            device="cpu",
-        )
+        cfg = _train_config(self)
         self.history_ = fit(self.model_, torch.from_numpy(rows.astype(np.float32)), cfg)
         return self
 
