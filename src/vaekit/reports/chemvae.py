@@ -33,7 +33,8 @@ The report measures, each beside the published numbers:
   points at the mismatch between the prior and the aggregate posterior, not at the decoder;
 - the property head's mean absolute error on test molecules;
 - latent-space optimisation of penalized logP: Bayesian optimisation with a GP on the codes of training
-  molecules (10 rounds of 50, as in GVAE/JT-VAE), gradient ascent on the property head, random prior samples;
+  molecules (10 rounds of 50, as in GVAE/JT-VAE; `--option bo_seeds=10` repeats it with 10 seeds, as they did,
+  and adds a row for the best molecules of any run), gradient ascent on the property head, random prior samples;
 - JT-VAE's similarity-constrained optimisation (Table 3): the 800 test molecules with the lowest penalized
   logP, each improved by gradient ascent from its code while the Tanimoto similarity to it stays >= delta.
 The low-KL model for reconstruction and optimisation (JT-VAE found beta > 0.01 damages reconstruction) is
@@ -343,17 +344,22 @@ def run(ctx) -> None:
 
     results = {}
     t0 = time.perf_counter()
-    results["BO (GP, qLogEI)"] = bo.bayes_opt(
-        penalized_logp,
-        decode_greedy,
-        z0,
-        y0,
-        rounds=rounds,
-        batch=batch,
-        seed=ctx.seed,
-        strings_init=pool_smiles,
-        log=ctx.log,
-    )
+    # GVAE and JT-VAE repeat BO with 10 seeds and report the best molecules found by any run: --option bo_seeds=10
+    bo_runs = [
+        bo.bayes_opt(
+            penalized_logp,
+            decode_greedy,
+            z0,
+            y0,
+            rounds=rounds,
+            batch=batch,
+            seed=ctx.seed + k,
+            strings_init=pool_smiles,
+            log=ctx.log,
+        )
+        for k in range(ctx.option("bo_seeds", 1, int))
+    ]
+    results["BO (GP, qLogEI)"] = bo_runs[0]
     results["random prior samples"] = bo.random_search(
         penalized_logp, decode_greedy, cfg.latent_dim, rounds, batch, seed=ctx.seed, strings_init=pool_smiles
     )
@@ -391,6 +397,23 @@ def run(ctx) -> None:
             note=f"top-3 {[(s, round(v, 2)) for s, v in top]}; {res.n_proposed} proposals, {res.n_valid} valid, "
             f"{res.n_new} new; start (best of the {len(pool_smiles)} training molecules) {float(y0.max()):.2f}; "
             "published CVAE 1.98, GVAE 2.94, SD-VAE 4.04, JT-VAE 5.30 (ZINC250k)",
+        )
+    if len(bo_runs) > 1:
+        bests = [max((v for _, v in bo.top_molecules(r, 1)), default=float("nan")) for r in bo_runs]
+        top = sorted({s: v for r in bo_runs for s, v in bo.top_molecules(r, 3)}.items(), key=lambda t: -t[1])[:3]
+        ctx.row(
+            "optimisation",
+            f"best penalized logP: BO, best of {len(bo_runs)} seeds",
+            top[0][1] if top else float("nan"),
+            paper=5.30,
+            citation=C_BO,
+            seconds=sum(r.seconds for r in bo_runs),
+            target=">= 5.30",
+            met=None if q else bool(top) and top[0][1] >= 5.30,
+            note=f"top-3 {[(s, round(v, 2)) for s, v in top]}; best of each seed (from {ctx.seed}) "
+            + " ".join(f"{b:.2f}" for b in bests)
+            + f", mean {np.nanmean(bests):.2f}; the row above is seed {ctx.seed}'s run (the published protocol: "
+            "10 seeds, the best molecules of any)",
         )
     ctx.log(f"optimisation took {time.perf_counter() - t0:.0f} s")
     constrained = (
