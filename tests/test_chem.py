@@ -325,6 +325,15 @@ def test_cli_fit_chemvae_on_a_csv(tmp_path, monkeypatch, capsys):
     assert model.config.kind == "selfies" and model.config.latent_dim == 3
 
 
+@pytest.mark.parametrize("value, says", [("0", "must be >= 1, got 0"), ("two", "must be int, got 'two'")])
+def test_report_refuses_a_bad_bo_seeds_before_writing_anything(tmp_path, value, says):
+    from vaekit.reports import run_report
+
+    with pytest.raises(VaekitError, match=f"option bo_seeds {says}"):
+        run_report("chemvae", out_dir=tmp_path / "out", quick=True, bo_seeds=value)
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.slow
 def test_quick_report_runs_end_to_end(tmp_path):
     from vaekit.reports import run_report
