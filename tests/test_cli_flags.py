@@ -79,6 +79,7 @@ def data(tmp_path):
         (["--model", "gan", "--latent-dim", "2"], "--latent-dim is not a field of model 'gan'"),
         (["--kind", "selfies"], "--kind is not a field of model 'vae' (a field of --model chemvae;"),
         (["--data-shape", "3,2"], "--data-shape 3,2: the training data sets data_shape to 6"),
+        (["--grad-clip", "0"], "fit: argument --grad-clip: must be a finite number in (0, inf], got '0'"),
     ],
 )
 def test_a_bad_value_or_a_foreign_flag_is_one_line(tmp_path, data, capsys, flags, match):
@@ -129,3 +130,9 @@ def test_fields_given_on_the_command_line_reach_config_json(tmp_path, data, mode
     assert {k: saved["config"][k] for k in want} == want
     main(["fit", str(run), "--resume", "--epochs", "2", "--max-steps", "3", *flags])  # the same values: accepted
     assert json.loads((run / "config.json").read_text())["model"] == saved
+
+
+def test_grad_clip_reaches_the_train_config(tmp_path, data):
+    run = tmp_path / "run"
+    main(["fit", str(run), "--data", str(data), "--max-steps", "2", "--epochs", "1", "--grad-clip", "0.5", *QUIET])
+    assert json.loads((run / "config.json").read_text())["train"]["grad_clip"] == 0.5

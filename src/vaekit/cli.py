@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr-schedule", choices=["constant", "cosine", "step"], help="(default constant)")
     t.add_argument("--lr-final", type=_real(0), help="cosine: the learning rate at the run's end (default 0)")
     t.add_argument(
+        "--grad-clip", type=_real(0, above=True), help="clip the gradient norm to this (default: no clipping)"
+    )
+    t.add_argument(
         "--seed", type=_count(0, 2**63 - 1), help="seeds the weights, the batches and a --molecules subset (default 0)"
     )
     t.add_argument("--val-fraction", type=_real(0, 1, below=True), help="hold out this fraction for early stopping")
@@ -428,6 +431,7 @@ TRAIN_FLAGS = (
     "lr",
     "lr_schedule",
     "lr_final",
+    "grad_clip",
     "seed",
     "val_fraction",
     "patience",
