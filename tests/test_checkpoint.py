@@ -38,6 +38,33 @@ def test_round_trip_with_optimizer_and_rng(tmp_path):
     assert type(loaded).__name__ == "IWAE" and loaded.config.k == 3
 
 
+def test_weights_only_copy_drops_the_optimizer_state_and_keeps_the_model(tmp_path):
+    m = model()
+    opt = torch.optim.Adam(m.parameters())
+    m.loss(torch.rand(4, 10)).value.backward()
+    opt.step()
+    checkpoint.save(tmp_path / "full.safetensors", m, opt, step=7)
+    checkpoint.weights_only(tmp_path / "full.safetensors", tmp_path / "w.safetensors")
+    tensors, header = checkpoint.read(tmp_path / "w.safetensors")  # verified: its checksum is rewritten
+    assert not any(k.startswith("optim.") for k in tensors) and header["optimizer_groups"] is None
+    assert header["meta"] == {"step": 7}
+    full, _ = checkpoint.read(tmp_path / "full.safetensors")
+    assert tensors.keys() == {k for k in full if not k.startswith("optim.")}
+    loaded = checkpoint.load_model(tmp_path / "w.safetensors")
+    for a, b in zip(m.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a, b)
+    fresh = torch.optim.Adam(loaded.parameters())  # restoring into an optimizer leaves it untouched
+    assert checkpoint.restore(tmp_path / "w.safetensors", loaded, fresh) == {"step": 7}
+    assert fresh.state_dict()["state"] == {}
+
+
+def test_weights_only_of_a_corrupt_checkpoint_names_it_and_writes_nothing(tmp_path):
+    (tmp_path / "bad.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}")
+    with pytest.raises(VaekitError, match="bad.safetensors"):
+        checkpoint.weights_only(tmp_path / "bad.safetensors", tmp_path / "w.safetensors")
+    assert not (tmp_path / "w.safetensors").exists()
+
+
 def test_truncated_checkpoint_names_the_file(tmp_path):
     path = tmp_path / "c.safetensors"
     checkpoint.save(path, model())

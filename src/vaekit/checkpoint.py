@@ -75,6 +75,19 @@ def save(
         save_file(tensors, tmp, metadata={"vaekit": json.dumps(header)})
 
 
+def weights_only(src, dst) -> None:
+    """Copy checkpoint `src` to `dst` without its optimizer state: the weights, config and meta alone (a third
+    of the size under Adam), for a model to ship.  `vaekit fit --init-from` and everything that only reads the
+    model take it; `--resume` needs the full checkpoint."""
+    tensors, header = read(src)
+    kept = {k: v for k, v in tensors.items() if not k.startswith("optim.")}
+    header = {k: v for k, v in header.items() if k != "sha256"}
+    header["optimizer_groups"] = None
+    header["sha256"] = _digest(kept, header)
+    with atomic_write(Path(dst)) as tmp:
+        save_file(kept, tmp, metadata={"vaekit": json.dumps(header)})
+
+
 def read(path) -> tuple[dict[str, torch.Tensor], dict]:
     """Tensors and header of a checkpoint, verified; VaekitError naming the file if anything is off.
 
