@@ -289,6 +289,24 @@ def test_scored_cache_follows_the_content_not_the_timestamp(tmp_path, monkeypatc
     assert len(list((tmp_path / "cache" / "molecules").glob("*.npz"))) == 2
 
 
+def test_a_scored_cache_is_read_without_rdkit(tmp_path, monkeypatch):
+    """A cache scored on one machine serves another that lacks RDKit (a GPU machine, say)."""
+    import subprocess
+    import sys
+
+    monkeypatch.setenv("VAEKIT_CACHE", str(tmp_path / "cache"))
+    f = zinc_like(tmp_path / "z.csv", [("CCO", 0, 0, 0), ("c1ccccc1", 0, 0, 0)])
+    want = scored(str(f), "file")
+    code = (
+        "import sys; sys.modules['rdkit'] = None\n"  # any import of RDKit fails
+        "from vaekit.chem.dataset import scored\n"
+        f"m = scored({str(f)!r}, 'file'); print(m.smiles, round(float(m.props['QED'][1]), 6))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"{want.smiles} {round(float(want.props['QED'][1]), 6)}"
+
+
 def test_cli_fit_chemvae_on_a_csv(tmp_path, monkeypatch, capsys):
     from vaekit.cli import main
 

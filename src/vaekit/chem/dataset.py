@@ -52,10 +52,11 @@ def scored(
     n_jobs: int = 1,
 ) -> Molecules:
     """Molecules from `spec` (see data.smiles.load_molecules) with PROPERTIES computed by RDKit (in `n_jobs`
-    processes; the cache does not depend on it)."""
-    from .props import properties
+    processes; the cache does not depend on it).  Reading the cache needs no RDKit."""
 
     def score() -> Molecules:
+        from .props import properties
+
         mols = load_molecules(spec, split, data_dir, limit=limit, seed=seed)
         props = properties(mols.smiles, n_jobs=n_jobs)
         bad = ~np.all([np.isfinite(props[p]) for p in PROPERTIES], 0)
