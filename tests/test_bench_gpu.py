@@ -23,3 +23,11 @@ def test_gpu_script_trains_a_resumable_moses_size_run_on_cpu(tmp_path):
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert cfg["model"]["config"]["gru_hidden"] == 512 and cfg["model"]["config"]["latent_dim"] == 128
     assert (tmp_path / "run" / "checkpoint.safetensors").is_file()
+    assert cfg["model"]["config"]["beta"] == 1.0 and cfg["train"]["grad_clip"] == 50.0
+    from vaekit.checkpoint import load_model
+
+    shipped = load_model(tmp_path / "run" / "weights.safetensors")  # the optimizer-free copy loads as the model
+    assert shipped.config.gru_layers == 3
+    assert (tmp_path / "run" / "weights.safetensors").stat().st_size < (
+        tmp_path / "run" / "checkpoint.safetensors"
+    ).stat().st_size / 2
