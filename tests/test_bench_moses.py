@@ -132,6 +132,9 @@ def test_fcd_curve_reads_checkpoint_and_minutes_and_draws_its_figure(tmp_path):
     ]
     curve.figure(points, tmp_path / "curve.png")
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG" and not list(tmp_path.glob(".*"))
+    gpu = [{"gpu_minutes" if k == "cpu_minutes" else k: v for k, v in p.items()} for p in points]
+    curve.figure(gpu, tmp_path / "gpu.png", "gpu_minutes")  # --clock gpu: a GPU-trained model's points
+    assert (tmp_path / "gpu.png").read_bytes()[:4] == b"\x89PNG"
     # --keep: the points of an earlier file measured the same way, or a clear refusal
     old = tmp_path / "old.json"
     old.write_text(json.dumps({"samples": 10, "seed": 0, "points": points}))
