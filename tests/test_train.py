@@ -103,6 +103,16 @@ def test_early_stopping_keeps_best(tmp_path, digits):
     assert best == pytest.approx(min(h.val))
 
 
+def test_a_run_stopped_inside_an_epoch_validates_its_last_weights(tmp_path, digits):
+    # 300 training items in batches of 10: one epoch is 30 steps; the budget stops the run after 45
+    cfg = TrainConfig(epochs=5, batch_size=10, lr=1e-2, val_fraction=0.25, max_steps=45, **FAST)
+    h = fit(small_vae(), digits, cfg, tmp_path / "r")
+    assert h.stopped == "max_steps" and len(h.val) == 2  # the end of epoch 1, then the stop at step 45
+    meta = checkpoint.read(tmp_path / "r" / "best.safetensors")[1]["meta"]
+    assert meta["best_val"] == pytest.approx(min(h.val))
+    assert h.val[1] < h.val[0] and meta["step"] == 45  # the last weights are the best: best.safetensors holds them
+
+
 def test_training_lowers_the_loss_and_logs(tmp_path, digits):
     h = fit(
         small_vae(),

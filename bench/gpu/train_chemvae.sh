@@ -46,6 +46,6 @@ seconds=$("$python" -c "print(float('$minutes') * 60)")
   --batch-size 512 --lr 1e-3 --lr-schedule cosine --lr-final 1e-5 --grad-clip 50 --on-nonfinite skip \
   --epochs 100 --val-fraction 0.01 \
   --max-seconds "$seconds" --budget-clock wall --checkpoint-every 500 --device "$device" --no-progress
-# the last weights (best.safetensors is from the last epoch's end, before the budget stopped the run)
+# the last weights, trained to the end of the cosine schedule
 "$python" -c "import sys; from vaekit.checkpoint import weights_only; weights_only(*sys.argv[1:])" \
   "$out/checkpoint.safetensors" "$out/weights.safetensors"

@@ -756,6 +756,8 @@ def fit(
                     break
             if state["batch"] < len(batches):  # stopped by max_steps or max_seconds inside the epoch
                 hist.stopped = "max_seconds" if run.budget.over else "max_steps"
+                if x_val is not None:  # the last weights compete for best.safetensors too, not an epoch behind
+                    hist.val.append(validate(run, x_val))
                 save_checkpoint(run)
                 break
             state["epoch"], state["batch"] = state["epoch"] + 1, 0
