@@ -10,8 +10,8 @@
 # to 50 (Polykovskiy et al. 2020).  The KL weight is BETA, default 1, not the MOSES VAE's 0.05: at 0.05 our prior
 # samples drifted away from the aggregate posterior as training went on (FCD/Test 3.3 at 5 CPU-min, 4.2 at 100;
 # bench/results/chem_fcd_curve_smiles.json), at 1 they did not (bench/results/chem_fcd_kl_weight.json).
-# BETA=0.001 gives a low-KL model for reconstruction and optimisation instead (models/chemvae-lowkl ends at 0.001).  The weight rises linearly from 0
-# over the first WARMUP (default 1000) steps.
+# BETA=0.001 gives a low-KL model for reconstruction and optimisation instead (models/chemvae-lowkl ends at
+# 0.001).  The weight rises linearly from 0 over the first WARMUP (default 1000) steps.
 # Training stops after MINUTES (default 9) of wall time, so that the whole run fits in 10 minutes of an
 # H200-class GPU; the molecules are scored (logP, QED, SAS) first, on all CPU cores, into vaekit's cache
 # (about 47 CPU-minutes for 1.58 M molecules, a few minutes on 16 cores; not counted in MINUTES).  A cache
