@@ -12,8 +12,8 @@
 # bench/results/chem_fcd_curve_smiles.json), at 1 they did not (bench/results/chem_fcd_kl_weight.json).
 # BETA=0.001 gives a low-KL model for reconstruction and optimisation instead (models/chemvae-lowkl ends at
 # 0.001).  The weight rises linearly from 0 over the first WARMUP (default 1000) steps.
-# Training stops after MINUTES (default 9) of wall time, so that the whole run fits in 10 minutes of an
-# H200-class GPU; the molecules are scored (logP, QED, SAS) first, on all CPU cores, into vaekit's cache
+# Training stops after MINUTES (default 8) of wall time, so that the whole run fits in 10 minutes of an
+# H200-class GPU with a minute to read the data; the molecules are scored (logP, QED, SAS) first, on all CPU cores, into vaekit's cache
 # (about 47 CPU-minutes for 1.58 M molecules, a few minutes on 16 cores; not counted in MINUTES).  A cache
 # scored on another machine can be copied into vaekit's cache folder (`vaekit.data.core.cache_root()`): it is
 # keyed by the data file's content, and reading it needs no RDKit.
@@ -23,7 +23,7 @@
 # needs a GPU: DEVICE=cpu MOLECULES=2000 MINUTES=0.2 runs the same script on CPU (that is how it is tested).
 set -euo pipefail
 out=${1:?usage: bash bench/gpu/train_chemvae.sh OUT_DIR}
-minutes=${MINUTES:-9}
+minutes=${MINUTES:-8}
 device=${DEVICE:-cuda}
 beta=${BETA:-1}
 warmup=${WARMUP:-1000}
