@@ -13,8 +13,9 @@
 # BETA=0.001 gives a low-KL model for reconstruction and optimisation instead (models/chemvae-lowkl ends at
 # 0.001).  The weight rises linearly from 0 over the first WARMUP (default 1000) steps.
 # Training stops after MINUTES (default 8) of wall time, so that the whole run fits in 10 minutes of an
-# H200-class GPU with a minute to read the data; the molecules are scored (logP, QED, SAS) first, on all CPU cores, into vaekit's cache
-# (about 47 CPU-minutes for 1.58 M molecules, a few minutes on 16 cores; not counted in MINUTES).  A cache
+# H200-class GPU with a minute to read and tokenise the data; the molecules are scored (logP, QED, SAS) first,
+# on all CPU cores, into vaekit's cache (about 47 CPU-minutes for 1.58 M molecules, a few minutes on 16 cores;
+# not counted in MINUTES).  A cache
 # scored on another machine can be copied into vaekit's cache folder (`vaekit.data.core.cache_root()`): it is
 # keyed by the data file's content, and reading it needs no RDKit.
 #
