@@ -493,6 +493,18 @@ def test_committed_smiles_model_draws_mostly_valid_molecules():
     assert len(valid) >= 0.8 * len(out)  # 90 % of 10,000 prior samples parse (training.json)
 
 
+def test_committed_gpu_model_is_the_moses_size_and_draws_valid_molecules():
+    """models/chemvae-gpu (bench/gpu/train_chemvae.sh on a GPU) is shipped without optimizer state and runs on CPU."""
+    from vaekit.chem.props import canonical
+    from vaekit.models import pretrained
+
+    model = load_model(pretrained("chemvae-gpu")).eval()
+    assert (model.config.latent_dim, model.config.gru_hidden, model.config.gru_layers) == (128, 512, 3)
+    out = model.decode_smiles(torch.randn(100, 128, generator=torch.Generator().manual_seed(0)))
+    valid = [s for s in out if s and canonical(s) is not None]
+    assert len(valid) >= 0.9 * len(out)  # 97.4 % of 30,000 prior samples parse (training.json)
+
+
 def test_report_curve_rows_read_the_committed_fcd_curves(tmp_path):
     """With --pretrained the report gives the FCD-against-CPU-minutes points of bench/results as rows (each
     saying by how much it misses the target) and a figure."""
