@@ -140,5 +140,7 @@ def test_fcd_curve_reads_checkpoint_and_minutes_and_draws_its_figure(tmp_path):
     old.write_text(json.dumps({"samples": 10, "seed": 0, "points": points}))
     assert curve.earlier_points(old, argparse.Namespace(samples=10, seed=0)) == points
     assert curve.earlier_points(tmp_path / "none.json", argparse.Namespace(samples=10, seed=0)) == []
-    with pytest.raises(SystemExit, match="old.json: measured with --samples 10 --seed 0; --keep needs the same"):
+    with pytest.raises(SystemExit, match="old.json: measured with --samples 10 --seed 0 --sampler prior; --keep needs"):
         curve.earlier_points(old, argparse.Namespace(samples=500, seed=0))
+    with pytest.raises(SystemExit, match="--sampler prior; --keep needs the same"):  # ex-post points are not prior ones
+        curve.earlier_points(old, argparse.Namespace(samples=10, seed=0, sampler="gmm"))
