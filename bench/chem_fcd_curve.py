@@ -35,9 +35,11 @@ from pathlib import Path
 
 import torch
 
+from vaekit import samplers
 from vaekit.checkpoint import load_model
 from vaekit.chem import metrics
 from vaekit.data.smiles import load_molecules, moses_path
+from vaekit.errors import VaekitError
 from vaekit.io import save_figure
 
 from common import RESULTS, write
@@ -64,6 +66,10 @@ def main():
     ap.add_argument("--sampler", default="prior", help="where the codes come from: prior (the protocol), gmm, ...")
     ap.add_argument("--sampler-train", type=int, default=20000, help="molecules an ex-post sampler is fitted on")
     args = ap.parse_args()
+    try:  # an unknown sampler is refused before minutes of loading
+        samplers.get(args.sampler)
+    except VaekitError as e:
+        ap.error(str(e))
     key = f"{args.clock}_minutes"
     kept = earlier_points(RESULTS / f"{args.name}.json", args) if args.keep else []
     torch.set_num_threads(1)
@@ -126,7 +132,6 @@ def main():
 
 def ex_post(model, name: str, n_train: int):
     """Sampler `name` fitted on the posterior means of n_train MOSES training molecules (seed 0)."""
-    from vaekit import samplers
     from vaekit.chem.dataset import scored
 
     mols = scored("moses", "train", limit=n_train, seed=0)

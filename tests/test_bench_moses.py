@@ -144,3 +144,15 @@ def test_fcd_curve_reads_checkpoint_and_minutes_and_draws_its_figure(tmp_path):
         curve.earlier_points(old, argparse.Namespace(samples=500, seed=0))
     with pytest.raises(SystemExit, match="--sampler prior; --keep needs the same"):  # ex-post points are not prior ones
         curve.earlier_points(old, argparse.Namespace(samples=10, seed=0, sampler="gmm"))
+
+
+def test_fcd_curve_refuses_an_unknown_sampler_in_one_line_before_loading_anything():
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "chem_fcd_curve.py"), "no/such/run:1", "--sampler", "nope"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1].endswith("unknown sampler 'nope'; known samplers: gmm, prior, twostage")
