@@ -17,12 +17,18 @@ def model():
     return vaekit.build("iwae", data_shape=(10,), latent_dim=3, hidden=(16,), k=3)
 
 
-def test_round_trip_with_optimizer_and_rng(tmp_path):
+def saved_after_a_step(path):
+    """A model and its Adam optimizer after one step, saved to `path` with step=7 in the meta."""
     m = model()
     opt = torch.optim.Adam(m.parameters())
     m.loss(torch.rand(4, 10)).value.backward()
     opt.step()
-    checkpoint.save(tmp_path / "c.safetensors", m, opt, step=7)
+    checkpoint.save(path, m, opt, step=7)
+    return m, opt
+
+
+def test_round_trip_with_optimizer_and_rng(tmp_path):
+    m, opt = saved_after_a_step(tmp_path / "c.safetensors")
     rng_after_save = torch.rand(3)
     m2 = model()
     torch.nn.init.zeros_(m2.encoder.head.weight)
@@ -39,11 +45,7 @@ def test_round_trip_with_optimizer_and_rng(tmp_path):
 
 
 def test_weights_only_copy_drops_the_optimizer_state_and_keeps_the_model(tmp_path):
-    m = model()
-    opt = torch.optim.Adam(m.parameters())
-    m.loss(torch.rand(4, 10)).value.backward()
-    opt.step()
-    checkpoint.save(tmp_path / "full.safetensors", m, opt, step=7)
+    m, _ = saved_after_a_step(tmp_path / "full.safetensors")
     checkpoint.weights_only(tmp_path / "full.safetensors", tmp_path / "w.safetensors")
     tensors, header = checkpoint.read(tmp_path / "w.safetensors")  # verified: its checksum is rewritten
     assert not any(k.startswith("optim.") for k in tensors) and header["optimizer_groups"] is None

@@ -69,9 +69,13 @@ def save(
         for i, s in enumerate(torch.cuda.get_rng_state_all()):
             tensors[f"rng.cuda.{i}"] = s
     header = {"format": FORMAT, "model": config_dict(model), "optimizer_groups": groups, "meta": meta}
-    header = json.loads(json.dumps(header))  # exactly what a reader will parse
-    header["sha256"] = _digest(tensors, header)
-    with atomic_write(path) as tmp:
+    _write(path, tensors, json.loads(json.dumps(header)))  # the header exactly as a reader will parse it
+
+
+def _write(path, tensors: dict[str, torch.Tensor], header: dict) -> None:
+    """Write `tensors` with `header` (its sha256 field set here) atomically."""
+    header = {**header, "sha256": _digest(tensors, header)}
+    with atomic_write(Path(path)) as tmp:
         save_file(tensors, tmp, metadata={"vaekit": json.dumps(header)})
 
 
@@ -82,10 +86,7 @@ def weights_only(src, dst) -> None:
     tensors, header = read(src)
     kept = {k: v for k, v in tensors.items() if not k.startswith("optim.")}
     header = {k: v for k, v in header.items() if k != "sha256"}
-    header["optimizer_groups"] = None
-    header["sha256"] = _digest(kept, header)
-    with atomic_write(Path(dst)) as tmp:
-        save_file(kept, tmp, metadata={"vaekit": json.dumps(header)})
+    _write(dst, kept, {**header, "optimizer_groups": None})
 
 
 def read(path) -> tuple[dict[str, torch.Tensor], dict]:
