@@ -15,9 +15,8 @@
 # Training stops after MINUTES (default 8) of wall time, so that the whole run fits in 10 minutes of an
 # H200-class GPU with a minute to read and tokenise the data; the molecules are scored (logP, QED, SAS) first,
 # on all CPU cores, into vaekit's cache (about 47 CPU-minutes for 1.58 M molecules, a few minutes on 16 cores;
-# not counted in MINUTES).  A cache
-# scored on another machine can be copied into vaekit's cache folder (`vaekit.data.core.cache_root()`): it is
-# keyed by the data file's content, and reading it needs no RDKit.
+# not counted in MINUTES).  A cache scored on another machine can be copied into vaekit's cache folder
+# (`vaekit.data.core.cache_root()`): it is keyed by the data file's content, and reading it needs no RDKit.
 #
 # Settings (environment): VAEKIT_DATA (the MOSES splits), MINUTES, BETA, WARMUP, DEVICE (default cuda), MOLECULES
 # (default: all; a seeded subset of this many), JOBS (scoring processes, default: all cores).  The project never
