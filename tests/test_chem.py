@@ -502,7 +502,7 @@ def test_committed_gpu_model_is_the_moses_size_and_draws_valid_molecules():
     assert (model.config.latent_dim, model.config.gru_hidden, model.config.gru_layers) == (128, 512, 3)
     out = model.decode_smiles(torch.randn(100, 128, generator=torch.Generator().manual_seed(0)))
     valid = [s for s in out if s and canonical(s) is not None]
-    assert len(valid) >= 0.9 * len(out)  # 97.4 % of 30,000 prior samples parse (training.json)
+    assert len(valid) >= 0.9 * len(out)  # 98.2 % of 30,000 prior samples parse (training.json)
 
 
 def test_report_curve_rows_read_the_committed_fcd_curves(tmp_path):

@@ -19,7 +19,10 @@
 # (`vaekit.data.core.cache_root()`): it is keyed by the data file's content, and reading it needs no RDKit.
 #
 # Settings (environment): VAEKIT_DATA (the MOSES splits), MINUTES, BETA, WARMUP, DEVICE (default cuda), MOLECULES
-# (default: all; a seeded subset of this many), JOBS (scoring processes, default: all cores).  The project never
+# (default: all; a seeded subset of this many), JOBS (scoring processes, default: all cores), LR (the first
+# learning rate, default 1e-3), INIT (a run or weights file to start from, --init-from: a continuation; give it
+# WARMUP=0 and a smaller LR), SNAPSHOT_MINUTES (every so many minutes, the checkpoint's weights are also kept as
+# OUT_DIR/snapshots/step-N.safetensors, for a curve of quality against GPU-minutes; default: none).  The project never
 # needs a GPU: DEVICE=cpu MOLECULES=2000 MINUTES=0.2 runs the same script on CPU (that is how it is tested).
 set -euo pipefail
 out=${1:?usage: bash bench/gpu/train_chemvae.sh OUT_DIR}
@@ -28,8 +31,11 @@ device=${DEVICE:-cuda}
 beta=${BETA:-1}
 warmup=${WARMUP:-1000}
 jobs=${JOBS:-$(nproc)}
+lr=${LR:-1e-3}
 subset=()
 [ -n "${MOLECULES:-}" ] && subset=(--molecules "$MOLECULES")
+init=()
+[ -n "${INIT:-}" ] && init=(--init-from "$INIT")
 python=${PYTHON:-python}
 
 "$python" - "$jobs" "${MOLECULES:-}" <<'PY'
@@ -41,9 +47,30 @@ print(f"{len(mols)} molecules scored or read from the cache in {time.perf_counte
 PY
 
 seconds=$("$python" -c "print(float('$minutes') * 60)")
+if [ -n "${SNAPSHOT_MINUTES:-}" ]; then  # a watcher beside the training, stopped when it ends
+  "$python" - "$out" "$SNAPSHOT_MINUTES" <<'PY' &
+import sys, time
+from pathlib import Path
+from vaekit.checkpoint import read, weights_only
+out, every, last = Path(sys.argv[1]), float(sys.argv[2]) * 60, None
+while True:
+    time.sleep(every)
+    try:
+        step = read(out / "checkpoint.safetensors")[1]["meta"]["step"]
+    except Exception:  # not written yet
+        continue
+    if step == last:
+        continue
+    last = step
+    (out / "snapshots").mkdir(exist_ok=True)
+    weights_only(out / "checkpoint.safetensors", out / "snapshots" / f"step-{step}.safetensors")
+    print(f"snapshot at step {step}", flush=True)
+PY
+  trap 'kill $! 2>/dev/null' EXIT
+fi
 "$python" -m vaekit fit "$out" --model chemvae --data moses "${subset[@]}" --kind smiles \
-  --latent-dim 128 --gru-hidden 512 --gru-layers 3 --beta "$beta" --warmup-steps "$warmup" \
-  --batch-size 512 --lr 1e-3 --lr-schedule cosine --lr-final 1e-5 --grad-clip 50 --on-nonfinite skip \
+  --latent-dim 128 --gru-hidden 512 --gru-layers 3 --beta "$beta" --warmup-steps "$warmup" "${init[@]}" \
+  --batch-size 512 --lr "$lr" --lr-schedule cosine --lr-final 1e-5 --grad-clip 50 --on-nonfinite skip \
   --epochs 100 --val-fraction 0.01 \
   --max-seconds "$seconds" --budget-clock wall --checkpoint-every 500 --device "$device" --no-progress
 # the last weights, trained to the end of the cosine schedule
