@@ -29,6 +29,23 @@ from vaekit.chem.dataset import scored
 from common import write
 
 
+def best_of(mols, top: int) -> tuple[list[tuple[float, str]], int, np.ndarray]:
+    """The `top` best (penalized logP, SMILES) of scored molecules, best first; how many were scored in full; the
+    upper bound of every molecule's score (logP and SA alone, no cycle penalty)."""
+    logp, sas = np.asarray(mols.props["logP"]), np.asarray(mols.props["SAS"])
+    no_cycle = (0.0 - props.NEG_CYCLE_MEAN) / props.NEG_CYCLE_STD  # the cycle term of a molecule without large rings
+    bound = (logp - props.LOGP_MEAN) / props.LOGP_STD + (-sas - props.NEG_SA_MEAN) / props.NEG_SA_STD + no_cycle
+    bound = np.where(np.isfinite(bound), bound, -np.inf)
+    best: list[tuple[float, str]] = []
+    checked = 0
+    for i in np.argsort(-bound):
+        if len(best) >= top and bound[i] < best[top - 1][0]:
+            break  # no molecule left can enter the top
+        best = sorted([*best, (props.penalized_logp(mols.smiles[i]), mols.smiles[i])], key=lambda t: -t[0])[:top]
+        checked += 1
+    return best, checked, bound
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", default="moses")
@@ -36,25 +53,16 @@ def main():
     ap.add_argument("--top", type=int, default=5)
     args = ap.parse_args()
     mols = scored(args.data, args.split)
-    logp, sas = np.asarray(mols.props["logP"]), np.asarray(mols.props["SAS"])
-    no_cycle = (0.0 - props.NEG_CYCLE_MEAN) / props.NEG_CYCLE_STD  # the cycle term of a molecule without large rings
-    bound = (logp - props.LOGP_MEAN) / props.LOGP_STD + (-sas - props.NEG_SA_MEAN) / props.NEG_SA_STD + no_cycle
-    bound = np.where(np.isfinite(bound), bound, -np.inf)
-    order = np.argsort(-bound)
-    best: list[tuple[float, str]] = []
-    checked = 0
-    for i in order:
-        if len(best) >= args.top and bound[i] < best[args.top - 1][0]:
-            break
-        s = mols.smiles[i]
-        best = sorted([*best, (props.penalized_logp(s), s)], key=lambda t: -t[0])[: args.top]
-        checked += 1
+    best, checked, bound = best_of(mols, args.top)
+    finite = bound[np.isfinite(bound)]
     result = {
         "data": f"{args.data} {args.split}",
         "molecules": len(mols),
         "scored_exactly": checked,
         "best": [{"smiles": s, "penalized_logP": v} for v, s in best],
-        "percentiles_of_the_bound": {str(q): float(np.percentile(bound[np.isfinite(bound)], q)) for q in (50, 99, 99.9)},
+        "percentiles_of_the_bound": {
+            str(q): float(np.percentile(bound[np.isfinite(bound)], q)) for q in (50, 99, 99.9)
+        },
         "published": {"JT-VAE BO (ZINC250k)": 5.30, "SD-VAE": 4.04, "GVAE": 2.94, "CVAE": 1.98},
     }
     rows = [["rank", "penalized logP", "SMILES"]] + [[str(k + 1), f"{v:.2f}", s] for k, (v, s) in enumerate(best)]

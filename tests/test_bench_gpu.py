@@ -18,7 +18,14 @@ def test_gpu_script_trains_a_resumable_moses_size_run_on_cpu(tmp_path):
         moses_path("train")
     except Exception:
         pytest.skip("needs the MOSES splits ($VAEKIT_DATA)")
-    env = {**os.environ, "DEVICE": "cpu", "MOLECULES": "2000", "MINUTES": "0.05", "JOBS": "2", "SNAPSHOT_MINUTES": "0.005"}
+    env = {
+        **os.environ,
+        "DEVICE": "cpu",
+        "MOLECULES": "2000",
+        "MINUTES": "0.05",
+        "JOBS": "2",
+        "SNAPSHOT_MINUTES": "0.005",
+    }
     subprocess.run(["bash", str(ROOT / "bench/gpu/train_chemvae.sh"), str(tmp_path / "run")], env=env, check=True)
     cfg = json.loads((tmp_path / "run" / "config.json").read_text())
     assert cfg["model"]["config"]["gru_hidden"] == 512 and cfg["model"]["config"]["latent_dim"] == 128

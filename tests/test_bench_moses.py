@@ -156,3 +156,27 @@ def test_fcd_curve_refuses_an_unknown_sampler_in_one_line_before_loading_anythin
     )
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1].endswith("unknown sampler 'nope'; known samplers: gmm, prior, twostage")
+
+
+def test_train_best_finds_the_exact_top_molecules_by_their_bound():
+    """bench/chem_train_best.py scores molecules in full only in the order of an upper bound (logP and SA, no
+    cycle penalty) and stops when none left can enter the top: its answer is the brute-force one."""
+    from vaekit.chem import props
+    from vaekit.data.smiles import Molecules
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location("chem_train_best", BENCH / "chem_train_best.py")
+        tb = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(tb)
+    finally:
+        sys.path.remove(str(BENCH))
+    smiles = [props.canonical(s) for s in [*MOLS, "C1CCCCCCCCCCC1", "CCCCCCCCCCCCCC", "c1ccc(-c2ccccc2)cc1"]]
+    mols = Molecules(smiles, {k: v for k, v in props.properties(smiles).items()})
+    exact = [props.penalized_logp(s) for s in smiles]
+    brute = sorted(zip(exact, smiles), key=lambda t: -t[0])
+    for top in (1, 3, len(smiles)):
+        best, checked, bound = tb.best_of(mols, top)
+        assert [s for _, s in best] == [s for _, s in brute[:top]] and top <= checked <= len(smiles)
+        assert all(b >= e - 1e-9 for b, e in zip(bound, exact))  # an upper bound indeed
+    assert tb.best_of(mols, 1)[1] < len(smiles)  # the bound spares most molecules the full score
