@@ -77,6 +77,19 @@ def test_apply_and_remove_attribute():
     assert torch.allclose(rm @ w, z @ w)
 
 
+def test_spherical_attribute_edit_keeps_each_norm_and_moves_towards_v():
+    z = torch.tensor([[3.0, 4.0], [1.0, -2.0]])
+    v = torch.tensor([0.0, 1.0])
+    out = latent.apply_attribute(z, v, [-1.0, 0.0, 2.0, 100.0], method="spherical")
+    assert torch.allclose(out.norm(dim=-1), z.norm(dim=-1).expand(4, 2))  # every code stays on its own shell
+    assert torch.allclose(out[1], z)  # alpha 0 is the code itself
+    # the same direction as the straight-line edit, scaled: [3, 6] has norm sqrt(45), scaled to norm 5
+    assert torch.allclose(out[2, 0], torch.tensor([3.0, 6.0]) * 5 / 45**0.5)
+    assert (out[3] @ v / out[3].norm(dim=-1) > 0.999).all()  # far along v: turned towards v itself
+    with pytest.raises(ValueError, match="spherical"):
+        latent.apply_attribute(z, v, [1.0], method="curved")
+
+
 def test_nearest_neighbours_match_brute_force():
     g = torch.Generator().manual_seed(1)
     bank, q = torch.randn(50, 4, generator=g), torch.randn(7, 4, generator=g)

@@ -9,7 +9,8 @@ helpers draw them.
     project(z, "axes" | "tsne")           codes -> 2-D for a scatter plot
     lerp / slerp / interpolate            paths between two codes, decoded as a strip
     attribute_vector(z, has)              mean(z | attribute) - mean(z | not attribute)
-    apply_attribute / remove_attribute    z + alpha v;  set the coordinate along v to a reference
+    apply_attribute / remove_attribute    z + alpha v (or kept on its norm's shell);  set the coordinate along v
+                                          to a reference
     nearest_neighbours(zq, zb, k)         Euclidean neighbours in latent space
     ascend(f, z0, steps)                  gradient ascent of f(z) over codes (Adam)
     refine_codes(model, x)                MAP codes by gradient steps from the encoder's guess
@@ -286,11 +287,21 @@ def attribute_vector(z, has, groups=None) -> torch.Tensor:
     return torch.stack(diffs).mean(0)
 
 
-def apply_attribute(z, v, alphas) -> torch.Tensor:
-    """z + alpha * v for every alpha: codes (N, D) or (D,), alphas (A,) -> (A, N, D) or (A, D)."""
+def apply_attribute(z, v, alphas, method: str = "linear") -> torch.Tensor:
+    """z + alpha * v for every alpha: codes (N, D) or (D,), alphas (A,) -> (A, N, D) or (A, D).
+
+    method "spherical": each moved code is then scaled back to its own norm.  A step along v changes the
+    norm (|z + a v|^2 = |z|^2 + 2a z.v + a^2 |v|^2), and under a N(0, I) prior the codes the decoder was trained
+    on lie near a shell (see `slerp`): far along v, a straight-line edit leaves it and the decoder draws
+    what it never saw.  Scaling back keeps the edit on the shell, as slerp keeps an interpolation on it."""
+    if method not in ("linear", "spherical"):
+        raise ValueError(f"unknown attribute edit {method!r}; choose 'linear' or 'spherical'")
     z, v = torch.as_tensor(z).float(), torch.as_tensor(v).float()
     a = torch.as_tensor(alphas, dtype=torch.float32).reshape(-1, *([1] * z.dim()))
-    return z.unsqueeze(0) + a * v
+    moved = z.unsqueeze(0) + a * v
+    if method == "spherical":
+        moved = moved * (z.norm(dim=-1, keepdim=True) / moved.norm(dim=-1, keepdim=True).clamp_min(1e-12))
+    return moved
 
 
 def remove_attribute(z, v, reference) -> torch.Tensor:
