@@ -90,12 +90,24 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path, capsys):
     assert not (tmp_path / "c" / "checkpoint.safetensors").exists()
 
 
+def test_fit_precision_is_recorded_and_resume_keeps_it(tmp_path, capsys):
+    base = ["--latent-dim", "2", "--hidden", "16", "--no-progress", "--no-tensorboard", "--batch-size", "64"]
+    main(["fit", str(tmp_path / "r"), "--epochs", "1", "--precision", "bfloat16", *base])
+    assert json.loads((tmp_path / "r" / "config.json").read_text())["train"]["precision"] == "bfloat16"
+    main(["fit", str(tmp_path / "r"), "--resume", "--epochs", "2", "--no-progress"])  # goes on in bfloat16
+    with pytest.raises(SystemExit) as e:  # what a run computes is not changed by --resume
+        main(["fit", str(tmp_path / "r"), "--resume", "--epochs", "3", "--precision", "float32"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and "precision bfloat16; --resume cannot change it to float32" in err[-1]
+
+
 @pytest.mark.parametrize(
     "args, match",
     [
         (["fit", "{rd}", "--model", "diffusion"], "unknown model 'diffusion'"),
         (["fit", "{rd}", "--data", "nowhere.npz"], "nowhere.npz"),
         (["fit", "{rd}", "--config", "{bad}"], "invalid JSON"),
+        (["fit", "{rd}", "--precision", "half"], "argument --precision: invalid choice: 'half'"),
         (["fit", "{rd}", "--model", "autoencoder", "--beta", "2"], "--beta is not a field of model 'autoencoder'"),
         (["eval", "{empty}"], "no checkpoint"),
         (["data", "fetch", "nope"], "unknown data set 'nope'"),

@@ -195,6 +195,7 @@ def test_overwrite_replaces_the_runs_files_and_keeps_others(tmp_path, digits):
         ("betas", (0.9, 1.0), "betas must be two numbers in [0, 1)"),
         ("checkpoint_every", -5, "checkpoint_every"),
         ("val_fraction", 1.0, "val_fraction"),
+        ("precision", "half", "precision must be float32 or bfloat16, got 'half'"),
     ],
 )
 def test_train_config_refuses_bad_values_naming_the_field(field, value, match):
@@ -311,3 +312,19 @@ def test_checkpoints_hold_an_optimiser_per_phase_and_older_single_optimiser_ones
     assert isinstance(checkpoint.read(tmp_path / "r" / "checkpoint.safetensors")[1]["optimizer_groups"], list)
     resumed = fit(small_vae(), digits, TrainConfig(epochs=2, **cfg), tmp_path / "r", resume=True)
     assert resumed.loss == full.loss[4:]
+
+
+def test_bfloat16_training_follows_float32_and_keeps_float32_weights(tmp_path, digits):
+    """precision="bfloat16" computes the step under autocast: the first loss is float32's within bfloat16's
+    rounding, the loss falls as fast, and the weights, the checkpoint and validation stay float32."""
+    runs = {}
+    for precision in ("float32", "bfloat16"):
+        cfg = TrainConfig(epochs=40, batch_size=100, lr=3e-3, seed=0, precision=precision, val_fraction=0.25, **FAST)
+        fit(small_vae(), digits, cfg, run_dir=tmp_path / precision)
+        runs[precision] = losses(tmp_path / precision)
+    f32, b16 = runs["float32"], runs["bfloat16"]
+    assert abs(b16[0][1] - f32[0][1]) < 0.02 * abs(f32[0][1])  # the same first batch and weights
+    assert b16[-1][1] < 0.8 * b16[0][1] and abs(b16[-1][1] - f32[-1][1]) < 0.1 * abs(f32[-1][1])
+    model = checkpoint.load_model(tmp_path / "bfloat16")
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert json.loads((tmp_path / "bfloat16" / "config.json").read_text())["train"]["precision"] == "bfloat16"

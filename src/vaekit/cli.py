@@ -146,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
         "or this process's CPU seconds, which a busy machine does not eat into",
     )
     t.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
+    t.add_argument(
+        "--precision",
+        choices=["float32", "bfloat16"],
+        help="bfloat16: the training step's products and convolutions in bfloat16 under autocast "
+        "(weights, optimiser and validation stay float32; bench/precision.py measures the speed-up; default float32)",
+    )
     t.add_argument("--no-progress", action="store_true")
     t.add_argument("--no-tensorboard", action="store_true")
     p.add_argument(
@@ -442,6 +448,7 @@ TRAIN_FLAGS = (
     "max_seconds",
     "budget_clock",
     "device",
+    "precision",
 )  # TrainConfig fields
 # what `fit --resume` may change: how long, how often it checkpoints and where it runs, not what it computes
 RESUMABLE = ("epochs", "max_steps", "max_seconds", "budget_clock", "checkpoint_every", "device")

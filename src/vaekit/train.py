@@ -75,6 +75,9 @@ class TrainConfig:
     max_seconds: float | None = None  # a training-time budget (checked after every step)
     budget_clock: str = "wall"  # max_seconds counts "wall" seconds or this process's "cpu" seconds
     device: str = "auto"
+    # "bfloat16": the loss and its gradient are computed under torch.autocast (matrix products and convolutions in
+    # bfloat16; weights, optimiser state and validation stay float32); bench/precision.py measures the speed
+    precision: str = "float32"
     progress: bool = True
     tensorboard: bool = True
 
@@ -86,6 +89,8 @@ class TrainConfig:
             raise VaekitError(
                 f"train config field lr_schedule must be constant, cosine or step, got {self.lr_schedule!r}"
             )
+        if self.precision not in ("float32", "bfloat16"):
+            raise VaekitError(f"train config field precision must be float32 or bfloat16, got {self.precision!r}")
         if self.on_nonfinite not in ("raise", "skip"):
             raise VaekitError(f"train config field on_nonfinite must be 'raise' or 'skip', got {self.on_nonfinite!r}")
         for name, (ok, want) in _RULES.items():  # before anything is read or written
@@ -539,7 +544,8 @@ def train_step(run: Run, xb: torch.Tensor, idx: torch.Tensor) -> tuple[float, Ro
         for g in opt.param_groups:
             g["lr"] = lr
         run.current.index = i
-        value_t, terms = run.step_fn(xb, run.state["step"])
+        with torch.autocast(xb.device.type, dtype=torch.bfloat16, enabled=run.cfg.precision == "bfloat16"):
+            value_t, terms = run.step_fn(xb, run.state["step"])
         stats = torch.stack([value_t.detach(), *(t.detach() for t in terms.values())]).float().cpu()
         stats = run.dd.mean(torch.cat([stats, run.budget.used()]))  # the ranks agree on the budget too
         run.budget.agree(stats[-2:])
