@@ -319,6 +319,15 @@ def test_field_and_font_views():
         "bold",
         "serif",
     ]  # italic: none have it
+    # with groups (a font's family and other styles), the direction is measured within the groups that have
+    # the attribute both ways: here the first two pairs; the other fonts are alone in their groups
+    groups = [0, 0, 1, 1, *range(2, 10)]
+    grouped = Explorer(font, ex.x, attributes={"bold": bold}, attribute_groups={"bold": groups})
+    z = grouped.z
+    want = ((z[0] - z[1]) + (z[2] - z[3])) / 2
+    assert np.allclose(grouped.directions[-1]["vector"], want.numpy(), atol=1e-5)
+    alone = Explorer(font, ex.x, attributes={"bold": bold}, attribute_groups={"bold": list(range(12))})
+    assert np.allclose(alone.directions[-1]["vector"], (z[bold].mean(0) - z[~bold].mean(0)).numpy(), atol=1e-5)
     item = c.post("/api/decode", json={"z": [[0.0] * 4], "word": "Rag7"}).json()["items"][0]
     assert png_size(item) == (4 * 8, 8)  # the word, glyph by glyph
     r = c.post("/api/decode", json={"z": [[0.0] * 4], "word": "h!"})
@@ -525,6 +534,15 @@ def test_browser_image_page(browser, server, tmp_path):
     slider.send_keys(Keys.HOME)
     WebDriverWait(browser, 20).until(lambda d: decoded(d) != old)
     assert float(slider.get_attribute("value")) == -3.0
+    # moved along an attribute, the code keeps the norm it had off the attribute sliders ("spherical")
+    z, before = browser.execute_script("""
+        const before = state.base.slice();
+        state.info.directions.forEach((d, j) => {
+          if (d.type === "attribute") return;
+          for (let i = 0; i < before.length; i++) before[i] += state.sliders[j] * d.vector[i];
+        });
+        return [currentZ(), before];""")
+    assert np.isclose(np.linalg.norm(z), np.linalg.norm(before), rtol=1e-6) and not np.allclose(z, before)
 
     # the browser enforces the CSP on this page: inline styles and scripts put in as markup do nothing
     colour, ran = browser.execute_script("""

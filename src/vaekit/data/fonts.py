@@ -596,6 +596,13 @@ class FontSet:
             return np.array([np.nan if v is None else float(v) for v in vals])
         return np.array(vals, dtype=bool)
 
+    def attribute_groups(self, name: str) -> list[tuple]:
+        """A label per font for `latent.attribute_vector(..., groups)`: its family and its other styles (bold,
+        italic, condensed less `name`), so that the direction of `name` is measured between faces that differ
+        in it alone (a family's bold and regular, both upright)."""
+        others = [a for a in ATTRIBUTES if a not in (name, "serif")]
+        return [(f.family, *(bool(getattr(f, a)) for a in others)) for f in self.info]
+
     def subset(self, index) -> FontSet:
         index = [int(i) for i in np.asarray(index).reshape(-1)]
         return FontSet(

@@ -152,6 +152,7 @@ class Explorer:
         x,
         labels=None,
         attributes: dict | None = None,
+        attribute_groups: dict | None = None,
         name: str = "run",
         chars: str | None = None,
         max_points: int = MAX_POINTS,
@@ -161,9 +162,12 @@ class Explorer:
         smiles: list[str] | None = None,
         standardization=None,
     ):
-        """`values` (one number per item, e.g. logP) colour the map on a continuous scale instead of
-        `labels`; `smiles` names the items of a molecule run; `standardization` (a `data.Standardization`,
-        for a run trained with --standardize) maps items in their own units to the model's and back."""
+        """`attributes` ({name: one flag per item}) become slider directions; `attribute_groups` ({name: one
+        label per item}, e.g. a font's family and other styles) measures each within its groups
+        (`latent.attribute_vector`).  `values` (one number per item, e.g. logP) colour the map on a continuous
+        scale instead of `labels`; `smiles` names the items of a molecule run; `standardization` (a
+        `data.Standardization`, for a run trained with --standardize) maps items in their own units to the
+        model's and back."""
         self.model = model.eval()
         self.name = name
         self.kind = data_kind(model)
@@ -180,6 +184,7 @@ class Explorer:
             values = None if values is None else np.asarray(values)[keep.numpy()]
             smiles = None if smiles is None else [smiles[i] for i in keep.tolist()]
             attributes = {k: np.asarray(v)[keep.numpy()] for k, v in (attributes or {}).items()}
+            attribute_groups = {k: [v[i] for i in keep.tolist()] for k, v in (attribute_groups or {}).items()}
         self.x = x
         self.labels = None if labels is None else [int(v) for v in np.asarray(labels).reshape(-1)]
         self.values = None if values is None else [_finite(v) for v in np.asarray(values, dtype=float).reshape(-1)]
@@ -193,7 +198,7 @@ class Explorer:
         self.x_limit, self.z_limit = _range(x), _range(self.z)  # the numbers requests may hold
         self.centre, self.plane = self._plane()
         self.xy = latent.project(self.z, "axes", axes=None if self.latent_dim == 2 else self.plane)
-        self.directions = self._directions(attributes or {})
+        self.directions = self._directions(attributes or {}, attribute_groups or {})
         if self.kind == "font":
             from ..data.fonts import CHARS
 
@@ -208,9 +213,11 @@ class Explorer:
             return self.z.mean(0), torch.ones(2, 1) * torch.tensor([[1.0], [0.0]])
         return self.z.mean(0), latent.principal_axes(self.z, 2)
 
-    def _directions(self, attributes: dict) -> list[dict]:
+    def _directions(self, attributes: dict, groups: dict) -> list[dict]:
         """Slider directions: unit latent coordinates or principal axes (one posterior std per unit),
-        then attribute vectors (unit = the vector itself)."""
+        then attribute vectors (unit = the vector itself; measured within `groups` where given and some group
+        has the attribute both ways).  The page moves a code along an attribute keeping its norm, as
+        `latent.apply_attribute(..., method="spherical")` does."""
         out = []
         std = self.z.std(0) if len(self.z) > 1 else torch.ones(self.latent_dim)
         if self.latent_dim <= SMALL_LATENT:
@@ -226,10 +233,16 @@ class Explorer:
         for name, has in attributes.items():
             has = np.asarray(has, dtype=float)
             ok = ~np.isnan(has)
+            z, flags = self.z[torch.from_numpy(ok)], has[ok] > 0.5
             try:
-                v = latent.attribute_vector(self.z[torch.from_numpy(ok)], has[ok] > 0.5)
+                v = latent.attribute_vector(z, flags)
             except ValueError:
                 continue  # every font (or none) has it: no direction to show
+            if name in groups:
+                try:
+                    v = latent.attribute_vector(z, flags, [g for g, k in zip(groups[name], ok) if k])
+                except ValueError:
+                    pass  # no group has it both ways: the plain difference of the means
             out.append({"name": name, "type": "attribute", "vector": v.tolist()})
         return out
 
@@ -539,7 +552,10 @@ def load_run(
 
         fonts = render_fonts([data_dir] if data_dir else None, size=model.config.data_shape[-1])
         attrs = {a: fonts.attribute(a) for a in ATTRIBUTES}
-        return Explorer(model, fonts.images, attributes=attrs, name=run_dir.name, max_points=max_points)
+        groups = {a: fonts.attribute_groups(a) for a in ATTRIBUTES if a != "serif"}
+        return Explorer(
+            model, fonts.images, attributes=attrs, attribute_groups=groups, name=run_dir.name, max_points=max_points
+        )
     if data_kind(model) == "molecule":
         return molecule_explorer(
             model,

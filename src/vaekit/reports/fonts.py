@@ -390,7 +390,7 @@ def analyse(ctx, model, clf, clf_minutes: float, train, test, size: int, latent_
         has = train.attribute(name)
         if not 0 < has.sum() < len(has):
             continue
-        groups = [(f.family, *(getattr(f, o) for o in fontmetrics.ATTRIBUTES if o != name)) for f in train.info]
+        groups = train.attribute_groups(name)
         try:
             vectors[name] = latent.attribute_vector(z_train, has, groups)
             pairs[name] = sum(1 for g in set(groups) if len({bool(h) for h, gg in zip(has, groups) if gg == g}) == 2)

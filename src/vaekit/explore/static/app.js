@@ -95,12 +95,20 @@ function drawMap(marker) {
 }
 
 // -- decoding ---------------------------------------------------------------------------------
+// the axes' and coordinates' sliders move the code on straight lines; an attribute's keeps its norm
+// (latent.apply_attribute(..., method="spherical")): far along a straight line the decoder draws blots
 function currentZ() {
   const z = state.base.slice();
-  state.info.directions.forEach((d, j) => {
+  const add = (attribute) => state.info.directions.forEach((d, j) => {
     const s = state.sliders[j];
-    if (s) for (let i = 0; i < z.length; i++) z[i] += s * d.vector[i];
+    if (s && (d.type === "attribute") === attribute) for (let i = 0; i < z.length; i++) z[i] += s * d.vector[i];
   });
+  const norm = () => Math.hypot(...z);
+  add(false);
+  const r = norm();
+  add(true);
+  const moved = norm();
+  if (moved > 0 && r > 0) for (let i = 0; i < z.length; i++) z[i] *= r / moved;
   return z;
 }
 
