@@ -28,8 +28,9 @@ pixels, 8 characters decoded per step) is trained for a budget of CPU-minutes (`
 `--option init=runs/NAME/report-fonts`) instead of from scratch, for
 `--option budget=MINUTES` more (a fresh Adam and cosine schedule from `--option lr=...`, default 1e-3), with
 `--option beta=...` to change the KL weight of the fine-tune; the CPU-minutes reported add the parent's.
-`--option precision=bfloat16` trains under bfloat16 autocast (`TrainConfig.precision`): on a CPU with
-bfloat16 instructions, about 1.5x the steps per CPU-minute (`python bench/precision.py`).
+Training runs under bfloat16 autocast (`TrainConfig.precision`): on a CPU with bfloat16 instructions, about
+1.5x the steps per CPU-minute (`python bench/precision.py`; the ablation has a float32 row);
+`--option precision=float32` turns it off.
 `--pretrained` loads the model committed under models/fontvae-64 instead of training (the corpus
 must be the one it was trained on for the held-out split to mean anything: see its training.json).
 `--quick` renders only matplotlib's bundled fonts at 16 x 16 and trains briefly (a smoke test).
@@ -183,9 +184,8 @@ def run(ctx):
         cfg["beta"] = ctx.option("beta", 1.0, float)
     if "encoder_chars" in ctx.options:
         cfg["encoder_chars"] = ctx.option("encoder_chars", 0, int)
-    precision = ctx.options.get("precision", "float32")  # bfloat16: about 1.5x the steps per CPU-minute here
     tcfg = train_config(quick, budget, ctx.seed, checkpoint_every=200, lr=ctx.option("lr", 1e-3, float))
-    tcfg = dataclasses.replace(tcfg, precision=str(precision))
+    tcfg = dataclasses.replace(tcfg, precision=precision(ctx))
     init = ctx.options.get("init")  # a committed model to go on from (its weights; a fresh optimiser and schedule)
     if ctx.options.get("pretrained"):
         model, info = committed(PRETRAINED)
@@ -505,15 +505,21 @@ def analyse(ctx, model, clf, clf_minutes: float, train, test, size: int, latent_
     )
 
 
-VARIANTS: dict[
-    str, dict[str, Any]
-] = {  # the ablation: what makes glyphs sharp at this budget (changes to the report's model)
-    "conv decoder, Bernoulli, 8 characters a step (the report's model)": {},
-    "MLP glyph nets, Bernoulli": dict(arch="mlp", glyph_hidden=512, hidden=(256,)),
-    "conv decoder, Gaussian (learned sigma)": dict(likelihood="gaussian"),
-    "conv decoder, Bernoulli, all 62 characters a step": dict(train_chars=0),
-    "encoder reads 16 of the 62 glyphs a step (glyph dropout)": dict(encoder_chars=16),
+# the ablation: what makes glyphs sharp at this budget: {name: (changes to the report's model, to its training)}
+VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "conv decoder, Bernoulli, 8 characters a step (the report's model)": ({}, {}),
+    "MLP glyph nets, Bernoulli": (dict(arch="mlp", glyph_hidden=512, hidden=(256,)), {}),
+    "conv decoder, Gaussian (learned sigma)": (dict(likelihood="gaussian"), {}),
+    "conv decoder, Bernoulli, all 62 characters a step": (dict(train_chars=0), {}),
+    "encoder reads 16 of the 62 glyphs a step (glyph dropout)": (dict(encoder_chars=16), {}),
+    "the report's model in float32 (no bfloat16 autocast)": ({}, dict(precision="float32")),
 }
+
+
+def precision(ctx) -> str:
+    """The training precision, `--option precision=` (TrainConfig.precision): bfloat16 by default, for about
+    1.5x the steps per CPU-minute on a CPU with bfloat16 instructions (the ablation's float32 row)."""
+    return str(ctx.options.get("precision", "bfloat16"))
 
 
 def train_config(quick: bool, minutes: float, seed: int, checkpoint_every: int = 0, lr: float = 1e-3) -> TrainConfig:
@@ -535,12 +541,14 @@ def train_config(quick: bool, minutes: float, seed: int, checkpoint_every: int =
 
 def ablation_models(ctx, train, size: int, quick: bool, minutes: float):
     """(name, model, training info) of each variant, trained (or loaded from runs/) for `minutes` CPU-minutes."""
-    for i, (name, change) in enumerate(VARIANTS.items()):
+    for i, (name, (change, train_change)) in enumerate(VARIANTS.items()):
         cfg = {**model_config(size, quick), **change}
         if quick and cfg.get("arch") == "mlp":
             cfg.update(glyph_hidden=64, hidden=(64,))
         tag = f"fonts-ablation{i}" + ("-quick" if quick else "")
-        model, info = trained(ctx, tag, "fontvae", cfg, train.images, train_config(quick, minutes, ctx.seed))
+        tcfg = train_config(quick, minutes, ctx.seed)
+        tcfg = dataclasses.replace(tcfg, **{"precision": precision(ctx), **train_change})
+        model, info = trained(ctx, tag, "fontvae", cfg, train.images, tcfg)
         yield name, model.eval(), info
 
 
