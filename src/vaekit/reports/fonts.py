@@ -445,9 +445,9 @@ def analyse(ctx, model, clf, clf_minutes: float, train, test, size: int, latent_
                 met=min(accs) >= 0.90 if primary else None,
                 note=f"{fonts}; curve " + " ".join(f"{p:.3f}" for p in accs),
             )
-            style = "-" if primary else ":"
-            line = ax_p.plot(ALPHAS, probs, style, marker="o", label=name if primary else None)[0]
-            ax_a.plot(ALPHAS, accs, style, marker="o", color=line.get_color())
+            style = dict(linestyle="-" if primary else ":", marker="o", color=f"C{list(vectors).index(name)}")
+            ax_p.plot(ALPHAS, probs, label=name if primary else None, **style)
+            ax_a.plot(ALPHAS, accs, **style)
     ctx.extra["attribute_curves"] = {"alphas": list(ALPHAS), **curves}
     ax_p.set(
         xlabel="alpha (along v)",
