@@ -111,17 +111,23 @@ def test_the_recorded_command_names_no_folder_of_this_machine(vs):
     assert vs.portable(argv) == ["--venv", "VENV", "--budget-minutes", "1", "--work=WORK", "--samples", "500"]
 
 
+def bench_script(name: str):
+    """bench/NAME.py as a module (it imports bench/common.py beside it)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCH))
+    return module
+
+
 def test_fcd_curve_reads_checkpoint_and_minutes_and_draws_its_figure(tmp_path):
     """bench/chem_fcd_curve.py: CHECKPOINT:CPU_MINUTES points (a path may hold colons), and its figure."""
     import argparse
 
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location("chem_fcd_curve", BENCH / "chem_fcd_curve.py")
-        curve = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(curve)
-    finally:
-        sys.path.remove(str(BENCH))
+    curve = bench_script("chem_fcd_curve")
     assert curve.point("models/chemvae-selfies:66") == ("models/chemvae-selfies", 66.0)
     assert curve.point("a:b/run:12.5") == ("a:b/run", 12.5)
     for bad in ("models/chemvae-selfies", "run:soon"):
@@ -164,15 +170,9 @@ def test_train_best_finds_the_exact_top_molecules_by_their_bound():
     from vaekit.chem import props
     from vaekit.data.smiles import Molecules
 
-    sys.path.insert(0, str(BENCH))
-    try:
-        spec = importlib.util.spec_from_file_location("chem_train_best", BENCH / "chem_train_best.py")
-        tb = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(tb)
-    finally:
-        sys.path.remove(str(BENCH))
+    tb = bench_script("chem_train_best")
     smiles = [props.canonical(s) for s in [*MOLS, "C1CCCCCCCCCCC1", "CCCCCCCCCCCCCC", "c1ccc(-c2ccccc2)cc1"]]
-    mols = Molecules(smiles, {k: v for k, v in props.properties(smiles).items()})
+    mols = Molecules(smiles, props.properties(smiles))
     exact = [props.penalized_logp(s) for s in smiles]
     brute = sorted(zip(exact, smiles), key=lambda t: -t[0])
     for top in (1, 3, len(smiles)):
