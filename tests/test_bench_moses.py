@@ -180,3 +180,16 @@ def test_train_best_finds_the_exact_top_molecules_by_their_bound():
         assert [s for _, s in best] == [s for _, s in brute[:top]] and top <= checked <= len(smiles)
         assert all(b >= e - 1e-9 for b, e in zip(bound, exact))  # an upper bound indeed
     assert tb.best_of(mols, 1)[1] < len(smiles)  # the bound spares most molecules the full score
+
+
+def test_chem_bo_refuses_a_missing_model_in_one_line_before_any_work(tmp_path):
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "chem_bo.py"), str(tmp_path / "no-model")],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("chem_bo.py: error: ") and ("no-model" in last or "moses" in last)

@@ -343,12 +343,19 @@ def test_cli_fit_chemvae_on_a_csv(tmp_path, monkeypatch, capsys):
     assert model.config.kind == "selfies" and model.config.latent_dim == 3
 
 
-@pytest.mark.parametrize("value, says", [("0", "must be >= 1, got 0"), ("two", "must be int, got 'two'")])
-def test_report_refuses_a_bad_bo_seeds_before_writing_anything(tmp_path, value, says):
+@pytest.mark.parametrize(
+    "option, says",
+    [
+        ({"bo_seeds": "0"}, "option bo_seeds must be >= 1, got 0"),
+        ({"bo_seeds": "two"}, "option bo_seeds must be int, got 'two'"),
+        ({"bo_methods": "global,tpe"}, r"option bo_methods: unknown \['tpe'\]; known: global, trust_region"),
+    ],
+)
+def test_report_refuses_bad_bo_options_before_writing_anything(tmp_path, option, says):
     from vaekit.reports import run_report
 
-    with pytest.raises(VaekitError, match=f"option bo_seeds {says}"):
-        run_report("chemvae", out_dir=tmp_path / "out", quick=True, bo_seeds=value)
+    with pytest.raises(VaekitError, match=says):
+        run_report("chemvae", out_dir=tmp_path / "out", quick=True, **option)
     assert not (tmp_path / "out").exists()
 
 
@@ -387,11 +394,13 @@ def test_quick_report_runs_end_to_end(tmp_path):
     assert set(diag) == {"FCD/Test of the reconstruction distribution", "FCD/Test of prior samples"}
     assert all(math.isfinite(r.ours) and r.ours >= 0 for r in diag.values())
     assert f"{diag['FCD/Test of prior samples'].ours:.3f}" in diag["FCD/Test of the reconstruction distribution"].note
-    # BO repeated with two seeds: the best of any run, never below seed 0's own run
+    # BO, global and in a trust region, repeated with two seeds: the best of any run, never below seed 0's own
     bo_rows = {r.metric: r for r in res.rows if r.metric.startswith("best penalized logP: BO")}
-    one, both = "best penalized logP: BO (GP, qLogEI)", "best penalized logP: BO, best of 2 seeds"
-    assert set(bo_rows) == {one, both}
-    assert bo_rows[both].ours >= bo_rows[one].ours and "best of each seed (from 0)" in bo_rows[both].note
+    names = ("BO (GP, qLogEI)", "BO, trust region (TuRBO-1)")
+    assert set(bo_rows) == {f"best penalized logP: {n}{s}" for n in names for s in ("", ", best of 2 seeds")}
+    for n in names:
+        one, both = bo_rows[f"best penalized logP: {n}"], bo_rows[f"best penalized logP: {n}, best of 2 seeds"]
+        assert both.ours >= one.ours and "best of each seed (from 0)" in both.note
     con = {r.metric.split(", ")[1].split(":")[0]: r for r in res.rows if r.metric.startswith("constrained")}
     assert list(con) == ["sim >= 0.0", "sim >= 0.2", "sim >= 0.4", "sim >= 0.6"]
     assert con["sim >= 0.4"].paper == 0.84 and all(r.ours >= 0 for r in con.values())

@@ -266,3 +266,64 @@ def test_timing_one_round_2000_codes_dim_56():
         print(f"round {r}: " + ", ".join(f"{k} {v:.1f} s" for k, v in t.items()))
     assert res.n_proposed == 100 and res.n_valid == 100
     assert sum(res.timings[0].values()) < 600
+
+
+def test_trust_region_grows_after_successes_shrinks_after_failures_and_restarts():
+    tr = bo.TrustRegion.for_problem(dim=56, batch=50)
+    assert tr.failure_tol == 2 and tr.length == 0.8  # ceil(max(4, 56) / 50), Eriksson et al.'s defaults
+    for _ in range(3):
+        tr.update(True)
+    assert tr.length == 1.6  # doubled after 3 successes in a row
+    for _ in range(3):
+        tr.update(True)
+    assert tr.length == 1.6  # and never beyond 1.6
+    tr.update(False)
+    assert tr.length == 1.6 and tr.failures == 1
+    tr.update(True)  # a success resets the failure count
+    tr.update(False)
+    tr.update(False)
+    assert tr.length == 0.8
+    for _ in range(2 * 7):
+        tr.update(False)
+    assert tr.restarts == 1 and tr.length == 0.8  # below 0.5**7: starts over
+
+
+def test_trust_region_box_is_scaled_by_lengthscales_and_clamped():
+    tr = bo.TrustRegion(failure_tol=2, length=0.4)
+    box = tr.box(torch.tensor([0.5, 0.5], dtype=torch.float64), torch.tensor([1.0, 4.0], dtype=torch.float64))
+    # weights 0.5 and 2 (geometric mean 1): sides 0.2 and 0.8 around the centre
+    assert torch.allclose(box, torch.tensor([[0.4, 0.1], [0.6, 0.9]], dtype=torch.float64))
+    box = tr.box(torch.tensor([0.0, 1.0], dtype=torch.float64), torch.ones(2, dtype=torch.float64))
+    assert torch.allclose(box, torch.tensor([[0.0, 0.8], [0.2, 1.0]], dtype=torch.float64))
+
+
+def test_trust_region_bo_stays_near_the_best_code_where_codes_decode():
+    d = 8
+    g = torch.Generator().manual_seed(2)
+    z = torch.randn(40, d, generator=g, dtype=torch.float64)
+    centre = torch.zeros(d, dtype=torch.float64)
+    centre[:4] = CENTRE
+
+    def f8(c):
+        return -((torch.as_tensor(c, dtype=torch.float64) - centre) ** 2).sum(-1)
+
+    def near_decode(codes):  # only codes close to the training codes decode (a VAE's "valid" region)
+        dist = torch.cdist(codes.to(torch.float64), z).min(1).values
+        return [",".join(f"{v:.8f}" for v in c.tolist()) if r < 1.5 else None for c, r in zip(codes, dist)]
+
+    def sc(s):
+        return float(f8(torch.tensor([float(t) for t in s.split(",")])))
+
+    kw = dict(rounds=3, batch=6, seed=0, fit_points=40)
+    lines = []
+    tr = bo.bayes_opt(sc, near_decode, z, f8(z), trust_region=True, log=lines.append, **kw)
+    glob = bo.bayes_opt(sc, near_decode, z, f8(z), **kw)
+    assert tr.method == "bayes_opt_trust_region" and len(tr.regions) == 3 and tr.regions[0][0] == 0.8
+    assert "trust region side 0.8" in lines[0]
+    # each batch lies in its round's box, and the first box holds the best training code
+    for r, (_side, box) in enumerate(tr.regions, 1):
+        zr = tr.z[tr.round == r]
+        assert ((zr >= box[0] - 1e-9) & (zr <= box[1] + 1e-9)).all()
+    best = z[int(f8(z).argmax())]
+    assert ((best >= tr.regions[0][1][0]) & (best <= tr.regions[0][1][1])).all()
+    assert tr.n_valid > glob.n_valid and tr.best[-1] >= float(f8(z).max())

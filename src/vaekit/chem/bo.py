@@ -13,9 +13,14 @@ Model-agnostic: every optimiser takes callables and codes and returns a `Result`
     top_molecules, plot_trajectory, draw_molecules
 
 The GP follows the chemical-VAE / GVAE protocol (a GP on the codes of a training subset, batches of 50,
-10 rounds) but is botorch's exact `SingleTaskGP` (ARD Matern-5/2) in float64 with inputs scaled to the unit
-cube and scores standardised, not a sparse GP. An exact GP costs O(n^3) per marginal-likelihood step, so
-keep the training subset at about 2,000 codes on a laptop CPU (see `bayes_opt`).
+10 rounds) but is botorch's exact `SingleTaskGP` (its default ARD kernel and priors) in float64 with inputs
+scaled to the unit cube and scores standardised, not a sparse GP. An exact GP costs O(n^3) per
+marginal-likelihood step, so keep the training subset at about 2,000 codes on a laptop CPU (see `bayes_opt`).
+
+`bayes_opt(..., trust_region=True)` proposes each batch inside a box around the best code so far that grows
+after successful batches and shrinks after failed ones (TuRBO-1, Eriksson et al. 2019, NeurIPS): in a
+56-dimensional code space a global acquisition spends its batches on the edges of the box, where few codes
+decode to molecules.
 """
 
 from __future__ import annotations
@@ -58,6 +63,7 @@ class Result:
     seconds: float = 0.0
     known: set = field(default_factory=set, repr=False)
     timings: list = field(default_factory=list)  # BO: wall s per round for fit, propose, evaluate; CPU s
+    regions: list = field(default_factory=list)  # trust-region BO, per round: (side in the unit cube, box (2, d))
     predicted: torch.Tensor | None = None  # gradient ascent: predict along the path (k, n)
     start_strings: list = field(default_factory=list, repr=False)  # gradient ascent: decodings of z0
 
@@ -196,6 +202,56 @@ def fit_gp(z: torch.Tensor, y: torch.Tensor, bounds: torch.Tensor, fit_points: i
     return full.eval()
 
 
+@dataclass
+class TrustRegion:
+    """TuRBO-1's trust region in the unit cube: a box of side `length` (scaled per coordinate by the GP's
+    lengthscales) centred on the best point. `update(improved)` after each batch doubles the side after
+    `success_tol` successes in a row, halves it after `failure_tol` failures in a row (the defaults of
+    Eriksson et al. 2019: 0.8 to start, between 0.5^7 and 1.6, 3 successes, ceil(max(4, d) / batch)
+    failures) and starts over at `length0` once it falls below `min_length`."""
+
+    failure_tol: int
+    success_tol: int = 3
+    length0: float = 0.8
+    min_length: float = 0.5**7
+    max_length: float = 1.6
+    length: float = 0.8
+    successes: int = 0
+    failures: int = 0
+    restarts: int = 0
+
+    @classmethod
+    def for_problem(cls, dim: int, batch: int) -> TrustRegion:
+        return cls(failure_tol=math.ceil(max(4.0, float(dim)) / batch))
+
+    def update(self, improved: bool) -> None:
+        if improved:
+            self.successes, self.failures = self.successes + 1, 0
+        else:
+            self.successes, self.failures = 0, self.failures + 1
+        if self.successes >= self.success_tol:
+            self.length, self.successes = min(2.0 * self.length, self.max_length), 0
+        elif self.failures >= self.failure_tol:
+            self.length, self.failures = self.length / 2.0, 0
+        if self.length < self.min_length:
+            self.length, self.restarts = self.length0, self.restarts + 1
+
+    def box(self, centre: torch.Tensor, lengthscale: torch.Tensor) -> torch.Tensor:
+        """(2, d) bounds in the unit cube: sides length * w with w the lengthscales over their geometric mean."""
+        w = lengthscale / lengthscale.log().mean().exp()
+        half = self.length * w / 2
+        return torch.stack([(centre - half).clamp(0.0, 1.0), (centre + half).clamp(0.0, 1.0)])
+
+
+def _lengthscale(gp, d: int) -> torch.Tensor:
+    """The ARD lengthscales (d,) of the GP's kernel, wherever botorch's default kernel keeps them."""
+    for module in gp.covar_module.modules():
+        ls = getattr(module, "lengthscale", None)
+        if ls is not None and ls.numel() == d:
+            return ls.detach().reshape(d).to(torch.float64)
+    return torch.ones(d, dtype=torch.float64)
+
+
 def propose(
     gp,
     best_f: float,
@@ -245,6 +301,7 @@ def bayes_opt(
     restarts: int = 2,
     raw_samples: int = 64,
     maxiter: int = 100,
+    trust_region: bool = False,
 ) -> Result:
     """Bayesian optimisation of `score(decode(z))` over codes z, started from scored codes.
 
@@ -259,6 +316,9 @@ def bayes_opt(
     decodes and scores them. Invalid ones (decode gives None or score NaN) are counted and enter the GP at
     `invalid_score` (default: the lowest score in y_init) so that it learns to avoid them; they never
     count as best. strings_init (optional) are the strings of z_init, used to count new proposals.
+    trust_region=True proposes inside TuRBO-1's box around the best code so far (`TrustRegion`; the same GP
+    and acquisition, only the box differs); result.regions holds each round's (side in the unit cube, box (2, d)
+    in the codes' coordinates).
     log(message) receives one line per round.
     """
     z_init = _codes(z_init, "z_init")
@@ -287,15 +347,21 @@ def bayes_opt(
     torch.manual_seed(seed)
     t0 = time.perf_counter()
     X, Y, gp = z_init, y_init, None
-    zs, strings, scores, rnd, timings = [], [], [], [], []
+    zs, strings, scores, rnd, timings, regions = [], [], [], [], [], []
+    region = TrustRegion.for_problem(d, batch) if trust_region else None
     for r in range(1, rounds + 1):
         t_fit, cpu = time.perf_counter(), time.process_time()
         gp = fit_gp(X, Y, bounds, fit_points, seed=seed * 1000 + r, previous=gp)
         t_acq = time.perf_counter()
+        box = bounds
+        if region is not None:  # the box around the best code so far, back in the codes' coordinates
+            centre = (X[int(Y.argmax())] - bounds[0]) / (bounds[1] - bounds[0])
+            box = bounds[0] + region.box(centre, _lengthscale(gp, d)) * (bounds[1] - bounds[0])
+            regions.append((region.length, box))
         cand = propose(
             gp,
             float(Y.max()),
-            bounds,
+            box,
             batch,
             acquisition,
             seed=seed * 1000 + r,
@@ -318,18 +384,22 @@ def bayes_opt(
                 "cpu": time.process_time() - cpu,
             }
         )
+        ok = v[torch.isfinite(v)]
+        if region is not None:
+            best_before = float(Y.max())
+            region.update(bool(len(ok)) and float(ok.max()) > best_before + 1e-3 * abs(best_before))
         X = torch.cat([X, cand])
         Y = torch.cat([Y, torch.where(torch.isfinite(v), v, torch.full_like(v, penalty))])
         if log is not None:
-            ok = v[torch.isfinite(v)]
             log(
                 f"BO round {r}/{rounds}: {len(ok)}/{batch} valid, round best "
                 f"{(float(ok.max()) if len(ok) else math.nan):.3f}, GP on {X.shape[0] - batch} points; "
-                f"fit {t_acq - t_fit:.1f} s, propose {t_eval - t_acq:.1f} s, decode+score {t_end - t_eval:.1f} s "
+                + (f"trust region side {regions[-1][0]:.3g}; " if regions else "")
+                + f"fit {t_acq - t_fit:.1f} s, propose {t_eval - t_acq:.1f} s, decode+score {t_end - t_eval:.1f} s "
                 f"(wall), {timings[-1]['cpu']:.1f} CPU s"
             )
     result = Result(
-        "bayes_opt",
+        "bayes_opt_trust_region" if trust_region else "bayes_opt",
         torch.cat(zs),
         strings,
         torch.cat(scores),
@@ -337,7 +407,7 @@ def bayes_opt(
         start=float(y_init.max()),
         known=set(strings_init or ()),
     )
-    result.timings = timings
+    result.timings, result.regions = timings, regions
     _running_best(result, rounds)
     result.seconds = time.perf_counter() - t0
     return result
