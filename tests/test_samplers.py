@@ -42,6 +42,21 @@ def test_gmm_recovers_the_means_and_weights_of_a_known_mixture():
     assert torch.allclose(z.mean(0), torch.tensor([0.7 * -3 + 0.3 * 2, 0.7 * 1 + 0.3 * -1]), atol=0.06)
 
 
+def test_gmm_bic_picks_the_true_count_and_its_file_reloads(tmp_path):
+    m = model()
+    g = torch.Generator().manual_seed(5)
+    centres = torch.tensor([[-3.0, 1.0], [2.0, -1.0], [0.0, 4.0], [4.0, 4.0]])
+    codes = centres[torch.arange(2000) % 4] + 0.4 * torch.randn(2000, 2, generator=g)  # four round clusters
+    gmm = samplers.fit("gmm", m, codes, n_components="bic")
+    assert set(gmm.bic) == {1, 2, 4, 8, 16, 32, 64}
+    assert min(gmm.bic, key=gmm.bic.get) == 4 == len(gmm.weights)  # too few and too many both lose
+    path = samplers.save(gmm, tmp_path / "g.safetensors")
+    back = samplers.load(path, m)
+    assert back.config.n_components == "bic" and torch.equal(back.means, gmm.means)
+    small = samplers.fit("gmm", m, codes[:5], n_components="bic")  # only the counts up to the number of codes
+    assert set(small.bic) == {1, 2, 4}
+
+
 @pytest.mark.parametrize("name,opts", [("prior", {}), ("gmm", {"n_components": 3}), ("twostage", {"steps": 20})])
 def test_samples_have_the_codes_shape_and_follow_the_generator(name, opts):
     m = model(latent_dim=3)
@@ -192,7 +207,7 @@ def test_bad_options_and_counts():
     assert "unknown option(s) ['components'] for sampler 'gmm'" in one_line(e)
     with pytest.raises(VaekitError) as e:
         samplers.fit("gmm", m, torch.randn(50, 2), n_components=0)
-    assert "n_components must be a positive integer" in one_line(e)
+    assert "n_components must be a positive integer or 'bic', got 0" in one_line(e)
     s = samplers.fit("prior", m)
     with pytest.raises(VaekitError) as e:
         s.sample(0)

@@ -9,7 +9,8 @@
 - `prior`: the model's own prior p(z) (a Gaussian, or an adversarial auto-encoder's mixture or ring):
   what `model.sample` draws, and the protocol of MOSES and of most papers.  Nothing is fitted.
 - `gmm`: a Gaussian mixture (full covariances, 10 components, as Ghosh et al. 2020, "From variational
-  to deterministic autoencoders") fitted on the aggregate posterior: ex-post density estimation.  A
+  to deterministic autoencoders"; `n_components="bic"` picks the count by the Bayesian information
+  criterion) fitted on the aggregate posterior: ex-post density estimation.  A
   VAE's codes rarely fill its prior (holes between classes, unused directions), and a deterministic
   auto-encoder has no prior worth the name; drawing from where the training codes actually are
   decodes to cleaner items.
@@ -362,37 +363,54 @@ class GaussianMixtureSampler(Sampler):
 
     @dataclass
     class Config:
-        n_components: int = 10
+        # a count, or "bic": the count among BIC_COUNTS (those up to the number of codes) whose mixture has the
+        # lowest Bayesian information criterion on the codes; full covariances have d(d+3)/2 parameters each, so
+        # on a few thousand codes of 40 dimensions a large fixed count overfits them (see the fonts report)
+        n_components: int | str = 10
         seed: int = 0
         max_iter: int = 200
         reg_covar: float = 1e-6  # added to every covariance's diagonal (codes in the encoder's units)
 
         def __post_init__(self) -> None:
-            if isinstance(self.n_components, bool) or not isinstance(self.n_components, int) or self.n_components < 1:
-                raise ValueError(f"n_components must be a positive integer, got {self.n_components!r}")
+            k = self.n_components
+            if k != "bic" and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+                raise ValueError(f"n_components must be a positive integer or 'bic', got {k!r}")
             if not self.reg_covar >= 0:
                 raise ValueError(f"reg_covar must be >= 0, got {self.reg_covar!r}")
+
+    BIC_COUNTS = (1, 2, 4, 8, 16, 32, 64)
+    bic: dict[int, float]  # n_components="bic": the criterion of every count tried
 
     def _fit(self, model: Any, z: torch.Tensor) -> None:
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.mixture import GaussianMixture
 
         k = self.config.n_components
-        if len(z) < k:
+        if k != "bic" and len(z) < k:
             raise VaekitError(
                 f"sampler 'gmm': {k} components need at least {k} codes, got {len(z)} "
                 "(fewer components: n_components=...)"
             )
-        gm = GaussianMixture(
-            k,
-            covariance_type="full",
-            max_iter=self.config.max_iter,
-            reg_covar=self.config.reg_covar,
-            random_state=self.config.seed,
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            gm.fit(z.double().numpy())
+        x = z.double().numpy()
+
+        def mixture(k: int):
+            gm = GaussianMixture(
+                k,
+                covariance_type="full",
+                max_iter=self.config.max_iter,
+                reg_covar=self.config.reg_covar,
+                random_state=self.config.seed,
+            )
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                return gm.fit(x)
+
+        if k == "bic":
+            fits = {c: mixture(c) for c in self.BIC_COUNTS if c <= len(x)}
+            self.bic = {c: float(gm.bic(x)) for c, gm in fits.items()}
+            gm = fits[min(self.bic, key=self.bic.__getitem__)]
+        else:
+            gm = mixture(k)
         self.set(torch.from_numpy(gm.weights_), torch.from_numpy(gm.means_), torch.from_numpy(gm.covariances_))
 
     weights: torch.Tensor
@@ -430,6 +448,10 @@ class GaussianMixtureSampler(Sampler):
 
     def load_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
         k, d = self.config.n_components, self.latent_dim
+        if k == "bic":  # the count chosen when it was fitted
+            k = int(tensors["weights"].shape[0])
+            if k not in self.BIC_COUNTS:
+                raise ValueError(f"tensor weights holds {k} components, not one of the counts 'bic' chooses from")
         self.set(
             _expect(tensors, "weights", (k,)),
             _expect(tensors, "means", (k, d)),
