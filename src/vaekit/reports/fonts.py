@@ -308,8 +308,16 @@ def analyse(ctx, model, clf, clf_minutes: float, train, test, size: int, latent_
         z_test = latent.embed(model, test.images, batch_size=32)
     fitted = {
         "prior": samplers.fit("prior", model),
-        "ex-post GMM": samplers.fit("gmm", model, z_train, n_components=min(32, len(train) // 4 or 1), seed=ctx.seed),
+        # full covariances on a few thousand 40-D codes: the count by BIC, not a large fixed one that overfits
+        "ex-post GMM": samplers.fit("gmm", model, z_train, n_components="bic", seed=ctx.seed),
     }
+    if len(train) >= samplers.get("twostage").min_codes:  # (not in the quick report's few fonts)
+        fitted["ex-post two-stage VAE"] = samplers.fit("twostage", model, z_train, seed=ctx.seed)
+    gmm = fitted["ex-post GMM"]
+    gmm_note = (
+        f"; a mixture of {len(gmm.weights)} full-covariance Gaussians, the count of lowest BIC on the {len(train)} "
+        "training codes among " + ", ".join(f"{k} ({v:,.0f})" for k, v in gmm.bic.items())
+    )
     generated = {
         "reconstructions": rec,
         **{name: sample_fonts(model, smp, n, ctx.seed) for name, smp in fitted.items()},
@@ -327,7 +335,7 @@ def analyse(ctx, model, clf, clf_minutes: float, train, test, size: int, latent_
             acc,
             target=">= 0.95" if ex_post else "",
             met=acc >= 0.95 if ex_post else None,
-            note=f"{len(ims)} fonts x {len(CHARS)} glyphs",
+            note=f"{len(ims)} fonts x {len(CHARS)} glyphs" + (gmm_note if name == "ex-post GMM" else ""),
         )
     for name, fd in fds.items():
         ex_post = name.startswith("ex-post")
@@ -344,7 +352,7 @@ def analyse(ctx, model, clf, clf_minutes: float, train, test, size: int, latent_
         )
     ctx.extra["glyph_fd"] = {**fds, "real training fonts": fd_floor}
     cols = glyph_index("ABCDEFGabcdefg0123")
-    fig, axes = plt.subplots(1, 2, figsize=(16, 4.5))
+    fig, axes = plt.subplots(1, len(fitted), figsize=(8 * len(fitted), 4.5))
     for ax, name in zip(axes, fitted):
         latent.plot_images(
             ax,
@@ -357,8 +365,9 @@ def analyse(ctx, model, clf, clf_minutes: float, train, test, size: int, latent_
         fig,
         "samples.png",
         "New fonts, every row decoded from one code: codes drawn from the prior N(0, I) "
-        "(left) and from a Gaussian mixture fitted on the training fonts' codes (right, ex-post density "
-        "estimation, Ghosh et al. 2020).",
+        "(left), from a Gaussian mixture fitted on the training fonts' codes (ex-post density "
+        "estimation, Ghosh et al. 2020) and, on the right, from a second VAE trained on those codes (two-stage "
+        "VAE, Dai & Wipf 2019).",
     )
 
     # -- (c) interpolation between two fonts on a word ---------------------------------------------
