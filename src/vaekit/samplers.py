@@ -386,14 +386,14 @@ class GaussianMixtureSampler(Sampler):
         from sklearn.mixture import GaussianMixture
 
         k = self.config.n_components
-        if k != "bic" and len(z) < k:
+        if isinstance(k, int) and len(z) < k:
             raise VaekitError(
                 f"sampler 'gmm': {k} components need at least {k} codes, got {len(z)} "
                 "(fewer components: n_components=...)"
             )
         x = z.double().numpy()
 
-        def mixture(k: int):
+        def mixture(k: int) -> Any:
             gm = GaussianMixture(
                 k,
                 covariance_type="full",
@@ -405,12 +405,12 @@ class GaussianMixtureSampler(Sampler):
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 return gm.fit(x)
 
-        if k == "bic":
+        if isinstance(k, int):
+            gm = mixture(k)
+        else:  # "bic"
             fits = {c: mixture(c) for c in self.BIC_COUNTS if c <= len(x)}
             self.bic = {c: float(gm.bic(x)) for c, gm in fits.items()}
             gm = fits[min(self.bic, key=self.bic.__getitem__)]
-        else:
-            gm = mixture(k)
         self.set(torch.from_numpy(gm.weights_), torch.from_numpy(gm.means_), torch.from_numpy(gm.covariances_))
 
     weights: torch.Tensor

@@ -165,10 +165,11 @@ def run(ctx) -> None:
     bo_seeds = ctx.option("bo_seeds", 1, int)  # GVAE and JT-VAE repeat BO with 10 seeds (the best of any run counts)
     if bo_seeds < 1:
         raise VaekitError(f"report chemvae: option bo_seeds must be >= 1, got {bo_seeds}")
-    bo_methods = {m: BO_METHODS.get(m) for m in str(ctx.options.get("bo_methods", ",".join(BO_METHODS))).split(",")}
-    if None in bo_methods.values() or not bo_methods:
-        bad = [m for m, name in bo_methods.items() if name is None]
+    chosen = str(ctx.options.get("bo_methods", ",".join(BO_METHODS))).split(",")
+    bad = [m for m in chosen if m not in BO_METHODS]
+    if bad:
         raise VaekitError(f"report chemvae: option bo_methods: unknown {bad}; known: {', '.join(BO_METHODS)}")
+    bo_methods = {m: BO_METHODS[m] for m in chosen}
     g = torch.Generator().manual_seed(ctx.seed)
     torch.manual_seed(ctx.seed)
 

@@ -314,6 +314,7 @@ def analyse(ctx, model, clf, clf_minutes: float, train, test, size: int, latent_
     if len(train) >= samplers.get("twostage").min_codes:  # (not in the quick report's few fonts)
         fitted["ex-post two-stage VAE"] = samplers.fit("twostage", model, z_train, seed=ctx.seed)
     gmm = fitted["ex-post GMM"]
+    assert isinstance(gmm, samplers.GaussianMixtureSampler)
     gmm_note = (
         f"; a mixture of {len(gmm.weights)} full-covariance Gaussians, the count of lowest BIC on the {len(train)} "
         "training codes among " + ", ".join(f"{k} ({v:,.0f})" for k, v in gmm.bic.items())
