@@ -43,11 +43,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("models", nargs="+", help="committed model folders or run folders of chemvae models")
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds run from this one on (more seeds in a later run)")
+    ap.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, of {', '.join(METHODS)}")
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--batch", type=int, default=50)
     ap.add_argument("--train", type=int, default=2000, help="scored training molecules the GP starts from")
     ap.add_argument("--name", default="chem_bo")
     args = ap.parse_args()
+    methods = args.methods.split(",")
+    if not set(methods) <= set(METHODS):
+        ap.error(f"--methods: unknown {sorted(set(methods) - set(METHODS))}; known: {', '.join(METHODS)}")
     try:  # a missing data set or model: one line, before minutes of work
         moses_path("train")
         models = {path: load_model(path).eval() for path in args.models}
@@ -56,8 +61,9 @@ def main():
     runs = []
     for path, model in models.items():
         z0, smiles, y0, decode = optimisation_problem(model, None, args.train, seed=2)  # the report's seed 0 + 2
-        for method, tr in METHODS.items():
-            for seed in range(args.seeds):
+        for method in methods:
+            tr = METHODS[method]
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 cpu = time.process_time()
                 res = bo.bayes_opt(
                     penalized_logp,
@@ -92,7 +98,7 @@ def main():
     summary = []
     for path in dict.fromkeys(r["model"] for r in runs):
         best_global = None
-        for method in METHODS:
+        for method in methods:
             mine = [r for r in runs if r["model"] == path and r["method"] == method]
             bests = [r["best"] for r in mine]
             best = max(bests)

@@ -193,3 +193,9 @@ def test_chem_bo_refuses_a_missing_model_in_one_line_before_any_work(tmp_path):
     assert out.returncode == 2 and "Traceback" not in out.stderr
     last = out.stderr.strip().splitlines()[-1]
     assert last.startswith("chem_bo.py: error: ") and ("no-model" in last or "moses" in last)
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "chem_bo.py"), str(tmp_path / "no-model"), "--methods", "global,tpe"],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2 and out.stderr.strip().endswith("unknown ['tpe']; known: global, trust_region")
