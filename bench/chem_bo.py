@@ -1,7 +1,7 @@
 """Latent-space Bayesian optimisation of penalized logP, global against trust region, with several seeds in one run.
 
-    python bench/chem_bo.py models/chemvae-smiles [models/chemvae-lowkl ...] [--seeds 5] [--rounds 10]
-        [--batch 50] [--train 2000] [--name chem_bo]
+    python bench/chem_bo.py models/chemvae-smiles [models/chemvae-lowkl ...] [--seeds 5] [--first-seed 0]
+        [--methods global,trust_region] [--rounds 10] [--batch 50] [--train 2000] [--name chem_bo]
 
 The task is the one of GVAE and JT-VAE, as `vaekit report chemvae` sets it up
 (`vaekit.reports.chemvae.optimisation_problem`): a GP on the codes of `--train` scored MOSES training molecules,
