@@ -103,7 +103,7 @@ def main():
             bests = [r["best"] for r in mine]
             best = max(bests)
             best_global = best if method == "global" else best_global
-            ratio = best / best_global if best_global and best_global > 0 else math.nan
+            ratio = best / best_global if best_global and best_global > 0 else None  # None: no global row
             summary.append(
                 {"model": path, "method": method, "best": best, "mean": float(np.mean(bests)), "ratio": ratio}
             )
@@ -116,7 +116,7 @@ def main():
                     f"{np.mean(bests):.2f}",
                     f"{np.mean([r['valid'] / r['proposed'] for r in mine]):.0%}",
                     f"{np.mean([r['cpu_seconds'] for r in mine]):.0f}",
-                    f"{ratio:.2f}x",
+                    "—" if ratio is None else f"{ratio:.2f}x",
                 ]
             )
     write(
