@@ -32,11 +32,11 @@ from vaekit.chem import bo
 from vaekit.chem.props import penalized_logp
 from vaekit.data.smiles import moses_path
 from vaekit.errors import VaekitError
-from vaekit.reports.chemvae import optimisation_problem
+from vaekit.reports.chemvae import BO_METHODS, optimisation_problem
 
 from common import shown_path, write
 
-METHODS = {"global": False, "trust_region": True}
+METHODS = list(BO_METHODS)  # the report's BO methods: "global", "trust_region"
 
 
 def main():
@@ -62,7 +62,6 @@ def main():
     for path, model in models.items():
         z0, smiles, y0, decode = optimisation_problem(model, None, args.train, seed=2)  # the report's seed 0 + 2
         for method in methods:
-            tr = METHODS[method]
             for seed in range(args.first_seed, args.first_seed + args.seeds):
                 cpu = time.process_time()
                 res = bo.bayes_opt(
@@ -74,7 +73,7 @@ def main():
                     batch=args.batch,
                     seed=seed,
                     strings_init=smiles,
-                    trust_region=tr,
+                    trust_region=method == "trust_region",
                 )
                 top = bo.top_molecules(res, 3)
                 runs.append(
