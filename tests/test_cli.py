@@ -58,7 +58,7 @@ def test_fit_eval_sample_encode(tmp_path, capsys):
     assert "steps" in capsys.readouterr().out
 
 
-def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path, capsys):
+def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path, capsys, monkeypatch):
     import csv
 
     from vaekit.checkpoint import load_model
@@ -68,7 +68,8 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path, capsys):
     main(
         ["fit", str(tmp_path / "fresh"), "--latent-dim", "2", "--hidden", "32", "--beta", "0.5", "--epochs", "1", *base]
     )
-    main(["fit", str(tmp_path / "b"), "--init-from", str(tmp_path / "a"), "--beta", "0.5", "--epochs", "1", *base])
+    monkeypatch.chdir(tmp_path)  # a relative --init-from stays relative in config.json: no absolute path to commit
+    main(["fit", str(tmp_path / "b"), "--init-from", "a", "--beta", "0.5", "--epochs", "1", *base])
     b = load_model(tmp_path / "b")
     assert b.name == "vae" and b.config.beta == 0.5 and b.config.latent_dim == 2 and b.config.hidden == (32,)
 
@@ -76,7 +77,7 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path, capsys):
         return float(next(csv.DictReader(open(tmp_path / run / "log.csv")))["loss"])
 
     assert first_loss("b") < 0.8 * first_loss("fresh")  # it starts where run a ended, not from scratch
-    assert json.loads((tmp_path / "b" / "config.json").read_text())["data"]["init_from"] == str(tmp_path / "a")
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["data"]["init_from"] == "a"
     np.save(tmp_path / "small.npy", np.random.default_rng(0).random((20, 4, 4)).astype(np.float32))
     for args, match in [
         (["--init-from", str(tmp_path / "a"), "--data", str(tmp_path / "small.npy")], "differs in ['data_shape']"),

@@ -612,7 +612,7 @@ def cmd_fit(args) -> None:
     if not args.resume:  # (TrainConfig has checked the training flags: nothing is read or written yet)
         spec = _data_spec(args, molecules, tc.seed)
         if init is not None:
-            spec["init_from"] = os.path.abspath(args.init_from)
+            spec["init_from"] = args.init_from  # as given: no machine's absolute path in a committable config
     mols = None
     if molecules:
         mols = data = _molecules(spec, Path(args.run_dir) / "invalid_smiles.csv")
