@@ -163,11 +163,12 @@ def test_fonts_quick_report_end_to_end(tmp_path):
     assert res["skipped_fonts"], "matplotlib ships symbol fonts that must be reported as skipped"
     assert set(res["ablation"]["variants"]) and res["glyph_fd"]["real training fonts"] >= 0
     curves = [c for k, c in res["attribute_curves"].items() if k != "alphas"]
-    # "add" measured on the fonts that lack it, along the kept-norm edit and the straight line
+    # "add" measured on the fonts that lack it: the re-encoded edit, the kept-norm edit alone and the straight line
     assert curves and all(0 < c["fonts"] < len(res["held_out_fonts"]) for c in curves)
-    paths = [c[edit] for c in curves for edit in ("spherical", "linear")]
+    paths = [c[edit] for c in curves for edit in ("re-encoded", "spherical", "linear")]
     assert all(len(c["p"]) == len(c["char_accuracy"]) == len(res["attribute_curves"]["alphas"]) for c in paths)
     assert any(m.startswith("P(bold), alpha") and m.endswith("straight line") for m in metrics)
+    assert any(m.startswith("P(bold), alpha") and m.endswith("not re-encoded") for m in metrics)
     for f in ("reconstruction.png", "interpolation.png", "samples.png", "attribute_check.png", "attributes.png"):
         assert (tmp_path / "fonts" / f).stat().st_size > 1000
     assert all(r.ours is None or math.isfinite(r.ours) for r in ctx.rows)

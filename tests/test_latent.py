@@ -90,6 +90,35 @@ def test_spherical_attribute_edit_keeps_each_norm_and_moves_towards_v():
         latent.apply_attribute(z, v, [1.0], method="curved")
 
 
+def test_reencode_is_decode_then_encode_in_any_batch_and_shape():
+    m = _tiny_vae(3)
+    z = torch.randn(2, 5, 3, generator=torch.Generator().manual_seed(0)) * 3
+    out = latent.reencode(m, z, batch_size=4)
+    assert out.shape == z.shape
+    with torch.no_grad():
+        direct = m.embed(m.generate(z.reshape(-1, 3))).reshape(z.shape)
+    assert torch.allclose(out, direct, atol=1e-6)
+    assert not torch.allclose(out, z, atol=0.1)  # an untrained model moves the codes: it is not the identity
+
+
+def test_reencode_brings_far_codes_back_to_where_the_encoder_puts_data():
+    # a trained VAE maps items to codes of prior-sized norm; codes 10x further out come back within that range
+    torch.manual_seed(0)
+    x = torch.rand(256, 4, 4)
+    m = build("vae", data_shape=(4, 4), latent_dim=2, hidden=(32,))
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2)
+    for _ in range(200):
+        opt.zero_grad()
+        m.loss(x).value.backward()
+        opt.step()
+    m.eval()
+    with torch.no_grad():
+        data_norm = m.embed(x).norm(dim=-1).max()
+    far = torch.randn(50, 2, generator=torch.Generator().manual_seed(1))
+    far = 10 * data_norm * far / far.norm(dim=-1, keepdim=True)
+    assert latent.reencode(m, far).norm(dim=-1).max() < 2 * data_norm
+
+
 def test_nearest_neighbours_match_brute_force():
     g = torch.Generator().manual_seed(1)
     bank, q = torch.randn(50, 4, generator=g), torch.randn(7, 4, generator=g)

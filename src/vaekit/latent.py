@@ -304,6 +304,21 @@ def apply_attribute(z, v, alphas, method: str = "linear") -> torch.Tensor:
     return moved
 
 
+@torch.no_grad()
+def reencode(model, z, batch_size: int = 256) -> torch.Tensor:
+    """Decode codes and encode what was drawn: the posterior means of `model.generate(z)`, same shape as z.
+
+    An edit such as `apply_attribute` far along v can carry a code where the encoder never puts an item;
+    the decoder then draws something between glyphs.  One pass through decoder and encoder returns the code
+    the encoder gives to the item drawn, which lies where the training items' codes lie (they are close to
+    fixed points of this map when the model reconstructs well); what the edit changed in the drawing is kept."""
+    z = torch.as_tensor(z).float()
+    flat = z.reshape(-1, z.shape[-1])
+    device = next(model.parameters()).device
+    out = [model.embed(model.generate(zb.to(device))).float().cpu() for zb in flat.split(batch_size)]
+    return torch.cat(out).reshape(z.shape)
+
+
 def remove_attribute(z, v, reference) -> torch.Tensor:
     """Move codes along v until their coordinate on v equals that of `reference` (e.g. the mean code
     of the items without the attribute); directions orthogonal to v are untouched.  (N, D) -> (N, D)."""

@@ -16,9 +16,10 @@ pixels, 8 characters decoded per step) is trained for a budget of CPU-minutes (`
     (c) interpolation between two fonts, shown on the word "Latent";
     (d) bold, italic and condensed directions (differences of codes within font families), measured by
         the classifier as alpha goes from -1 to 2 on the held-out fonts that lack the attribute, each moved
-        code kept on its norm's shell (`latent.apply_attribute(..., method="spherical")`; the straight
-        line z + alpha v beside it): P(attribute) should rise and the characters stay readable; "bold"
-        removed from held-out bold fonts;
+        code kept on its norm's shell (`latent.apply_attribute(..., method="spherical")`) and then decoded
+        and encoded once (`latent.reencode`; the kept-norm edit alone and the straight line z + alpha v
+        beside it): P(attribute) should rise and the characters stay readable; "bold" removed from held-out
+        bold fonts;
     (e) the ablation behind the model: variants trained for the same few CPU-minutes (`--option
         ablation=MINUTES`, 0 skips it): MLP vs conv glyph nets, Bernoulli vs Gaussian pixels, 8 vs all 62
         characters decoded per step, all 62 vs 16 glyphs encoded per step (`--option encoder_chars=16`
@@ -407,9 +408,11 @@ def analyse(ctx, model, clf, clf_minutes: float, train, test, size: int, latent_
         except ValueError:  # no family has the attribute both ways: the plain difference of means
             vectors[name], pairs[name] = latent.attribute_vector(z_train, has), 0
     # "add the attribute" is measured on the held-out fonts that lack it (a bold font made bolder still is a
-    # different question).  The edit keeps each code on its norm's shell (latent.apply_attribute, "spherical"):
-    # the straight line z + alpha v, measured beside it without a target, leaves the shell far along v, where
-    # the decoder draws blots and P(attribute) falls again
+    # different question).  The edit keeps each code on its norm's shell (latent.apply_attribute, "spherical"),
+    # then passes it once through decoder and encoder (latent.reencode), which brings a code the edit carried
+    # off the data back to the code of the font drawn.  Measured beside it without a target: the kept-norm
+    # edit alone, and the straight line z + alpha v, which leaves the shell far along v, where the decoder
+    # draws blots and P(attribute) falls again
     curves: dict = {}
     fig, (ax_p, ax_a) = plt.subplots(1, 2, figsize=(10, 3.5))
     for name, v in vectors.items():
@@ -417,11 +420,11 @@ def analyse(ctx, model, clf, clf_minutes: float, train, test, size: int, latent_
         if not len(idx):
             continue
         fonts = f"{len(idx)} held-out fonts without {name}"
-        for edit in ("spherical", "linear"):
-            primary = edit == "spherical"
+        for edit in EDITS:
+            primary = edit == PRIMARY
             probs, accs = [], []
             for alpha in ALPHAS:
-                z_moved = latent.apply_attribute(z_test[torch.as_tensor(idx)], v, [alpha], method=edit)[0]
+                z_moved = edited(model, z_test[torch.as_tensor(idx)], v, alpha, edit)
                 with torch.no_grad():
                     x = torch.cat([model.generate(zb) for zb in z_moved.split(32)])
                 s = fontmetrics.score(clf, x)
@@ -429,7 +432,7 @@ def analyse(ctx, model, clf, clf_minutes: float, train, test, size: int, latent_
                 accs.append(s["char_accuracy"])
             curves.setdefault(name, {"fonts": len(idx)})[edit] = {"p": probs, "char_accuracy": accs}
             mono = bool(np.all(np.diff(probs) > 0))
-            how = "" if primary else ", straight line"
+            how = EDITS[edit]
             ctx.row(
                 "attribute directions",
                 f"P({name}), alpha {ALPHAS[0]:g} -> {ALPHAS[-1]:g}{how}",
@@ -437,7 +440,7 @@ def analyse(ctx, model, clf, clf_minutes: float, train, test, size: int, latent_
                 target="increasing in alpha" if primary else "",
                 met=mono if primary else None,
                 note=f"{fonts}; "
-                + ("codes kept on their norm's shell; " if primary else "z + alpha v; ")
+                + EDIT_NOTES[edit]
                 + "curve "
                 + " ".join(f"{p:.3f}" for p in probs)
                 + (
@@ -455,7 +458,7 @@ def analyse(ctx, model, clf, clf_minutes: float, train, test, size: int, latent_
                 met=min(accs) >= 0.90 if primary else None,
                 note=f"{fonts}; curve " + " ".join(f"{p:.3f}" for p in accs),
             )
-            style = dict(linestyle="-" if primary else ":", marker="o", color=f"C{list(vectors).index(name)}")
+            style = dict(linestyle=EDIT_LINES[edit], marker="o", color=f"C{list(vectors).index(name)}")
             ax_p.plot(ALPHAS, probs, label=name if primary else None, **style)
             ax_a.plot(ALPHAS, accs, **style)
     ctx.extra["attribute_curves"] = {"alphas": list(ALPHAS), **curves}
@@ -469,8 +472,9 @@ def analyse(ctx, model, clf, clf_minutes: float, train, test, size: int, latent_
     ctx.figure(
         fig,
         "attribute_check.png",
-        "Held-out fonts that lack the attribute, moved along its direction by alpha and kept on their "
-        "code's norm (solid; the straight line z + alpha v dotted): the glyph classifier's mean probability of "
+        "Held-out fonts that lack the attribute, moved along its direction by alpha, kept on their code's "
+        "norm and re-encoded once (solid; kept on the norm alone dashed, the straight line z + alpha v dotted): "
+        "the glyph classifier's mean probability of "
         "the attribute (left) and the fraction of glyphs it still reads as their character (right).",
     )
     if not vectors:
@@ -480,7 +484,7 @@ def analyse(ctx, model, clf, clf_minutes: float, train, test, size: int, latent_
     fig, axes = plt.subplots(len(vectors) + 1, 1, figsize=(9, 0.9 * (len(vectors) + 1)))
     with torch.no_grad():
         for ax, (name, v) in zip(axes, vectors.items()):
-            w = model.generate(latent.apply_attribute(z_base, v, (-1.0, 0.0, 1.0, 2.0), method="spherical"))
+            w = model.generate(torch.cat([edited(model, z_base[None], v, a, PRIMARY) for a in (-1.0, 0.0, 1.0, 2.0)]))
             w = w[:, glyph_index("Rag7")]
             latent.plot_images(ax, ink(w.reshape(-1, size, size)), ncol=16)
             ax.set_title(f"{base_name}: 'Rag7' at alpha = -1, 0, 1, 2 along {name}", fontsize=8, loc="left")
@@ -524,6 +528,24 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "encoder reads 16 of the 62 glyphs a step (glyph dropout)": (dict(encoder_chars=16), {}),
     "the report's model in float32 (no bfloat16 autocast)": ({}, dict(precision="float32")),
 }
+
+
+# the attribute edits the report measures, the first with a target: {edit: how its rows are named}
+EDITS = {"re-encoded": "", "spherical": ", kept norm, not re-encoded", "linear": ", straight line"}
+EDIT_NOTES = {
+    "re-encoded": "codes kept on their norm's shell, then decoded and encoded once; ",
+    "spherical": "codes kept on their norm's shell; ",
+    "linear": "z + alpha v; ",
+}
+EDIT_LINES = {"re-encoded": "-", "spherical": "--", "linear": ":"}
+PRIMARY = "re-encoded"
+
+
+def edited(model, z, v, alpha: float, edit: str) -> torch.Tensor:
+    """Codes z (N, D) moved along v by alpha, by one of EDITS: (N, D)."""
+    method = "linear" if edit == "linear" else "spherical"
+    moved = latent.apply_attribute(z, v, [alpha], method=method)[0]
+    return latent.reencode(model, moved, batch_size=32) if edit == "re-encoded" else moved
 
 
 def precision(ctx) -> str:
