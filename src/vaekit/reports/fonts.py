@@ -432,7 +432,7 @@ def analyse(ctx, model, clf, clf_minutes: float, train, test, size: int, latent_
                 accs.append(s["char_accuracy"])
             curves.setdefault(name, {"fonts": len(idx)})[edit] = {"p": probs, "char_accuracy": accs}
             mono = bool(np.all(np.diff(probs) > 0))
-            how = EDITS[edit]
+            how, what, line = EDITS[edit]
             ctx.row(
                 "attribute directions",
                 f"P({name}), alpha {ALPHAS[0]:g} -> {ALPHAS[-1]:g}{how}",
@@ -440,7 +440,7 @@ def analyse(ctx, model, clf, clf_minutes: float, train, test, size: int, latent_
                 target="increasing in alpha" if primary else "",
                 met=mono if primary else None,
                 note=f"{fonts}; "
-                + EDIT_NOTES[edit]
+                + what
                 + "curve "
                 + " ".join(f"{p:.3f}" for p in probs)
                 + (
@@ -458,7 +458,7 @@ def analyse(ctx, model, clf, clf_minutes: float, train, test, size: int, latent_
                 met=min(accs) >= 0.90 if primary else None,
                 note=f"{fonts}; curve " + " ".join(f"{p:.3f}" for p in accs),
             )
-            style = dict(linestyle=EDIT_LINES[edit], marker="o", color=f"C{list(vectors).index(name)}")
+            style = dict(linestyle=line, marker="o", color=f"C{list(vectors).index(name)}")
             ax_p.plot(ALPHAS, probs, label=name if primary else None, **style)
             ax_a.plot(ALPHAS, accs, **style)
     ctx.extra["attribute_curves"] = {"alphas": list(ALPHAS), **curves}
@@ -530,15 +530,14 @@ VARIANTS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
 }
 
 
-# the attribute edits the report measures, the first with a target: {edit: how its rows are named}
-EDITS = {"re-encoded": "", "spherical": ", kept norm, not re-encoded", "linear": ", straight line"}
-EDIT_NOTES = {
-    "re-encoded": "codes kept on their norm's shell, then decoded and encoded once; ",
-    "spherical": "codes kept on their norm's shell; ",
-    "linear": "z + alpha v; ",
+# the attribute edits the report measures, the first with a target: {edit: (its rows' name suffix, their note,
+# its line in attribute_check.png)}
+EDITS = {
+    "re-encoded": ("", "codes kept on their norm's shell, then decoded and encoded once; ", "-"),
+    "spherical": (", kept norm, not re-encoded", "codes kept on their norm's shell; ", "--"),
+    "linear": (", straight line", "z + alpha v; ", ":"),
 }
-EDIT_LINES = {"re-encoded": "-", "spherical": "--", "linear": ":"}
-PRIMARY = "re-encoded"
+PRIMARY = next(iter(EDITS))
 
 
 def edited(model, z, v, alpha: float, edit: str) -> torch.Tensor:
