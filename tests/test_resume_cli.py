@@ -358,6 +358,33 @@ def test_resume_of_a_chem_run_whose_data_brings_a_new_token_names_it(tmp_path, m
     assert step_of(tmp_path / "chem") == 2
 
 
+def test_init_from_a_chem_model_keeps_its_vocabulary_on_new_molecules(tmp_path, monkeypatch, capsys, one_thread):
+    """Fine-tuning on other molecules keeps the model's vocabulary and property scales (its weights are shaped by
+    them); molecules it cannot write are left out and counted, and a flag that would change them is refused."""
+    pytest.importorskip("rdkit")
+    mols = ["CCO", "c1ccccc1O", "CC(=O)Oc1ccccc1C(=O)O", "O=C1CCCN1", "CC#N", "CCN(CC)CC"]
+    (tmp_path / "mols.csv").write_text("smiles\n" + "\n".join(mols) + "\n")
+    (tmp_path / "more.csv").write_text("smiles\n" + "\n".join(mols + ["CCBr", "CCCO", "OCCN"]) + "\n")
+    monkeypatch.chdir(tmp_path)
+    small = ["--batch-size", "3", "--epochs", "1", *QUIET]
+    main(["fit", "a", "--model", "chemvae", "--data", "mols.csv", "--latent-dim", "2", "--gru-hidden", "8",
+          "--gru-layers", "1", *small])  # fmt: skip
+    capsys.readouterr()
+    main(["fit", "b", "--init-from", "a", "--data", "more.csv", *small])
+    out = capsys.readouterr().out
+    assert "1 of 9 molecules do not fit the vocabulary of a" in out
+    a, b = (json.loads((tmp_path / r / "config.json").read_text()) for r in "ab")
+    assert a["model"] == b["model"] and b["data"]["init_from"] == "a" and b["data"]["kind"] == "smiles"
+    assert step_of(tmp_path / "b") == 3  # the 8 molecules that fit, in batches of 3
+    main(["fit", "b", "--resume", "--epochs", "2", *QUIET[:1]])  # the same molecules are left out again
+    assert step_of(tmp_path / "b") == 6
+    with pytest.raises(SystemExit) as e:
+        main(["fit", "c", "--init-from", "a", "--data", "more.csv", "--kind", "selfies", *small])
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and len(err.splitlines()) == 1 and "keeps that model's kind (smiles)" in err
+    assert not (tmp_path / "c").exists()
+
+
 def test_resume_may_change_the_time_budget_and_its_clock(run):
     main(["fit", str(run), "--resume", "--epochs", "2", "--max-seconds", "60", "--budget-clock", "cpu"])
     cfg = json.loads((run / "config.json").read_text())["train"]

@@ -616,7 +616,9 @@ def cmd_fit(args) -> None:
     mols = None
     if molecules:
         mols = data = _molecules(spec, Path(args.run_dir) / "invalid_smiles.csv")
-        if not args.resume:
+        if init is not None:
+            spec["kind"] = _kept_vocabulary(init["config"], {**flags, "kind": args.kind}, args.init_from)
+        elif not args.resume:
             from .chem.dataset import PROPERTIES, data_fields
 
             _set_by_data(
@@ -642,7 +644,7 @@ def cmd_fit(args) -> None:
     if init is not None:
         _start_from(model, init, init_tensors, args.init_from, flags)
     if molecules:
-        data = model.items(data.smiles, data.props)
+        data = _molecule_items(model, data, spec)
     else:
         _check_likelihood(model, data.x, f"training data {spec['spec']} ({spec['split']})")
     digest = _fingerprint(data)
@@ -686,6 +688,39 @@ def cmd_fit(args) -> None:
         )
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         end_worker(0)  # a torchrun worker: done; skip the interpreter's shutdown
+
+
+_VOCABULARY_FIELDS = ("tokens", "kind", "max_len", "properties", "prop_mean", "prop_std")
+
+
+def _kept_vocabulary(cfg: dict, flags: dict, path) -> str:
+    """A chemical VAE started --init-from keeps the vocabulary, length and property scales of that model (config
+    `cfg`; its weights are shaped by them): a flag given for one of them must agree.  Returns the vocabulary's
+    kind."""
+    for k in _VOCABULARY_FIELDS:
+        if flags.get(k) is not None and not _same(flags[k], cfg[k]):
+            raise VaekitError(
+                f"--init-from {path}: keeps that model's {k} ({_as_text(cfg[k])}); {_flag(k)} {_as_text(flags[k])} "
+                "cannot change it (start a new run without --init-from)"
+            )
+    return cfg["kind"]
+
+
+def _molecule_items(model, mols, spec: dict):
+    """The model rows of a run's training molecules.  A run started --init-from keeps that model's vocabulary, so
+    the molecules it cannot write (a token it lacks, or too long) are left out, and counted."""
+    if not spec.get("init_from"):
+        return model.items(mols.smiles, mols.props)
+    x, kept = model.items(mols.smiles, mols.props, skip=True)
+    if not kept:
+        raise VaekitError(f"{spec['spec']}: none of its molecules fit the vocabulary of {spec['init_from']}")
+    if len(kept) < len(mols.smiles):
+        print(
+            f"{spec['spec']}: {len(mols.smiles) - len(kept)} of {len(mols.smiles)} molecules do not fit the "
+            f"vocabulary of {spec['init_from']} (a token it lacks, or longer than {model.vocab.max_len - 1} tokens) "
+            "and were left out"
+        )
+    return x
 
 
 def _set_by_data(cfg: dict, flags: dict, derived: dict) -> None:
@@ -1028,8 +1063,7 @@ def _run_sampler(run_dir: Path, model, name: str, st=None):
     def training_codes():
         saved = _saved_data(run_dir)
         if model.item_kind == "molecule":  # its items, rebuilt as fit built them
-            mols = _molecules(saved)
-            x = model.items(mols.smiles, mols.props)
+            x = _molecule_items(model, _molecules(saved), saved)
         else:
             data = _run_data(
                 run_dir, argparse.Namespace(data=None, split=saved.get("split") or "train", data_dir=None), model
