@@ -5,7 +5,9 @@ against the CPU-minutes of training each had seen, in one run.
         runs/snaps/step900.safetensors:130 [--samples 10000] [--seed 0] [--name chem_fcd_curve] [--keep]
 
 Each point is CHECKPOINT:CPU_MINUTES, a checkpoint file or run directory and the CPU-minutes of training
-behind it (the training.json of a committed model says how many).  For each point, `--samples` codes
+behind it (the training.json of a committed model says how many).  A run directory is read as
+`load_model` reads it: its best.safetensors (lowest validation loss) where there is one, else its last
+checkpoint; each point names the file in "weights".  For each point, `--samples` codes
 drawn from the prior N(0, I) (the same codes for every point) are decoded stochastically and scored with
 vaekit's MOSES metrics against the whole MOSES test split (FCD/Test, SNN/Test, ...) and the canonical
 train split (novelty).  The issue's protocol for a curve is 10,000 samples a point; the MOSES table
@@ -36,7 +38,7 @@ from pathlib import Path
 import torch
 
 from vaekit import samplers
-from vaekit.checkpoint import load_model
+from vaekit.checkpoint import load_model, weights_file
 from vaekit.chem import metrics
 from vaekit.data.smiles import load_molecules, moses_path
 from vaekit.errors import VaekitError
@@ -95,6 +97,7 @@ def main():
         points.append(
             {
                 "checkpoint": name,
+                "weights": weights_file(path).name,  # a run directory's best.safetensors, else its last checkpoint
                 key: minutes,
                 "samples": args.samples,
                 "decode_seconds": decode_s,
