@@ -161,3 +161,16 @@ def test_fontvae_glyph_dropout_estimates_the_encoders_first_layer_without_bias()
     assert body.glyph.net[0].weight.grad.abs().sum() > 0
     with pytest.raises(Exception, match="encoder_chars"):
         build("fontvae", data_shape=(6, 8, 8), encoder_chars=7)
+
+
+def test_the_classifier_benchmark_refuses_a_bad_setting_in_one_line():
+    """bench/glyph_classifier.py (which chooses the report's classifier settings) names the bad value."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "bench" / "glyph_classifier.py"
+    for bad in ("12", "0:1", "4:-2", "four:0"):
+        out = subprocess.run([sys.executable, str(script), "--settings", bad], capture_output=True, text=True)
+        assert out.returncode == 2 and "Traceback" not in out.stderr
+        assert out.stderr.strip().splitlines()[-1].endswith(f"{bad!r}: expected EPOCHS:SHIFT, e.g. 12:0")
