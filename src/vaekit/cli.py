@@ -617,7 +617,7 @@ def cmd_fit(args) -> None:
     if molecules:
         mols = data = _molecules(spec, Path(args.run_dir) / "invalid_smiles.csv")
         if init is not None:
-            spec["kind"] = _kept_vocabulary(init["config"], {**flags, "kind": args.kind}, args.init_from)
+            spec["kind"] = _kept_vocabulary(init["config"], flags, args.init_from)
         elif not args.resume:
             from .chem.dataset import PROPERTIES, data_fields
 
@@ -690,14 +690,13 @@ def cmd_fit(args) -> None:
         end_worker(0)  # a torchrun worker: done; skip the interpreter's shutdown
 
 
-_VOCABULARY_FIELDS = ("tokens", "kind", "max_len", "properties", "prop_mean", "prop_std")
-
-
 def _kept_vocabulary(cfg: dict, flags: dict, path) -> str:
     """A chemical VAE started --init-from keeps the vocabulary, length and property scales of that model (config
     `cfg`; its weights are shaped by them): a flag given for one of them must agree.  Returns the vocabulary's
     kind."""
-    for k in _VOCABULARY_FIELDS:
+    from .chem.dataset import DATA_FIELDS
+
+    for k in DATA_FIELDS:
         if flags.get(k) is not None and not _same(flags[k], cfg[k]):
             raise VaekitError(
                 f"--init-from {path}: keeps that model's {k} ({_as_text(cfg[k])}); {_flag(k)} {_as_text(flags[k])} "

@@ -22,6 +22,8 @@ from ..errors import VaekitError
 from ..io import cached, load_npz, save_npz
 
 PROPERTIES = ("logP", "QED", "SAS")
+# the ChemVAE config fields that the training molecules set (data_fields), which shape the model's weights
+DATA_FIELDS = ("tokens", "kind", "max_len", "properties", "prop_mean", "prop_std")
 
 
 def _key(spec: str, split: str, data_dir, limit, seed) -> str:
@@ -113,14 +115,7 @@ def data_fields(
     if max_len is None and vocab.max_len < reach:  # short molecules: pad rows to the convolutions' reach
         vocab = Vocab(vocab.tokens, kind, reach)
     mean, std = standardisation(mols.props, properties)
-    return {
-        "tokens": tuple(vocab.tokens),
-        "kind": kind,
-        "max_len": vocab.max_len,
-        "properties": tuple(properties),
-        "prop_mean": mean,
-        "prop_std": std,
-    }
+    return dict(zip(DATA_FIELDS, (tuple(vocab.tokens), kind, vocab.max_len, tuple(properties), mean, std)))
 
 
 def chem_model(mols: Molecules, kind: str = "smiles", max_len: int | None = None, properties=PROPERTIES, **config):
