@@ -33,8 +33,7 @@ def best_of(mols, top: int) -> tuple[list[tuple[float, str]], int, np.ndarray]:
     """The `top` best (penalized logP, SMILES) of scored molecules, best first; how many were scored in full; the
     upper bound of every molecule's score (logP and SA alone, no cycle penalty)."""
     logp, sas = np.asarray(mols.props["logP"]), np.asarray(mols.props["SAS"])
-    no_cycle = (0.0 - props.NEG_CYCLE_MEAN) / props.NEG_CYCLE_STD  # the cycle term of a molecule without large rings
-    bound = (logp - props.LOGP_MEAN) / props.LOGP_STD + (-sas - props.NEG_SA_MEAN) / props.NEG_SA_STD + no_cycle
+    bound = props.standardised_penalized_logp(logp, sas, 0.0)  # no ring above six atoms: the largest score
     bound = np.where(np.isfinite(bound), bound, -np.inf)
     best: list[tuple[float, str]] = []
     checked = 0

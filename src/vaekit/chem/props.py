@@ -113,8 +113,14 @@ def penalized_logp(smiles: str) -> float:
     This is the objective of the latent-space BO tables of GVAE (Kusner et al. 2017, Table 2: CVAE 1.98,
     GVAE 2.94) and JT-VAE (Jin et al. 2018, Table 2: SD-VAE 4.04, JT-VAE 5.30). NaN if invalid.
     For the unnormalised score see `penalized_logp_raw`."""
-    lp, sa, cyc = _terms(smiles)
-    return (lp - LOGP_MEAN) / LOGP_STD + (-sa - NEG_SA_MEAN) / NEG_SA_STD + (-cyc - NEG_CYCLE_MEAN) / NEG_CYCLE_STD
+    return standardised_penalized_logp(*_terms(smiles))
+
+
+def standardised_penalized_logp(logp, sa, cycle=0.0):
+    """`penalized_logp` from its terms: logP, SA score and cycle penalty (floats, arrays or tensors alike),
+    each z-scored with the ZINC250k statistics. With cycle 0 (no ring above six atoms) it bounds the score from
+    above, since the penalty only lowers it."""
+    return (logp - LOGP_MEAN) / LOGP_STD + (-sa - NEG_SA_MEAN) / NEG_SA_STD + (-cycle - NEG_CYCLE_MEAN) / NEG_CYCLE_STD
 
 
 def penalized_logp_raw(smiles: str) -> float:
