@@ -277,6 +277,18 @@ def digits_run(tmp_path_factory):
     return rd
 
 
+def test_fit_codes_takes_a_seeded_subset_of_at_most_limit_items():
+    m = model(latent_dim=3)
+    x = torch.randn(50, 6, generator=torch.Generator().manual_seed(0))
+    all_codes = samplers.codes(m, x)
+    assert torch.equal(samplers.fit_codes(m, x), all_codes)  # below the limit: every item, in order
+    some = samplers.fit_codes(m, x, limit=20, seed=1)
+    assert some.shape == (20, 3) and torch.equal(some, samplers.fit_codes(m, x, limit=20, seed=1))
+    dist, rows = torch.cdist(some, all_codes, compute_mode="donot_use_mm_for_euclid_dist").min(1)  # each one an item's own code, none twice
+    assert dist.max() < 1e-5 and len(set(rows.tolist())) == 20
+    assert not torch.equal(some, samplers.fit_codes(m, x, limit=20, seed=2))
+
+
 def test_cli_sample_with_a_fitted_gmm(digits_run, tmp_path, capsys):
     from vaekit.checkpoint import load_model
     from vaekit.cli import main

@@ -1050,7 +1050,8 @@ def _eval_arrays(run_dir: Path, args, model) -> dict:
 
 def _run_sampler(run_dir: Path, model, name: str, st=None):
     """Sampler `name` for the run's model: cached in RUN_DIR/sampler-<name>.safetensors, fitted (when it fits
-    anything) on the posterior means of the run's training data, read from its config.json."""
+    anything) on the posterior means of the run's training data (read from its config.json; at most
+    `samplers.FIT_CODES` items of it, a seeded subset)."""
     from . import samplers
 
     if not samplers.get(name).uses_codes and not model.can_sample:  # (an unknown name fails here too)
@@ -1068,8 +1069,9 @@ def _run_sampler(run_dir: Path, model, name: str, st=None):
                 run_dir, argparse.Namespace(data=None, split=saved.get("split") or "train", data_dir=None), model
             )
             x = data.x if st is None else st.apply(data.x)
-        print(f"fitting the {name} sampler on the codes of {len(x)} training items")
-        return samplers.codes(model, x)
+        n = min(len(x), samplers.FIT_CODES)
+        print(f"fitting the {name} sampler on the codes of {n} training items" + (f" (of {len(x)})" if n < len(x) else ""))
+        return samplers.fit_codes(model, x)
 
     return samplers.cached(run_dir / f"sampler-{name}.safetensors", name, model, training_codes)
 

@@ -110,7 +110,8 @@ class _LatentEstimator(TransformerMixin, BaseEstimator):  # type: ignore[misc]  
         )
         self.history_ = fit(self.model_, self._to_model_space(x), cfg)
         # where `sample` draws codes: the prior, or a density fitted now on the training codes (posterior means)
-        codes = samplers.codes(self.model_, self._to_model_space(x)) if samplers.get(self.sampler).uses_codes else None
+        uses_codes = samplers.get(self.sampler).uses_codes
+        codes = samplers.fit_codes(self.model_, self._to_model_space(x), seed=seed) if uses_codes else None
         self.sampler_ = samplers.fit(self.sampler, self.model_, codes, seed=seed)
         return self
 

@@ -584,8 +584,8 @@ def _expost_rows(ctx, model, info, n, ref, n_ref, train_set, g) -> None:
         if not codes:
             mols = _training_molecules(ctx, info)
             x, _ = model.items(mols.smiles, mols.props, skip=True)
-            ctx.log(f"encoding {len(x)} training molecules for the ex-post samplers")
-            codes.append(samplers.codes(model, x))
+            ctx.log(f"encoding {min(len(x), samplers.FIT_CODES)} of {len(x)} training molecules for the ex-post samplers")
+            codes.append(samplers.fit_codes(model, x, seed=ctx.seed))
         return codes[0]
 
     for name in names:

@@ -101,7 +101,7 @@ def sampler_figures(
 
     def train_codes():  # computed once, and only if a sampler has to be fitted
         if "z" not in fitted_on:
-            fitted_on["z"] = samplers.codes(model, train.x)
+            fitted_on["z"] = samplers.fit_codes(model, train.x, seed=ctx.seed)
         return fitted_on["z"]
 
     options = {"prior": {}, "gmm": {}, "twostage": {"steps": twostage_steps}}
