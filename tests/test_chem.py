@@ -348,7 +348,7 @@ def test_cli_fit_chemvae_on_a_csv(tmp_path, monkeypatch, capsys):
     [
         ({"bo_seeds": "0"}, "option bo_seeds must be >= 1, got 0"),
         ({"bo_seeds": "two"}, "option bo_seeds must be int, got 'two'"),
-        ({"bo_methods": "global,tpe"}, r"option bo_methods: unknown \['tpe'\]; known: global, trust_region"),
+        ({"bo_methods": "global,tpe"}, r"option bo_methods: unknown \['tpe'\]; known: global, trust_region, trust_region_local"),
     ],
 )
 def test_report_refuses_bad_bo_options_before_writing_anything(tmp_path, option, says):
@@ -396,7 +396,7 @@ def test_quick_report_runs_end_to_end(tmp_path):
     assert f"{diag['FCD/Test of prior samples'].ours:.3f}" in diag["FCD/Test of the reconstruction distribution"].note
     # BO, global and in a trust region, repeated with two seeds: the best of any run, never below seed 0's own
     bo_rows = {r.metric: r for r in res.rows if r.metric.startswith("best penalized logP: BO")}
-    names = ("BO (GP, qLogEI)", "BO, trust region (TuRBO-1)")
+    names = ("BO (GP, qLogEI)", "BO, trust region (TuRBO-1)", "BO, trust region, GP fitted near the best code")
     assert set(bo_rows) == {f"best penalized logP: {n}{s}" for n in names for s in ("", ", best of 2 seeds")}
     for n in names:
         one, both = bo_rows[f"best penalized logP: {n}"], bo_rows[f"best penalized logP: {n}, best of 2 seeds"]

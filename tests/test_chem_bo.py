@@ -297,6 +297,20 @@ def test_trust_region_box_is_scaled_by_lengthscales_and_clamped():
     assert torch.allclose(box, torch.tensor([[0.0, 0.8], [0.2, 1.0]], dtype=torch.float64))
 
 
+def test_a_focused_fit_takes_its_hyperparameters_from_the_codes_nearest_the_focus():
+    g = torch.Generator().manual_seed(0)
+    z = torch.rand(200, 3, generator=g, dtype=torch.float64) * torch.tensor([1.0, 2.0, 4.0], dtype=torch.float64)
+    y = torch.sin(3 * z).sum(1)
+    bounds = torch.tensor([[0.0, 0.0, 0.0], [1.0, 2.0, 4.0]], dtype=torch.float64)
+    focus = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)
+    focused = bo.fit_gp(z, y, bounds, fit_points=40, focus=focus)
+    nearest = (((z - focus) / (bounds[1] - bounds[0])) ** 2).sum(1).argsort()[:40]  # in the unit cube
+    alone = bo.fit_gp(z[nearest], y[nearest], bounds, fit_points=40)
+    assert torch.allclose(bo._lengthscale(focused, 3), bo._lengthscale(alone, 3))
+    assert not torch.allclose(bo._lengthscale(focused, 3), bo._lengthscale(bo.fit_gp(z, y, bounds, fit_points=40), 3))
+    assert focused.train_inputs[0].shape[0] == len(z)  # conditioned on every code all the same
+
+
 def test_trust_region_bo_stays_near_the_best_code_where_codes_decode():
     d = 8
     g = torch.Generator().manual_seed(2)
@@ -319,6 +333,8 @@ def test_trust_region_bo_stays_near_the_best_code_where_codes_decode():
     tr = bo.bayes_opt(sc, near_decode, z, f8(z), trust_region=True, log=lines.append, **kw)
     glob = bo.bayes_opt(sc, near_decode, z, f8(z), **kw)
     assert tr.method == "bayes_opt_trust_region" and len(tr.regions) == 3 and tr.regions[0][0] == 0.8
+    local = bo.bayes_opt(sc, near_decode, z, f8(z), trust_region=True, local_fit=True, **kw)
+    assert local.method == "bayes_opt_trust_region_local_fit" and local.n_proposed == tr.n_proposed
     assert "trust region side 0.8" in lines[0]
     # each batch lies in its round's box, and the first box holds the best training code
     for r, (_side, box) in enumerate(tr.regions, 1):
