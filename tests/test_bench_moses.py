@@ -198,4 +198,5 @@ def test_chem_bo_refuses_a_missing_model_in_one_line_before_any_work(tmp_path):
         capture_output=True,
         text=True,
     )
-    assert out.returncode == 2 and out.stderr.strip().endswith("unknown ['tpe']; known: global, trust_region, trust_region_local")
+    known = "known: global, trust_region, trust_region_local"
+    assert out.returncode == 2 and out.stderr.strip().endswith(f"unknown ['tpe']; {known}")

@@ -348,7 +348,10 @@ def test_cli_fit_chemvae_on_a_csv(tmp_path, monkeypatch, capsys):
     [
         ({"bo_seeds": "0"}, "option bo_seeds must be >= 1, got 0"),
         ({"bo_seeds": "two"}, "option bo_seeds must be int, got 'two'"),
-        ({"bo_methods": "global,tpe"}, r"option bo_methods: unknown \['tpe'\]; known: global, trust_region, trust_region_local"),
+        (
+            {"bo_methods": "global,tpe"},
+            r"option bo_methods: unknown \['tpe'\]; known: global, trust_region, trust_region_local",
+        ),
     ],
 )
 def test_report_refuses_bad_bo_options_before_writing_anything(tmp_path, option, says):

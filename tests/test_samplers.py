@@ -284,7 +284,8 @@ def test_fit_codes_takes_a_seeded_subset_of_at_most_limit_items():
     assert torch.equal(samplers.fit_codes(m, x), all_codes)  # below the limit: every item, in order
     some = samplers.fit_codes(m, x, limit=20, seed=1)
     assert some.shape == (20, 3) and torch.equal(some, samplers.fit_codes(m, x, limit=20, seed=1))
-    dist, rows = torch.cdist(some, all_codes, compute_mode="donot_use_mm_for_euclid_dist").min(1)  # each one an item's own code, none twice
+    # each one an item's own code, none twice
+    dist, rows = torch.cdist(some, all_codes, compute_mode="donot_use_mm_for_euclid_dist").min(1)
     assert dist.max() < 1e-5 and len(set(rows.tolist())) == 20
     assert not torch.equal(some, samplers.fit_codes(m, x, limit=20, seed=2))
 

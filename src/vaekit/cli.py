@@ -1070,7 +1070,8 @@ def _run_sampler(run_dir: Path, model, name: str, st=None):
             )
             x = data.x if st is None else st.apply(data.x)
         n = min(len(x), samplers.FIT_CODES)
-        print(f"fitting the {name} sampler on the codes of {n} training items" + (f" (of {len(x)})" if n < len(x) else ""))
+        of = f" (of {len(x)})" if n < len(x) else ""
+        print(f"fitting the {name} sampler on the codes of {n} training items{of}")
         return samplers.fit_codes(model, x)
 
     return samplers.cached(run_dir / f"sampler-{name}.safetensors", name, model, training_codes)

@@ -57,6 +57,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -142,7 +143,7 @@ def _load(ctx, run=None):
 
 
 # latent-space BO methods (`--option bo_methods=...`): the name of each one's row and its settings of bo.bayes_opt
-BO_METHODS = {
+BO_METHODS: dict[str, tuple[str, dict[str, Any]]] = {
     "global": ("BO (GP, qLogEI)", {}),
     "trust_region": ("BO, trust region (TuRBO-1)", {"trust_region": True}),
     "trust_region_local": (
@@ -591,7 +592,8 @@ def _expost_rows(ctx, model, info, n, ref, n_ref, train_set, g) -> None:
         if not codes:
             mols = _training_molecules(ctx, info)
             x, _ = model.items(mols.smiles, mols.props, skip=True)
-            ctx.log(f"encoding {min(len(x), samplers.FIT_CODES)} of {len(x)} training molecules for the ex-post samplers")
+            n = min(len(x), samplers.FIT_CODES)
+            ctx.log(f"encoding {n} of {len(x)} training molecules for the ex-post samplers")
             codes.append(samplers.fit_codes(model, x, seed=ctx.seed))
         return codes[0]
 
