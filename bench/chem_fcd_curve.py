@@ -21,6 +21,10 @@ curve that grows as training goes on over several sessions.
 posterior means of `--sampler-train` MOSES training molecules (seed 0): not the protocol, whose codes come from
 the prior.
 
+The decoder follows SMILES branches and rings (its grammar mask, chem.vocab.Syntax); `--no-syntax` decodes
+with only the specials masked and an atom first, as it did before: the ablation, and the like-for-like
+comparison with MOSES's VAE, whose decoder follows no grammar.
+
 `--clock gpu` reads the minutes as GPU-minutes (a model trained on a GPU, bench/gpu/train_chemvae.sh): the
 points then carry `gpu_minutes` and the figure says so.
 
@@ -67,6 +71,12 @@ def main():
     ap.add_argument("--clock", choices=["cpu", "gpu"], default="cpu", help="the minutes are CPU- or GPU-minutes")
     ap.add_argument("--sampler", default="prior", help="where the codes come from: prior (the protocol), gmm, ...")
     ap.add_argument("--sampler-train", type=int, default=20000, help="molecules an ex-post sampler is fitted on")
+    ap.add_argument(
+        "--no-syntax",
+        action="store_true",
+        help="decode without following SMILES branches and rings (only specials out and an atom first, the "
+        "decoder's mask before they were followed): the ablation",
+    )
     args = ap.parse_args()
     try:  # an unknown sampler is refused before minutes of loading
         samplers.get(args.sampler)
@@ -84,6 +94,8 @@ def main():
     rows, points = [head], []
     for path, minutes in sorted(args.points, key=lambda p: p[1]):
         model = load_model(path)
+        if args.no_syntax:
+            model.decoder_net.syntax = model.vocab.syntax(strict=False)
         g = torch.Generator().manual_seed(args.seed)
         z = torch.randn(args.samples, model.config.latent_dim, generator=g)
         if args.sampler != "prior":
@@ -100,6 +112,7 @@ def main():
                 "weights": weights_file(path).name,  # a run directory's best.safetensors, else its last checkpoint
                 key: minutes,
                 "samples": args.samples,
+                "grammar": "tokens only (--no-syntax)" if args.no_syntax else "SMILES branches and rings",
                 "decode_seconds": decode_s,
                 "score_seconds": time.perf_counter() - t0 - decode_s,
                 **mm,

@@ -161,13 +161,18 @@ def test_teacher_forced_log_prob_matches_stepwise_decoding():
     ids = x[:, : model.config.max_len].long()
     dec = model.decoder_net
     state, prev, manual = dec.initial_state(z), torch.full((len(x), 1), Vocab.bos), torch.zeros(len(x))
+    syntax, depth, rings = model.vocab.syntax(), torch.zeros(len(x), dtype=torch.long), torch.zeros(len(x), 9) > 0
     for t in range(ids.shape[1]):  # one token at a time, feeding the true tokens
         logits, state = dec.step(z, prev, state)
-        allowed = model.vocab.allowed(first=t == 0)
+        allowed = syntax.allowed(prev[:, 0], depth, rings[:, : syntax.ring.shape[1]])
         logp = torch.log_softmax(logits[:, -1].masked_fill(~allowed, float("-inf")), -1)
         live = ids[:, t] != Vocab.pad  # up to and including the end token
         manual += torch.where(live, logp.gather(1, ids[:, t : t + 1]).squeeze(1), torch.zeros(()))
         prev = ids[:, t : t + 1]
+        for i, tok in enumerate(model.vocab.tokens[j] for j in ids[:, t].tolist()):  # the state, by hand
+            depth[i] += {"(": 1, ")": -1}.get(tok, 0)
+            if tok.isdigit():
+                rings[i, int(tok) - 1] ^= True
     assert torch.isfinite(lp).all() and torch.allclose(lp, manual, atol=1e-4)
     # several z per item broadcast like every other decoder: (S, B, d) -> (S, B)
     assert model.decode(torch.randn(3, len(x), 4)).log_prob(x).shape == (3, len(x))
@@ -414,8 +419,9 @@ def test_quick_report_runs_end_to_end(tmp_path):
 @pytest.mark.parametrize("kind", ["smiles", "kekule", "selfies"])
 def test_grammar_mask_forbids_specials_and_empty_molecules(kind):
     vocab = Vocab.build(["CC(=O)Nc1ccc(O)cc1", "C1CC1Br", "N#Cc1ccccc1Cl"], kind)
-    first, later = vocab.allowed(first=True), vocab.allowed()
-    assert not later[[Vocab.pad, Vocab.bos]].any() and later[Vocab.eos]
+    syntax = vocab.syntax()
+    first, later = syntax.follows[Vocab.bos], syntax.follows[vocab.index["C"] if kind != "selfies" else 3]
+    assert not syntax.follows[:, [Vocab.pad, Vocab.bos]].any() and later[Vocab.eos]
     assert not first[[Vocab.pad, Vocab.bos, Vocab.eos]].any()
     openers = {t for t, ok in zip(vocab.tokens, first) if ok}
     assert openers and all(
@@ -425,13 +431,48 @@ def test_grammar_mask_forbids_specials_and_empty_molecules(kind):
     assert later.sum() == len(vocab) - 2
 
 
+def test_smiles_grammar_mask_closes_branches_and_rings():
+    vocab = Vocab.build(["CC(=O)Nc1ccc(O)cc1", "C1CC2CC12Br", "N#Cc1ccccc1Cl"], "smiles")
+    syntax = vocab.syntax()
+
+    def ok_after(prefix: str) -> set[str]:
+        prev = torch.tensor([[Vocab.bos] + [vocab.index[t] for t in smiles_tokens(prefix)]])
+        depth, rings = syntax.state(prev)
+        return {t for t, ok in zip(vocab.tokens, syntax.allowed(prev, depth, rings)[0, -1]) if ok}
+
+    assert {"<eos>", "(", "1", "C"} <= ok_after("CC") and ")" not in ok_after("CC")
+    assert ")" in ok_after("CC(C") and "<eos>" not in ok_after("CC(C")  # a branch open
+    assert "<eos>" not in ok_after("C1CC") and "<eos>" in ok_after("C1CC1")  # a ring open, then closed
+    assert "<eos>" not in ok_after("C1CC2CC1") and "<eos>" in ok_after("C1CC2CC12")
+    assert ok_after("CC(") == {t for t in vocab.tokens if t[0].isalpha() or t in "=#-"}  # no empty branch
+    assert ok_after("CC=") == {t for t in vocab.tokens if t[0].isalpha() or t.isdigit()}  # a bond needs an atom
+    assert "1" not in ok_after("CC(C)")  # a ring label follows its atom
+    syntax = vocab.syntax(strict=False)  # the ablation: specials out and an atom first, nothing else
+    assert ok_after("CC(C") == ok_after("CC") == ok_after("C1CC") == set(vocab.tokens[2:])
+
+
+def test_grammar_mask_lets_every_training_molecule_through():
+    mols = small_model()[1].smiles + ["CC(C)(C)c1ccc2c(c1)C1(CC1)C(=O)N2", "O=C1NC(=O)C2(CCCC2)N1C1CC1", "C=1CC=1"]
+    vocab = Vocab.build(mols, "smiles")
+    syntax, ids = vocab.syntax(), vocab.encode(mols)
+    prev = torch.cat([torch.full_like(ids[:, :1], Vocab.bos), ids[:, :-1]], 1)
+    ok = syntax.allowed(prev, *syntax.state(prev)).gather(2, ids[..., None]).squeeze(2)
+    assert bool((ok | (ids == Vocab.pad)).all())
+
+
 def test_untrained_decoder_never_emits_specials_or_empty_molecules():
     model, _ = small_model()
     ids = model.sample(200, generator=torch.Generator().manual_seed(0))
     assert not (ids[:, 0] == Vocab.eos).any() and not (ids == Vocab.bos).any()
+    ended = 0
     for row in ids.tolist():  # no padding before the end token
         body = row[: row.index(Vocab.eos)] if Vocab.eos in row else row
         assert Vocab.pad not in body
+        if Vocab.eos in row:  # a molecule that ended has closed its branches and rings
+            toks = [model.vocab.tokens[i] for i in body]
+            ended += 1
+            assert toks.count("(") == toks.count(")") and all(toks.count(d) % 2 == 0 for d in "123456789")
+    assert ended > 50
 
 
 def test_length_buckets_cover_every_molecule_once_and_skip_padding():

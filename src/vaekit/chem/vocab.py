@@ -21,7 +21,7 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -38,6 +38,44 @@ KINDS = ("smiles", "kekule", "selfies")
 # One SMILES token: a bracket atom, a two-letter organic-subset atom, a one-letter (or aromatic) atom,
 # a bond, a branch, a ring-closure label (one digit or %nn), a dot, or a reaction/wildcard symbol.
 SMILES_TOKEN = re.compile(r"\[[^\[\]]+\]|Br|Cl|%\d\d|[BCNOPSFIbcnops]|[=#$:/\\\-+()\.~*@?>\d]")
+RING_LABEL = re.compile(r"%\d\d|\d")
+SMILES_BONDS = frozenset("-=#$:/\\")
+
+
+@dataclass(frozen=True)
+class Syntax:
+    """A SMILES grammar a decoder can follow token by token, as tensors over a vocabulary of V tokens.
+
+    A token may be emitted if it may follow the previous token (`follows`, V x V; the start token's
+    row says which tokens open a molecule), a closing parenthesis only inside a branch, and the end token
+    only once every branch and ring is closed.  `depth` is each token's change of branch depth (+1, -1
+    or 0) and `ring` (V x R) marks the R ring-closure labels, so the state after a prefix is a running
+    sum: the branch depth and which labels are open.  Every string the mask lets through has balanced
+    branches and closed rings; RDKit may still refuse it (an aromatic ring it cannot kekulize, a valence).
+    SELFIES need no such state: their `follows` only keeps specials out, and R is 0."""
+
+    follows: torch.Tensor  # (V, V) bool: token j may follow token i
+    depth: torch.Tensor  # (V,) long
+    ring: torch.Tensor  # (V, R) long, one-hot
+    eos: int
+    close: int | None  # the ")" token, if the vocabulary has one
+
+    def to(self, device: torch.device | str) -> Syntax:
+        return replace(self, follows=self.follows.to(device), depth=self.depth.to(device), ring=self.ring.to(device))
+
+    def state(self, prev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Branch depth (N, T) and open ring labels (N, T, R) after each prefix, from the token ids
+        `prev` (N, T) of the prefixes up to each position (teacher forcing): running sums along T."""
+        return self.depth[prev].cumsum(-1), self.ring[prev].cumsum(-2) % 2 > 0
+
+    def allowed(self, prev: torch.Tensor, depth: torch.Tensor, rings: torch.Tensor) -> torch.Tensor:
+        """Bool mask (..., V) of the tokens that may come next, given the previous token (...,), the
+        branch depth (...,) and the open ring labels (..., R)."""
+        ok = self.follows[prev]
+        if self.close is not None:
+            ok[..., self.close] &= depth > 0
+        ok[..., self.eos] &= (depth == 0) & ~rings.any(-1)
+        return ok
 
 
 def smiles_tokens(smiles: str) -> list[str]:
@@ -150,21 +188,47 @@ class Vocab:
 
     pad, bos, eos = 0, 1, 2
 
-    def allowed(self, first: bool = False) -> torch.Tensor:
-        """Bool mask over the tokens a decoder may emit: never <pad> or <bos>.  With first=True, only
-        tokens that can open a molecule: an atom (for SMILES a bracket atom or an organic-subset
-        letter; for SELFIES any token but ring, branch, no-op and dot tokens, which derive nothing
-        at the start), so no decoding is empty."""
-        mask = torch.ones(len(self.tokens), dtype=torch.bool)
-        mask[[self.pad, self.bos]] = False
-        if first:
-            mask[self.eos] = False
-            for i, t in enumerate(self.tokens[len(SPECIALS) :], len(SPECIALS)):
-                if self.kind == "selfies":
-                    mask[i] = not any(k in t for k in ("Ring", "Branch", "nop")) and t not in (".", "[.]")
-                else:  # both SMILES kinds
-                    mask[i] = t[0] == "[" or t[0].isalpha()
-        return mask
+    def syntax(self, strict: bool = True) -> Syntax:
+        """The decoder's grammar mask (see `Syntax`): which token may follow which, and the tokens that
+        open or close a branch or a ring.  strict=False keeps only what the mask was before SMILES
+        branches and rings were followed (an ablation): no specials, and an atom first."""
+        n = len(self.tokens)
+        follows = torch.ones(n, n, dtype=torch.bool)
+        follows[:, [self.pad, self.bos]] = False  # never emitted
+        first = follows[self.bos]
+        first[self.eos] = False
+        depth = torch.zeros(n, dtype=torch.long)
+        smiles = self.kind != "selfies" and strict
+        rings = [i for i, t in enumerate(self.tokens) if smiles and RING_LABEL.fullmatch(t)]
+        ring = torch.zeros(n, len(rings), dtype=torch.long)
+        ring[rings, torch.arange(len(rings))] = 1
+        if self.kind == "selfies":
+            # any token but ring, branch, no-op and dot tokens, which derive nothing at the start
+            first &= torch.tensor(
+                [not any(k in t for k in ("Ring", "Branch", "nop")) and t not in (".", "[.]") for t in self.tokens]
+            )
+            return Syntax(follows, depth, ring, self.eos, None)
+        atom = torch.tensor([t[0] == "[" or t[0].isalpha() for t in self.tokens])
+        atom[list(range(len(SPECIALS)))] = False
+        if not strict:
+            first &= atom
+            return Syntax(follows, depth, ring, self.eos, None)
+        bond, is_ring = torch.tensor([t in SMILES_BONDS for t in self.tokens]), ring.sum(1) > 0
+        close = self.index.get(")")
+        for i, t in enumerate(self.tokens):
+            if i == self.bos or t == ".":
+                follows[i] &= atom  # a molecule or a fragment starts with an atom
+            elif t in SMILES_BONDS:
+                follows[i] &= atom | is_ring  # a bond joins two atoms (or an atom and a ring closure)
+            elif t == "(":
+                follows[i] &= atom | bond  # a branch is not empty
+            elif t == ")":
+                follows[i] &= ~is_ring  # a ring-closure label follows its atom directly
+            if t == "(":
+                depth[i] = 1
+            elif t == ")":
+                depth[i] = -1
+        return Syntax(follows, depth, ring, self.eos, close)
 
     # -- strings <-> tokens ------------------------------------------------------------------
     def tokenize(self, smiles: str) -> list[str]:

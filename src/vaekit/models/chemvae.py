@@ -14,7 +14,7 @@ vocabulary is part of the config, so a checkpoint alone can encode and decode mo
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,9 +121,6 @@ class ConvSequenceBody(nn.Module):
 class GRUDecoder(nn.Module):
     """Logits over the next token given z and the previous tokens: a GRU fed [embedding, z] at each step."""
 
-    open_ok: torch.Tensor
-    next_ok: torch.Tensor
-
     def __init__(self, cfg: ChemConfig):
         super().__init__()
         v = len(cfg.tokens)
@@ -134,13 +131,12 @@ class GRUDecoder(nn.Module):
         self.layers, self.hidden, self.max_len = cfg.gru_layers, cfg.gru_hidden, cfg.max_len
         self.word_dropout = cfg.word_dropout
         self.skip_padding = True  # teacher forcing stops at the batch's longest molecule (False: the ablation)
-        # tokens that may be emitted at the first / any later position (grammar, not learned; not saved)
-        self.register_buffer("open_ok", cfg.vocab.allowed(first=True), persistent=False)
-        self.register_buffer("next_ok", cfg.vocab.allowed(), persistent=False)
+        self.syntax = cfg.vocab.syntax()  # the grammar mask: not learned, not saved
 
-    def masked(self, logits: torch.Tensor, first: bool) -> torch.Tensor:
-        """Logits (..., V) with the tokens not allowed at that position set to -inf."""
-        return logits.masked_fill(~(self.open_ok if first else self.next_ok), float("-inf"))
+    def _apply(self, fn: Callable[[torch.Tensor], torch.Tensor], recurse: bool = True) -> GRUDecoder:
+        super()._apply(fn, recurse)  # type: ignore[no-untyped-call]  # .to(device): the grammar mask follows
+        self.syntax = self.syntax.to(self.out.weight.device)
+        return self
 
     def initial_state(self, z: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.init(z)).reshape(len(z), self.layers, self.hidden).transpose(0, 1).contiguous()
@@ -155,13 +151,13 @@ class GRUDecoder(nn.Module):
     def teacher_forced(self, z: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         """Logits (N, L, V) for every position of `ids` (N, L), each from the true previous tokens."""
         prev = torch.cat([torch.full_like(ids[:, :1], Vocab.bos), ids[:, :-1]], 1)
+        ok = self.syntax.allowed(prev, *self.syntax.state(prev))  # from the true prefixes
         # word dropout (Bowman et al. 2016): hidden tokens become padding, so the decoder leans on z;
         # the start token is always seen
         if self.training and self.word_dropout > 0:
             hide = torch.rand(prev.shape, device=prev.device) < self.word_dropout
             prev = prev.masked_fill(hide & (prev != Vocab.bos), Vocab.pad)
-        logits = self.step(z, prev, self.initial_state(z))[0]
-        return torch.cat([self.masked(logits[:, :1], True), self.masked(logits[:, 1:], False)], 1)
+        return self.step(z, prev, self.initial_state(z))[0].masked_fill(~ok, float("-inf"))
 
     @torch.no_grad()
     def generate(
@@ -172,9 +168,10 @@ class GRUDecoder(nn.Module):
         prev = torch.full((n, 1), Vocab.bos, dtype=torch.long, device=z.device)
         state, out = self.initial_state(z), torch.full((n, self.max_len), Vocab.pad, dtype=torch.long, device=z.device)
         done = torch.zeros(n, dtype=torch.bool, device=z.device)
+        depth, rings = torch.zeros(n, dtype=torch.long, device=z.device), self.syntax.ring[prev[:, 0]] > 0
         for t in range(self.max_len):
             logits, state = self.step(z, prev, state)
-            logits = self.masked(logits[:, -1], t == 0)
+            logits = logits[:, -1].masked_fill(~self.syntax.allowed(prev[:, 0], depth, rings), float("-inf"))
             if greedy:
                 nxt = logits.argmax(-1)
             else:
@@ -186,12 +183,13 @@ class GRUDecoder(nn.Module):
             if bool(done.all()):
                 break
             prev = nxt[:, None]
+            depth, rings = depth + self.syntax.depth[nxt], rings ^ (self.syntax.ring[nxt] > 0)
         return out
 
 
 class TokenSequence(D.Distribution):
     """p(x|z) over token rows: prod_t Categorical(x_t | x_<t, z) up to the end token, each
-    categorical restricted by the grammar mask (`Vocab.allowed`).  `log_prob` uses teacher forcing;
+    categorical restricted by the grammar mask (`Vocab.syntax`).  `log_prob` uses teacher forcing;
     `sample` decodes autoregressively.  Accepts items (token ids + properties) or token ids."""
 
     arg_constraints: dict[str, D.constraints.Constraint] = {}
