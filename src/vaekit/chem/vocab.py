@@ -68,6 +68,12 @@ class Syntax:
         `prev` (N, T) of the prefixes up to each position (teacher forcing): running sums along T."""
         return self.depth[prev].cumsum(-1), self.ring[prev].cumsum(-2) % 2 > 0
 
+    def advance(
+        self, depth: torch.Tensor, rings: torch.Tensor, token: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The state (depth (N,), open rings (N, R)) after one more token (N,): decoding's running sums."""
+        return depth + self.depth[token], rings ^ (self.ring[token] > 0)
+
     def allowed(self, prev: torch.Tensor, depth: torch.Tensor, rings: torch.Tensor) -> torch.Tensor:
         """Bool mask (..., V) of the tokens that may come next, given the previous token (...,), the
         branch depth (...,) and the open ring labels (..., R)."""

@@ -183,7 +183,7 @@ class GRUDecoder(nn.Module):
             if bool(done.all()):
                 break
             prev = nxt[:, None]
-            depth, rings = depth + self.syntax.depth[nxt], rings ^ (self.syntax.ring[nxt] > 0)
+            depth, rings = self.syntax.advance(depth, rings, nxt)
         return out
 
 
