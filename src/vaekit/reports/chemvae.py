@@ -190,12 +190,13 @@ def run(ctx) -> None:
         **info,
     }
     data = info.get("data", {})
+    molecules = data.get("molecules") or info.get("molecules")  # None: the whole split
     ctx.row(
         "MOSES train",
         "training",
         info.get("steps", float("nan")),
         note=f"{cfg.kind} {model.name}: latent {cfg.latent_dim}, GRU {cfg.gru_layers}x{cfg.gru_hidden}, "
-        f"{data.get('molecules') or info.get('molecules')} training molecules, "
+        + (f"{molecules:,} training molecules, " if molecules else "the whole training split, ")
         + (
             f"{info['molecules_seen']:,} molecules seen in {info['cpu_minutes']:.0f} CPU-min ({info['source']})"
             if "cpu_minutes" in info and "molecules_seen" in info
