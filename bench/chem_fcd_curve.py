@@ -28,6 +28,9 @@ comparison with MOSES's VAE, whose decoder follows no grammar.
 `--clock gpu` reads the minutes as GPU-minutes (a model trained on a GPU, bench/gpu/train_chemvae.sh): the
 points then carry `gpu_minutes` and the figure says so.
 
+Each point also counts why its invalid samples are invalid (`metrics.invalid_reasons`: syntax, aromaticity,
+valence, other).
+
 Needs the MOSES splits (`VAEKIT_DATA` or `vaekit data fetch moses`).  Writes
 bench/results/NAME.json and NAME.png (FCD/Test against CPU-minutes) and prints a table.
 """
@@ -116,6 +119,7 @@ def main():
                 "decode_seconds": decode_s,
                 "score_seconds": time.perf_counter() - t0 - decode_s,
                 **mm,
+                "invalid": metrics.invalid_reasons(gen),  # why the invalid samples are: syntax, aromaticity, ...
             }
         )
         rows.append(

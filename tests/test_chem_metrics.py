@@ -110,6 +110,13 @@ def test_validity_uniqueness_novelty_on_hand_made_lists():
     assert M.novelty(gen, M.canonical_set(["NCC", "OCC", BENZENE])) == 0.0
 
 
+def test_invalid_strings_are_counted_by_reason():
+    gen = ["OCC", BENZENE, "C1CC", "CC(C", "", "c1cccc1", "c1ccnc1", "C(C)(C)(C)(C)C", "FC(F)(F)(F)F"]
+    reasons = M.invalid_reasons(gen)
+    assert reasons == {"syntax": 3, "aromaticity": 2, "valence": 2, "other": 0}
+    assert sum(reasons.values()) == round(len(gen) * (1 - M.validity(gen)))  # every invalid string, once
+
+
 def test_bad_lists_raise_one_line_errors():
     with pytest.raises(VaekitError, match="empty"):
         M.validity([])

@@ -75,6 +75,31 @@ def validity(smiles: Iterable[str]) -> float:
     return sum(c is not None for c in canonical_all(smiles)) / len(smiles)
 
 
+def invalid_reasons(smiles: Iterable[str]) -> dict[str, int]:
+    """Why the strings RDKit does not read are invalid, counted: "syntax" (it cannot parse them: an unclosed
+    ring or branch, a stray symbol, a string cut off at the decoder's length), "aromaticity" (an aromatic
+    ring it cannot kekulize), "valence" (an atom with too many bonds) and "other" (any other refusal).
+    The keys are always all four; valid strings are not counted."""
+    counts = dict.fromkeys(("syntax", "aromaticity", "valence", "other"), 0)
+    for s, c in zip(smiles := _as_list(smiles), canonical_all(smiles)):
+        if c is not None:
+            continue
+        mol = Chem.MolFromSmiles(s, sanitize=False) if s else None
+        if mol is None:
+            counts["syntax"] += 1
+            continue
+        try:
+            Chem.SanitizeMol(mol)
+            counts["other"] += 1  # sanitizes, yet does not read back (a canonical string RDKit refuses)
+        except (Chem.rdchem.KekulizeException, Chem.rdchem.AtomKekulizeException):
+            counts["aromaticity"] += 1
+        except Chem.rdchem.AtomValenceException:
+            counts["valence"] += 1
+        except Exception:  # RDKit's other sanitization errors
+            counts["other"] += 1
+    return counts
+
+
 def uniqueness(smiles: Iterable[str], k: int | None = None) -> float:
     """unique@k: distinct canonical SMILES among the first `k` valid strings, divided by their number.
 
