@@ -230,10 +230,9 @@ class Vocab:
                 follows[i] &= atom | bond  # a branch is not empty
             elif t == ")":
                 follows[i] &= ~is_ring  # a ring-closure label follows its atom directly
-            if t == "(":
-                depth[i] = 1
-            elif t == ")":
-                depth[i] = -1
+        for t, change in (("(", 1), (")", -1)):
+            if t in self.index:
+                depth[self.index[t]] = change
         return Syntax(follows, depth, ring, self.eos, close)
 
     # -- strings <-> tokens ------------------------------------------------------------------

@@ -168,7 +168,8 @@ class GRUDecoder(nn.Module):
         prev = torch.full((n, 1), Vocab.bos, dtype=torch.long, device=z.device)
         state, out = self.initial_state(z), torch.full((n, self.max_len), Vocab.pad, dtype=torch.long, device=z.device)
         done = torch.zeros(n, dtype=torch.bool, device=z.device)
-        depth, rings = torch.zeros(n, dtype=torch.long, device=z.device), self.syntax.ring[prev[:, 0]] > 0
+        depth = torch.zeros(n, dtype=torch.long, device=z.device)  # the grammar's state: no branch or ring open
+        rings = torch.zeros(n, self.syntax.ring.shape[1], dtype=torch.bool, device=z.device)
         for t in range(self.max_len):
             logits, state = self.step(z, prev, state)
             logits = logits[:, -1].masked_fill(~self.syntax.allowed(prev[:, 0], depth, rings), float("-inf"))
