@@ -38,7 +38,6 @@ bench/results/NAME.json and NAME.png (FCD/Test against CPU-minutes) and prints a
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -51,22 +50,12 @@ from vaekit.data.smiles import load_molecules, moses_path
 from vaekit.errors import VaekitError
 from vaekit.io import save_figure
 
-from common import RESULTS, write
-
-
-def point(text: str) -> tuple[str, float]:
-    path, sep, minutes = text.rpartition(":")
-    try:
-        if not sep:
-            raise ValueError
-        return path, float(minutes)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected CHECKPOINT:CPU_MINUTES") from None
+from common import RESULTS, checkpoint_point, earlier_points, write
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("points", nargs="+", type=point, metavar="CHECKPOINT:CPU_MINUTES")
+    ap.add_argument("points", nargs="+", type=checkpoint_point, metavar="CHECKPOINT:CPU_MINUTES")
     ap.add_argument("--samples", type=int, default=10000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--name", default="chem_fcd_curve")
@@ -86,7 +75,8 @@ def main():
     except VaekitError as e:
         ap.error(str(e))
     key = f"{args.clock}_minutes"
-    kept = earlier_points(RESULTS / f"{args.name}.json", args) if args.keep else []
+    same = {"samples": args.samples, "seed": args.seed, "sampler": args.sampler}
+    kept = earlier_points(RESULTS / f"{args.name}.json", same, missing={"sampler": "prior"}) if args.keep else []
     torch.set_num_threads(1)
 
     t0 = time.perf_counter()
@@ -157,23 +147,6 @@ def ex_post(model, name: str, n_train: int):
     mols = scored("moses", "train", limit=n_train, seed=0)
     items, _ = model.items(mols.smiles, mols.props, skip=True)
     return samplers.fit(name, model, samplers.codes(model, items))
-
-
-def earlier_points(path: Path, args) -> list[dict]:
-    """The points of an earlier result file, which must have been measured the same way."""
-    if not path.is_file():
-        return []
-    old = json.loads(path.read_text())
-    if (old.get("samples"), old.get("seed"), old.get("sampler", "prior")) != (
-        args.samples,
-        args.seed,
-        getattr(args, "sampler", "prior"),
-    ):
-        raise SystemExit(
-            f"{path.name}: measured with --samples {old.get('samples')} --seed {old.get('seed')} --sampler "
-            f"{old.get('sampler', 'prior')}; --keep needs the same"
-        )
-    return list(old.get("points", []))
 
 
 def figure(points, path: Path, key: str = "cpu_minutes") -> None:

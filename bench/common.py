@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import statistics
@@ -49,6 +50,32 @@ def write(name: str, result: dict, table_rows: list[list[str]]) -> Path:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)))
     print(f"wrote {path}")
     return path
+
+
+def checkpoint_point(text: str) -> tuple[str, float]:
+    """CHECKPOINT:MINUTES, the argument of the training-curve benchmarks: a checkpoint file or run directory
+    (its path may hold colons) and the minutes of training behind it."""
+    path, sep, minutes = text.rpartition(":")
+    try:
+        if not sep:
+            raise ValueError
+        return path, float(minutes)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected CHECKPOINT:CPU_MINUTES") from None
+
+
+def earlier_points(path: Path, flags: dict, missing: dict | None = None) -> list[dict]:
+    """The points of an earlier result file (for --keep), which must have been measured with the same `flags`
+    ({"samples": 10000, ...}: option names without dashes and their values); `missing` gives the value a setting
+    had in files written before it was recorded."""
+    if not path.is_file():
+        return []
+    old = json.loads(path.read_text())
+    was = {k: old.get(k, (missing or {}).get(k)) for k in flags}
+    if was != flags:
+        said = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in was.items())
+        raise SystemExit(f"{path.name}: measured with {said}; --keep needs the same")
+    return list(old.get("points", []))
 
 
 median = statistics.median

@@ -128,11 +128,12 @@ def test_fcd_curve_reads_checkpoint_and_minutes_and_draws_its_figure(tmp_path):
     import argparse
 
     curve = bench_script("chem_fcd_curve")
-    assert curve.point("models/chemvae-selfies:66") == ("models/chemvae-selfies", 66.0)
-    assert curve.point("a:b/run:12.5") == ("a:b/run", 12.5)
+    common = bench_script("common")  # the helpers the curve scripts share
+    assert common.checkpoint_point("models/chemvae-selfies:66") == ("models/chemvae-selfies", 66.0)
+    assert common.checkpoint_point("a:b/run:12.5") == ("a:b/run", 12.5)
     for bad in ("models/chemvae-selfies", "run:soon"):
         with pytest.raises(argparse.ArgumentTypeError, match="CHECKPOINT:CPU_MINUTES"):
-            curve.point(bad)
+            common.checkpoint_point(bad)
     points = [
         {"cpu_minutes": m, "FCD/Test": f, "valid": v, "samples": 10} for m, f, v in ((66, 11.8, 0.5), (88, 10.9, 0.6))
     ]
@@ -143,13 +144,46 @@ def test_fcd_curve_reads_checkpoint_and_minutes_and_draws_its_figure(tmp_path):
     assert (tmp_path / "gpu.png").read_bytes()[:4] == b"\x89PNG"
     # --keep: the points of an earlier file measured the same way, or a clear refusal
     old = tmp_path / "old.json"
-    old.write_text(json.dumps({"samples": 10, "seed": 0, "points": points}))
-    assert curve.earlier_points(old, argparse.Namespace(samples=10, seed=0)) == points
-    assert curve.earlier_points(tmp_path / "none.json", argparse.Namespace(samples=10, seed=0)) == []
+    old.write_text(json.dumps({"samples": 10, "seed": 0, "points": points}))  # written before "sampler" was
+    prior = {"missing": {"sampler": "prior"}}
+    assert common.earlier_points(old, {"samples": 10, "seed": 0, "sampler": "prior"}, **prior) == points
+    assert common.earlier_points(tmp_path / "none.json", {"samples": 10, "seed": 0}) == []
     with pytest.raises(SystemExit, match="old.json: measured with --samples 10 --seed 0 --sampler prior; --keep needs"):
-        curve.earlier_points(old, argparse.Namespace(samples=500, seed=0))
+        common.earlier_points(old, {"samples": 500, "seed": 0, "sampler": "prior"}, **prior)
     with pytest.raises(SystemExit, match="--sampler prior; --keep needs the same"):  # ex-post points are not prior ones
-        curve.earlier_points(old, argparse.Namespace(samples=10, seed=0, sampler="gmm"))
+        common.earlier_points(old, {"samples": 10, "seed": 0, "sampler": "gmm"}, **prior)
+
+
+def test_recon_curve_measures_the_three_protocols_and_draws_its_figure(tmp_path):
+    """bench/chem_recon_curve.py on a stand-in model whose codes are the molecules' indices: a decoder right only
+    when greedy scores 1 on the greedy protocols and 0 on the sampled one; one right only on even-indexed
+    molecules scores a half everywhere (written non-canonically, so canonical SMILES are compared)."""
+    import torch
+
+    recon = bench_script("chem_recon_curve")
+    smiles = ["CCO", "c1ccccc1", "CC(=O)O", "CCN"]
+    written = {"CCO": "OCC", "c1ccccc1": "C1=CC=CC=C1", "CC(=O)O": "OC(C)=O", "CCN": "NCC"}
+
+    class StandIn:
+        def __init__(self, right):
+            self.right = right
+
+        def encode_smiles(self, s, sample=False):
+            return torch.tensor([[float(smiles.index(x))] for x in s])
+
+        def decode_smiles(self, z, greedy=False, generator=None):
+            return [written[smiles[int(i)]] if self.right(int(i), greedy) else "CCCC" for i in z[:, 0]]
+
+    assert recon.measure(StandIn(lambda i, greedy: greedy), smiles, 0) == {
+        "recon": 0.0,
+        "released": 1.0,
+        "greedy_mean": 1.0,
+    }
+    half = recon.measure(StandIn(lambda i, greedy: i % 2 == 0), smiles, 0)
+    assert half == {"recon": 0.5, "released": 0.5, "greedy_mean": 0.5}
+    points = [{"cpu_minutes": m, "recon": r, "released": 0.5, "molecules": 4} for m, r in ((275, 0.34), (350, 0.41))]
+    recon.figure(points, tmp_path / "recon.png")
+    assert (tmp_path / "recon.png").read_bytes()[:4] == b"\x89PNG" and not list(tmp_path.glob(".*"))
 
 
 def test_fcd_curve_refuses_an_unknown_sampler_in_one_line_before_loading_anything():
