@@ -29,6 +29,7 @@ import torch
 from vaekit.checkpoint import load_model, weights_file
 from vaekit.chem import metrics
 from vaekit.chem.dataset import scored
+from vaekit.errors import VaekitError
 from vaekit.io import save_figure
 
 from common import RESULTS, checkpoint_point, earlier_points, write
@@ -72,11 +73,15 @@ def main():
     kept = earlier_points(RESULTS / f"{args.name}.json", same) if args.keep else []
     torch.set_num_threads(1)
 
-    test = scored("moses", "test", limit=max(args.molecules, 5000), seed=1)  # the report's draw
+    try:  # a missing or foreign checkpoint is refused in one line, before any minutes of work
+        models = {path: load_model(path).eval() for path, _ in args.points}
+        test = scored("moses", "test", limit=max(args.molecules, 5000), seed=1)  # the report's draw
+    except VaekitError as e:
+        ap.error(str(e))
     head = ["checkpoint", "CPU-min", "recon 10x10 %", "sampled code, greedy %", "mean, greedy %"]
     rows, points = [head], []
     for path, minutes in sorted(args.points, key=lambda p: p[1]):
-        model = load_model(path).eval()
+        model = models[path]
         _, fit = model.vocab.encode(test.smiles, skip=True)
         smiles = [test.smiles[i] for i in fit][: args.molecules]
         t0 = time.perf_counter()

@@ -234,3 +234,13 @@ def test_chem_bo_refuses_a_missing_model_in_one_line_before_any_work(tmp_path):
     )
     known = "known: global, trust_region, trust_region_local"
     assert out.returncode == 2 and out.stderr.strip().endswith(f"unknown ['tpe']; {known}")
+
+
+def test_recon_curve_refuses_a_missing_checkpoint_in_one_line():
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "chem_recon_curve.py"), "no/such/run:1"], capture_output=True, text=True
+    )
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1].endswith("no/such/run: no checkpoint here")
