@@ -70,8 +70,9 @@ def main():
         "decoder's mask before they were followed): the ablation",
     )
     args = ap.parse_args()
-    try:  # an unknown sampler is refused before minutes of loading
+    try:  # an unknown sampler or a missing checkpoint is refused before minutes of loading
         samplers.get(args.sampler)
+        models = {path: load_model(path) for path, _ in args.points}
     except VaekitError as e:
         ap.error(str(e))
     key = f"{args.clock}_minutes"
@@ -86,7 +87,7 @@ def main():
     head = ["checkpoint", f"{args.clock.upper()}-min", "FCD/Test", "SNN/Test", "valid", "unique@10k", "novelty"]
     rows, points = [head], []
     for path, minutes in sorted(args.points, key=lambda p: p[1]):
-        model = load_model(path)
+        model = models[path]
         if args.no_syntax:
             model.decoder_net.syntax = model.vocab.syntax(strict=False)
         g = torch.Generator().manual_seed(args.seed)
