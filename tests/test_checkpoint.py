@@ -1,6 +1,7 @@
 """Checkpoints: round trip, corruption detection, atomic writes, crafted headers refused before allocating."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -98,12 +99,13 @@ def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
     m = model()
     checkpoint.save(path, m, step=1)
 
-    def boom(tensors, filename, metadata=None):
-        with open(filename, "wb") as f:
-            f.write(b"half a file")
+    real = Path.write_bytes
+
+    def boom(self, data):
+        real(self, data[: len(data) // 2])
         raise OSError("disk full")
 
-    monkeypatch.setattr(checkpoint, "save_file", boom)
+    monkeypatch.setattr(Path, "write_bytes", boom)
     with pytest.raises(OSError):
         checkpoint.save(path, m, step=2)
     assert [p.name for p in tmp_path.iterdir()] == ["c.safetensors"]  # no temp file left behind

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_bytes
-from safetensors.torch import save_file
+from safetensors.torch import save as save_bytes
 
 from .errors import VaekitError
 from .io import atomic_write, atomic_write_bytes, atomic_write_text  # noqa: F401  (re-exported)
@@ -75,8 +75,9 @@ def save(
 def _write(path, tensors: dict[str, torch.Tensor], header: dict) -> None:
     """Write `tensors` with `header` (its sha256 field set here) atomically."""
     header = {**header, "sha256": _digest(tensors, header)}
-    with atomic_write(Path(path)) as tmp:
-        save_file(tensors, tmp, metadata={"vaekit": json.dumps(header)})
+    # serialised here and written through our own temporary file: safetensors' save_file makes a second one
+    # (.tmpXXXXXX) that a writer killed mid-write would leave behind, outside the sweep of .*.tmp files
+    atomic_write_bytes(path, save_bytes(tensors, metadata={"vaekit": json.dumps(header)}))
 
 
 def weights_only(src, dst) -> None:
