@@ -57,6 +57,36 @@ def test_the_cache_computes_once_then_reads(tmp_path):
     assert sorted(p.name for p in path.parent.iterdir()) == ["c.npz"]
 
 
+SLOW_ENTRY = """
+import sys, time
+import numpy as np
+from vaekit.io import cached, load_npz, save_npz
+def compute():
+    with open(sys.argv[2], "a") as f:
+        f.write("computed\\n")
+    time.sleep(1.0)
+    return {"x": np.arange(4.0)}
+print(cached(sys.argv[1], compute, save_npz, load_npz)["x"].sum())
+"""
+
+
+def test_processes_wanting_one_entry_at_once_compute_it_once(tmp_path):
+    """Two processes ask for the same cache entry at the same moment: one computes it, the other waits and
+    reads it (they used to both compute it, racing on its scratch files), and no lock file is left."""
+    import subprocess
+    import sys
+
+    path, log = tmp_path / "c.npz", tmp_path / "log.txt"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", SLOW_ENTRY, str(path), str(log)], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0] and outs == ["6.0", "6.0"]
+    assert log.read_text() == "computed\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.npz", "log.txt"]
+
+
 @pytest.mark.parametrize("content", [b"", b"not a zip file", b"PK\x03\x04 truncated"])
 def test_a_corrupt_cache_file_is_computed_again(tmp_path, content):
     calls = []

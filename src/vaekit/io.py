@@ -6,7 +6,9 @@ was. A writer killed mid-write leaves only a `.*.tmp` file, which the run folder
 
 A disk cache is one file per key, read back with `cached`; a file that cannot be read (truncated,
 corrupt, from an older version) is computed again and replaced. Cache files are .npz (read with
-allow_pickle=False), JSON, text or safetensors: nothing is ever unpickled.
+allow_pickle=False), JSON, text or safetensors: nothing is ever unpickled. Processes that want the same
+entry at once take turns (an advisory lock on `.NAME.lock` beside it): the first computes it, the others
+wait and read it, instead of all computing it and racing on its scratch files.
 """
 
 from __future__ import annotations
@@ -100,16 +102,46 @@ def cached(
     A file `load` cannot read (it raises one of UNREADABLE) is computed again and replaced; a folder
     that cannot be written only costs the cache."""
     path = Path(path)
-    if use and path.is_file():
+    if not use:
+        return compute()
+    with _turn(path):
+        if path.is_file():
+            try:
+                return load(path)
+            except UNREADABLE:
+                pass
+        value = compute()
         try:
-            return load(path)
-        except UNREADABLE:
-            pass
-    value = compute()
-    if use:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
             save(path, value)
         except OSError:
             pass
-    return value
+        return value
+
+
+@contextmanager
+def _turn(path: Path) -> Iterator[None]:
+    """Hold an exclusive advisory lock on `.NAME.lock` beside `path`, waiting while another process holds it;
+    the holder removes the lock file before it lets go, so none is left behind.  Without a lock (a folder that
+    cannot be written, a system without flock) go on unlocked."""
+    try:
+        import fcntl
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = path.parent / f".{path.name}.lock"
+        while True:
+            f = open(lock, "a")
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                if os.stat(lock).st_ino == os.fstat(f.fileno()).st_ino:
+                    break  # the lock file is still the one in the folder: ours
+            except FileNotFoundError:
+                pass  # its holder removed it while we waited: take the next one
+            f.close()
+    except (ImportError, OSError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        f.close()  # releases the lock
