@@ -392,11 +392,14 @@ def test_quick_report_runs_end_to_end(tmp_path):
     # the MOSES table once per code source: the prior (the protocol), then each ex-post sampler in rows of its own
     protocol = {r.metric for r in res.rows if r.data == "MOSES"}
     assert {"valid", "FCD/Test", "Novelty"} <= protocol
+    prior_fcd = next(r.ours for r in res.rows if r.data == "MOSES" and r.metric == "FCD/Test")
     for name in ("gmm", "twostage"):
-        rows = [r for r in res.rows if r.data == f"MOSES, {name} sampler"]
+        gain, *rows = [r for r in res.rows if r.data == f"MOSES, {name} sampler"]
+        assert gain.metric.startswith("log density of held-out codes over the prior") and math.isfinite(gain.ours)
         assert {r.metric for r in rows} == protocol
         assert all(r.note.startswith("ex-post (not the MOSES protocol)") and r.paper is None for r in rows)
         assert 0 < next(r.ours for r in rows if r.metric == "valid") <= 1
+        assert next(r.target for r in rows if r.metric == "FCD/Test") == f"< {prior_fcd:.3f} (the prior row)"
     # the diagnostic: reconstruction-distribution FCD beside the prior's at the same count
     diag = {r.metric.split(" (")[0]: r for r in res.rows if r.data == "diagnostic"}
     assert set(diag) == {"FCD/Test of the reconstruction distribution", "FCD/Test of prior samples"}

@@ -290,6 +290,27 @@ def test_fit_codes_takes_a_seeded_subset_of_at_most_limit_items():
     assert not torch.equal(some, samplers.fit_codes(m, x, limit=20, seed=2))
 
 
+def test_fit_codes_are_draws_where_the_model_says_so():
+    m = model(latent_dim=3)
+    x = torch.randn(50, 6, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(samplers.fit_codes(m, x), samplers.codes(m, x))  # an image VAE: posterior means
+    m.sampler_codes = "draw"  # as the chemical VAE says of itself
+    drawn = samplers.fit_codes(m, x, seed=4)
+    assert torch.equal(drawn, samplers.codes(m, x, draw=True, seed=4)) and not torch.equal(drawn, samplers.codes(m, x))
+
+
+def test_gain_over_the_prior_is_the_kl_of_a_shifted_gaussian():
+    """Codes from N(2, 0.5^2) in each of 2 dimensions, a one-component mixture fitted on them: its gain over
+    the prior N(0, I) on held-out codes is KL(N(2, 0.25) || N(0, 1)) = 2 (log 2 + 4.25 / 2 - 1 / 2) nats; the
+    prior's own gain is exactly 0."""
+    m = model(latent_dim=2)
+    g = torch.Generator().manual_seed(0)
+    fit_on, held = (2 + 0.5 * torch.randn(20000, 2, generator=g) for _ in range(2))
+    gmm = samplers.fit("gmm", m, fit_on, n_components=1)
+    assert samplers.gain(m, gmm, held) == pytest.approx(2 * (math.log(2) + 4.25 / 2 - 0.5), abs=0.05)
+    assert samplers.gain(m, samplers.fit("prior", m), held) == 0.0
+
+
 def test_cli_sample_with_a_fitted_gmm(digits_run, tmp_path, capsys):
     from vaekit.checkpoint import load_model
     from vaekit.cli import main

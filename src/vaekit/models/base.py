@@ -197,6 +197,10 @@ class LatentVariableModel(nn.Module):
     encoder_density = True  # q(z|x) has a density: the ELBO, the IWAE bound and the NLL estimate are defined
     has_likelihood = True  # p(x|z) has a density: -log p(x|z) of a reconstruction is defined
     can_sample = True  # the prior is fitted as part of the model: decoded prior draws are its samples
+    # What an ex-post sampler (vaekit.samplers) is fitted on: "mean", the posterior means (an image model decoded
+    # to its mean draws its sharpest pictures from them), or "draw", one draw from q(z|x) per item: the aggregate
+    # posterior itself, which the decoder was trained on (a model decoded stochastically, token by token)
+    sampler_codes = "mean"
 
     def __init__(self, config: ModelConfig):
         super().__init__()

@@ -234,6 +234,9 @@ class ChemVAE(LatentVariableModel):
     Config = ChemConfig
     config: ChemConfig
     item_kind = "molecule"  # the CLI reads and writes SMILES for it
+    # ex-post samplers fitted on posterior draws: on models/chemvae-smiles (KL weight 1, 30k samples) a mixture
+    # fitted on them scores FCD/Test 0.127, on the means 0.147; on models/chemvae-lowkl 5.60 against 5.93
+    sampler_codes = "draw"
 
     def __init__(self, config: ChemConfig):
         super().__init__(config)
