@@ -18,7 +18,9 @@ uses 30,000, so FCD here sits a little above what 30,000 samples would give.
 curve that grows as training goes on over several sessions.
 
 `--sampler gmm` (or any of vaekit.samplers) draws the codes ex-post instead, from a sampler fitted on the
-posterior means of `--sampler-train` MOSES training molecules (seed 0): not the protocol, whose codes come from
+codes of `--sampler-train` MOSES training molecules (seed 0): one draw from q(z|x) each, as the chemical VAE
+says of itself (`model.sampler_codes`), or `--sampler-codes mean` for the posterior means (the ablation).
+Not the protocol, whose codes come from
 the prior.
 
 The decoder follows SMILES branches and rings (its grammar mask, chem.vocab.Syntax); `--no-syntax` decodes
@@ -64,6 +66,12 @@ def main():
     ap.add_argument("--sampler", default="prior", help="where the codes come from: prior (the protocol), gmm, ...")
     ap.add_argument("--sampler-train", type=int, default=20000, help="molecules an ex-post sampler is fitted on")
     ap.add_argument(
+        "--sampler-codes",
+        choices=["model", "mean", "draw"],
+        default="model",
+        help="an ex-post sampler's codes: as the model says (model.sampler_codes), posterior means, or draws",
+    )
+    ap.add_argument(
         "--no-syntax",
         action="store_true",
         help="decode without following SMILES branches and rings (only specials out and an atom first, the "
@@ -93,7 +101,7 @@ def main():
         g = torch.Generator().manual_seed(args.seed)
         z = torch.randn(args.samples, model.config.latent_dim, generator=g)
         if args.sampler != "prior":
-            z = ex_post(model, args.sampler, args.sampler_train).sample(args.samples, g)
+            z = ex_post(model, args.sampler, args.sampler_train, args.sampler_codes).sample(args.samples, g)
         t0 = time.perf_counter()
         with torch.no_grad():
             gen = [s for i in range(0, len(z), 2000) for s in model.decode_smiles(z[i : i + 2000], generator=g)]
@@ -126,6 +134,9 @@ def main():
         )
         print(" ".join(rows[-1]), flush=True)
     new = {p[key] for p in points}
+    ex_post_fields = (
+        {} if args.sampler == "prior" else {"sampler_codes": args.sampler_codes, "sampler_train": args.sampler_train}
+    )
     points = sorted([p for p in kept if p[key] not in new] + points, key=lambda p: p[key])
     write(
         args.name,
@@ -133,6 +144,7 @@ def main():
             "samples": args.samples,
             "seed": args.seed,
             "sampler": args.sampler,
+            **ex_post_fields,
             "points": points,
             "published": {"MOSES VAE FCD/Test": 0.099, "CharRNN": 0.073, "NGram": 5.51, "Combinatorial": 4.24},
         },
@@ -141,13 +153,18 @@ def main():
     figure(points, RESULTS / f"{args.name}.png", key)
 
 
-def ex_post(model, name: str, n_train: int):
-    """Sampler `name` fitted on the posterior means of n_train MOSES training molecules (seed 0)."""
+def ex_post(model, name: str, n_train: int, kind: str = "model"):
+    """Sampler `name` fitted on the codes of n_train MOSES training molecules (seed 0): as `samplers.fit_codes`
+    makes them (kind "model"), or their posterior means ("mean") or one draw each ("draw")."""
     from vaekit.chem.dataset import scored
 
     mols = scored("moses", "train", limit=n_train, seed=0)
     items, _ = model.items(mols.smiles, mols.props, skip=True)
-    return samplers.fit(name, model, samplers.codes(model, items))
+    if kind == "model":
+        codes = samplers.fit_codes(model, items)
+    else:
+        codes = samplers.codes(model, items, draw=kind == "draw")
+    return samplers.fit(name, model, codes)
 
 
 def figure(points, path: Path, key: str = "cpu_minutes") -> None:
