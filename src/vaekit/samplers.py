@@ -40,8 +40,9 @@ reconstructions, they are the codes of the deterministic models (auto-encoder, A
 fit theirs the same way.  The chemical VAE, decoded token by token at random, is fitted on one seeded draw
 per molecule instead: the aggregate posterior proper (means plus encoder noise), which is what its decoder
 was trained on, and what the prior itself models.  Measured on the committed SMILES models (FCD/Test of
-decoded samples): a mixture fitted on draws 0.127 against 0.147 on means (KL weight 1, 30,000 samples;
-the prior 0.128), 5.60 against 5.93 (KL weight 0.001, 10,000 samples; the prior 8.91).
+decoded samples, bench/chem_fcd_curve.py --sampler gmm --sampler-codes draw|mean): a mixture fitted on draws
+0.115 against 0.152 on means (KL weight 1, 30,000 samples; the prior 0.112), 5.80 against 5.90 (KL weight
+0.001, 10,000 samples; the prior 8.94).
 
 `gain(model, sampler, z)` says beforehand whether an ex-post sampler can help: the mean log density of held-out
 codes under it, less their log density under the prior.  Near 0 (or below), the prior already is the

@@ -235,7 +235,8 @@ class ChemVAE(LatentVariableModel):
     config: ChemConfig
     item_kind = "molecule"  # the CLI reads and writes SMILES for it
     # ex-post samplers fitted on posterior draws: on models/chemvae-smiles (KL weight 1, 30k samples) a mixture
-    # fitted on them scores FCD/Test 0.127, on the means 0.147; on models/chemvae-lowkl 5.60 against 5.93
+    # fitted on them scores FCD/Test 0.115, on the means 0.152; on models/chemvae-lowkl 5.80 against 5.90
+    # (bench/chem_fcd_curve.py --sampler gmm --sampler-codes draw|mean; docs/chemvae.md)
     sampler_codes = "draw"
 
     def __init__(self, config: ChemConfig):
