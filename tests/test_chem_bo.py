@@ -342,4 +342,11 @@ def test_trust_region_bo_stays_near_the_best_code_where_codes_decode():
         assert ((zr >= box[0] - 1e-9) & (zr <= box[1] + 1e-9)).all()
     best = z[int(f8(z).argmax())]
     assert ((best >= tr.regions[0][1][0]) & (best <= tr.regions[0][1][1])).all()
-    assert tr.n_valid > glob.n_valid and tr.best[-1] >= float(f8(z).max())
+    assert tr.best[-1] >= float(f8(z).max())
+    # more of its proposals decode: over five seeds, as one run of 18 proposals is a coin flip either way (and
+    # which way it falls moved with the GP library's version)
+    runs = [(tr, glob)] + [
+        tuple(bo.bayes_opt(sc, near_decode, z, f8(z), trust_region=t, **{**kw, "seed": s}) for t in (True, False))
+        for s in range(1, 5)
+    ]
+    assert sum(t.n_valid for t, _ in runs) > 1.25 * sum(g.n_valid for _, g in runs)
