@@ -154,17 +154,14 @@ def main():
 
 
 def ex_post(model, name: str, n_train: int, kind: str = "model"):
-    """Sampler `name` fitted on the codes of n_train MOSES training molecules (seed 0): as `samplers.fit_codes`
-    makes them (kind "model"), or their posterior means ("mean") or one draw each ("draw")."""
+    """Sampler `name` fitted on the codes of n_train MOSES training molecules (seed 0): posterior means
+    ("mean"), one draw each ("draw"), or as the model says ("model": `model.sampler_codes`)."""
     from vaekit.chem.dataset import scored
 
     mols = scored("moses", "train", limit=n_train, seed=0)
     items, _ = model.items(mols.smiles, mols.props, skip=True)
-    if kind == "model":
-        codes = samplers.fit_codes(model, items)
-    else:
-        codes = samplers.codes(model, items, draw=kind == "draw")
-    return samplers.fit(name, model, codes)
+    draw = (model.sampler_codes if kind == "model" else kind) == "draw"
+    return samplers.fit(name, model, samplers.codes(model, items, draw=draw))
 
 
 def figure(points, path: Path, key: str = "cpu_minutes") -> None:

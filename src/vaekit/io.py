@@ -130,12 +130,15 @@ def _turn(path: Path) -> Iterator[None]:
         lock = path.parent / f".{path.name}.lock"
         while True:
             f = open(lock, "a")
-            fcntl.flock(f, fcntl.LOCK_EX)
             try:
+                fcntl.flock(f, fcntl.LOCK_EX)
                 if os.stat(lock).st_ino == os.fstat(f.fileno()).st_ino:
                     break  # the lock file is still the one in the folder: ours
             except FileNotFoundError:
                 pass  # its holder removed it while we waited: take the next one
+            except OSError:
+                f.close()
+                raise
             f.close()
     except (ImportError, OSError):
         yield
