@@ -156,12 +156,14 @@ def main():
 def ex_post(model, name: str, n_train: int, kind: str = "model"):
     """Sampler `name` fitted on the codes of n_train MOSES training molecules (seed 0): posterior means
     ("mean"), one draw each ("draw"), or as the model says ("model": `model.sampler_codes`)."""
-    from vaekit.chem.dataset import scored
+    from vaekit.chem.dataset import unscored
 
-    mols = scored("moses", "train", limit=n_train, seed=0)
-    items, _ = model.items(mols.smiles, mols.props, skip=True)
-    draw = (model.sampler_codes if kind == "model" else kind) == "draw"
-    return samplers.fit(name, model, samplers.codes(model, items, draw=draw))
+    mols = unscored("moses", "train", limit=n_train, seed=0)
+    items, _ = model.code_items(mols.smiles, skip=True)
+    kind = model.sampler_codes if kind == "model" else kind
+    sampler = samplers.fit(name, model, samplers.codes(model, items, draw=kind == "draw"))
+    sampler.fitted_on = kind
+    return sampler
 
 
 def figure(points, path: Path, key: str = "cpu_minutes") -> None:

@@ -294,6 +294,23 @@ def test_scored_cache_follows_the_content_not_the_timestamp(tmp_path, monkeypatc
     assert len(list((tmp_path / "cache" / "molecules").glob("*.npz"))) == 2
 
 
+def test_unscored_gives_the_scored_molecules_without_scoring_them(tmp_path, monkeypatch):
+    """Codes for an ex-post sampler need only the tokens: the molecules `scored` would give, from its cache
+    when it is there, else read and canonicalised with no property computed (and nothing cached)."""
+    from vaekit.chem.dataset import unscored
+
+    monkeypatch.setenv("VAEKIT_CACHE", str(tmp_path / "cache"))
+    f = zinc_like(tmp_path / "z.csv", [("OCC", 0, 0, 0), ("bad(", 0, 0, 0), ("c1ccccc1", 0, 0, 0)])
+    with monkeypatch.context() as m:
+        m.setattr("vaekit.chem.props.properties", lambda *a, **k: pytest.fail("scored the molecules"))
+        cold = unscored(str(f), "file")
+    assert cold.smiles == ["CCO", "c1ccccc1"] and len(cold.invalid) == 1 and not cold.props
+    assert not (tmp_path / "cache" / "molecules").exists()
+    want = scored(str(f), "file")
+    warm = unscored(str(f), "file")  # now from the cache, properties included
+    assert warm.smiles == want.smiles == cold.smiles and np.allclose(warm.props["QED"], want.props["QED"])
+
+
 def test_a_scored_cache_is_read_without_rdkit(tmp_path, monkeypatch):
     """A cache scored on one machine serves another that lacks RDKit (a GPU machine, say)."""
     import subprocess

@@ -229,6 +229,20 @@ def test_sample_defaults_to_smi_and_keeps_the_gmm_sampler(run, capsys):
     assert (run / "sampler-gmm.safetensors").is_file()
 
 
+def test_sample_from_a_committed_model_keeps_its_sampler_in_the_cache(run, tmp_path, monkeypatch, capsys):
+    """A model committed with vaekit lives in the source checkout: its fitted sampler goes to the cache."""
+    import sys
+
+    monkeypatch.setattr(sys.modules["vaekit.models.pretrained"], "ROOT", run.parent)
+    monkeypatch.setenv("VAEKIT_CACHE", str(tmp_path / "cache"))
+    before = sorted(p.name for p in run.iterdir())
+    main(["sample", str(run), "-n", "5", "--sampler", "gmm", "--out", str(tmp_path / "s.smi")])
+    assert (tmp_path / "cache" / "samplers" / run.name / "sampler-gmm.safetensors").is_file()
+    assert sorted(p.name for p in run.iterdir()) == before
+    main(["sample", str(run), "-n", "5", "--sampler", "gmm", "--out", str(tmp_path / "t.smi")])
+    assert capsys.readouterr().out.count("fitting the gmm sampler") == 1  # the second run reads it
+
+
 @pytest.mark.parametrize("name", ["x.png", "x.npy", "x"])
 def test_sample_refuses_image_and_array_files(run, tmp_path, capsys, name):
     with pytest.raises(SystemExit) as e:

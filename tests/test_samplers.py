@@ -161,6 +161,42 @@ def test_cached_refits_only_when_the_model_or_options_change(tmp_path):
     assert len(calls) == 4 and samplers.load(path, m).config.n_components == 3
 
 
+def test_cached_refits_a_sampler_fitted_on_other_codes_than_the_model_asks_for(tmp_path):
+    """A sampler file records whether it was fitted on posterior means or draws; a model that asks for the
+    other kind gets one fitted again, and a file from before the record counts as fitted on means."""
+    import json
+
+    from safetensors import safe_open
+
+    m = model()
+    calls = []
+
+    def codes():
+        calls.append(1)
+        return two_clusters(200, 0)
+
+    path = tmp_path / "sampler-gmm.safetensors"
+    samplers.cached(path, "gmm", m, codes, n_components=2)
+    with safe_open(str(path), "pt") as f:
+        assert json.loads(f.metadata()["vaekit-sampler"])["fitted_on"] == "mean"
+    m.sampler_codes = "draw"  # what the chemical VAE asks for
+    s = samplers.cached(path, "gmm", m, codes, n_components=2)
+    assert len(calls) == 2 and s.fitted_on == "draw" and samplers.load(path, m).fitted_on == "draw"
+    samplers.cached(path, "gmm", m, codes, n_components=2)
+    assert len(calls) == 2
+    assert "(draw)" in repr(s)
+
+
+def test_a_committed_model_keeps_its_samplers_in_the_cache_not_in_the_source_tree(tmp_path, monkeypatch):
+    from vaekit.models.pretrained import ROOT
+
+    monkeypatch.setenv("VAEKIT_CACHE", str(tmp_path / "cache"))
+    assert samplers.kept(tmp_path / "run", "gmm") == tmp_path / "run" / "sampler-gmm.safetensors"
+    assert samplers.kept(ROOT / "chemvae-smiles", "gmm") == (
+        tmp_path / "cache" / "samplers" / "chemvae-smiles" / "sampler-gmm.safetensors"
+    )
+
+
 # -- errors ------------------------------------------------------------------------------------------
 def one_line(excinfo):
     msg = str(excinfo.value)

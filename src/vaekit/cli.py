@@ -1049,9 +1049,9 @@ def _eval_arrays(run_dir: Path, args, model) -> dict:
 
 
 def _run_sampler(run_dir: Path, model, name: str, st=None):
-    """Sampler `name` for the run's model: cached in RUN_DIR/sampler-<name>.safetensors, fitted (when it fits
-    anything) on the posterior means of the run's training data (read from its config.json; at most
-    `samplers.FIT_CODES` items of it, a seeded subset)."""
+    """Sampler `name` for the run's model: kept in RUN_DIR/sampler-<name>.safetensors (a committed model's in the
+    cache: samplers.kept), fitted (when it fits anything) on the codes of the run's training data (read from
+    its config.json; at most `samplers.FIT_CODES` items of it, a seeded subset; molecules unscored)."""
     from . import samplers
 
     if not samplers.get(name).uses_codes and not model.can_sample:  # (an unknown name fails here too)
@@ -1062,8 +1062,13 @@ def _run_sampler(run_dir: Path, model, name: str, st=None):
 
     def training_codes():
         saved = _saved_data(run_dir)
-        if model.item_kind == "molecule":  # its items, rebuilt as fit built them
-            x = _molecule_items(model, _molecules(saved), saved)
+        if model.item_kind == "molecule":  # the tokens of its molecules, as fit read them: codes need no properties
+            from .chem.dataset import unscored
+
+            mols = unscored(
+                saved["spec"], saved["split"], saved["data_dir"], limit=saved["molecules"], seed=saved["seed"]
+            )
+            x, _ = model.code_items(mols.smiles, skip=True)
         else:
             data = _run_data(
                 run_dir, argparse.Namespace(data=None, split=saved.get("split") or "train", data_dir=None), model
@@ -1074,7 +1079,7 @@ def _run_sampler(run_dir: Path, model, name: str, st=None):
         print(f"fitting the {name} sampler on the codes of {n} training items{of}")
         return samplers.fit_codes(model, x)
 
-    return samplers.cached(run_dir / f"sampler-{name}.safetensors", name, model, training_codes)
+    return samplers.cached(samplers.kept(run_dir, name), name, model, training_codes)
 
 
 def cmd_sample(args) -> None:

@@ -50,8 +50,10 @@ aggregate posterior and a sampler fitted on the codes decodes no better; tens of
 mass where no training code is.
 
 A fitted sampler remembers the model it was fitted for (name, latent_dim and a digest of config and
-weights): its file cannot be used to draw codes for any other model, not even a retrained one.
-Sampler files are safetensors (tensors) with a JSON header; nothing is unpickled.
+weights): its file cannot be used to draw codes for any other model, not even a retrained one.  It also
+records which codes it was fitted on ("mean" or "draw"), so that `cached` refits one fitted on the other kind.
+Sampler files are safetensors (tensors) with a JSON header; nothing is unpickled.  A run keeps its fitted
+samplers beside its checkpoint; a model committed with vaekit keeps them in the cache (`kept`).
 """
 
 from __future__ import annotations
@@ -191,6 +193,8 @@ class Sampler:
         self.latent_dim = int(model.config.latent_dim)
         self.fitted_for = model_id(model)
         self.n_codes = 0
+        # the kind of codes it is fitted on, as the model says (`fit_codes`); one fitted otherwise sets its own
+        self.fitted_on = getattr(model, "sampler_codes", "mean") if self.uses_codes else None
 
     def _fit(self, model: Any, z: torch.Tensor) -> None:
         raise NotImplementedError
@@ -211,7 +215,7 @@ class Sampler:
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in dataclasses.asdict(self.config).items())
-        on = f" on {self.n_codes} codes" if self.uses_codes else ""
+        on = f" on {self.n_codes} codes ({self.fitted_on})" if self.uses_codes else ""
         return f"{type(self).__name__}({opts}; for {describe(self.fitted_for)}{on})"
 
 
@@ -280,6 +284,7 @@ def save(sampler: Sampler, path: str | os.PathLike[str]) -> Path:
         "config": dataclasses.asdict(sampler.config),
         "fitted_for": sampler.fitted_for,
         "n_codes": sampler.n_codes,
+        "fitted_on": sampler.fitted_on,
     }
     header = json.loads(json.dumps(header))
     header["sha256"] = _digest(tensors, header)
@@ -327,6 +332,8 @@ def load(path: str | os.PathLike[str], model: Any) -> Sampler:
     cls = get(header["sampler"])
     sampler = cls(model, _config(cls, header["config"]))
     sampler.n_codes = int(header.get("n_codes", 0))
+    if sampler.uses_codes:  # files written before the field were all fitted on posterior means
+        sampler.fitted_on = header.get("fitted_on", "mean")
     try:
         sampler.load_tensors(tensors)
     except (KeyError, RuntimeError, ValueError) as e:
@@ -338,8 +345,9 @@ def load(path: str | os.PathLike[str], model: Any) -> Sampler:
 
 def cached(path: str | os.PathLike[str], name: str, model: Any, codes_fn: Callable[[], Any], **options: Any) -> Sampler:
     """Sampler `name` for `model`: the one saved in `path` when it was fitted for this model with these
-    options, else one fitted on `codes_fn()` (the training codes, computed only then) and saved to `path`.
-    A sampler that fits nothing (the prior) is neither read nor written."""
+    options on the codes the model asks for (`model.sampler_codes`), else one fitted on `codes_fn()` (those
+    training codes, as `fit_codes` makes them, computed only then) and saved to `path`.  A sampler that fits
+    nothing (the prior) is neither read nor written."""
     cls = get(name)
     if not cls.uses_codes:
         return fit(name, model, None, **options)
@@ -349,12 +357,28 @@ def cached(path: str | os.PathLike[str], name: str, model: Any, codes_fn: Callab
         _, header = read(path)
         if header["sampler"] != name or header["config"] != want or header["fitted_for"] != model_id(model):
             raise VaekitError(f"{path}: fitted for other options or another model")
-        return load(path, model)
+        sampler = load(path, model)
+        if sampler.fitted_on != getattr(model, "sampler_codes", "mean"):
+            raise VaekitError(f"{path}: fitted on posterior {sampler.fitted_on}s, not the codes the model asks for")
+        return sampler
 
     def write(p: Path, s: Sampler) -> None:
         save(s, p)
 
     return cached_file(path, lambda: fit(name, model, codes_fn(), **options), write, load_if_fitted)
+
+
+def kept(run_dir: str | os.PathLike[str], name: str) -> Path:
+    """Where the run in `run_dir` keeps its fitted sampler `name`: beside its checkpoint,
+    RUN/sampler-NAME.safetensors; for a model committed with vaekit (whose folder in the source checkout vaekit
+    does not write into), in the cache, under samplers/ and the model's folder name (`cached` refits it when
+    the committed weights change)."""
+    from .data.core import cache_root
+    from .models.pretrained import committed
+
+    run_dir = Path(run_dir)
+    home = cache_root() / "samplers" / run_dir.name if committed(run_dir) else run_dir
+    return home / f"sampler-{name}.safetensors"
 
 
 def _expect(tensors: dict[str, torch.Tensor], key: str, shape: tuple[int, ...]) -> torch.Tensor:

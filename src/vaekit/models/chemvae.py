@@ -276,8 +276,8 @@ class ChemVAE(LatentVariableModel):
 
         Returns a float tensor (n, max_len + n_properties); with skip=True also the indices of the
         molecules kept (the others do not fit the vocabulary)."""
-        ids, kept = self.vocab.encode(smiles, skip=True) if skip else (self.vocab.encode(smiles), None)
-        cols = [ids.float()]
+        ids, kept = self.code_items(smiles, skip=True) if skip else (self.code_items(smiles), None)
+        cols = [ids]
         names = self.config.properties
         if names:
             if props is None or any(p not in props for p in names):
@@ -296,6 +296,14 @@ class ChemVAE(LatentVariableModel):
         x = torch.cat(cols, 1)
         return (x, kept) if skip else x
 
+    def code_items(self, smiles: Sequence[str], *, skip: bool = False) -> Any:
+        """The token columns of `items` (n, max_len), all that `encode` reads: rows for codes (`encode`,
+        `samplers.fit_codes`) of molecules whose properties are not scored.  skip as in `items`."""
+        if not skip:
+            return self.vocab.encode(smiles).float()
+        ids, kept = self.vocab.encode(smiles, skip=True)
+        return ids.float(), kept
+
     def _device(self) -> torch.device:
         return next(self.parameters()).device
 
@@ -307,8 +315,8 @@ class ChemVAE(LatentVariableModel):
 
         A molecule outside the vocabulary is an error; with skip=True it is left out, and the result is
         (codes, indices of the molecules kept), as `vocab.encode(smiles, skip=True)` gives."""
-        ids, kept = self.vocab.encode(smiles, skip=True) if skip else (self.vocab.encode(smiles), None)
-        q = self.encode(ids.float().to(self._device()))
+        ids, kept = self.code_items(smiles, skip=True) if skip else (self.code_items(smiles), None)
+        q = self.encode(ids.to(self._device()))
         z = q.sample() if sample else q.mean
         return (z, kept) if skip else z
 

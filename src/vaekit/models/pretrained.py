@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..errors import VaekitError
@@ -22,3 +23,8 @@ def pretrained(name: str) -> Path:
         f"no pretrained model {str(name)!r:.60} in {ROOT} "
         f"({'committed: ' + ', '.join(known) if known else 'a source checkout of vaekit has them'})"
     )
+
+
+def committed(run_dir: str | os.PathLike[str]) -> bool:
+    """Whether `run_dir` is one of the models committed with vaekit (a folder of `models/`)."""
+    return Path(run_dir).resolve().parent == ROOT.resolve()

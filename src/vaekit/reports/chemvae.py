@@ -106,7 +106,7 @@ def _load(ctx, run=None):
     its run folder says about its training."""
     from ..checkpoint import load_model
     from ..models import pretrained
-    from ..models.pretrained import ROOT as COMMITTED
+    from ..models.pretrained import committed
 
     if run is None and ctx.quick and "run" not in ctx.options:
         return _train_quick(ctx)
@@ -118,9 +118,8 @@ def _load(ctx, run=None):
             f"{run}: no trained chemical VAE; train one (see `vaekit report chemvae` docs) or use --pretrained"
         )
     model = load_model(run)
-    # a user's run keeps its fitted ex-post samplers (as `vaekit sample --sampler` does); the committed one does not
-    committed = run.resolve().parent == COMMITTED.resolve()
-    info = {"source": f"models/{run.name}" if committed else str(run), "run_dir": None if committed else str(run)}
+    # its fitted ex-post samplers are kept where `vaekit sample --sampler` keeps them (samplers.kept)
+    info = {"source": f"models/{run.name}" if committed(run) else str(run), "run_dir": str(run)}
     log = run / "log.csv"
     if log.is_file():
         import csv
@@ -507,15 +506,16 @@ def _reconstruction_fcd(ctx, model, fits, prior_gen, ref, n_ref, g) -> None:
 
 def _training_molecules(ctx, info):
     """The molecules the model was trained on, as its run's config.json records them (the quick model: its
-    2,000 MOSES molecules; a run without that record: a seeded subset of MOSES train)."""
-    from ..chem.dataset import scored
+    2,000 MOSES molecules; a run without that record: a seeded subset of MOSES train), unscored: their codes
+    need no properties."""
+    from ..chem.dataset import unscored
 
     d = info.get("data") or {}
     if info["source"] == "quick":
-        return scored("moses", "train", ctx.data_dir, limit=2000, seed=ctx.seed)
+        return unscored("moses", "train", ctx.data_dir, limit=2000, seed=ctx.seed)
     if not d.get("spec"):
-        return scored("moses", "train", ctx.data_dir, limit=ctx.option("sampler_train", 20000, int), seed=0)
-    return scored(
+        return unscored("moses", "train", ctx.data_dir, limit=ctx.option("sampler_train", 20000, int), seed=0)
+    return unscored(
         d["spec"],
         d.get("split") or "train",
         d.get("data_dir") or ctx.data_dir,
@@ -595,22 +595,20 @@ def _expost_rows(ctx, model, info, n, ref, n_ref, train_set, g, held_out, prior_
     def training_codes():
         if not codes:
             mols = _training_molecules(ctx, info)
-            x, _ = model.items(mols.smiles, mols.props, skip=True)
+            x, _ = model.code_items(mols.smiles, skip=True)
             n = min(len(x), samplers.FIT_CODES)
             ctx.log(f"encoding {n} of {len(x)} training molecules for the ex-post samplers")
             codes.append(samplers.fit_codes(model, x, seed=ctx.seed))
         return codes[0]
 
     if names:
-        x_held, _ = model.items(held_out.smiles, held_out.props, skip=True)
+        x_held, _ = model.code_items(held_out.smiles, skip=True)
         z_held = samplers.fit_codes(model, x_held, seed=ctx.seed + 1)
     for name in names:
         t0 = time.perf_counter()
         opts = {"steps": 300} if (ctx.quick and name == "twostage") else {}
         if info.get("run_dir"):
-            sampler = samplers.cached(
-                Path(info["run_dir"]) / f"sampler-{name}.safetensors", name, model, training_codes, **opts
-            )
+            sampler = samplers.cached(samplers.kept(info["run_dir"], name), name, model, training_codes, **opts)
         else:
             sampler = samplers.fit(name, model, training_codes(), **opts)
         fitted = f"fitted on the {kind} of {len(codes[0])} training molecules" if codes else "fitted earlier"

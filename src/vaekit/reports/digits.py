@@ -110,9 +110,7 @@ def sampler_figures(
     fig, axes = plt.subplots(1 + two_d, len(SAMPLERS), figsize=(3.2 * len(SAMPLERS), 3.4 * (1 + two_d)), squeeze=False)
     for i, name in enumerate(SAMPLERS):
         t0 = time.perf_counter()
-        s = samplers.cached(
-            Path(run_dir) / f"sampler-{name}.safetensors", name, model, train_codes, seed=ctx.seed, **options[name]
-        )
+        s = samplers.cached(samplers.kept(run_dir, name), name, model, train_codes, seed=ctx.seed, **options[name])
         lp = float(s.log_prob(z_test).mean())
         z = s.sample(n_codes, torch.Generator().manual_seed(ctx.seed))
         x = model.generate(z[:n_shown].to(next(model.parameters()).device)).cpu()
