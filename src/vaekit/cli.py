@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="prior",
         help="where the codes come from: prior (the model's own, default), "
         "gmm (a Gaussian mixture fitted on the training codes) or twostage (a second VAE fitted on them); "
-        "a fitted sampler is kept in RUN_DIR/sampler-<name>.safetensors",
+        "a fitted sampler is kept in RUN_DIR/sampler-<name>.safetensors (a committed model's: in the cache)",
     )
     p.add_argument("-n", type=_count(1, 100_000), default=64, help="how many to draw (default 64)")
     p.add_argument("--seed", type=_count(0, 2**63 - 1), default=0)

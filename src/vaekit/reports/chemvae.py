@@ -611,7 +611,7 @@ def _expost_rows(ctx, model, info, n, ref, n_ref, train_set, g, held_out, prior_
             sampler = samplers.cached(samplers.kept(info["run_dir"], name), name, model, training_codes, **opts)
         else:
             sampler = samplers.fit(name, model, training_codes(), **opts)
-        fitted = f"fitted on the {kind} of {len(codes[0])} training molecules" if codes else "fitted earlier"
+        fitted = f"fitted on the posterior {sampler.fitted_on}s of {sampler.n_codes} training molecules"
         ctx.row(
             f"MOSES, {name} sampler",
             "log density of held-out codes over the prior's (nats a code)",

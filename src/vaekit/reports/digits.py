@@ -7,7 +7,8 @@ linear and spherical interpolations between test digits, and nearest neighbours 
 It then draws codes three ways (`vaekit.samplers`) and decodes them side by side: from the prior, from a
 Gaussian mixture fitted on the training codes (ex-post density estimation, Ghosh et al. 2020) and from
 a second VAE fitted on them (two-stage VAE, Dai & Wipf 2019); a row per sampler gives the test codes'
-mean log density under it (the samplers are kept in the run folder, `sampler-<name>.safetensors`).
+mean log density under it (the samplers are kept where `samplers.kept` says: in the run folder,
+`sampler-<name>.safetensors`).
 """
 
 from __future__ import annotations
