@@ -4,6 +4,7 @@ import gzip
 import json
 import math
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -273,7 +274,8 @@ def test_scored_caches(tmp_path, monkeypatch):
     f = zinc_like(tmp_path / "z.csv", [("CCO", 0, 0, 0), ("bad(", 0, 0, 0), ("c1ccccc1", 0, 0, 0)])
     a = scored(str(f), "file")
     assert a.smiles == ["CCO", "c1ccccc1"] and len(a.invalid) == 1 and set(a.props) >= {"logP", "QED", "SAS"}
-    assert list((tmp_path / "cache" / "molecules").glob("*.npz"))
+    (entry,) = (tmp_path / "cache" / "molecules").glob("*.npz")
+    assert {i.compress_type for i in zipfile.ZipFile(entry).infolist()} == {zipfile.ZIP_DEFLATED}
     b = scored(str(f), "file")
     assert b.smiles == a.smiles and np.allclose(b.props["QED"], a.props["QED"]) and b.invalid == a.invalid
 

@@ -16,7 +16,8 @@
 # H200-class GPU with a minute to read and tokenise the data; the molecules are scored (logP, QED, SAS) first,
 # on all CPU cores, into vaekit's cache (about 47 CPU-minutes for 1.58 M molecules, a few minutes on 16 cores;
 # not counted in MINUTES).  A cache scored on another machine can be copied into vaekit's cache folder
-# (`vaekit.data.core.cache_root()`): it is keyed by the data file's content, and reading it needs no RDKit.
+# (`vaekit.data.core.cache_root()`, or the folder VAEKIT_CACHE names): it is keyed by the data file's content,
+# reading it needs no RDKit, and the whole train split's is one compressed file of about 50 MB.
 #
 # Settings (environment): VAEKIT_DATA (the MOSES splits), MINUTES, BETA, WARMUP, DEVICE (default cuda), MOLECULES
 # (default: all; a seeded subset of this many), JOBS (scoring processes, default: all cores), LR (the first
