@@ -155,7 +155,7 @@ BO_METHODS: dict[str, tuple[str, dict[str, Any]]] = {
 @report("chemvae")
 def run(ctx) -> None:
     from ..chem import bo, metrics
-    from ..chem.dataset import scored
+    from ..chem.dataset import scored, unscored
     from ..chem.props import canonical, penalized_logp
     from ..models import pretrained
 
@@ -308,7 +308,7 @@ def run(ctx) -> None:
         f"decoded {n_samples} prior samples in {time.perf_counter() - t0:.0f} s; scoring (FCD reference: "
         f"{n_fcd_ref} test molecules)"
     )
-    ref_mols = scored("moses", "test", ctx.data_dir, limit=n_fcd_ref if n_fcd_ref < 176074 else None).smiles
+    ref_mols = unscored("moses", "test", ctx.data_dir, limit=n_fcd_ref if n_fcd_ref < 176074 else None).smiles
     ref = metrics.reference_stats(ref_mols)
     mm = metrics.moses_metrics(gen, ref, train_set)
     secs = time.perf_counter() - t0
