@@ -73,7 +73,9 @@ def scored(
     return cached(_path(spec, split, data_dir, limit, seed), score, _save, _load, use=cache)
 
 
-def unscored(spec: str = "moses", split: str = "train", data_dir=None, *, limit: int | None = None, seed: int = 0):
+def unscored(
+    spec: str = "moses", split: str = "train", data_dir=None, *, limit: int | None = None, seed: int = 0
+) -> Molecules:
     """The molecules `scored` gives for the same arguments, for work that needs no properties (the codes an
     ex-post sampler is fitted on: the encoder reads the tokens alone): from `scored`'s cache when it holds them,
     else read and canonicalised without scoring (the 1.58 M MOSES training molecules: about 2 CPU-minutes,
