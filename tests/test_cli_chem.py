@@ -181,6 +181,18 @@ def test_eval_and_encode_take_another_csv(run, tmp_path, capsys):
     assert "1 SMILES are not valid" in capsys.readouterr().out
 
 
+def test_encode_scores_no_properties(run, tmp_path, monkeypatch):
+    """Codes need the tokens alone: encoding a file of molecules computes none of their properties."""
+    monkeypatch.setenv("VAEKIT_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("vaekit.chem.props.properties", lambda *a, **k: pytest.fail("scored the molecules"))
+    other = tmp_path / "other.csv"
+    other.write_text("smiles\n" + "\n".join(SMILES[:6]) + "\n")
+    main(["encode", str(run), "--data", str(other), "--out", str(tmp_path / "z.npy")])
+    mols = [canonical(s) for s in SMILES[:6]]
+    _, kept = load_model(run).vocab.encode(mols, skip=True)
+    assert np.load(tmp_path / "z.npy").shape == (len(kept), 3)
+
+
 def test_eval_refuses_binarize_on_molecules(run, capsys):
     with pytest.raises(SystemExit) as e:
         main(["eval", str(run), "--binarize"])

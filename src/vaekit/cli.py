@@ -965,11 +965,11 @@ def _save_invalid(path: Path, mols) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
-def _run_molecules(run_dir: Path, args, limit: int | None = None):
+def _run_molecules(run_dir: Path, args, limit: int | None = None, *, properties: bool = True):
     """The scored molecules eval and encode use for a molecule model: --data (moses, zinc250k or a CSV file), else
     the run's training data as its config.json records it, in the split --split names (a CSV file has one set);
-    `limit`: a seeded random subset of that many."""
-    from .chem.dataset import scored
+    `limit`: a seeded random subset of that many; properties=False: unscored (codes need only the tokens)."""
+    from .chem.dataset import scored, unscored
 
     spec, data_dir = args.data, args.data_dir
     if spec is None:
@@ -981,7 +981,7 @@ def _run_molecules(run_dir: Path, args, limit: int | None = None):
         spec, data_dir = saved["spec"], data_dir or saved.get("data_dir")
     else:
         spec = _spec_path(spec)
-    mols = scored(spec, args.split, data_dir, limit=limit, seed=0)
+    mols = (scored if properties else unscored)(spec, args.split, data_dir, limit=limit, seed=0)
     if mols.invalid:
         print(
             f"{spec}: {len(mols.invalid)} SMILES are not valid molecules and were left out, e.g. line "
@@ -1186,8 +1186,8 @@ def cmd_encode(args) -> None:
     if model.item_kind == "molecule":
         from .samplers import codes
 
-        mols = _run_molecules(run_dir, args)
-        x, kept = model.items(mols.smiles, mols.props, skip=True)
+        mols = _run_molecules(run_dir, args, properties=False)
+        x, kept = model.code_items(mols.smiles, skip=True)
         if not kept:
             raise VaekitError(f"none of the {len(mols.smiles)} molecules fits the vocabulary of the model of {run_dir}")
         z = codes(model, x).numpy()
