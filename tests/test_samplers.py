@@ -354,7 +354,7 @@ def test_cli_sample_with_a_fitted_gmm(digits_run, tmp_path, capsys):
 
     main(["sample", str(digits_run), "--sampler", "gmm", "-n", "12", "--out", str(tmp_path / "g.npy")])
     n_train = len(load("digits", "train"))
-    assert f"fitting the gmm sampler on the codes of {n_train} training items" in capsys.readouterr().out
+    assert f"fitting the gmm sampler on the posterior means of {n_train} training items" in capsys.readouterr().out
     cache = digits_run / "sampler-gmm.safetensors"
     m = load_model(digits_run)
     s = samplers.load(cache, m)  # fitted for this run's model, on its training codes
