@@ -186,7 +186,7 @@ def run(ctx) -> None:
         "config": {
             k: getattr(cfg, k) for k in ("kind", "latent_dim", "max_len", "gru_hidden", "gru_layers", "properties")
         },
-        **info,
+        **{k: v for k, v in info.items() if k != "run_dir"},  # "source" names it, a committed one relatively
     }
     data = info.get("data", {})
     molecules = data.get("molecules") or info.get("molecules")  # None: the whole split
