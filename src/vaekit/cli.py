@@ -1076,7 +1076,7 @@ def _run_sampler(run_dir: Path, model, name: str, st=None):
             x = data.x if st is None else st.apply(data.x)
         n = min(len(x), samplers.FIT_CODES)
         of = f" (of {len(x)})" if n < len(x) else ""
-        print(f"fitting the {name} sampler on the posterior {model.sampler_codes}s of {n} training items{of}")
+        print(f"fitting the {name} sampler on the posterior {samplers.code_kind(model)}s of {n} training items{of}")
         return samplers.fit_codes(model, x)
 
     return samplers.cached(samplers.kept(run_dir, name), name, model, training_codes)

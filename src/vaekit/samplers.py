@@ -129,6 +129,13 @@ def codes(model: Any, x: Any, *, draw: bool = False, batch_size: int = 1000, see
     return torch.cat(out)
 
 
+def code_kind(model: Any) -> str:
+    """The codes a sampler for `model` is fitted on, as the model says (`sampler_codes`): "mean" or "draw"
+    (a model without the attribute, one with no encoder: "mean")."""
+    kind: str = getattr(model, "sampler_codes", "mean")
+    return kind
+
+
 FIT_CODES = 100_000  # at most this many items' codes fit a sampler (`fit_codes`)
 
 
@@ -141,7 +148,7 @@ def fit_codes(model: Any, x: Any, *, limit: int = FIT_CODES, seed: int = 0) -> t
     x = torch.as_tensor(x.x if hasattr(x, "x") else x)
     if len(x) > limit:
         x = x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:limit]]
-    return codes(model, x, draw=getattr(model, "sampler_codes", "mean") == "draw", seed=seed)
+    return codes(model, x, draw=code_kind(model) == "draw", seed=seed)
 
 
 @torch.no_grad()
@@ -194,7 +201,7 @@ class Sampler:
         self.fitted_for = model_id(model)
         self.n_codes = 0
         # the kind of codes it is fitted on, as the model says (`fit_codes`); one fitted otherwise sets its own
-        self.fitted_on = getattr(model, "sampler_codes", "mean") if self.uses_codes else None
+        self.fitted_on = code_kind(model) if self.uses_codes else None
 
     def _fit(self, model: Any, z: torch.Tensor) -> None:
         raise NotImplementedError
@@ -358,7 +365,7 @@ def cached(path: str | os.PathLike[str], name: str, model: Any, codes_fn: Callab
         if header["sampler"] != name or header["config"] != want or header["fitted_for"] != model_id(model):
             raise VaekitError(f"{path}: fitted for other options or another model")
         sampler = load(path, model)
-        if sampler.fitted_on != getattr(model, "sampler_codes", "mean"):
+        if sampler.fitted_on != code_kind(model):
             raise VaekitError(f"{path}: fitted on posterior {sampler.fitted_on}s, not the codes the model asks for")
         return sampler
 

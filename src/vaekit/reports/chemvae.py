@@ -590,7 +590,7 @@ def _expost_rows(ctx, model, info, n, ref, n_ref, train_set, g, held_out, prior_
     for name in names:
         samplers.get(name)  # an unknown name fails before any work
     codes: list = []
-    kind = "posterior draws" if model.sampler_codes == "draw" else "posterior means"
+    kind = f"posterior {samplers.code_kind(model)}s"
 
     def training_codes():
         if not codes:
