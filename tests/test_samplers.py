@@ -141,14 +141,20 @@ def test_the_gmm_file_holds_its_parameters_as_tensors(tmp_path):
     assert {k: tuple(v.shape) for k, v in t.items()} == {"weights": (2,), "means": (2, 2), "covariances": (2, 2, 2)}
 
 
-def test_cached_refits_only_when_the_model_or_options_change(tmp_path):
-    m = model()
-    calls = []
+def counted_codes():
+    """Training codes for `samplers.cached`, and the list that counts how often they were asked for."""
+    calls: list[int] = []
 
     def codes():
         calls.append(1)
         return two_clusters(200, 0)
 
+    return codes, calls
+
+
+def test_cached_refits_only_when_the_model_or_options_change(tmp_path):
+    m = model()
+    codes, calls = counted_codes()
     path = tmp_path / "sampler-gmm.safetensors"
     a = samplers.cached(path, "gmm", m, codes, n_components=2)
     b = samplers.cached(path, "gmm", m, codes, n_components=2)
@@ -163,18 +169,13 @@ def test_cached_refits_only_when_the_model_or_options_change(tmp_path):
 
 def test_cached_refits_a_sampler_fitted_on_other_codes_than_the_model_asks_for(tmp_path):
     """A sampler file records whether it was fitted on posterior means or draws; a model that asks for the
-    other kind gets one fitted again, and a file from before the record counts as fitted on means."""
+    other kind gets one fitted again."""
     import json
 
     from safetensors import safe_open
 
     m = model()
-    calls = []
-
-    def codes():
-        calls.append(1)
-        return two_clusters(200, 0)
-
+    codes, calls = counted_codes()
     path = tmp_path / "sampler-gmm.safetensors"
     samplers.cached(path, "gmm", m, codes, n_components=2)
     with safe_open(str(path), "pt") as f:

@@ -937,12 +937,14 @@ def _start_from(model, init: dict, tensors: dict, path, flags: dict) -> None:
     load_tensors(model, tensors, path)
 
 
-def _molecules(spec: dict, listed_in: Path | None = None):
+def _molecules(spec: dict, listed_in: Path | None = None, *, properties: bool = True):
     """The scored molecules a `vaekit fit --model chemvae` run's data spec names (see _data_spec); the invalid
-    ones are counted in one line, which names `listed_in` (where fit writes them, see _save_invalid)."""
-    from .chem.dataset import scored
+    ones are counted in one line, which names `listed_in` (where fit writes them, see _save_invalid);
+    properties=False: unscored (codes need only the tokens)."""
+    from .chem.dataset import scored, unscored
 
-    mols = scored(spec["spec"], spec["split"], spec["data_dir"], limit=spec["molecules"], seed=spec["seed"])
+    read = scored if properties else unscored
+    mols = read(spec["spec"], spec["split"], spec["data_dir"], limit=spec["molecules"], seed=spec["seed"])
     if mols.invalid:
         print(
             f"{spec['spec']}: {len(mols.invalid)} SMILES are not valid molecules and were left out, e.g. line "
@@ -1063,12 +1065,7 @@ def _run_sampler(run_dir: Path, model, name: str, st=None):
     def training_codes():
         saved = _saved_data(run_dir)
         if model.item_kind == "molecule":  # the tokens of its molecules, as fit read them: codes need no properties
-            from .chem.dataset import unscored
-
-            mols = unscored(
-                saved["spec"], saved["split"], saved["data_dir"], limit=saved["molecules"], seed=saved["seed"]
-            )
-            x, _ = model.code_items(mols.smiles, skip=True)
+            x, _ = model.code_items(_molecules(saved, properties=False).smiles, skip=True)
         else:
             data = _run_data(
                 run_dir, argparse.Namespace(data=None, split=saved.get("split") or "train", data_dir=None), model

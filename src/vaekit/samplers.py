@@ -361,12 +361,10 @@ def cached(path: str | os.PathLike[str], name: str, model: Any, codes_fn: Callab
     want = json.loads(json.dumps(dataclasses.asdict(_config(cls, options))))
 
     def load_if_fitted(path: Path) -> Sampler:  # raises when unreadable or stale: fit again and replace it
-        _, header = read(path)
-        if header["sampler"] != name or header["config"] != want or header["fitted_for"] != model_id(model):
-            raise VaekitError(f"{path}: fitted for other options or another model")
-        sampler = load(path, model)
-        if sampler.fitted_on != code_kind(model):
-            raise VaekitError(f"{path}: fitted on posterior {sampler.fitted_on}s, not the codes the model asks for")
+        sampler = load(path, model)  # (raises for another model)
+        options = json.loads(json.dumps(dataclasses.asdict(sampler.config)))
+        if sampler.name != name or options != want or sampler.fitted_on != code_kind(model):
+            raise VaekitError(f"{path}: fitted with other options or on other codes than the model asks for")
         return sampler
 
     def write(p: Path, s: Sampler) -> None:

@@ -736,7 +736,7 @@ def _figures(ctx, model, results, sub, fits, bo, constrained=None) -> None:
     # prior is far away for a low-KL model (posterior spreads of a few hundredths) and decodes to unrelated
     # molecules; growing multiples, the nearest neighbours first
     with torch.no_grad():
-        q = model.encode(model.vocab.encode([centre]).float().to(next(model.parameters()).device))
+        q = model.encode(model.code_items([centre]).to(next(model.parameters()).device))
     zc, sd = q.mean.cpu(), q.stddev.cpu()
     g = torch.Generator().manual_seed(ctx.seed)
     out, seen = [centre], {centre}
