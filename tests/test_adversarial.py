@@ -400,4 +400,6 @@ def test_vaekit_sample_on_a_gan_run(tmp_path, capsys):
     capsys.readouterr()
     with pytest.raises(SystemExit) as e:  # no encoder: no codes to fit a sampler on
         main(["sample", str(run), "--sampler", "gmm", "--out", str(tmp_path / "d.npy")])
-    assert e.value.code == 2 and "GAN has no encoder" in capsys.readouterr().err
+    out = capsys.readouterr()
+    assert e.value.code == 2 and "infer no codes from items" in out.err and "--sampler prior" in out.err
+    assert out.out == ""  # refused before a "fitting the gmm sampler" line

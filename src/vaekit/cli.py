@@ -1061,6 +1061,11 @@ def _run_sampler(run_dir: Path, model, name: str, st=None):
             f"{model.name} models fit no prior, so decoded prior draws are not their samples: use "
             "--sampler gmm or twostage (fitted on the codes of the training items)"
         )
+    if samplers.get(name).uses_codes and not model.has_encoder:  # before any "fitting" line
+        raise VaekitError(
+            f"{model.name} models infer no codes from items, so there is nothing to fit the {name} sampler on: "
+            "use --sampler prior"
+        )
 
     def training_codes():
         saved = _saved_data(run_dir)
