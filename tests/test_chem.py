@@ -410,7 +410,7 @@ def test_quick_report_runs_end_to_end(tmp_path):
     assert (tmp_path / "chemvae" / "top_molecules.png").is_file() and (tmp_path / "chemvae" / "index.html").is_file()
     # the MOSES table once per code source: the prior (the protocol), then each ex-post sampler in rows of its own
     protocol = {r.metric for r in res.rows if r.data == "MOSES"}
-    assert {"valid", "FCD/Test", "Novelty"} <= protocol
+    assert {"valid", "FCD/Test", "Novelty", "Filters", "logP", "SA", "QED", "weight"} <= protocol
     prior_fcd = next(r.ours for r in res.rows if r.data == "MOSES" and r.metric == "FCD/Test")
     for name in ("gmm", "twostage"):
         gain, *rows = [r for r in res.rows if r.data == f"MOSES, {name} sampler"]

@@ -14,6 +14,12 @@ Definitions follow the MOSES benchmark (Polykovskiy et al. 2020, "Molecular Sets
 - IntDiv_p: 1 - mean over generated x of (mean over generated y of T(x, y)^p)^(1/p); the mean includes x = y.
 - Novelty: fraction of distinct valid generated molecules absent from the training set. We canonicalise the
   training set too (a few hundred MOSES training SMILES are not canonical under today's RDKit).
+- Filters: fraction of valid generated molecules that pass the filters the MOSES data set was built with
+  (`chem.filters`: allowed elements, no charge, no ring over 7 atoms, no MCF or PAINS match).
+- logP, SA, QED, weight: Wasserstein-1 distance between the property's values over the valid generated
+  molecules and over the reference set (Crippen logP, Ertl's SA score, QED, molecular weight in daltons).
+- .../TestSF: FCD, SNN, Frag and Scaf against MOSES's scaffold test split, whose Bemis–Murcko scaffolds occur
+  in neither the train nor the test split: how far a model goes beyond the scaffolds it was shown.
 
 Reference statistics (ChemNet mean/covariance, fingerprints, fragment and scaffold counts of the test set) are
 computed once and cached as .npz under `vaekit.data.core.cache_root()/chem`.
@@ -43,13 +49,14 @@ import numpy as np
 import scipy.sparse
 import torch
 from rdkit import Chem
-from rdkit.Chem import AllChem, rdFingerprintGenerator
+from rdkit.Chem import QED, AllChem, Crippen, Descriptors, rdFingerprintGenerator
 from rdkit.Chem.Scaffolds import MurckoScaffold
 
 from ..errors import VaekitError
 from ..frechet import frechet_distance
 from ..io import atomic_write, cached, load_npz, save_npz
-from .props import canonical, canonical_all, mol
+from . import filters
+from .props import _sascorer, canonical, canonical_all, mol
 
 FP_RADIUS, FP_BITS = 2, 1024
 FCD_CHUNK = 8192  # molecules per fcd-torch subprocess
@@ -192,6 +199,33 @@ def _features(smiles: str):
     if m is None:
         return None
     return Chem.MolToSmiles(m, isomericSmiles=True), _fingerprint(m), _fragments(m), _scaffold(m)
+
+
+PROPERTIES = ("logP", "SA", "QED", "weight")  # MOSES's property distances, in its order
+
+
+def moses_properties(smiles: str) -> tuple[float, ...]:
+    """PROPERTIES of one valid SMILES, NaN where RDKit cannot score it."""
+    m = mol(smiles)
+    out = []
+    for f in (Crippen.MolLogP, _sascorer().calculateScore, QED.qed, Descriptors.MolWt):
+        try:
+            out.append(float(f(m)))
+        except Exception:  # a parsed molecule RDKit cannot score (odd valences after sanitising)
+            out.append(math.nan)
+    return tuple(out)
+
+
+def _quality(smiles: str) -> tuple[tuple[float, ...], bool]:
+    """PROPERTIES of one valid SMILES and whether it passes MOSES's filters."""
+    return moses_properties(smiles), filters.passes(smiles)
+
+
+def _wasserstein(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import wasserstein_distance
+
+    a, b = a[np.isfinite(a)], b[np.isfinite(b)]
+    return float(wasserstein_distance(a, b)) if len(a) and len(b) else math.nan
 
 
 def _map(f, items, n_jobs: int):
@@ -428,8 +462,9 @@ def reference_stats(
 ) -> dict:
     """Everything the MOSES metrics need about a reference set, cached under cache_root()/chem by content.
 
-    Returns {"fps": uint8 (n, 1024), "frag": Counter, "scaf": Counter, "n": int} plus "mu", "sigma" when
-    `fcd`. The ChemNet part of 176k MOSES test molecules takes ~20 min on one CPU core, the rest ~5 min."""
+    Returns {"fps": uint8 (n, 1024), "frag": Counter, "scaf": Counter, "props": float (n, 4) (PROPERTIES),
+    "n": int} plus "mu", "sigma" when `fcd`. The ChemNet part of 176k MOSES test molecules takes ~20 min on
+    one CPU core, the rest ~10 min."""
     valid = _valid_only(smiles, "ref")
     key = _key(valid, "ref")
     d = _cache_dir()
@@ -438,6 +473,13 @@ def reference_stats(
         d / f"ref-{key}-rdkit.npz", lambda: _rdkit_stats(valid, n_jobs), _save_rdkit, _load_rdkit, use=cache
     )
     out.update(rdkit_part)
+    out["props"] = cached(
+        d / f"ref-{key}-props.npz",
+        lambda: {"props": np.array(_map(moses_properties, valid, n_jobs), np.float64).reshape(-1, len(PROPERTIES))},
+        save_npz,
+        lambda p: load_npz(p, ("props",)),
+        use=cache,
+    )["props"]
     if fcd:
         parts = d / "parts" / key  # chunk moments of an interrupted run, removed once the total is saved
 
@@ -483,11 +525,14 @@ def moses_metrics(
     k=(1000, 10000),
     device: str = "cpu",
     with_fcd: bool = True,
+    test_sf=None,
 ) -> dict[str, float]:
     """The MOSES table row for generated strings `gen` against `test` (SMILES list or `reference_stats` dict).
 
-    Keys: valid, unique@k for each k, FCD/Test, SNN/Test, Frag/Test, Scaf/Test, IntDiv, IntDiv2, and
-    Novelty when `train` (SMILES list or `canonical_set`) is given; FCD/Test is left out when not `with_fcd`
+    Keys: valid, unique@k for each k, FCD/Test, SNN/Test, Frag/Test, Scaf/Test, the same four against
+    `test_sf` (MOSES's scaffold test split, SMILES list or `reference_stats` dict) as .../TestSF when it is
+    given, IntDiv, IntDiv2, Filters, the property distances logP, SA, QED, weight (against `test`), and
+    Novelty when `train` (SMILES list or `canonical_set`) is given; the FCDs are left out when not `with_fcd`
     (ChemNet is the slow part: ~7 ms a molecule on one CPU core). MOSES scores 30,000 samples."""
     gen = _as_list(gen, "gen")
     canon = _map(canonical, gen, n_jobs)
@@ -501,18 +546,30 @@ def moses_metrics(
         if len(valid) < kk:
             warnings.warn(f"unique@{kk}: only {len(valid)} valid molecules", stacklevel=2)
         out[f"unique@{kk}"] = len(set(valid[:kk])) / len(valid[:kk])
-    ref = test if isinstance(test, dict) else reference_stats(test, n_jobs=n_jobs, device=device, fcd=with_fcd)
-    if (with_fcd and "mu" not in ref) or "fps" not in ref:
-        raise VaekitError("test: reference statistics lack the FCD part; build them with reference_stats(test)")
+    refs = {"Test": test} if test_sf is None else {"Test": test, "TestSF": test_sf}
+    for name, r in refs.items():
+        refs[name] = r if isinstance(r, dict) else reference_stats(r, n_jobs=n_jobs, device=device, fcd=with_fcd)
+        if (with_fcd and "mu" not in refs[name]) or "fps" not in refs[name] or "props" not in refs[name]:
+            raise VaekitError(
+                f"{name.lower().replace('testsf', 'test_sf')}: reference statistics lack a part; build them "
+                "with reference_stats(smiles)"
+            )
     g = _rdkit_stats(valid, n_jobs)
-    if with_fcd:
-        out["FCD/Test"] = fcd(valid, ref, n_jobs=n_jobs, device=device) if len(valid) >= 2 else math.nan
-    out["SNN/Test"] = float(_tanimoto_reduce(g["fps"], ref["fps"], agg="max")[0].mean())
-    out["Frag/Test"] = _cosine(g["frag"], ref["frag"])
-    out["Scaf/Test"] = _cosine(g["scaf"], ref["scaf"])
+    g_fcd = fcd_stats(valid, n_jobs=n_jobs, device=device) if with_fcd and len(valid) >= 2 else None
+    for name, ref in refs.items():
+        if with_fcd:
+            out[f"FCD/{name}"] = math.nan if g_fcd is None else fcd(g_fcd, ref)
+        out[f"SNN/{name}"] = float(_tanimoto_reduce(g["fps"], ref["fps"], agg="max")[0].mean())
+        out[f"Frag/{name}"] = _cosine(g["frag"], ref["frag"])
+        out[f"Scaf/{name}"] = _cosine(g["scaf"], ref["scaf"])
     m1, m2 = _tanimoto_reduce(g["fps"], g["fps"], powers=(1, 2), agg="mean")
     out["IntDiv"] = float(1 - m1.mean())
     out["IntDiv2"] = float(1 - np.sqrt(m2).mean())
+    quality = _map(_quality, valid, n_jobs)
+    out["Filters"] = float(np.mean([ok for _, ok in quality]))
+    props = np.array([p for p, _ in quality], np.float64)
+    for j, name in enumerate(PROPERTIES):
+        out[name] = _wasserstein(props[:, j], refs["Test"]["props"][:, j])
     if train is not None:
         train_set = train if isinstance(train, (set, frozenset)) else canonical_set(train, n_jobs=n_jobs)
         distinct = set(valid)
@@ -605,26 +662,47 @@ MOSES_TRAIN_ROW = {
     "unique@1000": 1.0,
     "unique@10000": 1.0,
     "FCD/Test": 0.008,
+    "FCD/TestSF": 0.4755,
     "SNN/Test": 0.6419,
+    "SNN/TestSF": 0.5859,
     "Frag/Test": 1.0,
+    "Frag/TestSF": 0.9986,
     "Scaf/Test": 0.9907,
+    "Scaf/TestSF": 0.0,
     "IntDiv": 0.8567,
     "IntDiv2": 0.8508,
+    "Filters": 1.0,
     "Novelty": 1.0,
 }
-# ... and the VAE row (mean of 3 runs), the target of the chemical VAE report.
+# ... and the VAE row (mean of 3 runs), the target of the chemical VAE report.  The property distances are
+# those printed in the legends of the README's distribution plots (images/logP.png, SA.png, QED.png,
+# weight.png), one run.
 MOSES_VAE_ROW = {
     "valid": 0.9767,
     "unique@1000": 1.0,
     "unique@10000": 0.9984,
     "FCD/Test": 0.099,
+    "FCD/TestSF": 0.567,
     "SNN/Test": 0.6257,
+    "SNN/TestSF": 0.5783,
     "Frag/Test": 0.9994,
+    "Frag/TestSF": 0.9984,
     "Scaf/Test": 0.9386,
+    "Scaf/TestSF": 0.0588,
     "IntDiv": 0.8558,
     "IntDiv2": 0.8498,
+    "Filters": 0.997,
+    "logP": 0.023,
+    "SA": 0.014,
+    "QED": 0.0006,
+    "weight": 1.8,
     "Novelty": 0.6949,
 }
+
+
+def lower_is_better(key: str) -> bool:
+    """Whether a smaller value of MOSES metric `key` is the better one: the distances (FCD, the properties')."""
+    return key.startswith("FCD/") or key in PROPERTIES
 
 
 def read_smiles_csv(path) -> list[str]:
@@ -643,14 +721,17 @@ def moses_train_check(
     with_fcd: bool = True,
     novelty_vs_train: bool = True,
 ) -> dict:
-    """MOSES metrics of `n` random MOSES *training* molecules against the test split, with wall times.
+    """MOSES metrics of `n` random MOSES *training* molecules against the test and scaffold test splits, with
+    wall times.
 
     The MOSES paper's "Train" row is the published counterpart (FCD/Test 0.008, SNN/Test 0.6419, ...); a correct
     implementation lands close to it. `n_test` scores against a random subset of the 176k test molecules
-    (cheaper; FCD grows as samples shrink). Returns {"ours": {...}, "paper": MOSES_TRAIN_ROW, "seconds": {...}}."""
+    (cheaper; FCD grows as samples shrink); the scaffold split is always whole (its statistics are cached).
+    Returns {"ours": {...}, "paper": MOSES_TRAIN_ROW, "seconds": {...}}."""
     import time
 
     from ..data.core import data_root
+    from ..data.smiles import load_molecules
 
     root = data_root(data_dir) / "moses"
     t0 = time.perf_counter()
@@ -662,10 +743,11 @@ def moses_train_check(
         test = [test[i] for i in np.sort(rng.choice(len(test), size=n_test, replace=False))]
     t1 = time.perf_counter()
     ref = reference_stats(test, n_jobs=n_jobs, fcd=with_fcd)
+    ref_sf = reference_stats(load_molecules("moses", "test_scaffolds", data_dir).smiles, n_jobs=n_jobs, fcd=with_fcd)
     t2 = time.perf_counter()
     train_set = canonical_set(train, n_jobs=n_jobs) if novelty_vs_train else None
     t3 = time.perf_counter()
-    ours = moses_metrics(gen, ref, train_set, n_jobs=n_jobs, with_fcd=with_fcd)
+    ours = moses_metrics(gen, ref, train_set, n_jobs=n_jobs, with_fcd=with_fcd, test_sf=ref_sf)
     t4 = time.perf_counter()
     return {
         "ours": ours,
