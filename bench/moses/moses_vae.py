@@ -5,6 +5,7 @@ bench/moses/setup.sh builds, never with vaekit's.  bench/vs_moses_vae.py calls i
     VENV/bin/python bench/moses/moses_vae.py throughput --smiles SUBSET.smi [--steps 3]
     VENV/bin/python bench/moses/moses_vae.py metrics --samples DIR/samples.smi --test TEST.csv.gz \
         --train TRAIN.csv.gz --out M.json
+    VENV/bin/python bench/moses/moses_vae.py molecules --smiles MOLS.smi --out Q.json
 
 train: builds MOSES's VAE with its published configuration (the defaults of `moses.vae.config.get_parser`, the
 MOSES paper's) on the molecules of --smiles (one SMILES per line), and runs MOSES's own `VAETrainer` (its Adam,
@@ -20,6 +21,10 @@ gradient clipping, Adam step) with its published batch size and model, after one
 
 metrics: `moses.get_all_metrics` of the samples.  When the given test/train CSVs hold exactly the splits the
 package ships, its own precomputed test statistics are used (what a MOSES user gets); otherwise the given sets.
+
+molecules: for each SMILES of --smiles, MOSES's per-molecule functions behind the metrics Filters, logP, SA,
+QED and weight (`mol_passes_filters`, `logP`, `SA`, `QED`, `weight` of `moses.metrics.utils`), or null where
+RDKit cannot read it.
 
 Everything it prints on stdout is one JSON object (progress goes to stderr).
 """
@@ -252,6 +257,23 @@ def cmd_metrics(a):
     print(json.dumps(out))
 
 
+def cmd_molecules(a):
+    from rdkit import RDLogger
+
+    RDLogger.DisableLog("rdApp.*")  # MOSES's SA score calls a deprecated fingerprint function once a molecule
+    from moses.metrics.utils import QED, SA, get_mol, logP, mol_passes_filters, weight
+
+    out = []
+    for s in read_lines(a.smiles):
+        m = get_mol(s)
+        out.append(None if m is None else [bool(mol_passes_filters(m)), logP(m), SA(m), QED(m), weight(m)])
+    tmp = a.out + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(out, f)
+    os.replace(tmp, a.out)
+    print(json.dumps({"molecules": len(out), "out": a.out}))
+
+
 def read_lines_keep_empty(path):
     with open(path) as f:
         return [line.rstrip("\n") for line in f]
@@ -279,8 +301,11 @@ def main():
     m.add_argument("--train", required=True)
     m.add_argument("--out", required=True)
     m.add_argument("--threads", type=int, default=1)
+    q = sub.add_parser("molecules")
+    q.add_argument("--smiles", required=True)
+    q.add_argument("--out", required=True)
     a = ap.parse_args()
-    {"train": cmd_train, "throughput": cmd_throughput, "metrics": cmd_metrics}[a.cmd](a)
+    {"train": cmd_train, "throughput": cmd_throughput, "metrics": cmd_metrics, "molecules": cmd_molecules}[a.cmd](a)
 
 
 if __name__ == "__main__":
