@@ -570,6 +570,7 @@ def test_browser_molecule_page(browser, pretrained_server, pretrained_explorer, 
         if img.is_displayed():
             assert img.get_attribute("src").startswith("data:image/svg+xml;base64,")
             assert d.execute_script("return arguments[0].naturalWidth", img) > 0
+            assert "MOSES filters" in d.find_element(By.ID, "mol-info").text  # "pass", or the alert it raises
         else:
             assert bad.is_displayed() and "invalid" in d.find_element(By.ID, "mol-info").text
         return smiles
@@ -740,7 +741,7 @@ def test_molecule_info_colours_the_map_by_logp(mol_client, mol_explorer):
 
 
 def test_molecule_decode(mol_client, mol_explorer):
-    from vaekit.chem import props
+    from vaekit.chem import filters, props
 
     model = mol_explorer.model
     z = torch.cat([mol_explorer.z[:4], torch.randn(4, 12, generator=torch.Generator().manual_seed(3))])
@@ -757,6 +758,7 @@ def test_molecule_decode(mol_client, mol_explorer):
             assert it["props"]["logP"] == pytest.approx(props.logp(it["smiles"]))
             assert it["props"]["QED"] == pytest.approx(props.qed(it["smiles"]))
             assert it["props"]["SAS"] == pytest.approx(props.sa_score(it["smiles"]))
+            assert it["filters"] == (filters.failed(props.mol(it["smiles"])) or "pass")
             svg = svg_text(it["svg"])
             assert svg.lstrip().startswith("<?xml") and "<svg" in svg and "<script" not in svg.lower()
     assert any(it["valid"] for it in items)  # SELFIES decode to molecules
@@ -771,9 +773,10 @@ def test_molecule_decode_shows_invalid_strings(mol_client, mol_explorer, monkeyp
     items = mol_client.post("/api/decode", json={"z": mol_explorer.z[:2].tolist()}).json()["items"]
     for it, s in zip(items, ["C1CC(", ""]):
         assert it["smiles"] == s and it["valid"] is False
-        assert it["svg"] is None and it["canonical"] is None and it["props"] is None
+        assert it["svg"] is None and it["canonical"] is None and it["props"] is None and it["filters"] is None
         assert set(it["predicted"]) == {"logP", "QED", "SAS"}  # the head still predicts
-    assert molecule_card("c1ccccc1")[:2] == (True, "c1ccccc1")
+    assert molecule_card("c1ccccc1")[:2] == (True, "c1ccccc1") and molecule_card("c1ccccc1")[3] == "pass"
+    assert molecule_card("CCCC=O")[3].startswith("MCF: formyl group")  # an aldehyde: the page names the alert
     assert molecule_card("C(C)(C)(C)(C)C")[0] is False  # five bonds on a carbon
 
 

@@ -15,7 +15,8 @@ does the geometry (z = centre + x a1 + y a2 + sum s_i d_i) and asks the server t
 
 A chemical VAE run is a "molecule" run: the map shows ~2,000 molecules of its data set (MOSES
 test split by default) coloured by logP ("values"), and each decoded code is a dict with the
-greedy-decoded SMILES, whether RDKit parses it, the canonical SMILES, logP/QED/SA of the molecule,
+greedy-decoded SMILES, whether RDKit parses it, the canonical SMILES, logP/QED/SA of the molecule, whether
+it passes the filters the MOSES data set was built with (else the alert it raises),
 the property head's prediction and an RDKit SVG drawing as a data: URL (None when invalid).
 
 Every request is checked (latent size, finite numbers within range, sizes, JSON); bad input is a
@@ -120,19 +121,21 @@ def _finite(v: float) -> float | None:
 @functools.lru_cache(maxsize=4096)
 def molecule_card(smiles: str) -> tuple:
     """What the page shows of one decoded string, cached (hovering decodes the same molecules again and
-    again): (valid, canonical SMILES, (logP, QED, SAS), SVG data URL).  The drawing is RDKit's SVG text
-    only, base64-encoded into a data: URL so the page shows it in an <img> (no markup enters the page)."""
+    again): (valid, canonical SMILES, (logP, QED, SAS), "pass" or the MOSES filter it fails, SVG data URL).
+    The drawing is RDKit's SVG text only, base64-encoded into a data: URL so the page shows it in an <img> (no
+    markup enters the page)."""
     from rdkit.Chem.Draw import rdMolDraw2D
 
-    from ..chem import props
+    from ..chem import filters, props
 
     m = props.mol(smiles)
     if m is None or m.GetNumAtoms() == 0:
-        return False, None, (None, None, None), None
+        return False, None, (None, None, None), None, None
     can = props.canonical(smiles)
     if can is None:  # RDKit read it above, so it has a canonical form; the type allows None
-        return False, None, (None, None, None), None
+        return False, None, (None, None, None), None, None
     scores = tuple(_finite(f(can)) for f in (props.logp, props.qed, props.sa_score))
+    alert = filters.failed(m) or "pass"
     try:
         draw = rdMolDraw2D.MolDraw2DSVG(*SVG_SIZE)
         rdMolDraw2D.PrepareAndDrawMolecule(draw, m)
@@ -140,7 +143,7 @@ def molecule_card(smiles: str) -> tuple:
         svg = "data:image/svg+xml;base64," + base64.b64encode(draw.GetDrawingText().encode()).decode("ascii")
     except Exception:  # RDKit parses a few molecules it cannot lay out (e.g. kekulisation fails)
         svg = None
-    return True, can, scores, svg
+    return True, can, scores, alert, svg
 
 
 class Explorer:
@@ -356,13 +359,14 @@ class Explorer:
         names = list(self.model.config.properties)
         out = []
         for i, s in enumerate(self.model.vocab.decode(ids)):
-            valid, can, scores, svg = molecule_card(s)
+            valid, can, scores, alert, svg = molecule_card(s)
             out.append(
                 {
                     "smiles": s,
                     "valid": valid,
                     "canonical": can,
                     "props": dict(zip(("logP", "QED", "SAS"), scores)) if valid else None,
+                    "filters": alert,  # "pass", or why the molecule fails MOSES's filters (chem.filters)
                     "predicted": {n: _finite(v) for n, v in zip(names, pred[i])} if pred is not None else None,
                     "svg": svg,
                 }

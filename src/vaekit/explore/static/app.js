@@ -168,7 +168,7 @@ function showMolecule(item) {
   if (item.svg) { img.src = item.svg; img.hidden = false; bad.hidden = true; }
   else { img.hidden = true; bad.hidden = false; }
   const rows = [["decoded", item.smiles || "(empty)"], ["valid", item.valid ? "yes" : "invalid"]];
-  if (item.valid) rows.push(["canonical", item.canonical]);
+  if (item.valid) rows.push(["canonical", item.canonical], ["MOSES filters", item.filters]);
   const table = document.createElement("table");
   for (const [k, v] of rows) {
     const tr = table.insertRow();
@@ -176,7 +176,7 @@ function showMolecule(item) {
     const td = tr.insertCell();
     td.textContent = v;
     td.colSpan = 2;
-    if (k === "valid" && !item.valid) td.className = "error";
+    if ((k === "valid" && !item.valid) || (k === "MOSES filters" && v !== "pass")) td.className = "error";
   }
   const head = table.insertRow();
   ["property", "molecule", "predicted"].forEach((h) => { const th = document.createElement("th"); th.textContent = h; head.append(th); });
