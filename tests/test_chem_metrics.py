@@ -359,3 +359,11 @@ def test_moses_train_sample_matches_the_papers_train_row():
     assert ours["Frag/Test"] > 0.999 and 0.93 < ours["Scaf/Test"] < 1
     assert abs(ours["IntDiv"] - paper["IntDiv"]) < 0.005 and abs(ours["IntDiv2"] - paper["IntDiv2"]) < 0.005
     assert ours["Novelty"] == 0.0  # the sample is drawn from train: canonicalising both sides finds every one
+    # the scaffold split: its scaffolds occur nowhere in train, so Scaf/TestSF is 0 as published, and FCD/TestSF
+    # sits above the paper's 0.4755 by the same finite-sample bias as FCD/Test above
+    assert abs(ours["SNN/TestSF"] - paper["SNN/TestSF"]) < 0.01 and ours["Frag/TestSF"] > 0.998
+    assert ours["Scaf/TestSF"] == 0.0 and 0.4755 < ours["FCD/TestSF"] < 0.6
+    # every MOSES molecule passed the filters the data set was built with (the paper's 1.0); 4 of these 30,000
+    # raise RDKit's edited PAINS alert thiaz_ene_A, which the original that MOSES used does not (measured)
+    assert 0.9995 < ours["Filters"] <= 1.0
+    assert ours["logP"] < 0.02 and ours["SA"] < 0.01 and ours["QED"] < 0.002 and ours["weight"] < 0.5
