@@ -53,7 +53,7 @@ def main():
     ap.add_argument("--work", default="runs/vs_moses_filters", help="where the SMILES and MOSES's answers go")
     ap.add_argument("--name", default="vs_moses_filters")
     args = ap.parse_args()
-    python = venv_python(args.venv)
+    python = venv_python(args.venv, "vs_moses_filters")
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)

@@ -83,12 +83,13 @@ def thread_env(threads: int) -> dict:
     return {**os.environ, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n}
 
 
-def venv_python(venv) -> Path:
+def venv_python(venv, who: str = "vs_moses_vae") -> Path:
+    """The interpreter of MOSES's venv, or a one-line exit naming the benchmark `who` and what to do."""
     if venv is None:
-        sys.exit("vs_moses_vae: give --venv VENV (or set MOSES_VENV), a venv made by `bash bench/moses/setup.sh VENV`")
+        sys.exit(f"{who}: give --venv VENV (or set MOSES_VENV), a venv made by `bash bench/moses/setup.sh VENV`")
     py = Path(venv) / "bin" / "python"
     if not py.is_file():
-        sys.exit(f"vs_moses_vae: {py} not found; make the venv with `bash bench/moses/setup.sh {venv}`")
+        sys.exit(f"{who}: {py} not found; make the venv with `bash bench/moses/setup.sh {venv}`")
     return py
 
 

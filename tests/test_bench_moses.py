@@ -244,3 +244,20 @@ def test_recon_curve_refuses_a_missing_checkpoint_in_one_line():
     )
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1].endswith("no/such/run: no checkpoint here")
+
+
+def test_vs_moses_filters_names_itself_when_the_venv_is_missing(tmp_path):
+    """Without MOSES's venv the molecule-by-molecule check stops in one line that says how to make it, before
+    any model is loaded or sampled."""
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "vs_moses_filters.py"), "no/such/model", "--venv", str(tmp_path / "venv")],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == (
+        f"vs_moses_filters: {tmp_path / 'venv' / 'bin' / 'python'} not found; make the venv with "
+        f"`bash bench/moses/setup.sh {tmp_path / 'venv'}`"
+    )
