@@ -61,6 +61,14 @@ class Budgeted:
             yield batch
 
 
+def write_json(path, obj):
+    """`obj` as JSON in `path`, written to a temporary file beside it and renamed: never half-written."""
+    tmp = os.path.join(os.path.dirname(path) or ".", "." + os.path.basename(path) + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+
+
 def read_lines(path):
     with open(path) as f:
         return [line.strip() for line in f if line.strip()]
@@ -158,10 +166,7 @@ def cmd_train(a):
         "parameters": sum(p.numel() for p in model.parameters()),
         "config": {k: v for k, v in vars(cfg).items() if isinstance(v, (int, float, str, bool, type(None)))},
     }
-    tmp = os.path.join(a.out, ".train.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(result, f, indent=1)
-    os.replace(tmp, os.path.join(a.out, "train.json"))
+    write_json(os.path.join(a.out, "train.json"), result)
     print(json.dumps(result))
 
 
@@ -250,10 +255,7 @@ def cmd_metrics(a):
         "cpu_seconds": time.process_time() - c0,
         "wall_seconds": time.perf_counter() - t0,
     }
-    tmp = a.out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(out, f, indent=1)
-    os.replace(tmp, a.out)
+    write_json(a.out, out)
     print(json.dumps(out))
 
 
@@ -267,10 +269,7 @@ def cmd_molecules(a):
     for s in read_lines(a.smiles):
         m = get_mol(s)
         out.append(None if m is None else [bool(mol_passes_filters(m)), logP(m), SA(m), QED(m), weight(m)])
-    tmp = a.out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(out, f)
-    os.replace(tmp, a.out)
+    write_json(a.out, out)
     print(json.dumps({"molecules": len(out), "out": a.out}))
 
 

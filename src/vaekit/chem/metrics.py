@@ -204,9 +204,8 @@ def _features(smiles: str):
 PROPERTIES = ("logP", "SA", "QED", "weight")  # MOSES's property distances, in its order
 
 
-def moses_properties(smiles: str) -> tuple[float, ...]:
-    """PROPERTIES of one valid SMILES, NaN where RDKit cannot score it."""
-    m = mol(smiles)
+def _property_values(m) -> tuple[float, ...]:
+    """PROPERTIES of one RDKit molecule, NaN where RDKit cannot score it."""
     out = []
     for f in (Crippen.MolLogP, _sascorer().calculateScore, QED.qed, Descriptors.MolWt):
         try:
@@ -216,9 +215,15 @@ def moses_properties(smiles: str) -> tuple[float, ...]:
     return tuple(out)
 
 
+def moses_properties(smiles: str) -> tuple[float, ...]:
+    """PROPERTIES of one valid SMILES, NaN where RDKit cannot score it."""
+    return _property_values(mol(smiles))
+
+
 def _quality(smiles: str) -> tuple[tuple[float, ...], bool]:
-    """PROPERTIES of one valid SMILES and whether it passes MOSES's filters."""
-    return moses_properties(smiles), filters.passes(smiles)
+    """PROPERTIES of one valid SMILES and whether it passes MOSES's filters (the string parsed once)."""
+    m = mol(smiles)
+    return _property_values(m), filters.failed(m) is None
 
 
 def _wasserstein(a: np.ndarray, b: np.ndarray) -> float:
@@ -546,14 +551,12 @@ def moses_metrics(
         if len(valid) < kk:
             warnings.warn(f"unique@{kk}: only {len(valid)} valid molecules", stacklevel=2)
         out[f"unique@{kk}"] = len(set(valid[:kk])) / len(valid[:kk])
-    refs = {"Test": test} if test_sf is None else {"Test": test, "TestSF": test_sf}
-    for name, r in refs.items():
+    given = {"Test": ("test", test)} if test_sf is None else {"Test": ("test", test), "TestSF": ("test_sf", test_sf)}
+    refs = {}
+    for name, (arg, r) in given.items():
         refs[name] = r if isinstance(r, dict) else reference_stats(r, n_jobs=n_jobs, device=device, fcd=with_fcd)
         if (with_fcd and "mu" not in refs[name]) or "fps" not in refs[name] or "props" not in refs[name]:
-            raise VaekitError(
-                f"{name.lower().replace('testsf', 'test_sf')}: reference statistics lack a part; build them "
-                "with reference_stats(smiles)"
-            )
+            raise VaekitError(f"{arg}: reference statistics lack a part; build them with reference_stats(smiles)")
     g = _rdkit_stats(valid, n_jobs)
     g_fcd = fcd_stats(valid, n_jobs=n_jobs, device=device) if with_fcd and len(valid) >= 2 else None
     for name, ref in refs.items():
