@@ -30,6 +30,7 @@ import torch
 from vaekit.checkpoint import load_model
 from vaekit.chem import filters, metrics
 from vaekit.chem.props import canonical, mol
+from vaekit.errors import VaekitError
 from vs_moses_vae import DRIVER, thread_env, venv_python
 
 from common import shown_path, write
@@ -54,13 +55,17 @@ def main():
     ap.add_argument("--name", default="vs_moses_filters")
     args = ap.parse_args()
     python = venv_python(args.venv, "vs_moses_filters")
+    try:  # a missing model is refused in one line before any sampling
+        models = {path: load_model(path) for path in args.models}
+    except VaekitError as e:
+        ap.error(str(e))
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
 
     rows, table = {}, [["model", "molecules", "pass (vaekit)", "pass (MOSES)", "judged differently", "max |Δ| props"]]
     for path in args.models:
-        smiles = molecules_of(load_model(path), args.samples, args.seed)
+        smiles = molecules_of(models[path], args.samples, args.seed)
         smi_file, theirs_file = work / f"{Path(path).name}.smi", work / f"{Path(path).name}-moses.json"
         smi_file.write_text("\n".join(smiles) + "\n")
         done = subprocess.run(

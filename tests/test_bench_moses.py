@@ -261,3 +261,18 @@ def test_vs_moses_filters_names_itself_when_the_venv_is_missing(tmp_path):
         f"vs_moses_filters: {tmp_path / 'venv' / 'bin' / 'python'} not found; make the venv with "
         f"`bash bench/moses/setup.sh {tmp_path / 'venv'}`"
     )
+
+
+def test_vs_moses_filters_refuses_a_missing_model_in_one_line(tmp_path):
+    import subprocess
+
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text("")  # a venv is named; the model is what is missing
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "vs_moses_filters.py"), "no/such/model", "--venv", str(venv)],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines()[-1].endswith("no/such/model: no checkpoint here")
